@@ -1,0 +1,115 @@
+"""The one DRF exception handler: every error leaves as `{"code", "message"}`.
+
+Validation errors name the field (`name: This field is required.`) in the message and list every
+field under `fields`. Anything unexpected is logged with its traceback and answered with a bare
+500, so no stack, SQL or secret ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from apps.core.api.errors import APIError, error_body
+
+logger = logging.getLogger(__name__)
+
+# DRF exception class -> (machine code) for the generic cases.
+_CODES: dict[type[exceptions.APIException], str] = {
+    exceptions.NotAuthenticated: "unauthorized",
+    exceptions.AuthenticationFailed: "unauthorized",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+    exceptions.ParseError: "invalid_json",
+}
+
+
+def _flatten(detail: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Yield (field path, message) pairs from DRF's nested error detail."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = "" if key in ("non_field_errors", "__all__") else str(key)
+            path = f"{prefix}.{name}" if prefix and name else (name or prefix)
+            yield from _flatten(value, path)
+    elif isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            for item in detail:
+                yield prefix, str(item)
+        else:
+            for index, item in enumerate(detail):
+                yield from _flatten(item, f"{prefix}[{index}]")
+    else:
+        yield prefix, str(detail)
+
+
+def validation_response(detail: Any) -> Response:
+    pairs = list(_flatten(detail))
+    message = "; ".join(f"{field}: {text}" if field else text for field, text in pairs)
+    fields: dict[str, list[str]] = {}
+    for field, text in pairs:
+        fields.setdefault(field or "non_field_errors", []).append(text)
+    return Response(
+        error_body("validation_error", message or "invalid input", fields=fields),
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+def exception_handler(exc: Exception, context: dict) -> Response:
+    # Whatever happens next, a request inside an atomic block must not commit half its work.
+    set_rollback()
+    if isinstance(exc, APIError):
+        return Response(error_body(exc.error_code, exc.message), status=exc.status_code)
+    if isinstance(exc, exceptions.ValidationError):
+        return validation_response(exc.detail)
+    if isinstance(exc, DjangoValidationError):
+        return validation_response(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    if isinstance(exc, Http404):
+        return Response(error_body("not_found", "not found"), status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, DjangoPermissionDenied):
+        return Response(error_body("forbidden", "forbidden"), status=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("payload_too_large", "request body is too large"),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, exceptions.APIException):
+        code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), None)
+        response = Response(
+            error_body(code or str(exc.get_codes()), _text(exc.detail)), status=exc.status_code
+        )
+        if isinstance(exc, exceptions.Throttled) and exc.wait:
+            response["Retry-After"] = str(int(exc.wait))
+        return response
+    if isinstance(exc, IntegrityError):
+        # Services turn the conflicts they expect into precise 409s; this catches races they
+        # did not, without leaking the constraint or the SQL.
+        logger.warning("integrity error", extra={"event": "integrity_error", "error": str(exc)})
+        return Response(
+            error_body("conflict", "the request conflicts with the current state"),
+            status=status.HTTP_409_CONFLICT,
+        )
+    logger.exception("unhandled error", extra={"event": "http_panic"})
+    return Response(
+        error_body("internal_error", "internal server error"),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def _text(detail: Any) -> str:
+    return "; ".join(text for _, text in _flatten(detail)) or "error"

@@ -1,0 +1,37 @@
+"""Django-level error pages: JSON under /api/, plain pages elsewhere.
+
+DRF views answer their own errors; these catch what happens outside them (unknown paths,
+middleware crashes), so no HTML error page is ever served under /api/.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.views.defaults import page_not_found, server_error
+
+from apps.core.api.errors import error_response
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/.well-known/")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return error_response(404, "not_found", "not found")
+    return page_not_found(request, exception)  # type: ignore[arg-type]
+
+
+def internal_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return error_response(500, "internal_error", "internal server error")
+    return server_error(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(400, "bad_request", "bad request")
+
+
+def api_not_found(request: HttpRequest) -> HttpResponse:
+    """Catch-all for /api/ paths no route matched, so even DEBUG answers JSON."""
+    return error_response(404, "not_found", "not found")

@@ -1,0 +1,62 @@
+"""Structured logs: one JSON object per line, each carrying the id of the request it belongs to."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+from datetime import UTC, datetime
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
+_STANDARD_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "request_id"}
+)
+
+
+class RequestIDFilter(logging.Filter):
+    """Stamps the current request id (or job id) on every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", ""):
+            record.request_id = request_id_var.get()
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
+
+
+class JSONFormatter(logging.Formatter):
+    """`{"time", "level", "logger", "message", "request_id", ...extra}` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", ""),
+        }
+        payload.update(_extras(record))
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Readable single lines for a developer's terminal, with the same fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
+        rid = getattr(record, "request_id", "")
+        line = f"{record.levelname:<7} {record.name}: {record.getMessage()}"
+        if extras:
+            line += f" {extras}"
+        if rid:
+            line += f" request_id={rid}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line

@@ -1,0 +1,108 @@
+"""Meta endpoints: liveness, readiness and build information. Public, no authentication."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import connection
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.version import version_info
+
+logger = logging.getLogger(__name__)
+
+
+class HealthView(APIView):
+    """Liveness: the process answers. Deliberately touches no dependency."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="HealthCheck",
+        tags=["Health"],
+        responses=inline_serializer("HealthStatus", {"status": serializers.CharField()}),
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _check_broker() -> str:
+    from autoglue.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return "ok"
+
+
+class ReadyView(APIView):
+    """Readiness: the database and the broker answer. 503 with the failing check otherwise."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="ReadinessCheck",
+        tags=["Health"],
+        responses={
+            (200, "application/json"): inline_serializer(
+                "ReadinessStatus",
+                {"status": serializers.CharField(), "checks": serializers.DictField()},
+            ),
+            (503, "application/json"): inline_serializer(
+                "ReadinessFailure",
+                {"status": serializers.CharField(), "checks": serializers.DictField()},
+            ),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        checks = {}
+        for name, check in (("database", _check_database), ("broker", _check_broker)):
+            try:
+                checks[name] = check()
+            except Exception as exc:  # any failure of a dependency means "not ready"
+                logger.warning("readiness check failed", extra={"check": name, "error": str(exc)})
+                checks[name] = "unavailable"
+        ok = all(value == "ok" for value in checks.values())
+        return Response(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status=200 if ok else 503,
+        )
+
+
+class VersionView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="Version",
+        tags=["Meta"],
+        responses=inline_serializer(
+            "VersionResponse",
+            {
+                "version": serializers.CharField(),
+                "commit": serializers.CharField(),
+                "built": serializers.CharField(),
+                "builtBy": serializers.CharField(),
+                "go": serializers.CharField(),
+                "goOS": serializers.CharField(),
+                "goArch": serializers.CharField(),
+                "vcs": serializers.CharField(),
+                "revision": serializers.CharField(),
+                "commitTime": serializers.CharField(),
+                "modified": serializers.BooleanField(),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        return Response(version_info())

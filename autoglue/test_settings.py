@@ -1,0 +1,24 @@
+"""Settings for the test suite: the real PostgreSQL and Redis on loopback, never SQLite."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/autoglue")
+# A database index of its own, so flushing it between tests never touches anything else.
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+os.environ.setdefault("AUTOGLUE_ENV", "production")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+
+from autoglue.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Services run eagerly in unit tests; tests about jobs start a real worker and turn this off.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"  # noqa: F405
+# Static files come straight from the app folders; tests never run collectstatic.
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,32 @@
+"""URL map: the API under /api/v1, the admin console under /admin/."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from apps.core import handlers
+
+api_v1 = [
+    path("", include("apps.core.urls")),
+]
+
+if settings.API_DOCS_ENABLED:
+    api_v1 += [
+        re_path(r"^openapi\.json/?$", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
+        re_path(
+            r"^docs/?$",
+            SpectacularSwaggerView.as_view(url_name="openapi-schema"),
+            name="swagger-ui",
+        ),
+    ]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+    re_path(r"^api/", handlers.api_not_found),
+]
+
+handler400 = "apps.core.handlers.bad_request"
+handler404 = "apps.core.handlers.not_found"
+handler500 = "apps.core.handlers.internal_error"
