@@ -1,8 +1,21 @@
-"""Fixtures shared by every app's tests."""
+"""Fixtures shared by every app's tests.
+
+The cast: Alice is a member of `org`, Olivia its owner, Adam an admin, Bob a read-only viewer;
+Charlie belongs to `other_org` only. `api` is an API client acting as Alice in `org`.
+`client_for(user, org)` and `org_key_client(org)` build clients for any principal; they
+authenticate directly (DRF's force_authenticate), so the tenancy layer and role checks under
+test still run in full. Real credential parsing is tested in apps/accounts.
+"""
+
+from __future__ import annotations
+
+import uuid
 
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
+
+from apps.core.tenancy import MachineUser, OrgKeyPrincipal
 
 
 @pytest.fixture(autouse=True)
@@ -17,3 +30,80 @@ def _clean_cache():
 def anon() -> APIClient:
     """An API client with no credentials."""
     return APIClient()
+
+
+def _member(org, role, email):
+    from apps.accounts.tests.factories import UserFactory
+    from apps.orgs.tests.factories import MembershipFactory
+
+    user = UserFactory(primary_email=email)
+    MembershipFactory(user=user, organization=org, role=role)
+    return user
+
+
+@pytest.fixture
+def org(db):
+    from apps.orgs.tests.factories import OrganizationFactory
+
+    return OrganizationFactory(name="Acme")
+
+
+@pytest.fixture
+def other_org(db):
+    from apps.orgs.tests.factories import OrganizationFactory
+
+    return OrganizationFactory(name="Globex")
+
+
+@pytest.fixture
+def owner(org):
+    return _member(org, "owner", "olivia@acme.example")
+
+
+@pytest.fixture
+def admin_user(org):
+    return _member(org, "admin", "adam@acme.example")
+
+
+@pytest.fixture
+def member(org):
+    return _member(org, "member", "alice@acme.example")
+
+
+@pytest.fixture
+def viewer(org):
+    return _member(org, "viewer", "bob@acme.example")
+
+
+@pytest.fixture
+def outsider(other_org):
+    return _member(other_org, "owner", "charlie@globex.example")
+
+
+@pytest.fixture
+def client_for():
+    def make(user, org=None) -> APIClient:
+        client = APIClient()
+        client.force_authenticate(user=user)
+        if org is not None:
+            client.credentials(HTTP_X_ORG_ID=str(org.pk))
+        return client
+
+    return make
+
+
+@pytest.fixture
+def org_key_client():
+    def make(org) -> APIClient:
+        principal = OrgKeyPrincipal(organization_id=org.pk, key_id=uuid.uuid4())
+        client = APIClient()
+        client.force_authenticate(user=MachineUser(principal), token=principal)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(client_for, member, org) -> APIClient:
+    """Alice, a member of `org`, with X-Org-ID set."""
+    return client_for(member, org)

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "apps.core",
     "apps.accounts",
+    "apps.orgs",
 ]
 
 AUTH_USER_MODEL = "accounts.User"

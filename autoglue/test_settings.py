@@ -22,3 +22,8 @@ CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"  # noqa: F405
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+# Parallel runs on one machine (several developers or helpers) each name their own test database
+# and use their own Redis index through REDIS_URL.
+DATABASES["default"]["TEST"] = {  # noqa: F405
+    "NAME": os.environ.get("TEST_DATABASE_NAME", "test_autoglue"),
+}

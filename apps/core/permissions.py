@@ -1,0 +1,70 @@
+"""Who may do what inside an organization: one table, enforced by one permission class.
+
+Every tenant route names the permission each of its actions needs (reads default to READ,
+everything else to WRITE); `ROLE_PERMISSIONS` says which roles hold it. Role failures are 403;
+objects of another organization are never found (404), so their existence does not leak.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from apps.core.api.errors import forbidden
+from apps.core.tenancy import MACHINE_ROLE, get_tenant
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+
+class Perm(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    # Private SSH keys, credential secrets, kubeconfigs: an explicit, audited read.
+    REVEAL_SECRETS = "reveal_secrets"
+    MANAGE_KEYS = "manage_keys"
+    MANAGE_MEMBERS = "manage_members"
+    MANAGE_ORG = "manage_org"
+    DELETE_ORG = "delete_org"
+
+
+_ALL = frozenset(Perm)
+
+ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    "owner": _ALL,
+    "admin": _ALL - {Perm.DELETE_ORG},
+    "member": frozenset({Perm.READ, Perm.WRITE}),
+    "viewer": frozenset({Perm.READ}),
+    # An org key/secret pair is automation acting for the org (Terraform, the bastion tooling):
+    # it reads, writes and reveals what it manages, but never manages keys, people or the org.
+    MACHINE_ROLE: frozenset({Perm.READ, Perm.WRITE, Perm.REVEAL_SECRETS}),
+}
+
+
+def role_allows(role: str, perm: Perm) -> bool:
+    return perm in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def required_permission(view: APIView, request: Request) -> Perm:
+    """The permission the view's current action needs: its `required_permissions` entry, else
+    READ for safe methods and WRITE for the rest."""
+    action = getattr(view, "action", None) or request.method.lower()
+    declared = getattr(view, "required_permissions", {})
+    if action in declared:
+        return declared[action]
+    return Perm.READ if request.method in SAFE_METHODS else Perm.WRITE
+
+
+class HasOrgPermission(BasePermission):
+    """Allows the request if its principal's role in the resolved organization holds the
+    permission the action needs. Resolving the organization (and refusing a non-member) is the
+    tenancy layer's job; this class only reads the result."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        tenant = get_tenant(request)
+        if not role_allows(tenant.role, required_permission(view, request)):
+            raise forbidden("forbidden", "your role in this organization does not allow this")
+        return True
