@@ -61,6 +61,9 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.orgs",
+    "apps.infrastructure",
+    "apps.clusters",
+    "apps.dns",
 ]
 
 AUTH_USER_MODEL = "accounts.User"

@@ -9,6 +9,11 @@ from apps.core import handlers
 
 api_v1 = [
     path("", include("apps.core.urls")),
+    path("", include("apps.accounts.urls")),
+    path("", include("apps.orgs.urls")),
+    path("", include("apps.infrastructure.urls")),
+    path("", include("apps.clusters.urls")),
+    path("", include("apps.dns.urls")),
 ]
 
 if settings.API_DOCS_ENABLED:
