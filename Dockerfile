@@ -20,6 +20,7 @@ ENV AUTOGLUE_COMMIT=$AUTOGLUE_COMMIT AUTOGLUE_BUILT=$AUTOGLUE_BUILT AUTOGLUE_BUI
     AUTOGLUE_MODIFIED=false
 # collectstatic needs settings to import; these throwaway values are not used at runtime.
 RUN DJANGO_SECRET_KEY=build-only DATABASE_URL=postgres://build@localhost/build \
+    AUTOGLUE_MASTER_KEYS=build-only:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
     python manage.py collectstatic --noinput
 
 USER autoglue

@@ -28,6 +28,7 @@ test: $(STAMP)
 	$(PY) manage.py makemigrations --check --dry-run --settings=autoglue.test_settings
 	AUTOGLUE_ENV=production DJANGO_SECRET_KEY=check-deploy-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	  DJANGO_ALLOWED_HOSTS=autoglue.example.com DATABASE_URL=postgres://postgres@127.0.0.1:5432/autoglue \
+	  AUTOGLUE_MASTER_KEYS=check:$$($(PY) -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())') \
 	  REDIS_URL=redis://127.0.0.1:6379/0 $(PY) manage.py check --deploy --fail-level WARNING
 	$(PY) -m pytest
 
@@ -36,4 +37,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 benchmark: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/auth_overhead.py

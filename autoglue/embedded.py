@@ -8,6 +8,7 @@ Kept free of Django imports: it runs while settings are still being read.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import secrets
@@ -45,6 +46,39 @@ def ensure_folders(*folders: Path) -> None:
     """The folder broker and result store need their folders before any process uses them."""
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
+
+
+def ensure_master_keys(data_dir: Path) -> Path:
+    """The embedded default's master key file (`<data dir>/master_keys`, mode 0600), created
+    with one fresh key on first start. Same format as AUTOGLUE_MASTER_KEYS (docs/secrets.md).
+
+    Losing this file makes every stored secret unreadable: back it up apart from the database.
+    """
+    path = data_dir / "master_keys"
+    if path.exists():
+        return path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key_id = f"embedded-{secrets.token_hex(4)}"
+    content = (
+        "# Master keys of this installation (<id>:<base64 of 32 bytes>), created on first start.\n"
+        "# Keep a copy apart from the database: without it no stored secret can be decrypted.\n"
+        f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode('ascii')}\n"
+    )
+    # Written whole to a private temporary file, then linked into place: when several processes
+    # start at once exactly one key wins, and nobody ever reads a half-written file.
+    tmp = data_dir / f".master_keys.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path
+    finally:
+        tmp.unlink(missing_ok=True)
+    logger.warning("Created a master key file at %s; back it up apart from the database.", path)
+    return path
 
 
 def write_dev_env(env_file: Path) -> bool:

@@ -58,6 +58,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    # Console sign-in (server-rendered) with Google Workspace; see docs/identity.md.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "apps.core",
     "apps.accounts",
     "apps.orgs",
@@ -85,6 +90,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -126,6 +132,34 @@ DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Secrets at rest -------------------------------------------------------------------------
+
+# Master keys (key-encryption keys) wrap each organization's data key; they come from the
+# environment or a mounted file and never enter the database (docs/secrets.md). Entries are
+# `<id>:<base64 of 32 bytes>`, comma- or newline-separated; several may be configured so a
+# rotation can run, and AUTOGLUE_ACTIVE_MASTER_KEY names the one that wraps new data keys.
+# Production must set them (a missing or malformed key stops the process here); the embedded
+# default and development create one under DATA_DIR on first start.
+from apps.core.crypto.master import parse_master_keys  # noqa: E402
+
+_master_keys_text = os.environ.get("AUTOGLUE_MASTER_KEYS", "")
+_master_keys_file = os.environ.get("AUTOGLUE_MASTER_KEYS_FILE", "")
+if not _master_keys_text and not _master_keys_file and (EMBEDDED_DATABASE or DEVELOPMENT):
+    from autoglue import embedded
+
+    _master_keys_file = str(embedded.ensure_master_keys(DATA_DIR))
+if not _master_keys_text and _master_keys_file:
+    _master_keys_text = Path(_master_keys_file).read_text()
+# A MasterKeyRing: its repr shows key ids only.
+AUTOGLUE_MASTER_KEYS = parse_master_keys(
+    _master_keys_text, env.str("AUTOGLUE_ACTIVE_MASTER_KEY", default="")
+)
+del _master_keys_text
+# How long a process keeps an unwrapped data key (and which version is active) in memory.
+AUTOGLUE_DATA_KEY_CACHE_SECONDS = env.int("AUTOGLUE_DATA_KEY_CACHE_SECONDS", default=60)
+# Rows per statement when rotation re-wraps data keys or re-encrypts secrets.
+AUTOGLUE_ROTATION_BATCH_SIZE = env.int("AUTOGLUE_ROTATION_BATCH_SIZE", default=500)
 
 # --- Cache and broker -----------------------------------------------------------------------
 
@@ -202,6 +236,80 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Identity: JWT access tokens, refresh tokens, API keys (docs/identity.md) -----------------
+
+# Access tokens are RS256 JWTs signed with keys from `manage.py keys generate`.
+JWT_ISSUER = env.str("JWT_ISSUER", default=BASE_URL)
+JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="autoglue-api")
+JWT_ACCESS_TOKEN_SECONDS = env.int("JWT_ACCESS_TOKEN_SECONDS", default=3600)
+JWT_LEEWAY_SECONDS = env.int("JWT_LEEWAY_SECONDS", default=30)
+# How long each process keeps the signing keys before reloading them (rotation delay).
+JWT_KEY_CACHE_SECONDS = env.int("JWT_KEY_CACHE_SECONDS", default=60)
+# Opaque refresh tokens: each lives 30 days; a login chain (family) at most 90 days.
+REFRESH_TOKEN_SECONDS = env.int("REFRESH_TOKEN_SECONDS", default=30 * 24 * 3600)
+REFRESH_FAMILY_SECONDS = env.int("REFRESH_FAMILY_SECONDS", default=90 * 24 * 3600)
+# Keyed hash for token digests; defaults to one derived from SECRET_KEY.
+TOKEN_PEPPER = env.str("TOKEN_PEPPER", default="")
+# A verified API key is remembered this long (<= 60 s: revocation takes effect within it).
+API_KEY_CACHE_SECONDS = min(env.int("API_KEY_CACHE_SECONDS", default=60), 60)
+# Each process also keeps a verified key (and its user) in memory this long, so the hot path
+# makes no network round trip; revocation and disabling reach other processes within it.
+API_KEY_LOCAL_CACHE_SECONDS = min(env.int("API_KEY_LOCAL_CACHE_SECONDS", default=10), 60)
+API_KEY_LAST_USED_THROTTLE_SECONDS = env.int("API_KEY_LAST_USED_THROTTLE_SECONDS", default=60)
+# Wrong secrets per key id per minute before the slow hash is no longer even tried.
+API_KEY_MAX_FAILURES = env.int("API_KEY_MAX_FAILURES", default=10)
+
+# --- Google Workspace SSO (docs/identity.md) ---------------------------------------------------
+
+GOOGLE_CLIENT_ID = env.str("GOOGLE_CLIENT_ID", default="")
+GOOGLE_CLIENT_SECRET = env.str("GOOGLE_CLIENT_SECRET", default="")
+# Tests point this at a local OpenID Connect provider; discovery is read from it.
+GOOGLE_OIDC_ISSUER = env.str("GOOGLE_OIDC_ISSUER", default="https://accounts.google.com")
+# Workspace domains (the ID token's `hd`) allowed to sign in. Empty: any verified address.
+GOOGLE_WORKSPACE_DOMAINS = [d.lower() for d in env.list("GOOGLE_WORKSPACE_DOMAINS", default=[])]
+# Base of the OAuth redirect URI (`<base>/api/v1/auth/<provider>/callback`).
+OAUTH_REDIRECT_BASE = env.str("OAUTH_REDIRECT_BASE", default=BASE_URL).rstrip("/")
+# Window origins the SPA popup may hand tokens to (postMessage target); the installation's own
+# origin is always allowed.
+SSO_ALLOWED_ORIGINS = env.list("SSO_ALLOWED_ORIGINS", default=[])
+# How long a started login (state, nonce, PKCE verifier) waits for its callback.
+SSO_STATE_SECONDS = env.int("SSO_STATE_SECONDS", default=600)
+
+# Console sign-in through django-allauth: Google only (as an OpenID Connect provider, so its
+# endpoints come from discovery at GOOGLE_OIDC_ISSUER), PKCE on, no local sign-up or password
+# sign-in (the break-glass password from `create_admin --password-stdin` is for /admin/login).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_USER_MODEL_EMAIL_FIELD = "primary_email"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_ONLY = True
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": "google",
+                "name": "Google",
+                "client_id": GOOGLE_CLIENT_ID,
+                "secret": GOOGLE_CLIENT_SECRET,
+                "settings": {"server_url": GOOGLE_OIDC_ISSUER, "oauth_pkce_enabled": True},
+            }
+        ]
+        if GOOGLE_CLIENT_ID
+        else [],
+    }
+}
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/admin/"
+
 # --- Internationalisation and time ----------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
@@ -232,7 +340,7 @@ if DEVELOPMENT:
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.accounts.authentication.AutoglueAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -251,6 +359,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several models have a "role" or "status" with different choices; name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "MembershipRoleEnum": "apps.orgs.models.Membership.Role",
+        "ServerRoleEnum": "apps.infrastructure.models.Server.Role",
+        "ServerStatusEnum": "apps.infrastructure.models.Server.Status",
+        "NodePoolRoleEnum": "apps.clusters.models.NodePool.Role",
+        "ClusterStatusEnum": "apps.clusters.models.Cluster.Status",
+        "ClusterRunStatusEnum": "apps.clusters.models.ClusterRun.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.api.schema.strip_trailing_slashes",

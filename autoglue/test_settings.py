@@ -9,6 +9,10 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("AUTOGLUE_ENV", "production")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+# A fixed master key for tests only (32 bytes of 0x42); never used anywhere else.
+os.environ.setdefault(
+    "AUTOGLUE_MASTER_KEYS", "test-master:QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI="
+)
 
 from autoglue.settings import *  # noqa: E402, F403
 

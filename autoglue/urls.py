@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
+from apps.accounts.views import RootJWKSView
 from apps.core import handlers
 
 api_v1 = [
@@ -27,8 +28,11 @@ if settings.API_DOCS_ENABLED:
     ]
 
 urlpatterns = [
+    re_path(r"^\.well-known/jwks\.json$", RootJWKSView.as_view(), name="jwks"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
+    # Console sign-in (Google Workspace through django-allauth).
+    path("accounts/", include("allauth.urls")),
     re_path(r"^api/", handlers.api_not_found),
 ]
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.accounts.models import User
+from apps.accounts.models import APIKey, OAuthIdentity, RefreshToken, SigningKey, User, UserEmail
 
 
 @admin.register(User)
@@ -11,3 +11,70 @@ class UserAdmin(admin.ModelAdmin):
     # The password hash is never shown or edited here.
     exclude = ["password"]
     readonly_fields = ["id", "last_login", "created_at", "updated_at"]
+
+
+@admin.register(UserEmail)
+class UserEmailAdmin(admin.ModelAdmin):
+    list_display = ["email", "user", "is_primary", "is_verified", "created_at"]
+    search_fields = ["email", "user__primary_email"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(OAuthIdentity)
+class OAuthIdentityAdmin(admin.ModelAdmin):
+    list_display = ["provider", "subject", "user", "email", "email_verified", "created_at"]
+    search_fields = ["subject", "email", "user__primary_email"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(APIKey)
+class APIKeyAdmin(admin.ModelAdmin):
+    """Keys are shown by their public prefix only; the hash is never displayed."""
+
+    list_display = [
+        "name",
+        "scope",
+        "public_id",
+        "user",
+        "organization",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
+    list_filter = ["scope", "purpose", "is_ephemeral"]
+    search_fields = ["name", "public_id", "user__primary_email", "organization__name"]
+    exclude = ["secret_hash"]
+    readonly_fields = [
+        "id",
+        "public_id",
+        "scope",
+        "user",
+        "organization",
+        "last_used_at",
+        "created_at",
+        "updated_at",
+    ]
+
+
+@admin.register(RefreshToken)
+class RefreshTokenAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "family_id", "expires_at", "used_at", "revoked_at"]
+    exclude = ["digest"]
+    readonly_fields = [
+        "id",
+        "user",
+        "family_id",
+        "expires_at",
+        "family_expires_at",
+        "used_at",
+        "created_at",
+    ]
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(admin.ModelAdmin):
+    """Private parts are never shown; deactivate or set `expires_at` to retire a key."""
+
+    list_display = ["kid", "alg", "is_active", "expires_at", "created_at"]
+    exclude = ["private_pem"]
+    readonly_fields = ["id", "kid", "alg", "public_pem", "created_at", "updated_at"]

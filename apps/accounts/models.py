@@ -6,6 +6,9 @@ import uuid
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
+from django.db.models.functions import Lower
+
+from apps.core.fields import EncryptedTextField
 
 
 class UserManager(BaseUserManager["User"]):
@@ -69,3 +72,164 @@ class User(AbstractBaseUser):
 
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_staff
+
+
+class UserEmail(models.Model):
+    """An e-mail address of a user. Exactly one per user is primary (mirrors `primary_email`);
+    an address belongs to at most one user (case-insensitive), so SSO linking by e-mail is
+    unambiguous."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="emails")
+    email = models.EmailField()
+    is_verified = models.BooleanField(default=False)
+    is_primary = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_primary", "created_at"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="accounts_useremail_unique_email"),
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(is_primary=True),
+                name="accounts_useremail_unique_primary",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class OAuthIdentity(models.Model):
+    """A link between a user and an identity at an SSO provider (`provider` + the provider's
+    stable `subject`); one per (provider, subject)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="identities")
+    provider = models.CharField(max_length=32)
+    subject = models.CharField(max_length=255)
+    email = models.EmailField(blank=True)
+    email_verified = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "subject"],
+                name="accounts_oauthidentity_unique_provider_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.subject}"
+
+
+class APIKey(models.Model):
+    """A user API key (`scope="user"`, header X-API-KEY) or an org key/secret pair
+    (`scope="org"`, headers X-ORG-KEY + X-ORG-SECRET).
+
+    The visible token carries `public_id` (unique, indexed), so authentication finds the row in
+    one indexed lookup; only an argon2id hash of the secret part is stored (`secret_hash`).
+    Plaintext is shown once, at creation.
+    """
+
+    class Scope(models.TextChoices):
+        USER = "user"
+        ORG = "org"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    # "user", "org" or e.g. "cluster_bastion" for ephemeral cluster automation keys.
+    purpose = models.CharField(max_length=32, default="user")
+    name = models.CharField(max_length=255, blank=True)
+    public_id = models.CharField(max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=255)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys"
+    )
+    organization = models.ForeignKey(
+        "orgs.Organization",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="api_keys",
+    )
+    cluster_id = models.UUIDField(null=True, blank=True)
+    is_ephemeral = models.BooleanField(default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(scope="user", user__isnull=False, organization__isnull=True)
+                    | models.Q(scope="org", organization__isnull=False)
+                ),
+                name="accounts_apikey_owner_matches_scope",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} key {self.name or self.public_id}"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def prefix(self) -> str:
+        """The visible, non-secret start of the token, for recognising a key in a list."""
+        return f"{'u' if self.scope == self.Scope.USER else 'org'}_{self.public_id}"
+
+
+class RefreshToken(models.Model):
+    """An opaque refresh token `<id>.<secret>`: looked up by primary key, verified against an
+    HMAC-SHA256 digest of the secret. Single use (`used_at`, set by a conditional UPDATE);
+    tokens rotated from one login share a `family_id`, revoked together on logout or reuse."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens")
+    family_id = models.UUIDField(db_index=True)
+    digest = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    # The family's absolute end: rotation never extends a login past it.
+    family_expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"refresh token {self.id}"
+
+
+class SigningKey(models.Model):
+    """A JWT signing key pair. The private PEM is encrypted at rest; the newest active key
+    signs, and every active, unexpired key verifies and is published in the JWKS."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kid = models.CharField(max_length=64, unique=True)
+    alg = models.CharField(max_length=16, default="RS256")
+    public_pem = models.TextField()
+    private_pem = EncryptedTextField()
+    is_active = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.alg} {self.kid}"

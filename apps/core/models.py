@@ -44,3 +44,43 @@ class OrgOwnedModel(TimeStampedModel):
 
     class Meta:
         abstract = True
+
+
+class DataKey(TimeStampedModel):
+    """A data-encryption key: 32 random bytes that encrypt the secrets of one organization (or of
+    the platform itself when `organization` is null), stored only wrapped by a master key.
+
+    Not an OrgOwnedModel because the platform's own keys (JWT signing keys' data key) have no
+    organization. The master key that wrapped a row is recorded in `master_key_id` and is the one
+    used to unwrap it, so rotating the master key never strands a row. New secrets use the
+    highest `version` of their scope; older versions stay until no secret references them.
+    Deleting an organization deletes its keys, which makes any stray copy of its ciphertext
+    unreadable.
+    """
+
+    organization = models.ForeignKey(
+        "orgs.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    version = models.PositiveIntegerField()
+    # Id of the master key (configured outside the database) that wrapped `wrapped_key`.
+    master_key_id = models.CharField(max_length=64, db_index=True)
+    # base64url(nonce || AES-256-GCM(master key, data key) || tag); useless without the master key.
+    wrapped_key = models.TextField()
+
+    class Meta:
+        ordering = ["organization_id", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "version"],
+                name="%(app_label)s_%(class)s_unique_organization_version",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = f"org {self.organization_id}" if self.organization_id else "platform"
+        return f"data key v{self.version} of {scope} (wrapped by {self.master_key_id})"

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from apps.core.api.errors import forbidden
-from apps.core.tenancy import MACHINE_ROLE, get_tenant
+from apps.core.api.errors import APIError, forbidden
+from apps.core.tenancy import MACHINE_ROLE, OrgKeyPrincipal, get_tenant
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -67,4 +67,20 @@ class HasOrgPermission(BasePermission):
         tenant = get_tenant(request)
         if not role_allows(tenant.role, required_permission(view, request)):
             raise forbidden("forbidden", "your role in this organization does not allow this")
+        return True
+
+
+class IsPlatformAdmin(BasePermission):
+    """Platform-wide administration (the action catalogue): a signed-in person whose account is
+    a platform admin (`User.is_admin`). No principal is 401; an org key is never a platform
+    admin, and neither is a user without the flag: both are 403. No organization is involved."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = getattr(request, "user", None)
+        if user is None or not getattr(user, "is_authenticated", False):
+            raise APIError(401, "unauthorized", "authentication required")
+        if isinstance(getattr(request, "auth", None), OrgKeyPrincipal) or not user.pk:
+            raise forbidden("forbidden", "platform admin required")
+        if not getattr(user, "is_admin", False) or getattr(user, "is_disabled", False):
+            raise forbidden("forbidden", "platform admin required")
         return True

@@ -96,3 +96,7 @@ class OrgScopedModelViewSet(
     """List, create, retrieve, PATCH and delete. PUT is not part of the contract."""
 
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def perform_create(self, serializer: Any) -> None:
+        # CreateModelMixin precedes the base in the MRO; new rows must still get the tenant's org.
+        OrgScopedViewSet.perform_create(self, serializer)

@@ -94,7 +94,10 @@ class Command(BaseCommand):
             + (f"  API docs:       {url}/api/v1/docs\n" if settings.API_DOCS_ENABLED else "")
             + f"  Admin console:  {url}/admin/\n"
             + "  Sign in to the console as a platform admin; create one with\n"
-            + "    .venv/bin/python manage.py createsuperuser\n"
+            + "    .venv/bin/python manage.py create_admin --email you@example.com "
+            + "--password-stdin\n"
+            + "  Mint an API key for scripts with\n"
+            + "    .venv/bin/python manage.py create_api_key --email you@example.com\n"
             + "  Press Ctrl-C to stop web, worker and beat.\n"
         )
 
@@ -115,10 +118,28 @@ class Command(BaseCommand):
         self.stdout.write("Stopped.")
 
     def _prepare(self) -> None:
+        if settings.EMBEDDED_DATABASE or settings.DEVELOPMENT:
+            # Settings already created (or found) the embedded default's master key file when
+            # no key is configured; say where it is once, since losing it loses every secret.
+            master_file = settings.DATA_DIR / "master_keys"
+            configured = ("AUTOGLUE_MASTER_KEYS", "AUTOGLUE_MASTER_KEYS_FILE")
+            if master_file.exists() and not any(os.environ.get(n) for n in configured):
+                self.stdout.write(
+                    f"Master key file: {master_file} (back it up apart from the database)"
+                )
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
+        self._ensure_signing_key()
         if not settings.REDIS_URL:
             call_command("createcachetable", verbosity=0)
+
+    def _ensure_signing_key(self) -> None:
+        """Sign-in needs a JWT signing key; a fresh installation gets one on first start."""
+        from apps.accounts import jwt, services
+
+        if not jwt.active_keys():
+            key = services.signing_key_generate()
+            self.stdout.write(f"Generated a JWT signing key (kid {key.kid}).")
 
     def _stop(self, processes: dict[str, subprocess.Popen]) -> None:
         # Beat first (no new work), then the web, then the worker, which finishes its tasks.

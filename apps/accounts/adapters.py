@@ -1,0 +1,49 @@
+"""django-allauth adapter for the console sign-in: the same rules as the API's SSO flow
+(apps.accounts.sso): verified e-mail, allowed Workspace domain, our own user linking and
+verified-domain auto-join, disabled users refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.shortcuts import render
+
+from apps.accounts import sso
+from apps.core.api.errors import APIError
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def _refuse(self, request: Any, message: str, status: int = 403) -> ImmediateHttpResponse:
+        return ImmediateHttpResponse(
+            render(request, "account/sso_refused.html", {"message": message}, status=status)
+        )
+
+    def pre_social_login(self, request: Any, sociallogin: Any) -> None:
+        claims = dict(sociallogin.account.extra_data or {})
+        # allauth keeps the ID token's claims (and userinfo) under "id_token"/"userinfo" in
+        # newer releases, or flat in older ones.
+        for nested in ("userinfo", "id_token"):
+            if isinstance(claims.get(nested), dict):
+                claims = {**claims[nested], **claims}
+        try:
+            email = sso._check_identity(claims)
+        except APIError as exc:
+            raise self._refuse(request, exc.message) from None
+        user = sso.user_from_identity(
+            provider="google",
+            subject=str(sociallogin.account.uid),
+            email=email,
+            name=str(claims.get("name") or email.split("@")[0]),
+        )
+        if user.is_disabled:
+            raise self._refuse(request, "this account is disabled")
+        if not sociallogin.is_existing:
+            sociallogin.connect(request, user)
+        elif sociallogin.user.pk != user.pk:
+            raise self._refuse(request, "this sign-in is linked to another account")
+
+    def is_open_for_signup(self, request: Any, sociallogin: Any) -> bool:
+        # Users are created by pre_social_login's linking, never by allauth's sign-up form.
+        return True

@@ -1,0 +1,245 @@
+"""Authentication, in one layer and in the contract's order:
+
+1. `X-ORG-KEY` + `X-ORG-SECRET` -> the organization's machine principal
+   (`MachineUser(principal)`, `OrgKeyPrincipal(organization_id, key_id)`);
+2. `Authorization: Bearer <JWT>` -> user;
+3. `X-API-KEY: u_...` -> user;
+4. cookie `ag_jwt` (browser pages; safe methods only, so it cannot be used for CSRF) -> user.
+
+Each process also remembers a verified key for `API_KEY_LOCAL_CACHE_SECONDS` (default 10 s), with
+its user, so the hot path is one HMAC and a dictionary lookup (P3: an API-key request costs at
+most 1.15x an anonymous one). Revoking a key, or disabling its user, therefore takes effect in
+other processes within that period; in the revoking process at once.
+
+A credential that is present but wrong is 401 at once (no fall-through to the next method).
+No credential at all leaves the request anonymous; `authenticate_header` makes the permission
+failure a 401 rather than a 403. Disabled users are refused by every method.
+
+API keys are found with one indexed lookup by their public id. The argon2id hash is verified
+only on a cache miss; a success is remembered in the cache for `API_KEY_CACHE_SECONDS` (<= 60 s)
+as an HMAC digest of the full credential, compared in constant time on every request.
+Revocation deletes the entry, and the TTL bounds how long a lost delete could matter.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from apps.accounts import jwt as access_tokens
+from apps.accounts import tokens
+from apps.accounts.models import APIKey, User
+from apps.accounts.services import API_KEY_CACHE_PREFIX
+from apps.core.api.errors import APIError
+from apps.core.tenancy import MachineUser, OrgKeyPrincipal
+
+COOKIE_NAME = "ag_jwt"
+_FAILURE_PREFIX = "apikey-fail:"
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _unauthorized(message: str = "invalid credentials") -> APIError:
+    return APIError(401, "unauthorized", message)
+
+
+def _too_many_failures(public_id: str) -> bool:
+    return (cache.get(_FAILURE_PREFIX + public_id) or 0) >= settings.API_KEY_MAX_FAILURES
+
+
+def _record_failure(public_id: str) -> None:
+    key = _FAILURE_PREFIX + public_id
+    if cache.add(key, 1, timeout=60):
+        return
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=60)
+
+
+def verify_api_key(*, scope: str, public_id: str, secret: str, credential: str) -> dict[str, Any]:
+    """The cached facts about a valid key (`key_id`, `user_id`, `organization_id`), or 401.
+
+    `credential` is the whole presented credential: its HMAC is what the cache remembers, so a
+    different secret for the same public id never matches a cached success."""
+    cache_key = API_KEY_CACHE_PREFIX + public_id
+    digest = tokens.keyed_digest(f"{scope}:{credential}")
+    now = time.time()
+    entry = cache.get(cache_key)
+    if entry is not None and tokens.digests_equal(entry["digest"], digest):
+        if entry["expires_at"] is not None and entry["expires_at"] <= now:
+            raise _unauthorized()
+        return _touch(cache_key, entry, now)
+
+    # Cache miss (or a different secret): the slow path, rate-limited per key id so a flood of
+    # wrong secrets cannot burn CPU on argon2.
+    if _too_many_failures(public_id):
+        raise APIError(401, "unauthorized", "too many failed attempts for this key; retry later")
+    key = APIKey.objects.filter(public_id=public_id, scope=scope).first()
+    if key is None:
+        raise _unauthorized()
+    if key.revoked_at is not None or (key.expires_at and key.expires_at <= timezone.now()):
+        raise _unauthorized()
+    if not tokens.slow_verify(key.secret_hash, secret):
+        _record_failure(public_id)
+        raise _unauthorized()
+    entry = {
+        "digest": digest,
+        "key_id": str(key.pk),
+        "user_id": str(key.user_id) if key.user_id else None,
+        "organization_id": str(key.organization_id) if key.organization_id else None,
+        "expires_at": key.expires_at.timestamp() if key.expires_at else None,
+        "touched": 0.0,
+    }
+    return _touch(cache_key, entry, now)
+
+
+def _touch(cache_key: str, entry: dict[str, Any], now: float) -> dict[str, Any]:
+    """Record `last_used_at`, at most once per throttle period per key."""
+    if now - entry["touched"] < settings.API_KEY_LAST_USED_THROTTLE_SECONDS:
+        return entry
+    entry = {**entry, "touched": now}
+    APIKey.objects.filter(pk=entry["key_id"]).update(last_used_at=timezone.now())
+    cache.set(cache_key, entry, timeout=settings.API_KEY_CACHE_SECONDS)
+    return entry
+
+
+@dataclass
+class _LocalHit:
+    until: float
+    digest: str
+    entry: dict[str, Any]
+    principal: tuple[Any, Any]
+
+
+# public id -> a recently verified credential, per process (see the module docstring).
+_local_keys: dict[str, _LocalHit] = {}
+_LOCAL_MAX_ENTRIES = 10_000
+
+
+def forget_local_key(public_id: str | None = None) -> None:
+    """Drop this process's memory of one key (all keys when None): revocation, tests."""
+    if public_id is None:
+        _local_keys.clear()
+    else:
+        _local_keys.pop(public_id, None)
+
+
+def _local_lookup(public_id: str, digest: str) -> tuple[Any, Any] | None:
+    hit = _local_keys.get(public_id)
+    if hit is None or not tokens.digests_equal(hit.digest, digest):
+        return None
+    now = time.time()
+    expires_at = hit.entry["expires_at"]
+    if hit.until < time.monotonic() or (expires_at is not None and expires_at <= now):
+        _local_keys.pop(public_id, None)
+        return None
+    if now - hit.entry["touched"] >= settings.API_KEY_LAST_USED_THROTTLE_SECONDS:
+        hit.entry = {**hit.entry, "touched": now}
+        APIKey.objects.filter(pk=hit.entry["key_id"]).update(last_used_at=timezone.now())
+    return hit.principal
+
+
+def _local_remember(public_id: str, digest: str, entry: dict, principal: tuple) -> None:
+    if len(_local_keys) >= _LOCAL_MAX_ENTRIES:
+        _local_keys.clear()
+    _local_keys[public_id] = _LocalHit(
+        until=time.monotonic() + settings.API_KEY_LOCAL_CACHE_SECONDS,
+        digest=digest,
+        entry=dict(entry),
+        principal=principal,
+    )
+
+
+def _active_user(user_id: Any) -> User:
+    user = User.objects.filter(pk=user_id).first()
+    if user is None or user.is_disabled:
+        raise _unauthorized()
+    return user
+
+
+class AutoglueAuthentication(BaseAuthentication):
+    """Every API principal. See the module docstring for the order and the rules."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        headers = request.headers
+        org_key = headers.get("X-ORG-KEY")
+        if org_key is not None:
+            return self._org_key(org_key, headers.get("X-ORG-SECRET", ""))
+        authorization = headers.get("Authorization", "")
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise _unauthorized()
+            return self._jwt(token.strip())
+        api_key = headers.get("X-API-KEY")
+        if api_key is not None:
+            return self._user_key(api_key)
+        cookie = request.COOKIES.get(COOKIE_NAME)
+        if cookie and request.method in _SAFE_METHODS:
+            token = cookie.removeprefix("Bearer ").strip()
+            return self._jwt(token)
+        return None
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+    def _org_key(self, key: str, secret: str) -> tuple[MachineUser, OrgKeyPrincipal]:
+        public_id = tokens.parse_org_key(key)
+        if public_id is None or not secret:
+            raise _unauthorized("invalid org credentials")
+        digest = tokens.keyed_digest(f"org:{key}:{secret}")
+        hit = _local_lookup(public_id, digest)
+        if hit is not None:
+            return hit
+        try:
+            entry = verify_api_key(
+                scope=APIKey.Scope.ORG,
+                public_id=public_id,
+                secret=secret,
+                credential=f"{key}:{secret}",
+            )
+        except APIError as exc:
+            raise APIError(401, "unauthorized", "invalid org credentials") from exc
+        principal = OrgKeyPrincipal(
+            organization_id=uuid.UUID(entry["organization_id"]), key_id=uuid.UUID(entry["key_id"])
+        )
+        result = (MachineUser(principal), principal)
+        _local_remember(public_id, digest, entry, result)
+        return result
+
+    def _user_key(self, token: str) -> tuple[User, dict[str, Any]]:
+        parsed = tokens.parse_user_key(token)
+        if parsed is None:
+            raise _unauthorized()
+        digest = tokens.keyed_digest(f"user:{token.strip()}")
+        hit = _local_lookup(parsed.public_id, digest)
+        if hit is not None:
+            return hit
+        entry = verify_api_key(
+            scope=APIKey.Scope.USER,
+            public_id=parsed.public_id,
+            secret=parsed.secret,
+            credential=token.strip(),
+        )
+        result = (_active_user(entry["user_id"]), entry)
+        _local_remember(parsed.public_id, digest, entry, result)
+        return result
+
+    def _jwt(self, token: str) -> tuple[User, dict[str, Any]]:
+        try:
+            claims = access_tokens.decode_access_token(token)
+        except access_tokens.InvalidAccessToken as exc:
+            raise _unauthorized() from exc
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise _unauthorized() from exc
+        return _active_user(user_id), claims

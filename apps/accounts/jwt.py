@@ -1,0 +1,167 @@
+"""JWT access tokens: RS256, `kid` header, issuer and audience checked, 1 h lifetime.
+
+Signing and verification go through simplejwt's `TokenBackend` (one per signing key). Keys live
+in `SigningKey` rows; each process keeps them in memory and reloads every
+`JWT_KEY_CACHE_SECONDS`, so a newly generated key starts signing within that period and rotated
+keys keep verifying until they are deactivated or expire.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jwt as pyjwt
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import TokenBackendError
+
+ALGORITHM = "RS256"
+# RFC 9068's media type for access tokens: an ID token or any other JWT has a different `typ`.
+TOKEN_TYP = "at+jwt"  # noqa: S105 (a media type, not a secret)
+ACCESS_TOKEN_TYPE = "access"  # noqa: S105 (a claim value, not a secret)
+
+
+class InvalidAccessToken(Exception):
+    """The token is not a valid access token of this installation (reason in the message)."""
+
+
+class NoSigningKey(Exception):
+    """No active signing key exists; run `manage.py keys generate`."""
+
+
+class _KidTokenBackend(TokenBackend):
+    """simplejwt's backend, plus the `kid` and `typ` headers it does not write itself."""
+
+    def __init__(self, *, kid: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kid = kid
+
+    def encode(self, payload: dict[str, Any]) -> str:
+        jwt_payload = {**payload, "aud": self.audience, "iss": self.issuer}
+        return pyjwt.encode(
+            jwt_payload,
+            self.prepared_signing_key,
+            algorithm=self.algorithm,
+            headers={"kid": self.kid, "typ": TOKEN_TYP},
+        )
+
+
+@dataclass
+class _Keyring:
+    loaded_at: float
+    signer: _KidTokenBackend | None
+    verifiers: dict[str, _KidTokenBackend]
+
+
+_lock = threading.Lock()
+_keyring: _Keyring | None = None
+
+
+def _backend(key: Any, *, with_private: bool) -> _KidTokenBackend:
+    return _KidTokenBackend(
+        kid=key.kid,
+        algorithm=ALGORITHM,
+        signing_key=str(key.private_pem) if with_private else None,
+        verifying_key=key.public_pem,
+        audience=settings.JWT_AUDIENCE,
+        issuer=settings.JWT_ISSUER,
+        leeway=settings.JWT_LEEWAY_SECONDS,
+    )
+
+
+def _load() -> _Keyring:
+    from apps.accounts.models import SigningKey
+
+    now = timezone.now()
+    keys = list(
+        SigningKey.objects.filter(is_active=True, alg=ALGORITHM)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by("-created_at")
+    )
+    verifiers = {k.kid: _backend(k, with_private=False) for k in keys}
+    # Only the newest key's private part is ever decrypted.
+    signer = _backend(keys[0], with_private=True) if keys else None
+    return _Keyring(loaded_at=time.monotonic(), signer=signer, verifiers=verifiers)
+
+
+def keyring() -> _Keyring:
+    global _keyring
+    ring = _keyring
+    if ring is None or time.monotonic() - ring.loaded_at > settings.JWT_KEY_CACHE_SECONDS:
+        with _lock:
+            ring = _keyring = _load()
+    return ring
+
+
+def reset_keyring() -> None:
+    """Forget the cached keys (after generating or retiring one, and in tests)."""
+    global _keyring
+    _keyring = None
+
+
+def active_keys() -> list:
+    from apps.accounts.models import SigningKey
+
+    now = timezone.now()
+    return list(
+        SigningKey.objects.filter(is_active=True, alg=ALGORITHM)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by("-created_at")
+    )
+
+
+def issue_access_token(*, user_id: uuid.UUID, extra_claims: dict[str, Any] | None = None) -> str:
+    signer = keyring().signer
+    if signer is None:
+        raise NoSigningKey("no active JWT signing key; run `manage.py keys generate`")
+    now = int(time.time())
+    payload = {
+        **(extra_claims or {}),
+        "sub": str(user_id),
+        "iat": now,
+        "nbf": now,
+        "exp": now + settings.JWT_ACCESS_TOKEN_SECONDS,
+        "jti": uuid.uuid4().hex,
+        "token_type": ACCESS_TOKEN_TYPE,
+    }
+    return signer.encode(payload)
+
+
+def decode_access_token(token: str) -> dict[str, Any]:
+    """The verified claims of an access token, or `InvalidAccessToken`."""
+    try:
+        header = pyjwt.get_unverified_header(token)
+    except pyjwt.PyJWTError as exc:
+        raise InvalidAccessToken("malformed token") from exc
+    # Only our own algorithm; never keys named by the token itself (jku/x5u/jwk).
+    if header.get("alg") != ALGORITHM:
+        raise InvalidAccessToken("algorithm not allowed")
+    if header.get("typ") != TOKEN_TYP:
+        raise InvalidAccessToken("not an access token")
+    if any(name in header for name in ("jku", "x5u", "jwk", "x5c")):
+        raise InvalidAccessToken("embedded key references are not accepted")
+    kid = header.get("kid")
+    backend = keyring().verifiers.get(kid) if isinstance(kid, str) else None
+    if backend is None:
+        raise InvalidAccessToken("unknown signing key")
+    try:
+        claims = backend.decode(token)
+    except TokenBackendError as exc:
+        raise InvalidAccessToken(str(exc)) from exc
+    for claim in ("exp", "iat", "sub", "iss", "aud"):
+        if claim not in claims:
+            raise InvalidAccessToken(f"missing {claim} claim")
+    if claims.get("token_type") != ACCESS_TOKEN_TYPE:
+        raise InvalidAccessToken("not an access token")
+    return claims
+
+
+def access_token_lifetime() -> timedelta:
+    return timedelta(seconds=settings.JWT_ACCESS_TOKEN_SECONDS)

@@ -1,0 +1,284 @@
+"""Identity services: users, API keys, refresh tokens, JWT signing keys."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts import jwt as access_tokens
+from apps.accounts import tokens
+from apps.accounts.models import APIKey, RefreshToken, SigningKey, User, UserEmail
+from apps.core.api.errors import APIError, bad_request, not_found
+
+logger = logging.getLogger(__name__)
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+def user_update(*, user: User, display_name: str | None = None) -> User:
+    """Change the fields a person may edit about themselves (only the display name)."""
+    if display_name is not None:
+        user.display_name = display_name
+        user.save(update_fields=["display_name", "updated_at"])
+    return user
+
+
+@transaction.atomic
+def user_get_or_create_admin(*, email: str, password: str | None = None) -> tuple[User, bool]:
+    """Create a platform admin, or promote (and re-enable) an existing user. A password is only
+    set when given: it is the break-glass sign-in for the admin console."""
+    email = User.objects.normalize_email(email).lower()
+    user = User.objects.filter(primary_email__iexact=email).first()
+    created = user is None
+    if user is None:
+        user = User.objects.create_user(email, password=password, is_admin=True)
+        UserEmail.objects.create(user=user, email=email, is_primary=True, is_verified=True)
+    else:
+        user.is_admin = True
+        user.is_disabled = False
+        if password:
+            user.set_password(password)
+        user.save()
+    return user, created
+
+
+# --- API keys ----------------------------------------------------------------------------------
+
+API_KEY_CACHE_PREFIX = "apikey:"
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key: APIKey
+    # The full user key, or the org key; shown once.
+    plain: str
+    # The org secret (org keys only); shown once.
+    secret: str = ""
+
+
+def _expiry(expires_in_hours: int | None) -> datetime | None:
+    if expires_in_hours is None or expires_in_hours <= 0:
+        return None
+    if expires_in_hours > 24 * 365 * 10:
+        raise bad_request("validation_error", "expires_in_hours: at most ten years")
+    return timezone.now() + timedelta(hours=expires_in_hours)
+
+
+def api_key_create_for_user(
+    *, user: User, name: str = "", expires_in_hours: int | None = None
+) -> CreatedKey:
+    """A new user API key. The plaintext is only in the return value."""
+    public_id, secret = tokens.new_public_id(), tokens.new_secret()
+    key = APIKey.objects.create(
+        scope=APIKey.Scope.USER,
+        purpose="user",
+        name=name,
+        public_id=public_id,
+        secret_hash=tokens.slow_hash(secret),
+        user=user,
+        expires_at=_expiry(expires_in_hours),
+    )
+    return CreatedKey(key=key, plain=tokens.format_user_key(public_id, secret))
+
+
+def api_key_create_for_org(
+    *,
+    organization,
+    name: str = "",
+    expires_in_hours: int | None = None,
+    purpose: str = "org",
+    cluster_id: uuid.UUID | None = None,
+    is_ephemeral: bool = False,
+) -> CreatedKey:
+    """A new org key/secret pair, acting as the organization's machine principal."""
+    public_id, secret = tokens.new_public_id(), tokens.new_secret()
+    key = APIKey.objects.create(
+        scope=APIKey.Scope.ORG,
+        purpose=purpose,
+        name=name,
+        public_id=public_id,
+        secret_hash=tokens.slow_hash(secret),
+        organization=organization,
+        cluster_id=cluster_id,
+        is_ephemeral=is_ephemeral,
+        expires_at=_expiry(expires_in_hours),
+    )
+    return CreatedKey(key=key, plain=tokens.format_org_key(public_id), secret=secret)
+
+
+def api_key_revoke(*, key: APIKey) -> None:
+    """Revoke a key now. The authentication cache entry is dropped too, so the key stops working
+    at once in every process (at worst after the cache TTL if the cache delete is lost)."""
+    APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), updated_at=timezone.now()
+    )
+    cache.delete(API_KEY_CACHE_PREFIX + key.public_id)
+    from apps.accounts.authentication import forget_local_key
+
+    forget_local_key(key.public_id)
+
+
+def api_key_revoke_for_user(*, user: User, key_id: uuid.UUID) -> None:
+    key = APIKey.objects.filter(
+        pk=key_id, user=user, scope=APIKey.Scope.USER, revoked_at__isnull=True
+    ).first()
+    if key is None:
+        raise not_found("not_found", "api key not found")
+    api_key_revoke(key=key)
+
+
+# --- refresh tokens and token pairs ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"  # noqa: S105 (the scheme name, not a secret)
+
+    def as_dict(self) -> dict:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": self.token_type,
+            "expires_in": self.expires_in,
+        }
+
+
+def _new_refresh_token(
+    *, user_id: uuid.UUID, family_id: uuid.UUID, family_expires_at: datetime
+) -> str:
+    secret = tokens.new_secret()
+    expires_at = min(
+        timezone.now() + timedelta(seconds=settings.REFRESH_TOKEN_SECONDS), family_expires_at
+    )
+    row = RefreshToken.objects.create(
+        user_id=user_id,
+        family_id=family_id,
+        digest=tokens.keyed_digest(secret),
+        expires_at=expires_at,
+        family_expires_at=family_expires_at,
+    )
+    return f"{row.id}.{secret}"
+
+
+def token_pair_issue(*, user: User, extra_claims: dict | None = None) -> TokenPair:
+    """A fresh login: an access token and the first refresh token of a new family."""
+    family_expires_at = timezone.now() + timedelta(seconds=settings.REFRESH_FAMILY_SECONDS)
+    refresh = _new_refresh_token(
+        user_id=user.pk, family_id=uuid.uuid4(), family_expires_at=family_expires_at
+    )
+    access = access_tokens.issue_access_token(user_id=user.pk, extra_claims=extra_claims)
+    return TokenPair(access, refresh, settings.JWT_ACCESS_TOKEN_SECONDS)
+
+
+def _invalid_refresh() -> APIError:
+    return APIError(401, "invalid_refresh", "invalid or expired refresh token")
+
+
+def refresh_family_revoke(*, family_id: uuid.UUID) -> int:
+    """Revoke every token of one login chain."""
+    return RefreshToken.objects.filter(family_id=family_id, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+def token_pair_refresh(*, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token: the presented token is used up (exactly once, by a conditional
+    UPDATE) and a new one of the same family is returned with a new access token. Presenting a
+    token that was already used revokes its whole family: someone holds a copy."""
+    parsed = tokens.parse_refresh_token(refresh_token)
+    if parsed is None:
+        raise _invalid_refresh()
+    token_id, secret = parsed
+    row = RefreshToken.objects.select_related("user").filter(pk=token_id).first()
+    if row is None or not tokens.digests_equal(row.digest, tokens.keyed_digest(secret)):
+        raise _invalid_refresh()
+    now = timezone.now()
+    if row.revoked_at is not None or row.expires_at <= now:
+        raise _invalid_refresh()
+    if row.used_at is not None:
+        revoked = refresh_family_revoke(family_id=row.family_id)
+        logger.warning(
+            "refresh_token_reuse",
+            extra={
+                "user_id": str(row.user_id),
+                "family_id": str(row.family_id),
+                "revoked": revoked,
+            },
+        )
+        raise _invalid_refresh()
+    if row.user.is_disabled:
+        raise APIError(401, "user_disabled", "this account is disabled")
+    claimed = RefreshToken.objects.filter(
+        pk=row.pk, used_at__isnull=True, revoked_at__isnull=True
+    ).update(used_at=now)
+    if claimed != 1:
+        # Lost a race with another presentation of the same token: that is reuse too.
+        refresh_family_revoke(family_id=row.family_id)
+        raise _invalid_refresh()
+    refresh = _new_refresh_token(
+        user_id=row.user_id, family_id=row.family_id, family_expires_at=row.family_expires_at
+    )
+    access = access_tokens.issue_access_token(user_id=row.user_id)
+    return TokenPair(access, refresh, settings.JWT_ACCESS_TOKEN_SECONDS)
+
+
+def token_logout(*, refresh_token: str) -> None:
+    """Revoke the presented token's family. Silent when the token is unknown (logout is 204)."""
+    parsed = tokens.parse_refresh_token(refresh_token or "")
+    if parsed is None:
+        return
+    token_id, secret = parsed
+    row = RefreshToken.objects.filter(pk=token_id).first()
+    if row is not None and tokens.digests_equal(row.digest, tokens.keyed_digest(secret)):
+        refresh_family_revoke(family_id=row.family_id)
+
+
+# --- JWT signing keys --------------------------------------------------------------------------
+
+
+def signing_key_generate(*, bits: int = 3072, expires_at: datetime | None = None) -> SigningKey:
+    """Create an RS256 key pair and make it the signer. Older keys keep verifying until they are
+    deactivated or expire (see `signing_key_retire`)."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    key = SigningKey(
+        kid=str(uuid.uuid4()), alg="RS256", public_pem=public_pem, expires_at=expires_at
+    )
+    key.private_pem = private_pem
+    try:
+        key.save()
+    except IntegrityError:  # pragma: no cover - a uuid4 collision
+        raise
+    access_tokens.reset_keyring()
+    return key
+
+
+def signing_key_retire(*, key: SigningKey, at: datetime | None = None) -> SigningKey:
+    """Stop a key verifying at `at` (default: after one access-token lifetime, so tokens it
+    already signed stay valid until they expire)."""
+    key.expires_at = at or timezone.now() + access_tokens.access_token_lifetime()
+    key.save(update_fields=["expires_at", "updated_at"])
+    access_tokens.reset_keyring()
+    return key

@@ -1,0 +1,280 @@
+"""User API keys (/me/api-keys, X-API-KEY) and org key/secret pairs (X-ORG-KEY + X-ORG-SECRET)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.accounts import services, tokens
+from apps.accounts.authentication import forget_local_key
+from apps.accounts.models import APIKey
+
+
+@pytest.fixture
+def hash_calls(monkeypatch):
+    """Counts argon2id verifications (a spy: the real hasher still runs)."""
+    calls = []
+    real = tokens.slow_verify
+
+    def spy(stored_hash, secret):
+        calls.append(1)
+        return real(stored_hash, secret)
+
+    monkeypatch.setattr(tokens, "slow_verify", spy)
+    return calls
+
+
+def _key_client(plain: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=plain)
+    return client
+
+
+def test_a_created_user_key_is_shown_once_and_then_authenticates(bearer_client, member):
+    client = bearer_client(member)
+    response = client.post(
+        "/api/v1/me/api-keys", {"name": "ci", "expires_in_hours": 24}, format="json"
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["plain"].startswith("u_") and body["scope"] == "user" and body["name"] == "ci"
+    assert body["expires_at"] is not None
+    listed = client.get("/api/v1/me/api-keys").json()
+    assert [k["id"] for k in listed] == [body["id"]]
+    assert body["plain"] not in str(listed) and "plain" not in listed[0]
+    me = _key_client(body["plain"]).get("/api/v1/me")
+    assert me.status_code == 200 and me.json()["id"] == str(member.pk)
+
+
+def test_the_key_is_stored_only_as_a_slow_hash(member):
+    created = services.api_key_create_for_user(user=member, name="x")
+    row = APIKey.objects.get(pk=created.key.pk)
+    secret = created.plain.split("_", 2)[2]
+    assert row.secret_hash.startswith("$argon2id$")
+    assert secret not in row.secret_hash and created.plain not in str(row.__dict__)
+
+
+def test_a_thousand_requests_cost_at_most_one_slow_hash(member, hash_calls):
+    created = services.api_key_create_for_user(user=member)
+    client = _key_client(created.plain)
+    for _ in range(200):
+        assert client.get("/api/v1/me").status_code == 200
+    assert len(hash_calls) == 1
+
+
+def test_a_wrong_secret_for_a_known_key_id_is_refused_and_then_rate_limited(member, hash_calls):
+    created = services.api_key_create_for_user(user=member)
+    public_id = created.key.public_id
+    wrong = _key_client(f"u_{public_id}_{'A' * 43}")
+    for _ in range(15):
+        assert wrong.get("/api/v1/me").status_code == 401
+    # After the per-key failure limit, wrong secrets no longer reach argon2.
+    assert len(hash_calls) == 10
+
+
+def test_a_cached_success_does_not_admit_a_different_secret(member):
+    created = services.api_key_create_for_user(user=member)
+    assert _key_client(created.plain).get("/api/v1/me").status_code == 200
+    forged = f"u_{created.key.public_id}_{'B' * 43}"
+    assert _key_client(forged).get("/api/v1/me").status_code == 401
+
+
+def test_a_revoked_key_stops_working_immediately(bearer_client, member):
+    created = services.api_key_create_for_user(user=member)
+    client = _key_client(created.plain)
+    assert client.get("/api/v1/me").status_code == 200
+    response = bearer_client(member).delete(f"/api/v1/me/api-keys/{created.key.pk}")
+    assert response.status_code == 204
+    assert client.get("/api/v1/me").status_code == 401
+    assert bearer_client(member).get("/api/v1/me/api-keys").json() == []
+
+
+def test_revocation_holds_even_if_the_cache_entry_survived_at_most_for_the_ttl(member):
+    created = services.api_key_create_for_user(user=member)
+    client = _key_client(created.plain)
+    assert client.get("/api/v1/me").status_code == 200
+    # Revoke behind the cache's back (e.g. straight in the database)...
+    APIKey.objects.filter(pk=created.key.pk).update(revoked_at=timezone.now())
+    # ...then the cached successes expire (TTL <= 60 s); simulated by dropping the entries.
+    cache.delete(services.API_KEY_CACHE_PREFIX + created.key.public_id)
+    forget_local_key()
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_an_expired_key_is_refused(member):
+    created = services.api_key_create_for_user(user=member, expires_in_hours=1)
+    APIKey.objects.filter(pk=created.key.pk).update(expires_at=timezone.now() - timedelta(1))
+    assert _key_client(created.plain).get("/api/v1/me").status_code == 401
+
+
+def test_last_used_at_is_recorded_once_per_throttle_period(member, django_assert_max_num_queries):
+    created = services.api_key_create_for_user(user=member)
+    client = _key_client(created.plain)
+    client.get("/api/v1/me")
+    first = APIKey.objects.get(pk=created.key.pk).last_used_at
+    assert first is not None
+    client.get("/api/v1/me")
+    assert APIKey.objects.get(pk=created.key.pk).last_used_at == first
+
+
+def test_a_disabled_users_key_is_refused(member):
+    created = services.api_key_create_for_user(user=member)
+    client = _key_client(created.plain)
+    assert client.get("/api/v1/me").status_code == 200
+    member.is_disabled = True
+    member.save()
+    # Other processes learn it within API_KEY_LOCAL_CACHE_SECONDS; simulated by forgetting.
+    forget_local_key()
+    assert client.get("/api/v1/me").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "value", ["", "garbage", "u_short_x", "org_0123456789abcdef", "u_0123456789abcdef_nope"]
+)
+def test_malformed_or_unknown_keys_are_401(db, value):
+    response = _key_client(value).get("/api/v1/me")
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+
+
+def test_someone_elses_key_cannot_be_revoked(bearer_client, member, outsider):
+    created = services.api_key_create_for_user(user=outsider)
+    response = bearer_client(member).delete(f"/api/v1/me/api-keys/{created.key.pk}")
+    assert response.status_code == 404
+    assert _key_client(created.plain).get("/api/v1/me").status_code == 200
+
+
+def test_a_malformed_key_id_is_400(bearer_client, member):
+    response = bearer_client(member).delete("/api/v1/me/api-keys/nope")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_id"
+
+
+def test_an_org_key_pair_is_the_orgs_machine_principal(real_org_key_client, org, other_org, owner):
+    client = real_org_key_client(org)
+    response = client.get(f"/api/v1/orgs/{org.pk}")
+    assert response.status_code == 200 and response.json()["id"] == str(org.pk)
+    # X-Org-ID is ignored for org keys: it cannot point the key at another organization.
+    client.credentials(
+        HTTP_X_ORG_KEY=client._credentials["HTTP_X_ORG_KEY"],
+        HTTP_X_ORG_SECRET=client._credentials["HTTP_X_ORG_SECRET"],
+        HTTP_X_ORG_ID=str(other_org.pk),
+    )
+    assert client.get(f"/api/v1/orgs/{other_org.pk}").status_code == 404
+    # An org key is not a person.
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_an_org_key_with_a_wrong_secret_is_401(real_org_key_client, org):
+    client = real_org_key_client(org)
+    client.credentials(
+        HTTP_X_ORG_KEY=client._credentials["HTTP_X_ORG_KEY"], HTTP_X_ORG_SECRET="wrong"
+    )
+    response = client.get(f"/api/v1/orgs/{org.pk}")
+    assert response.status_code == 401
+    assert response.json()["message"] == "invalid org credentials"
+
+
+def test_create_api_key_command_prints_only_the_key(member):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command(
+        "create_api_key", "--email", member.primary_email, "--name", "bootstrap", stdout=out
+    )
+    plain = out.getvalue().strip()
+    assert plain.startswith("u_") and "\n" not in plain
+    assert _key_client(plain).get("/api/v1/me").status_code == 200
+
+
+def test_create_admin_command_creates_or_promotes(db, member):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from apps.accounts.models import User
+
+    call_command("create_admin", "--email", "Root@Example.com", stdout=StringIO())
+    assert User.objects.get(primary_email="root@example.com").is_admin
+    call_command("create_admin", "--email", member.primary_email, stdout=StringIO())
+    member.refresh_from_db()
+    assert member.is_admin
+
+
+def test_keys_generate_command_activates_a_key(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from apps.accounts.models import SigningKey
+
+    out = StringIO()
+    call_command("keys", "generate", "--bits", "2048", stdout=out)
+    assert SigningKey.objects.filter(is_active=True).count() == 1
+    assert "kid=" in out.getvalue()
+
+
+def test_my_key_list_query_count_does_not_grow_with_keys(
+    client_for, member, django_assert_max_num_queries
+):
+    client = client_for(member)
+    services.api_key_create_for_user(user=member)
+    with django_assert_max_num_queries(1):
+        client.get("/api/v1/me/api-keys")
+    for _ in range(10):
+        services.api_key_create_for_user(user=member)
+    with django_assert_max_num_queries(1):
+        assert len(client.get("/api/v1/me/api-keys").json()) == 11
+
+
+def test_me_shows_emails_primary_first_and_my_organizations(
+    client_for, member, org, django_assert_max_num_queries
+):
+    from apps.accounts.models import UserEmail
+
+    UserEmail.objects.create(user=member, email="alice.alt@acme.example")
+    UserEmail.objects.create(
+        user=member, email=member.primary_email, is_primary=True, is_verified=True
+    )
+    client = client_for(member, org)
+    with django_assert_max_num_queries(2):
+        body = client.get("/api/v1/me").json()
+    assert [e["email"] for e in body["emails"]] == [member.primary_email, "alice.alt@acme.example"]
+    assert body["emails"][0]["user"]["id"] == str(member.pk)
+    assert [o["id"] for o in body["organizations"]] == [str(org.pk)]
+
+
+def test_a_stale_org_header_does_not_break_me(client_for, member):
+    client = client_for(member)
+    client.credentials(HTTP_X_ORG_ID="00000000-0000-0000-0000-000000000000")
+    assert client.get("/api/v1/me").status_code == 200
+
+
+def test_patch_me_changes_only_the_display_name(client_for, member):
+    response = client_for(member).patch(
+        "/api/v1/me", {"display_name": "Alice A.", "is_admin": True}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["display_name"] == "Alice A." and response.json()["is_admin"] is False
+    assert "emails" not in response.json()
+
+
+def test_create_admin_sets_a_break_glass_password_only_from_stdin(db, monkeypatch):
+    import io
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from apps.accounts.models import User
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("CANARY-break-glass-Passw0rd!\n"))
+    out = StringIO()
+    call_command("create_admin", "--email", "ops@example.com", "--password-stdin", stdout=out)
+    user = User.objects.get(primary_email="ops@example.com")
+    assert user.is_admin and user.check_password("CANARY-break-glass-Passw0rd!")
+    assert "CANARY" not in out.getvalue()

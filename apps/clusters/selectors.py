@@ -1,0 +1,48 @@
+"""Reads with their relations loaded in a fixed number of queries."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from apps.clusters.models import Cluster, ClusterMetadata, NodePool
+
+SECRET_COLUMNS = ("kubeconfig", "random_token", "certificate_key")
+NODE_POOL_RELATIONS = ("servers", "labels", "taints", "annotations")
+
+
+def node_pool_queryset() -> QuerySet[NodePool]:
+    """Node pools with their servers, labels, taints and annotations: five queries for any
+    number of pools."""
+    return NodePool.objects.prefetch_related(*NODE_POOL_RELATIONS)
+
+
+def cluster_queryset() -> QuerySet[Cluster]:
+    """Clusters with everything a ClusterResponse shows: one joined query for the single
+    references, one per collection (node pools, their four sets, metadata), whatever the
+    number of clusters, pools and servers."""
+    # The secrets are left in the database; only an explicit reveal loads (and decrypts) them.
+    return (
+        Cluster.objects.defer(*SECRET_COLUMNS)
+        .select_related(
+            "captain_domain",
+            "control_plane_record_set__domain",
+            "apps_load_balancer",
+            "glueops_load_balancer",
+            "bastion_server",
+        )
+        .prefetch_related(
+            Prefetch("node_pools", queryset=node_pool_queryset()),
+            Prefetch("metadata", queryset=ClusterMetadata.objects.order_by("key")),
+        )
+    )
+
+
+def cluster_secrets(*, cluster: Cluster) -> dict[str, str]:
+    """The decrypted kubeconfig, join token and certificate key of one cluster, for an explicit
+    reveal. Loaded in a query of their own, since list reads leave them deferred."""
+    row = (
+        Cluster.objects.filter(pk=cluster.pk, organization_id=cluster.organization_id)
+        .only("id", "organization_id", *SECRET_COLUMNS)
+        .get()
+    )
+    return {column: str(getattr(row, column) or "") for column in SECRET_COLUMNS}

@@ -1,0 +1,359 @@
+"""Wire shapes of the clusters app (autoglue-openapi.json's dto.* schemas).
+
+Secrets are write-only: a ClusterResponse never carries the kubeconfig, join token or
+certificate key, except on `GET /clusters/{id}?reveal=true` for a role allowed to reveal them.
+`org_key`/`org_secret` are only ever filled in the bastion payload, never by the API.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from rest_framework import serializers
+
+from apps.clusters.models import (
+    Action,
+    Annotation,
+    Cluster,
+    ClusterMetadata,
+    ClusterRun,
+    Label,
+    NodePool,
+    Taint,
+)
+from apps.dns.models import Domain, RecordSet
+from apps.infrastructure.models import LoadBalancer, Server
+
+
+class LabelSerializer(serializers.ModelSerializer):
+    organization_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Label
+        fields = ["id", "organization_id", "key", "value", "created_at", "updated_at"]
+        extra_kwargs = {"value": {"required": True, "allow_blank": True}}
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    organization_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "organization_id", "key", "value", "created_at", "updated_at"]
+        extra_kwargs = {"value": {"required": True, "allow_blank": True}}
+
+
+class TrimmedChoiceField(serializers.ChoiceField):
+    """A choice field that, like every other text field here, ignores surrounding spaces."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return super().to_internal_value(data.strip() if isinstance(data, str) else data)
+
+
+class TaintSerializer(serializers.ModelSerializer):
+    organization_id = serializers.UUIDField(read_only=True)
+    effect = TrimmedChoiceField(choices=Taint.Effect.choices)
+
+    class Meta:
+        model = Taint
+        fields = ["id", "organization_id", "key", "value", "effect", "created_at", "updated_at"]
+        extra_kwargs = {"value": {"required": True, "allow_blank": True}}
+
+
+class ServerSummarySerializer(serializers.ModelSerializer):
+    """dto.ServerResponse."""
+
+    organization_id = serializers.UUIDField(read_only=True)
+    ssh_key_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Server
+        fields = [
+            "id",
+            "organization_id",
+            "hostname",
+            "public_ip_address",
+            "private_ip_address",
+            "ssh_user",
+            "ssh_key_id",
+            "role",
+            "status",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class LoadBalancerSummarySerializer(serializers.ModelSerializer):
+    """dto.LoadBalancerResponse."""
+
+    organization_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = LoadBalancer
+        fields = [
+            "id",
+            "organization_id",
+            "name",
+            "kind",
+            "public_ip_address",
+            "private_ip_address",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class DomainSummarySerializer(serializers.ModelSerializer):
+    """dto.DomainResponse."""
+
+    organization_id = serializers.UUIDField(read_only=True)
+    credential_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Domain
+        fields = [
+            "id",
+            "organization_id",
+            "domain_name",
+            "zone_id",
+            "status",
+            "last_error",
+            "credential_id",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class RecordSetSummarySerializer(serializers.ModelSerializer):
+    """dto.RecordSetResponse."""
+
+    domain_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = RecordSet
+        fields = [
+            "id",
+            "domain_id",
+            "name",
+            "type",
+            "ttl",
+            "values",
+            "fingerprint",
+            "status",
+            "last_error",
+            "owner",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class NodePoolSerializer(serializers.ModelSerializer):
+    """dto.NodePoolResponse; the collections are read-only (attach through the sub-routes)."""
+
+    organization_id = serializers.UUIDField(read_only=True)
+    servers = ServerSummarySerializer(many=True, read_only=True)
+    labels = LabelSerializer(many=True, read_only=True)
+    taints = TaintSerializer(many=True, read_only=True)
+    annotations = AnnotationSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = NodePool
+        fields = [
+            "id",
+            "organization_id",
+            "name",
+            "role",
+            "servers",
+            "labels",
+            "taints",
+            "annotations",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    """dto.ClusterResponse (read side). With `revealed_secrets` in the context (see
+    `selectors.cluster_secrets`) it adds the kubeconfig, join token and certificate key."""
+
+    captain_domain = DomainSummarySerializer(read_only=True)
+    control_plane_record_set = RecordSetSummarySerializer(read_only=True)
+    control_plane_fqdn = serializers.SerializerMethodField()
+    apps_load_balancer = LoadBalancerSummarySerializer(read_only=True)
+    glueops_load_balancer = LoadBalancerSummarySerializer(read_only=True)
+    bastion_server = ServerSummarySerializer(read_only=True)
+    cluster_provider = serializers.CharField(source="provider", read_only=True)
+    node_pools = NodePoolSerializer(many=True, read_only=True)
+    metadata = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cluster
+        fields = [
+            "id",
+            "name",
+            "captain_domain",
+            "control_plane_record_set",
+            "control_plane_fqdn",
+            "apps_load_balancer",
+            "glueops_load_balancer",
+            "bastion_server",
+            "cluster_provider",
+            "region",
+            "status",
+            "last_error",
+            "node_pools",
+            "docker_image",
+            "docker_tag",
+            "metadata",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_control_plane_fqdn(self, cluster: Cluster) -> str | None:
+        record_set = cluster.control_plane_record_set
+        return record_set.fqdn if record_set is not None else None
+
+    def get_metadata(self, cluster: Cluster) -> dict[str, str]:
+        return {item.key: item.value for item in cluster.metadata.all()}
+
+    def to_representation(self, instance: Cluster) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        revealed = self.context.get("revealed_secrets")
+        if revealed is not None:
+            data.update(revealed)
+        return data
+
+
+class ClusterCreateSerializer(serializers.Serializer):
+    """dto.CreateClusterRequest."""
+
+    name = serializers.CharField(max_length=255)
+    cluster_provider = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default=""
+    )
+    region = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    docker_image = serializers.CharField(
+        max_length=512, required=False, allow_blank=True, default=""
+    )
+    docker_tag = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class ClusterUpdateSerializer(serializers.Serializer):
+    """dto.UpdateClusterRequest: only the fields sent are written."""
+
+    name = serializers.CharField(max_length=255, required=False)
+    cluster_provider = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    region = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    docker_image = serializers.CharField(max_length=512, required=False, allow_blank=True)
+    docker_tag = serializers.CharField(max_length=255, required=False, allow_blank=True)
+
+    def column_changes(self) -> dict[str, str]:
+        data = dict(self.validated_data)
+        if "cluster_provider" in data:
+            data["provider"] = data.pop("cluster_provider")
+        return data
+
+
+class AttachCaptainDomainSerializer(serializers.Serializer):
+    domain_id = serializers.UUIDField()
+
+
+class AttachRecordSetSerializer(serializers.Serializer):
+    record_set_id = serializers.UUIDField()
+
+
+class AttachLoadBalancerSerializer(serializers.Serializer):
+    load_balancer_id = serializers.UUIDField()
+
+
+class AttachBastionSerializer(serializers.Serializer):
+    server_id = serializers.UUIDField()
+
+
+class AttachNodePoolSerializer(serializers.Serializer):
+    node_pool_id = serializers.UUIDField()
+
+
+class StrictCharField(serializers.CharField):
+    """Text only: a number or boolean is a 400, not silently turned into a string."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class SetKubeconfigSerializer(serializers.Serializer):
+    # Never echoed back, never logged; trimmed of nothing (YAML is whitespace-sensitive).
+    kubeconfig = StrictCharField(trim_whitespace=False, max_length=1024 * 1024)
+
+
+@functools.cache
+def attach_ids_serializer(field: str) -> type[serializers.Serializer]:
+    """`{"<field>": [id, ...]}` with a non-empty list; ids are checked by the service."""
+    name = "".join(part.capitalize() for part in field.removesuffix("_ids").split("_"))
+    return type(
+        f"Attach{name}sRequestSerializer",
+        (serializers.Serializer,),
+        {
+            field: serializers.ListField(
+                child=serializers.CharField(allow_blank=True, max_length=64),
+                allow_empty=False,
+                max_length=1000,
+            )
+        },
+    )
+
+
+class ClusterMetadataSerializer(serializers.ModelSerializer):
+    organization_id = serializers.UUIDField(read_only=True)
+    cluster_id = serializers.UUIDField(read_only=True)
+    key = serializers.CharField(max_length=255)
+    value = serializers.CharField()
+
+    class Meta:
+        model = ClusterMetadata
+        fields = ["id", "organization_id", "cluster_id", "key", "value", "created_at", "updated_at"]
+
+
+class ActionSerializer(serializers.ModelSerializer):
+    """dto.ActionResponse; on write every field is required and none may be blank."""
+
+    label = serializers.CharField(max_length=255)
+    description = serializers.CharField()
+    make_target = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        max_length=255,
+        error_messages={"invalid": "must be a make target name (letters, digits, . _ / -)"},
+    )
+
+    class Meta:
+        model = Action
+        fields = ["id", "label", "description", "make_target", "created_at", "updated_at"]
+
+
+class ClusterRunSerializer(serializers.ModelSerializer):
+    """dto.ClusterRunResponse; `action` is the make target the run executes."""
+
+    organization_id = serializers.UUIDField(read_only=True)
+    cluster_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = ClusterRun
+        fields = [
+            "id",
+            "organization_id",
+            "cluster_id",
+            "action",
+            "status",
+            "error",
+            "created_at",
+            "updated_at",
+            "finished_at",
+        ]
+        read_only_fields = fields

@@ -1,0 +1,464 @@
+"""Business logic of the clusters app: attaching things to node pools and clusters, cluster
+writes, metadata, the action catalogue and cluster runs.
+
+Cluster writes follow one rule (inventory §10.6): each touches only its own columns with an
+`.update()` scoped by id AND organization, also setting `status=pre_pending` and clearing
+`last_error`; zero rows means the cluster is gone (404), so a write never resurrects a cluster
+deleted concurrently and never undoes a sibling write.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from apps.clusters.models import (
+    Action,
+    Annotation,
+    Cluster,
+    ClusterMetadata,
+    ClusterNodePool,
+    ClusterRun,
+    Label,
+    NodePool,
+    NodePoolAnnotation,
+    NodePoolLabel,
+    NodePoolServer,
+    NodePoolTaint,
+    Taint,
+)
+from apps.core.api.errors import bad_request, conflict, not_found
+from apps.core.tenancy import parse_uuid
+from apps.dns.models import Domain, RecordSet
+from apps.infrastructure.models import LoadBalancer, Server
+from apps.orgs.models import Organization
+
+# ---------------------------------------------------------------------------------------------
+# Node pool attachments
+
+
+@dataclass(frozen=True)
+class Attachable:
+    """What a node pool can hold in a set: the target model, its join model and its names."""
+
+    model: type[models.Model]
+    through: type[models.Model]
+    fk: str  # the join model's field pointing at the target
+    ids_field: str  # the request field carrying the ids
+    noun: str
+
+    @property
+    def not_found_code(self) -> str:
+        return f"{self.noun}_not_found"
+
+
+ATTACHABLES: dict[str, Attachable] = {
+    "servers": Attachable(Server, NodePoolServer, "server", "server_ids", "server"),
+    "labels": Attachable(Label, NodePoolLabel, "label", "label_ids", "label"),
+    "annotations": Attachable(
+        Annotation, NodePoolAnnotation, "annotation", "annotation_ids", "annotation"
+    ),
+    "taints": Attachable(Taint, NodePoolTaint, "taint", "taint_ids", "taint"),
+}
+
+
+def _parse_ids(raw_ids: Sequence[Any], field: str) -> list[uuid.UUID]:
+    """Every id as a UUID, in order and without duplicates; 400 naming the first bad one."""
+    parsed: list[uuid.UUID] = []
+    for index, raw in enumerate(raw_ids):
+        try:
+            parsed.append(uuid.UUID(str(raw)))
+        except (TypeError, ValueError, AttributeError):
+            raise bad_request("invalid_id", f"{field}[{index}] is not a UUID") from None
+    return list(dict.fromkeys(parsed))
+
+
+def _lock_node_pool(node_pool: NodePool) -> None:
+    # Holding the pool's row lock for the rest of the transaction: a concurrent delete waits,
+    # and a pool deleted before we got here is a clean 404 rather than a foreign-key error.
+    locked = NodePool.objects.select_for_update().filter(
+        pk=node_pool.pk, organization_id=node_pool.organization_id
+    )
+    if not list(locked.values_list("pk", flat=True)):
+        raise not_found("node_pool_not_found", "node pool not found")
+
+
+@transaction.atomic
+def node_pool_attach(*, node_pool: NodePool, kind: str, ids: Sequence[Any]) -> int:
+    """Attach a set of servers/labels/annotations/taints to a node pool, all or nothing.
+
+    Every id must be a UUID (400 naming the bad one) of an object in the pool's organization
+    (404 naming the missing one, also for another org's id). Bastion servers never join a node
+    pool (400 `server_not_node`). Already attached ids are kept; returns how many were new.
+    """
+    spec = ATTACHABLES[kind]
+    if not ids:
+        raise bad_request("nothing_to_attach", f"{spec.ids_field}: nothing to attach")
+    wanted = _parse_ids(ids, spec.ids_field)
+    _lock_node_pool(node_pool)
+    found = {
+        obj.pk: obj
+        for obj in spec.model._default_manager.filter(
+            organization_id=node_pool.organization_id, pk__in=wanted
+        )
+    }
+    for pk in wanted:
+        if pk not in found:
+            raise not_found(spec.not_found_code, f"{spec.noun} {pk} not found")
+    if kind == "servers":
+        for pk in wanted:
+            if found[pk].role == Server.Role.BASTION:
+                raise bad_request(
+                    "server_not_node", f"server {pk} is a bastion and cannot join a node pool"
+                )
+    existing = set(
+        spec.through._default_manager.filter(
+            node_pool_id=node_pool.pk, **{f"{spec.fk}_id__in": wanted}
+        ).values_list(f"{spec.fk}_id", flat=True)
+    )
+    rows = [
+        spec.through(
+            organization_id=node_pool.organization_id,
+            node_pool_id=node_pool.pk,
+            **{f"{spec.fk}_id": pk},
+        )
+        for pk in wanted
+        if pk not in existing
+    ]
+    # ignore_conflicts: a concurrent attach of the same id is not an error, it is the same set.
+    spec.through._default_manager.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+@transaction.atomic
+def node_pool_detach(*, node_pool: NodePool, kind: str, item_id: str) -> None:
+    """Detach one server/label/annotation/taint; 404 if it is not attached to this pool."""
+    spec = ATTACHABLES[kind]
+    pk = parse_uuid(item_id, what=f"{spec.noun}Id")
+    deleted, _ = spec.through._default_manager.filter(
+        node_pool_id=node_pool.pk,
+        organization_id=node_pool.organization_id,
+        **{f"{spec.fk}_id": pk},
+    ).delete()
+    if not deleted:
+        raise not_found(spec.not_found_code, f"{spec.noun} is not attached to this node pool")
+
+
+# ---------------------------------------------------------------------------------------------
+# Clusters
+
+
+def _bootstrap_token() -> str:
+    """A kubeadm-style bootstrap token, `<6 hex>.<16 hex>`."""
+    return f"{secrets.token_hex(3)}.{secrets.token_hex(8)}"
+
+
+def cluster_create(
+    *,
+    organization: Organization,
+    name: str,
+    provider: str = "",
+    region: str = "",
+    docker_image: str = "",
+    docker_tag: str = "",
+) -> Cluster:
+    """Create a cluster in `pre_pending` with a fresh join token and certificate key."""
+    return Cluster.objects.create(
+        organization=organization,
+        name=name,
+        provider=provider,
+        region=region,
+        docker_image=docker_image,
+        docker_tag=docker_tag,
+        random_token=_bootstrap_token(),
+        certificate_key=secrets.token_hex(32),
+    )
+
+
+def _cluster_write(*, organization: Organization, cluster_id: uuid.UUID, **columns: Any) -> None:
+    """Write exactly `columns` (plus the needs-validation reset) or 404 if the cluster is gone."""
+    updated = Cluster.objects.filter(pk=cluster_id, organization_id=organization.pk).update(
+        **columns,
+        status=Cluster.Status.PRE_PENDING,
+        last_error="",
+        updated_at=timezone.now(),
+    )
+    if not updated:
+        raise not_found("cluster_not_found", "cluster not found")
+
+
+def _cluster_exists(*, organization: Organization, cluster_id: uuid.UUID) -> None:
+    if not Cluster.objects.filter(pk=cluster_id, organization_id=organization.pk).exists():
+        raise not_found("cluster_not_found", "cluster not found")
+
+
+UPDATABLE_COLUMNS = frozenset({"name", "provider", "region", "docker_image", "docker_tag"})
+
+
+def cluster_update(
+    *, organization: Organization, cluster_id: uuid.UUID, changes: Mapping[str, Any]
+) -> None:
+    """PATCH: write only the given fields. An empty PATCH changes nothing (not even status)."""
+    unknown = set(changes) - UPDATABLE_COLUMNS
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    if not changes:
+        _cluster_exists(organization=organization, cluster_id=cluster_id)
+        return
+    _cluster_write(organization=organization, cluster_id=cluster_id, **changes)
+
+
+def cluster_attach_captain_domain(
+    *, organization: Organization, cluster_id: uuid.UUID, domain_id: uuid.UUID
+) -> None:
+    """Point the cluster at a DNS domain of its organization (404 `domain_not_found`)."""
+    if not Domain.objects.for_org(organization).filter(pk=domain_id).exists():
+        raise not_found("domain_not_found", "domain not found")
+    _cluster_write(organization=organization, cluster_id=cluster_id, captain_domain_id=domain_id)
+
+
+def cluster_attach_record_set(
+    *, organization: Organization, cluster_id: uuid.UUID, record_set_id: uuid.UUID
+) -> None:
+    """Use a record set as the control-plane name; it must sit in a domain of this organization
+    (404 `recordset_not_found`)."""
+    exists = RecordSet.objects.filter(
+        pk=record_set_id,
+        organization_id=organization.pk,
+        domain__organization_id=organization.pk,
+    ).exists()
+    if not exists:
+        raise not_found("recordset_not_found", "record set not found")
+    _cluster_write(
+        organization=organization,
+        cluster_id=cluster_id,
+        control_plane_record_set_id=record_set_id,
+    )
+
+
+LOAD_BALANCER_COLUMNS = {"apps": "apps_load_balancer_id", "glueops": "glueops_load_balancer_id"}
+
+
+def cluster_attach_load_balancer(
+    *, organization: Organization, cluster_id: uuid.UUID, which: str, load_balancer_id: uuid.UUID
+) -> None:
+    """Set the apps or the GlueOps load balancer (404 `lb_not_found`)."""
+    if not LoadBalancer.objects.for_org(organization).filter(pk=load_balancer_id).exists():
+        raise not_found("lb_not_found", "load balancer not found")
+    _cluster_write(
+        organization=organization,
+        cluster_id=cluster_id,
+        **{LOAD_BALANCER_COLUMNS[which]: load_balancer_id},
+    )
+
+
+def cluster_attach_bastion(
+    *, organization: Organization, cluster_id: uuid.UUID, server_id: uuid.UUID
+) -> None:
+    """Set the bastion: a server of this organization (404 `server_not_found`) whose role is
+    bastion (400 `server_not_bastion`)."""
+    server = Server.objects.for_org(organization).filter(pk=server_id).only("role").first()
+    if server is None:
+        raise not_found("server_not_found", "server not found")
+    if server.role != Server.Role.BASTION:
+        raise bad_request("server_not_bastion", f"server {server_id} is not a bastion server")
+    _cluster_write(organization=organization, cluster_id=cluster_id, bastion_server_id=server_id)
+
+
+DETACHABLE_COLUMNS = frozenset(
+    {
+        "captain_domain_id",
+        "control_plane_record_set_id",
+        "apps_load_balancer_id",
+        "glueops_load_balancer_id",
+        "bastion_server_id",
+    }
+)
+
+
+def cluster_detach(*, organization: Organization, cluster_id: uuid.UUID, column: str) -> None:
+    """Clear one reference column (captain domain, record set, a load balancer, the bastion)."""
+    if column not in DETACHABLE_COLUMNS:
+        raise ValueError(f"not detachable: {column}")
+    _cluster_write(organization=organization, cluster_id=cluster_id, **{column: None})
+
+
+@transaction.atomic
+def cluster_set_kubeconfig(
+    *, organization: Organization, cluster_id: uuid.UUID, kubeconfig: str
+) -> None:
+    """Store (or, with "", clear) the kubeconfig, encrypted at rest.
+
+    Saved through the model rather than `.update()` so the encrypted field sees its row (its
+    ciphertext may be bound to it); the row lock keeps the write as narrow and as safe against
+    a concurrent delete as the other cluster writes.
+    """
+    cluster = (
+        Cluster.objects.select_for_update()
+        .filter(pk=cluster_id, organization_id=organization.pk)
+        .only("id", "organization_id")
+        .first()
+    )
+    if cluster is None:
+        raise not_found("cluster_not_found", "cluster not found")
+    cluster.kubeconfig = kubeconfig
+    cluster.status = Cluster.Status.PRE_PENDING
+    cluster.last_error = ""
+    cluster.save(update_fields=["kubeconfig", "status", "last_error", "updated_at"])
+
+
+@transaction.atomic
+def cluster_attach_node_pool(
+    *, organization: Organization, cluster_id: uuid.UUID, node_pool_id: uuid.UUID
+) -> None:
+    """Add a node pool of this organization to the cluster (404 `nodepool_not_found`)."""
+    if not NodePool.objects.for_org(organization).filter(pk=node_pool_id).exists():
+        raise not_found("nodepool_not_found", "node pool not found")
+    # The status write first: it locks the cluster row, so a concurrent delete cannot slip
+    # between the check and the insert.
+    _cluster_write(organization=organization, cluster_id=cluster_id)
+    ClusterNodePool.objects.bulk_create(
+        [
+            ClusterNodePool(
+                organization=organization, cluster_id=cluster_id, node_pool_id=node_pool_id
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+@transaction.atomic
+def cluster_detach_node_pool(
+    *, organization: Organization, cluster_id: uuid.UUID, node_pool_id: uuid.UUID
+) -> None:
+    """Remove a node pool from the cluster (404 `nodepool_not_found` if it is not attached)."""
+    _cluster_write(organization=organization, cluster_id=cluster_id)
+    deleted, _ = ClusterNodePool.objects.filter(
+        organization_id=organization.pk, cluster_id=cluster_id, node_pool_id=node_pool_id
+    ).delete()
+    if not deleted:
+        raise not_found("nodepool_not_found", "node pool is not attached to this cluster")
+
+
+# ---------------------------------------------------------------------------------------------
+# Cluster metadata
+
+
+def normalize_metadata_key(key: str) -> str:
+    return key.strip().lower()
+
+
+def cluster_metadata_create(*, cluster: Cluster, key: str, value: str) -> ClusterMetadata:
+    """Store a key/value on a cluster; the key is trimmed and lowercased, unique per cluster
+    (409 `conflict`)."""
+    key = normalize_metadata_key(key)
+    try:
+        with transaction.atomic():
+            return ClusterMetadata.objects.create(
+                organization_id=cluster.organization_id,
+                cluster=cluster,
+                key=key,
+                value=value.strip(),
+            )
+    except IntegrityError:
+        raise conflict("conflict", f"key: metadata key {key!r} already exists") from None
+
+
+def cluster_metadata_update(
+    *, item: ClusterMetadata, key: str | None = None, value: str | None = None
+) -> ClusterMetadata:
+    """Change a metadata entry's key and/or value (409 `conflict` on a duplicate key)."""
+    if key is not None:
+        item.key = normalize_metadata_key(key)
+    if value is not None:
+        item.value = value.strip()
+    try:
+        with transaction.atomic():
+            item.save(update_fields=["key", "value", "updated_at"])
+    except IntegrityError:
+        raise conflict("conflict", f"key: metadata key {item.key!r} already exists") from None
+    return item
+
+
+# ---------------------------------------------------------------------------------------------
+# Action catalogue
+
+
+def _action_conflicts(*, label: str | None, make_target: str | None, exclude: Any = None) -> None:
+    others = Action.objects.exclude(pk=exclude) if exclude else Action.objects.all()
+    if label is not None and others.filter(label=label).exists():
+        raise conflict("action_exists", f"label: an action labelled {label!r} already exists")
+    if make_target is not None and others.filter(make_target=make_target).exists():
+        raise conflict(
+            "action_exists", f"make_target: an action for {make_target!r} already exists"
+        )
+
+
+def _save_action(action: Action, **kwargs: Any) -> Action:
+    try:
+        with transaction.atomic():
+            action.save(**kwargs)
+    except IntegrityError:
+        # Lost a race with a concurrent create: say which field, as the check above would have.
+        _action_conflicts(label=action.label, make_target=action.make_target, exclude=action.pk)
+        raise
+    return action
+
+
+def action_create(*, label: str, description: str, make_target: str) -> Action:
+    """Add an action to the catalogue; label and make target are unique (409 `action_exists`)."""
+    _action_conflicts(label=label, make_target=make_target)
+    return _save_action(Action(label=label, description=description, make_target=make_target))
+
+
+def action_update(*, action: Action, changes: Mapping[str, str]) -> Action:
+    """Change an action's label, description and/or make target (409 on a duplicate)."""
+    _action_conflicts(
+        label=changes.get("label"), make_target=changes.get("make_target"), exclude=action.pk
+    )
+    for field, value in changes.items():
+        setattr(action, field, value)
+    return _save_action(action)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cluster runs
+
+
+def _active_run_conflict(cluster: Cluster) -> Exception:
+    active = (
+        ClusterRun.objects.filter(cluster=cluster, status__in=ClusterRun.ACTIVE_STATUSES)
+        .only("id", "status")
+        .first()
+    )
+    run_id = active.pk if active else "unknown"
+    state = active.status if active else "active"
+    return conflict("run_active", f"cluster already has an active run {run_id} ({state})")
+
+
+def cluster_run_create(*, cluster: Cluster, action: Action) -> ClusterRun:
+    """Queue a run of `action` on `cluster`. A cluster has at most one queued or running run:
+    a second request is 409 `run_active` naming the active run. The partial unique index
+    decides races, so two concurrent requests give exactly one run.
+
+    The job that executes runs arrives with the jobs issue; until then a run stays queued.
+    """
+    if ClusterRun.objects.filter(cluster=cluster, status__in=ClusterRun.ACTIVE_STATUSES).exists():
+        raise _active_run_conflict(cluster)
+    try:
+        with transaction.atomic():
+            return ClusterRun.objects.create(
+                organization_id=cluster.organization_id,
+                cluster=cluster,
+                action_ref=action,
+                action=action.make_target,
+                status=ClusterRun.Status.QUEUED,
+            )
+    except IntegrityError:
+        raise _active_run_conflict(cluster) from None

@@ -1,0 +1,164 @@
+"""Concurrent writers against the real PostgreSQL: each request runs in its own thread and its
+own database connection, released together by a barrier."""
+
+import threading
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from apps.clusters.models import Cluster, ClusterRun, NodePoolServer
+from apps.clusters.tests.factories import (
+    ActionFactory,
+    ClusterFactory,
+    ClusterRunFactory,
+    NodePoolFactory,
+)
+from apps.dns.tests.factories import DomainFactory
+from apps.infrastructure.models import Server
+from apps.infrastructure.tests.factories import LoadBalancerFactory, ServerFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_together(*calls):
+    """Run the callables at the same moment in separate threads; return their results."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def worker(index, call):
+        try:
+            barrier.wait()
+            results[index] = call()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def test_two_clients_attaching_different_things_to_one_cluster_both_win(client_for, member, org):
+    for _ in range(5):
+        cluster = ClusterFactory(organization=org)
+        domain = DomainFactory(organization=org)
+        bastion = ServerFactory(
+            organization=org, role=Server.Role.BASTION, public_ip_address="198.51.100.1"
+        )
+        lb = LoadBalancerFactory(organization=org)
+        base = f"/api/v1/clusters/{cluster.pk}"
+        a, b, c = (client_for(member, org) for _ in range(3))
+        results = run_together(
+            lambda a=a, base=base, domain=domain: a.post(
+                f"{base}/captain-domain", {"domain_id": str(domain.pk)}, format="json"
+            ),
+            lambda b=b, base=base, bastion=bastion: b.post(
+                f"{base}/bastion", {"server_id": str(bastion.pk)}, format="json"
+            ),
+            lambda c=c, base=base, lb=lb: c.post(
+                f"{base}/apps-load-balancer", {"load_balancer_id": str(lb.pk)}, format="json"
+            ),
+        )
+        assert [r.status_code for r in results] == [200, 200, 200]
+        cluster.refresh_from_db()
+        assert cluster.captain_domain_id == domain.pk
+        assert cluster.bastion_server_id == bastion.pk
+        assert cluster.apps_load_balancer_id == lb.pk
+
+
+def test_concurrent_node_pool_and_kubeconfig_writes_keep_each_other(client_for, member, org):
+    cluster = ClusterFactory(organization=org)
+    pools = NodePoolFactory.create_batch(2, organization=org)
+    base = f"/api/v1/clusters/{cluster.pk}"
+    clients = [client_for(member, org) for _ in range(3)]
+    results = run_together(
+        lambda: clients[0].post(
+            f"{base}/node-pools", {"node_pool_id": str(pools[0].pk)}, format="json"
+        ),
+        lambda: clients[1].post(
+            f"{base}/node-pools", {"node_pool_id": str(pools[1].pk)}, format="json"
+        ),
+        lambda: clients[2].post(f"{base}/kubeconfig", {"kubeconfig": "CANARY-KUBE"}, format="json"),
+    )
+    assert [r.status_code for r in results] == [200, 200, 200]
+    cluster = Cluster.objects.get(pk=cluster.pk)
+    assert set(cluster.node_pools.values_list("pk", flat=True)) == {p.pk for p in pools}
+    assert cluster.kubeconfig == "CANARY-KUBE"
+
+
+def test_overlapping_node_pool_attaches_both_succeed_without_duplicates(client_for, member, org):
+    pool = NodePoolFactory(organization=org)
+    servers = ServerFactory.create_batch(4, organization=org)
+    ids = [str(s.pk) for s in servers]
+    a, b = client_for(member, org), client_for(member, org)
+    url = f"/api/v1/node-pools/{pool.pk}/servers"
+    results = run_together(
+        lambda: a.post(url, {"server_ids": ids[:3]}, format="json"),
+        lambda: b.post(url, {"server_ids": ids[1:]}, format="json"),
+    )
+    assert [r.status_code for r in results] == [204, 204]
+    assert NodePoolServer.objects.filter(node_pool=pool).count() == 4
+
+
+def test_two_concurrent_run_requests_give_exactly_one_run(client_for, member, org):
+    for _ in range(5):
+        cluster = ClusterFactory(organization=org)
+        action = ActionFactory()
+        url = f"/api/v1/clusters/{cluster.pk}/actions/{action.pk}/runs"
+        a, b = client_for(member, org), client_for(member, org)
+        results = run_together(lambda a=a, url=url: a.post(url), lambda b=b, url=url: b.post(url))
+        assert sorted(r.status_code for r in results) == [201, 409]
+        created = next(r for r in results if r.status_code == 201).json()
+        refused = next(r for r in results if r.status_code == 409).json()
+        assert refused["code"] == "run_active"
+        assert created["id"] in refused["message"]
+        assert ClusterRun.objects.filter(cluster=cluster).count() == 1
+
+
+def test_the_database_itself_refuses_a_second_active_run(org):
+    run = ClusterRunFactory(cluster=ClusterFactory(organization=org), status="running")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ClusterRunFactory(cluster=run.cluster, action_ref=run.action_ref, status="queued")
+    # Finished runs do not count.
+    ClusterRunFactory(cluster=run.cluster, status="failed")
+    ClusterRunFactory(cluster=run.cluster, status="succeeded")
+
+
+def test_a_run_racing_past_the_check_is_refused_by_the_index_and_named(org):
+    """A run inserted (not yet committed) by another transaction is invisible to our check; our
+    insert then waits on the partial unique index and, once the other commits, fails with
+    409 naming the other run instead of creating a second active run."""
+    from apps.clusters import services
+    from apps.core.api.errors import APIError
+
+    cluster = ClusterFactory(organization=org)
+    action = ActionFactory()
+    inserted = threading.Event()
+    release = threading.Event()
+    other = {}
+
+    def competitor():
+        try:
+            with transaction.atomic():
+                other["run"] = ClusterRun.objects.create(
+                    organization=org, cluster=cluster, action=action.make_target
+                )
+                inserted.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=competitor)
+    thread.start()
+    assert inserted.wait(timeout=10)
+    # Commit the competitor shortly after our insert starts waiting on the index.
+    threading.Timer(0.5, release.set).start()
+    with pytest.raises(APIError) as refused:
+        services.cluster_run_create(cluster=cluster, action=action)
+    thread.join(timeout=10)
+    assert refused.value.status_code == 409
+    assert refused.value.error_code == "run_active"
+    assert str(other["run"].pk) in refused.value.message
+    assert ClusterRun.objects.filter(cluster=cluster).count() == 1

@@ -1,0 +1,491 @@
+"""API views of the clusters app: thin, tenant-scoped by OrgScopedViewSet, logic in services."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.clusters import services
+from apps.clusters.filters import (
+    AnnotationFilterSet,
+    ClusterFilterSet,
+    LabelFilterSet,
+    NodePoolFilterSet,
+    TaintFilterSet,
+)
+from apps.clusters.models import (
+    Action,
+    Annotation,
+    Cluster,
+    ClusterMetadata,
+    ClusterRun,
+    Label,
+    NodePool,
+    Taint,
+)
+from apps.clusters.selectors import cluster_queryset, cluster_secrets, node_pool_queryset
+from apps.clusters.serializers import (
+    ActionSerializer,
+    AnnotationSerializer,
+    AttachBastionSerializer,
+    AttachCaptainDomainSerializer,
+    AttachLoadBalancerSerializer,
+    AttachNodePoolSerializer,
+    AttachRecordSetSerializer,
+    ClusterCreateSerializer,
+    ClusterMetadataSerializer,
+    ClusterRunSerializer,
+    ClusterSerializer,
+    ClusterUpdateSerializer,
+    LabelSerializer,
+    NodePoolSerializer,
+    ServerSummarySerializer,
+    SetKubeconfigSerializer,
+    TaintSerializer,
+    attach_ids_serializer,
+)
+from apps.core.api.errors import forbidden, not_found
+from apps.core.api.viewsets import OrgScopedModelViewSet, OrgScopedViewSet
+from apps.core.permissions import IsPlatformAdmin, Perm, role_allows
+from apps.core.tenancy import parse_uuid
+
+logger = logging.getLogger(__name__)
+
+
+class LabelViewSet(OrgScopedModelViewSet):
+    lookup_url_kwarg = "id"
+    queryset = Label.objects.all()
+    serializer_class = LabelSerializer
+    filterset_class = LabelFilterSet
+    not_found_code = "label_not_found"
+
+
+class AnnotationViewSet(OrgScopedModelViewSet):
+    lookup_url_kwarg = "id"
+    queryset = Annotation.objects.all()
+    serializer_class = AnnotationSerializer
+    filterset_class = AnnotationFilterSet
+    not_found_code = "annotation_not_found"
+
+
+class TaintViewSet(OrgScopedModelViewSet):
+    lookup_url_kwarg = "id"
+    queryset = Taint.objects.all()
+    serializer_class = TaintSerializer
+    filterset_class = TaintFilterSet
+    not_found_code = "taint_not_found"
+
+
+ATTACHED_SERIALIZERS = {
+    "servers": ServerSummarySerializer,
+    "labels": LabelSerializer,
+    "annotations": AnnotationSerializer,
+    "taints": TaintSerializer,
+}
+
+
+class NodePoolViewSet(OrgScopedModelViewSet):
+    """Node pools, and the sets of servers, labels, annotations and taints attached to them."""
+
+    lookup_url_kwarg = "id"
+    queryset = node_pool_queryset()
+    serializer_class = NodePoolSerializer
+    filterset_class = NodePoolFilterSet
+    not_found_code = "node_pool_not_found"
+
+    def _node_pool(self) -> NodePool:
+        # Writes need only the row, not the prefetched sets the read queryset carries.
+        return self.get_parent(NodePool, "id", "node_pool_not_found")
+
+    def _attached(self, request: Request, kind: str) -> Response:
+        if request.method == "GET":
+            items = getattr(self.get_object(), kind).all()
+            return Response(ATTACHED_SERIALIZERS[kind](items, many=True).data)
+        node_pool = self._node_pool()
+        field = services.ATTACHABLES[kind].ids_field
+        serializer = attach_ids_serializer(field)(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.node_pool_attach(
+            node_pool=node_pool, kind=kind, ids=serializer.validated_data[field]
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _detach(self, kind: str, item_id: str) -> Response:
+        services.node_pool_detach(node_pool=self._node_pool(), kind=kind, item_id=item_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        methods=["GET"],
+        responses=ServerSummarySerializer(many=True),
+        operation_id="node_pool_list_servers",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=attach_ids_serializer("server_ids"),
+        responses={204: None},
+        operation_id="node_pool_attach_servers",
+    )
+    @action(detail=True, methods=["get", "post"], url_path="servers")
+    def servers(self, request: Request, **kwargs: str) -> Response:
+        return self._attached(request, "servers")
+
+    @extend_schema(responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"servers/(?P<serverId>[^/]+)")
+    def detach_server(self, request: Request, **kwargs: str) -> Response:
+        return self._detach("servers", kwargs["serverId"])
+
+    @extend_schema(
+        methods=["GET"], responses=LabelSerializer(many=True), operation_id="node_pool_list_labels"
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=attach_ids_serializer("label_ids"),
+        responses={204: None},
+        operation_id="node_pool_attach_labels",
+    )
+    @action(detail=True, methods=["get", "post"], url_path="labels")
+    def labels(self, request: Request, **kwargs: str) -> Response:
+        return self._attached(request, "labels")
+
+    @extend_schema(responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"labels/(?P<labelId>[^/]+)")
+    def detach_label(self, request: Request, **kwargs: str) -> Response:
+        return self._detach("labels", kwargs["labelId"])
+
+    @extend_schema(
+        methods=["GET"],
+        responses=AnnotationSerializer(many=True),
+        operation_id="node_pool_list_annotations",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=attach_ids_serializer("annotation_ids"),
+        responses={204: None},
+        operation_id="node_pool_attach_annotations",
+    )
+    @action(detail=True, methods=["get", "post"], url_path="annotations")
+    def annotations(self, request: Request, **kwargs: str) -> Response:
+        return self._attached(request, "annotations")
+
+    @extend_schema(responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"annotations/(?P<annotationId>[^/]+)")
+    def detach_annotation(self, request: Request, **kwargs: str) -> Response:
+        return self._detach("annotations", kwargs["annotationId"])
+
+    @extend_schema(
+        methods=["GET"], responses=TaintSerializer(many=True), operation_id="node_pool_list_taints"
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=attach_ids_serializer("taint_ids"),
+        responses={204: None},
+        operation_id="node_pool_attach_taints",
+    )
+    @action(detail=True, methods=["get", "post"], url_path="taints")
+    def taints(self, request: Request, **kwargs: str) -> Response:
+        return self._attached(request, "taints")
+
+    @extend_schema(responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"taints/(?P<taintId>[^/]+)")
+    def detach_taint(self, request: Request, **kwargs: str) -> Response:
+        return self._detach("taints", kwargs["taintId"])
+
+
+class ClusterViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, OrgScopedViewSet
+):
+    """Clusters, their attachments, kubeconfig and runs.
+
+    Responses never carry the kubeconfig, join token or certificate key, except
+    `GET /clusters/{id}?reveal=true` for a role holding REVEAL_SECRETS (logged, without the
+    secret). Every write answers the freshly reloaded cluster.
+    """
+
+    queryset = cluster_queryset()
+    serializer_class = ClusterSerializer
+    filterset_class = ClusterFilterSet
+    not_found_code = "cluster_not_found"
+    lookup_url_kwarg = "clusterID"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def _cluster_id(self) -> uuid.UUID:
+        return parse_uuid(self.kwargs["clusterID"], code="invalid_id", what="clusterID")
+
+    def _fresh(self, cluster_id: uuid.UUID, code: int = status.HTTP_200_OK) -> Response:
+        cluster = self.get_queryset().filter(pk=cluster_id).first()
+        if cluster is None:
+            raise not_found("cluster_not_found", "cluster not found")
+        return Response(self.get_serializer(cluster).data, status=code)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "reveal",
+                bool,
+                description="Include kubeconfig, random_token and certificate_key "
+                "(needs the reveal_secrets permission).",
+            )
+        ]
+    )
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        reveal = request.query_params.get("reveal", "").lower() in ("1", "true", "yes")
+        if reveal and not role_allows(self.tenant.role, Perm.REVEAL_SECRETS):
+            raise forbidden("forbidden", "your role in this organization cannot reveal secrets")
+        cluster = self.get_object()
+        if reveal:
+            logger.info(
+                "cluster secrets revealed",
+                extra={
+                    "event": "cluster_secrets_revealed",
+                    "cluster_id": str(cluster.pk),
+                    "organization_id": str(cluster.organization_id),
+                    "principal": str(request.user),
+                },
+            )
+        context = self.get_serializer_context()
+        if reveal:
+            context["revealed_secrets"] = cluster_secrets(cluster=cluster)
+        return Response(ClusterSerializer(cluster, context=context).data)
+
+    @extend_schema(request=ClusterCreateSerializer, responses={201: ClusterSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = ClusterCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        cluster = services.cluster_create(
+            organization=self.organization,
+            name=data["name"],
+            provider=data["cluster_provider"],
+            region=data["region"],
+            docker_image=data["docker_image"],
+            docker_tag=data["docker_tag"],
+        )
+        return self._fresh(cluster.pk, code=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ClusterUpdateSerializer, responses=ClusterSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cluster_id = self._cluster_id()
+        serializer = ClusterUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.cluster_update(
+            organization=self.organization,
+            cluster_id=cluster_id,
+            changes=serializer.column_changes(),
+        )
+        return self._fresh(cluster_id)
+
+    def _reference(
+        self,
+        request: Request,
+        *,
+        column: str,
+        serializer_class: type,
+        attach: Callable[..., None],
+    ) -> Response:
+        cluster_id = self._cluster_id()
+        if request.method == "POST":
+            serializer = serializer_class(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            attach(
+                organization=self.organization, cluster_id=cluster_id, **serializer.validated_data
+            )
+        else:
+            services.cluster_detach(
+                organization=self.organization, cluster_id=cluster_id, column=column
+            )
+        return self._fresh(cluster_id)
+
+    @extend_schema(
+        methods=["POST"], request=AttachCaptainDomainSerializer, responses=ClusterSerializer
+    )
+    @extend_schema(methods=["DELETE"], request=None, responses=ClusterSerializer)
+    @action(detail=True, methods=["post", "delete"], url_path="captain-domain")
+    def captain_domain(self, request: Request, **kwargs: str) -> Response:
+        return self._reference(
+            request,
+            column="captain_domain_id",
+            serializer_class=AttachCaptainDomainSerializer,
+            attach=services.cluster_attach_captain_domain,
+        )
+
+    @extend_schema(methods=["POST"], request=AttachRecordSetSerializer, responses=ClusterSerializer)
+    @extend_schema(methods=["DELETE"], request=None, responses=ClusterSerializer)
+    @action(detail=True, methods=["post", "delete"], url_path="control-plane-record-set")
+    def control_plane_record_set(self, request: Request, **kwargs: str) -> Response:
+        return self._reference(
+            request,
+            column="control_plane_record_set_id",
+            serializer_class=AttachRecordSetSerializer,
+            attach=services.cluster_attach_record_set,
+        )
+
+    @extend_schema(
+        methods=["POST"], request=AttachLoadBalancerSerializer, responses=ClusterSerializer
+    )
+    @extend_schema(methods=["DELETE"], request=None, responses=ClusterSerializer)
+    @action(detail=True, methods=["post", "delete"], url_path="apps-load-balancer")
+    def apps_load_balancer(self, request: Request, **kwargs: str) -> Response:
+        return self._reference(
+            request,
+            column="apps_load_balancer_id",
+            serializer_class=AttachLoadBalancerSerializer,
+            attach=lambda **kw: services.cluster_attach_load_balancer(which="apps", **kw),
+        )
+
+    @extend_schema(
+        methods=["POST"], request=AttachLoadBalancerSerializer, responses=ClusterSerializer
+    )
+    @extend_schema(methods=["DELETE"], request=None, responses=ClusterSerializer)
+    @action(detail=True, methods=["post", "delete"], url_path="glueops-load-balancer")
+    def glueops_load_balancer(self, request: Request, **kwargs: str) -> Response:
+        return self._reference(
+            request,
+            column="glueops_load_balancer_id",
+            serializer_class=AttachLoadBalancerSerializer,
+            attach=lambda **kw: services.cluster_attach_load_balancer(which="glueops", **kw),
+        )
+
+    @extend_schema(methods=["POST"], request=AttachBastionSerializer, responses=ClusterSerializer)
+    @extend_schema(methods=["DELETE"], request=None, responses=ClusterSerializer)
+    @action(detail=True, methods=["post", "delete"], url_path="bastion")
+    def bastion(self, request: Request, **kwargs: str) -> Response:
+        return self._reference(
+            request,
+            column="bastion_server_id",
+            serializer_class=AttachBastionSerializer,
+            attach=services.cluster_attach_bastion,
+        )
+
+    @extend_schema(methods=["POST"], request=SetKubeconfigSerializer, responses=ClusterSerializer)
+    @extend_schema(methods=["DELETE"], request=None, responses=ClusterSerializer)
+    @action(detail=True, methods=["post", "delete"], url_path="kubeconfig")
+    def kubeconfig(self, request: Request, **kwargs: str) -> Response:
+        cluster_id = self._cluster_id()
+        kubeconfig = ""
+        if request.method == "POST":
+            serializer = SetKubeconfigSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            kubeconfig = serializer.validated_data["kubeconfig"]
+        services.cluster_set_kubeconfig(
+            organization=self.organization, cluster_id=cluster_id, kubeconfig=kubeconfig
+        )
+        return self._fresh(cluster_id)
+
+    @extend_schema(request=AttachNodePoolSerializer, responses=ClusterSerializer)
+    @action(detail=True, methods=["post"], url_path="node-pools")
+    def node_pools(self, request: Request, **kwargs: str) -> Response:
+        cluster_id = self._cluster_id()
+        serializer = AttachNodePoolSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.cluster_attach_node_pool(
+            organization=self.organization,
+            cluster_id=cluster_id,
+            node_pool_id=serializer.validated_data["node_pool_id"],
+        )
+        return self._fresh(cluster_id)
+
+    @extend_schema(request=None, responses=ClusterSerializer)
+    @action(detail=True, methods=["delete"], url_path=r"node-pools/(?P<nodePoolID>[^/]+)")
+    def detach_node_pool(self, request: Request, **kwargs: str) -> Response:
+        cluster_id = self._cluster_id()
+        services.cluster_detach_node_pool(
+            organization=self.organization,
+            cluster_id=cluster_id,
+            node_pool_id=parse_uuid(kwargs["nodePoolID"], what="nodePoolID"),
+        )
+        return self._fresh(cluster_id)
+
+    @extend_schema(responses=ClusterRunSerializer(many=True), operation_id="cluster_runs_list")
+    @action(detail=True, methods=["get"], url_path="runs")
+    def runs(self, request: Request, **kwargs: str) -> Response:
+        cluster = self.get_parent(Cluster, "clusterID", "cluster_not_found")
+        runs = ClusterRun.objects.for_org(self.organization).filter(cluster=cluster)
+        return Response(ClusterRunSerializer(runs, many=True).data)
+
+    @extend_schema(responses=ClusterRunSerializer, operation_id="cluster_runs_get")
+    @action(detail=True, methods=["get"], url_path=r"runs/(?P<runID>[^/]+)")
+    def run_detail(self, request: Request, **kwargs: str) -> Response:
+        cluster = self.get_parent(Cluster, "clusterID", "cluster_not_found")
+        run = (
+            ClusterRun.objects.for_org(self.organization)
+            .filter(cluster=cluster, pk=parse_uuid(kwargs["runID"], what="runID"))
+            .first()
+        )
+        if run is None:
+            raise not_found("run_not_found", "cluster run not found")
+        return Response(ClusterRunSerializer(run).data)
+
+    @extend_schema(request=None, responses={201: ClusterRunSerializer})
+    @action(detail=True, methods=["post"], url_path=r"actions/(?P<actionID>[^/]+)/runs")
+    def run_action(self, request: Request, **kwargs: str) -> Response:
+        cluster = self.get_parent(Cluster, "clusterID", "cluster_not_found")
+        # The catalogue is global (platform-wide), not tenant data.
+        catalogue_action = Action.objects.filter(
+            pk=parse_uuid(kwargs["actionID"], what="actionID")
+        ).first()
+        if catalogue_action is None:
+            raise not_found("action_not_found", "action not found")
+        run = services.cluster_run_create(cluster=cluster, action=catalogue_action)
+        return Response(ClusterRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class ClusterMetadataViewSet(OrgScopedModelViewSet):
+    """Key/value metadata of one cluster (/clusters/{clusterID}/metadata)."""
+
+    queryset = ClusterMetadata.objects.all()
+    serializer_class = ClusterMetadataSerializer
+    not_found_code = "metadata_not_found"
+    lookup_url_kwarg = "metadataID"
+
+    @cached_property
+    def cluster(self) -> Cluster:
+        return self.get_parent(Cluster, "clusterID", "cluster_not_found")
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        return super().filter_queryset(queryset).filter(cluster=self.cluster)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.cluster_metadata_create(
+            cluster=self.cluster, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = services.cluster_metadata_update(
+            item=serializer.instance, **serializer.validated_data
+        )
+
+
+class ActionViewSet(viewsets.ModelViewSet):
+    """The action catalogue (/admin/actions): platform admins only."""
+
+    permission_classes = [IsPlatformAdmin]
+    queryset = Action.objects.all()
+    serializer_class = ActionSerializer
+    filterset_class = None
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    lookup_value_regex = "[^/]+"
+    lookup_url_kwarg = "actionID"
+
+    def get_object(self) -> Action:
+        obj = Action.objects.filter(pk=parse_uuid(self.kwargs["actionID"], what="actionID")).first()
+        if obj is None:
+            raise not_found("action_not_found", "action not found")
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.action_create(**serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = services.action_update(
+            action=serializer.instance, changes=serializer.validated_data
+        )

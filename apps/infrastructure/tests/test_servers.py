@@ -1,0 +1,251 @@
+import pytest
+
+from apps.infrastructure.models import Server
+from apps.infrastructure.tests.factories import ServerFactory, SSHKeyFactory
+
+URL = "/api/v1/servers"
+CONTRACT_FIELDS = {
+    "id",
+    "organization_id",
+    "hostname",
+    "public_ip_address",
+    "private_ip_address",
+    "ssh_user",
+    "ssh_key_id",
+    "role",
+    "status",
+    "created_at",
+    "updated_at",
+}
+
+
+@pytest.fixture
+def key(org):
+    return SSHKeyFactory(organization=org)
+
+
+def _payload(key, **overrides):
+    return {
+        "hostname": "node-1",
+        "private_ip_address": "10.0.0.5",
+        "ssh_user": "ubuntu",
+        "ssh_key_id": str(key.pk),
+        "role": "worker",
+        **overrides,
+    }
+
+
+def test_creating_a_server_returns_the_contract_shape_with_pending_status(api, org, key):
+    response = api.post(URL, _payload(key, role="Worker"), format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == CONTRACT_FIELDS
+    assert body["role"] == "worker"
+    assert body["status"] == "pending"
+    assert body["ssh_key_id"] == str(key.pk)
+    assert body["organization_id"] == str(org.pk)
+    assert body["public_ip_address"] is None
+    assert body["created_at"].endswith("Z")
+
+
+def test_a_bastion_without_a_public_ip_is_400_public_ip_required(api, key):
+    response = api.post(URL, _payload(key, role="bastion"), format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "public_ip_required"
+    assert Server.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"role": "etcd"}, "role"),
+        ({"status": "done"}, "status"),
+        ({"private_ip_address": "10.0.0.300"}, "private_ip_address"),
+        ({"public_ip_address": "not-an-ip"}, "public_ip_address"),
+        ({"ssh_user": ""}, "ssh_user"),
+        ({"ssh_key_id": "nope"}, "ssh_key_id"),
+    ],
+)
+def test_invalid_server_fields_are_400_naming_the_field(api, key, overrides, field):
+    response = api.post(URL, _payload(key, **overrides), format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()["message"]
+
+
+def test_another_orgs_ssh_key_cannot_be_used_404(api, other_org):
+    theirs = SSHKeyFactory(organization=other_org)
+
+    response = api.post(URL, _payload(theirs), format="json")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "ssh_key_not_found"
+    assert Server.objects.count() == 0
+
+
+def test_patch_returns_the_updated_row(api, org, key):
+    server = ServerFactory(organization=org, ssh_key=key)
+
+    response = api.patch(
+        f"{URL}/{server.pk}",
+        {"status": "READY", "public_ip_address": "203.0.113.5", "role": "bastion"},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["role"], body["public_ip_address"]) == (
+        "ready",
+        "bastion",
+        "203.0.113.5",
+    )
+    server.refresh_from_db()
+    assert server.status == "ready"
+
+
+def test_patching_a_bastion_to_drop_its_public_ip_is_refused(api, org, key):
+    server = ServerFactory(
+        organization=org, ssh_key=key, role="bastion", public_ip_address="203.0.113.5"
+    )
+
+    response = api.patch(f"{URL}/{server.pk}", {"public_ip_address": ""}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "public_ip_required"
+    server.refresh_from_db()
+    assert server.public_ip_address == "203.0.113.5"
+
+
+def test_patch_cannot_move_a_server_to_another_orgs_key(api, org, other_org, key):
+    server = ServerFactory(organization=org, ssh_key=key)
+    theirs = SSHKeyFactory(organization=other_org)
+
+    response = api.patch(f"{URL}/{server.pk}", {"ssh_key_id": str(theirs.pk)}, format="json")
+
+    assert response.status_code == 404
+    server.refresh_from_db()
+    assert server.ssh_key_id == key.pk
+
+
+def test_list_filters_by_status_and_role_newest_first(api, org, key):
+    ServerFactory(organization=org, ssh_key=key, hostname="a", status="ready", role="master")
+    ServerFactory(organization=org, ssh_key=key, hostname="b", status="ready", role="worker")
+    ServerFactory(organization=org, ssh_key=key, hostname="c", status="pending", role="worker")
+
+    assert [s["hostname"] for s in api.get(URL).json()] == ["c", "b", "a"]
+    assert [s["hostname"] for s in api.get(URL, {"status": "ready"}).json()] == ["b", "a"]
+    assert [s["hostname"] for s in api.get(URL, {"role": "worker"}).json()] == ["c", "b"]
+
+
+def test_an_unknown_status_filter_is_400_status_invalid(api):
+    response = api.get(URL, {"status": "sleeping"})
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "status_invalid"
+
+
+def test_list_never_shows_the_pinned_host_key(api, org, key):
+    ServerFactory(
+        organization=org, ssh_key=key, ssh_host_key="CANARY-HOSTKEY", ssh_host_key_algo="x"
+    )
+
+    assert "CANARY-HOSTKEY" not in api.get(URL).content.decode()
+
+
+def test_list_query_count_does_not_grow_with_servers(api, org, key, django_assert_max_num_queries):
+    ServerFactory(organization=org, ssh_key=key)
+    with django_assert_max_num_queries(4) as few:
+        api.get(URL)
+    ServerFactory.create_batch(10, organization=org, ssh_key=key)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert len(api.get(URL).json()) == 11
+
+
+def test_reset_hostkey_clears_the_pinned_key_and_returns_the_server(api, org, key):
+    server = ServerFactory(
+        organization=org, ssh_key=key, ssh_host_key="AAAA", ssh_host_key_algo="ssh-ed25519"
+    )
+
+    response = api.post(f"{URL}/{server.pk}/reset-hostkey", {}, format="json")
+
+    assert response.status_code == 200
+    assert set(response.json()) == CONTRACT_FIELDS
+    server.refresh_from_db()
+    assert (server.ssh_host_key, server.ssh_host_key_algo) == ("", "")
+
+
+def test_deleting_a_server_is_204(api, org, key):
+    server = ServerFactory(organization=org, ssh_key=key)
+
+    assert api.delete(f"{URL}/{server.pk}").status_code == 204
+    assert not Server.objects.filter(pk=server.pk).exists()
+
+
+def test_a_viewer_can_read_servers_but_not_change_them(client_for, viewer, org, key):
+    server = ServerFactory(organization=org, ssh_key=key)
+    client = client_for(viewer, org)
+
+    assert client.get(URL).status_code == 200
+    assert client.get(f"{URL}/{server.pk}").status_code == 200
+    assert client.post(URL, _payload(key), format="json").status_code == 403
+    assert client.patch(f"{URL}/{server.pk}", {"status": "ready"}, format="json").status_code == 403
+    assert client.post(f"{URL}/{server.pk}/reset-hostkey", {}, format="json").status_code == 403
+    assert client.delete(f"{URL}/{server.pk}").status_code == 403
+
+
+def test_a_malformed_server_id_is_400(api):
+    response = api.get(f"{URL}/123")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_id"
+
+
+def test_a_trailing_slash_is_tolerated(api, org, key):
+    server = ServerFactory(organization=org, ssh_key=key)
+
+    assert api.get(f"{URL}/").status_code == 200
+    assert api.get(f"{URL}/{server.pk}/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("get", "", None),
+        ("patch", "", {"status": "ready"}),
+        ("delete", "", None),
+        ("post", "/reset-hostkey", {}),
+    ],
+)
+def test_another_orgs_server_is_404_for_users_and_org_keys(
+    client_for, owner, org, other_org, org_key_client, method, suffix, body
+):
+    theirs = ServerFactory(organization=other_org, status="pending")
+    for client in (client_for(owner, org), org_key_client(org)):
+        kwargs = {"format": "json"} if body is not None else {}
+        args = (body,) if body is not None else ()
+        response = getattr(client, method)(f"{URL}/{theirs.pk}{suffix}", *args, **kwargs)
+        assert response.status_code == 404
+        assert response.json()["code"] == "server_not_found"
+    theirs.refresh_from_db()
+    assert theirs.status == "pending"
+
+
+def test_an_org_key_lists_only_its_orgs_servers(org_key_client, org, other_org):
+    ServerFactory(organization=org, hostname="mine")
+    ServerFactory(organization=other_org, hostname="theirs")
+
+    response = org_key_client(org).get(URL)
+
+    assert [s["hostname"] for s in response.json()] == ["mine"]
+
+
+def test_an_org_key_cannot_attach_another_orgs_ssh_key(org_key_client, org, other_org):
+    theirs = SSHKeyFactory(organization=other_org)
+
+    response = org_key_client(org).post(URL, _payload(theirs), format="json")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "ssh_key_not_found"
+    assert Server.objects.count() == 0

@@ -1,0 +1,249 @@
+"""Routes of the infrastructure app: /ssh, /servers, /credentials, /load-balancers.
+
+Thin: tenancy and role checks come from OrgScopedViewSet and the role table; the work is in
+services. Reading a secret (private key, credential secret) needs Perm.REVEAL_SECRETS and
+writes a `secret_revealed` audit line.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import zipfile
+from typing import Any, ClassVar
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.core.api.errors import bad_request, forbidden
+from apps.core.api.viewsets import OrgScopedModelViewSet
+from apps.core.permissions import Perm, role_allows
+from apps.infrastructure import services
+from apps.infrastructure.filters import CredentialFilterSet, ServerFilterSet, SSHKeyFilterSet
+from apps.infrastructure.models import Credential, LoadBalancer, Server
+from apps.infrastructure.selectors import ssh_keys_with_server_count
+from apps.infrastructure.serializers import (
+    CredentialCreateSerializer,
+    CredentialSerializer,
+    CredentialUpdateSerializer,
+    LoadBalancerSerializer,
+    ServerSerializer,
+    SSHKeyCreateSerializer,
+    SSHKeyRevealSerializer,
+    SSHKeySerializer,
+)
+
+
+class _AnyAccept(BaseContentNegotiation):
+    """File downloads are not JSON; do not refuse them for the client's Accept header."""
+
+    def select_parser(self, request: Request, parsers: list) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: Any = None) -> Any:
+        return (renderers[0], renderers[0].media_type)
+
+
+def _no_store(response: Any) -> Any:
+    """Responses carrying secrets must not be kept by browsers or proxies."""
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _is_true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes")
+
+
+class SSHKeyViewSet(OrgScopedModelViewSet):
+    """/ssh: generate, list (with server_count, ?unattached=true), get (?reveal=true), delete,
+    download. No PATCH in the contract."""
+
+    queryset = ssh_keys_with_server_count()
+    serializer_class = SSHKeySerializer
+    filterset_class = SSHKeyFilterSet
+    not_found_code = "ssh_key_not_found"
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    @extend_schema(request=SSHKeyCreateSerializer, responses={201: SSHKeySerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = SSHKeyCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        key = services.ssh_key_create(
+            organization=self.organization,
+            name=data["name"],
+            key_type=data["type"],
+            bits=data["bits"],
+            comment=data["comment"],
+        )
+        key.server_count = 0
+        return Response(SSHKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("reveal", OpenApiTypes.BOOL)],
+        responses={200: SSHKeyRevealSerializer},
+    )
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        key = self.get_object()
+        if not _is_true(request.query_params.get("reveal")):
+            return Response(SSHKeySerializer(key).data)
+        self._require_reveal()
+        services.secret_reveal_log(
+            tenant=self.tenant, request_user=request.user, resource="ssh_key", resource_id=key.pk
+        )
+        return _no_store(Response(SSHKeyRevealSerializer(key).data))
+
+    def perform_destroy(self, instance: Any) -> None:
+        services.ssh_key_delete(ssh_key=instance)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("part", str, enum=["public", "private", "both"], required=True),
+            OpenApiParameter("mode", str, enum=["json"]),
+        ],
+        responses={200: OpenApiTypes.BINARY},
+    )
+    @action(detail=True, methods=["get"], content_negotiation_class=_AnyAccept)
+    def download(self, request: Request, pk: str | None = None) -> Any:
+        part = (request.query_params.get("part") or "").strip().lower()
+        if part not in ("public", "private", "both"):
+            raise bad_request("invalid_ssh_part", "part: must be public, private or both")
+        mode = (request.query_params.get("mode") or "").strip().lower()
+        if mode not in ("", "json"):
+            raise bad_request("invalid_mode", "mode: must be json or omitted")
+        key = self.get_object()
+        if part != "public":
+            self._require_reveal()
+            services.secret_reveal_log(
+                tenant=self.tenant,
+                request_user=request.user,
+                resource="ssh_key",
+                resource_id=key.pk,
+            )
+        return _no_store(_ssh_download(key, part=part, as_json=mode == "json"))
+
+    def _require_reveal(self) -> None:
+        if not role_allows(self.tenant.role, Perm.REVEAL_SECRETS):
+            raise forbidden("forbidden", "your role in this organization may not read secrets")
+
+
+def _ssh_download(key: Any, *, part: str, as_json: bool) -> Any:
+    pub_name, pem_name = f"{key.pk}.pub", f"{key.pk}.pem"
+    body: dict[str, Any] = {"id": str(key.pk), "name": key.name, "fingerprint": key.fingerprint}
+    if part == "public":
+        if as_json:
+            return Response({**body, "public_key": key.public_key, "filenames": [pub_name]})
+        return _attachment(key.public_key + "\n", "text/plain", pub_name)
+    if part == "private":
+        if as_json:
+            return Response({**body, "private_pem": key.private_key, "filenames": [pem_name]})
+        return _attachment(key.private_key, "application/x-pem-file", pem_name)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(pem_name, key.private_key)
+        archive.writestr(pub_name, key.public_key + "\n")
+    data = buffer.getvalue()
+    if as_json:
+        return Response(
+            {
+                **body,
+                "zip_base64": base64.b64encode(data).decode(),
+                "filenames": [f"{key.pk}.zip", pem_name, pub_name],
+            }
+        )
+    return _attachment(data, "application/zip", f"ssh_key_{key.pk}.zip")
+
+
+def _attachment(content: str | bytes, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class ServerViewSet(OrgScopedModelViewSet):
+    """/servers: CRUD, filters ?status= and ?role=, and POST /servers/{id}/reset-hostkey."""
+
+    queryset = Server.objects.order_by("-created_at")
+    serializer_class = ServerSerializer
+    filterset_class = ServerFilterSet
+    not_found_code = "server_not_found"
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.server_create(
+            organization=self.organization, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = services.server_update(
+            server=serializer.instance, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance: Any) -> None:
+        services.server_delete(server=instance)
+
+    @extend_schema(request=None, responses={200: ServerSerializer})
+    @action(detail=True, methods=["post"], url_path="reset-hostkey")
+    def reset_hostkey(self, request: Request, pk: str | None = None) -> Response:
+        server = services.server_reset_host_key(server=self.get_object())
+        return Response(ServerSerializer(server, context=self.get_serializer_context()).data)
+
+
+class CredentialViewSet(OrgScopedModelViewSet):
+    """/credentials: CRUD (secret write-only), PATCH rotates, POST /credentials/{id}/reveal."""
+
+    queryset = Credential.objects.order_by("-updated_at")
+    serializer_class = CredentialSerializer
+    filterset_class = CredentialFilterSet
+    not_found_code = "credential_not_found"
+    required_permissions: ClassVar[dict[str, Perm]] = {"reveal": Perm.REVEAL_SECRETS}
+
+    @extend_schema(request=CredentialCreateSerializer, responses={201: CredentialSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = CredentialCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = dict(payload.validated_data)
+        credential = services.credential_create(
+            organization=self.organization, provider=data.pop("credential_provider"), **data
+        )
+        return Response(CredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=CredentialUpdateSerializer, responses={200: CredentialSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        credential = self.get_object()
+        payload = CredentialUpdateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        credential = services.credential_update(credential=credential, **payload.validated_data)
+        return Response(CredentialSerializer(credential).data)
+
+    def perform_destroy(self, instance: Any) -> None:
+        services.credential_delete(credential=instance)
+
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"])
+    def reveal(self, request: Request, pk: str | None = None) -> Response:
+        credential = self.get_object()
+        secret = services.credential_reveal(credential=credential)
+        services.secret_reveal_log(
+            tenant=self.tenant,
+            request_user=request.user,
+            resource="credential",
+            resource_id=credential.pk,
+        )
+        return _no_store(Response(secret))
+
+
+class LoadBalancerViewSet(OrgScopedModelViewSet):
+    """/load-balancers: records of externally created load balancers."""
+
+    queryset = LoadBalancer.objects.order_by("-created_at")
+    serializer_class = LoadBalancerSerializer
+    not_found_code = "load_balancer_not_found"
+
+    def perform_destroy(self, instance: Any) -> None:
+        services.load_balancer_delete(load_balancer=instance)
