@@ -293,6 +293,8 @@ SOCIALACCOUNT_LOGIN_ON_GET = False
 SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_PROVIDERS = {
     "openid_connect": {
+        # allauth's provider plus a nonce bound to each sign-in (apps/accounts/oidc.py).
+        "provider_class": "apps.accounts.oidc.NonceOpenIDConnectProvider",
         "OAUTH_PKCE_ENABLED": True,
         "APPS": [
             {

@@ -4,13 +4,14 @@ verified-domain auto-join, disabled users refused."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.shortcuts import render
 
-from apps.accounts import sso
+from apps.accounts import oidc, sso
 from apps.core.api.errors import APIError
 
 
@@ -27,6 +28,15 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         for nested in ("userinfo", "id_token"):
             if isinstance(claims.get(nested), dict):
                 claims = {**claims[nested], **claims}
+        expected_nonce = (sociallogin.state or {}).get(oidc.STATE_KEY)
+        id_token = (sociallogin.account.extra_data or {}).get("id_token")
+        received_nonce = id_token.get("nonce") if isinstance(id_token, dict) else None
+        if (
+            not expected_nonce
+            or not isinstance(received_nonce, str)
+            or not hmac.compare_digest(expected_nonce, received_nonce)
+        ):
+            raise self._refuse(request, "the sign-in response does not match this sign-in")
         try:
             email = sso._check_identity(claims)
         except APIError as exc:

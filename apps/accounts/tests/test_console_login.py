@@ -17,6 +17,7 @@ def console(settings, idp_url, db):
     settings.GOOGLE_WORKSPACE_DOMAINS = ["acme.example"]
     settings.SOCIALACCOUNT_PROVIDERS = {
         "openid_connect": {
+            "provider_class": "apps.accounts.oidc.NonceOpenIDConnectProvider",
             "OAUTH_PKCE_ENABLED": True,
             "APPS": [
                 {
@@ -51,6 +52,7 @@ def _sign_in(idp, sub, **claims):
     assert start.status_code == 302
     params = parse_qs(urlsplit(start["Location"]).query)
     assert params["code_challenge_method"] == ["S256"] and len(params["code_challenge"][0]) >= 43
+    assert len(params["nonce"][0]) >= 32
     approve = requests.post(
         start["Location"],
         data={"sub": sub, "action": "authorize"},
@@ -96,4 +98,27 @@ def test_a_tampered_state_is_refused_at_the_console(console):
     query["state"] = "forged"
     client.get(callback.path, query)
     assert not User.objects.filter(primary_email="sam@acme.example").exists()
+    assert "_auth_user_id" not in client.session
+
+
+def test_an_id_token_minted_for_another_nonce_is_refused_at_the_console(console):
+    _put_user(console, "nina", email="nina@acme.example", email_verified=True, hd="acme.example")
+    client = Client()
+    start = client.post("/accounts/oidc/google/login/")
+    # The provider is asked for a token bound to a nonce other than the one this sign-in sent.
+    location = urlsplit(start["Location"])
+    query = {k: v[0] for k, v in parse_qs(location.query).items()}
+    query["nonce"] = "replayed-nonce-from-another-sign-in"
+    approve = requests.post(
+        f"{location.scheme}://{location.netloc}{location.path}",
+        params=query,
+        data={"sub": "nina", "action": "authorize"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert approve.status_code == 302
+    callback = urlsplit(approve.headers["Location"])
+    response = client.get(f"{callback.path}?{callback.query}")
+    assert response.status_code == 403
+    assert not User.objects.filter(primary_email="nina@acme.example").exists()
     assert "_auth_user_id" not in client.session
