@@ -14,7 +14,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -68,6 +68,29 @@ def validation_response(detail: Any) -> Response:
     )
 
 
+# Django/database exceptions -> (status, code, message). Order matters: first match wins.
+# A DataError is a value the database cannot store or compare (NUL in a query parameter, an
+# out-of-range number) that no validator caught: the client's input, not our failure.
+# An IntegrityError is a race services did not turn into a precise 409 themselves.
+_DJANGO_ERRORS: tuple[tuple[type[Exception], int, str, str], ...] = (
+    (Http404, 404, "not_found", "not found"),
+    (DjangoPermissionDenied, 403, "forbidden", "forbidden"),
+    (RequestDataTooBig, 413, "payload_too_large", "request body is too large"),
+    (DataError, 400, "invalid_input", "a value in the request cannot be stored or compared"),
+    (IntegrityError, 409, "conflict", "the request conflicts with the current state"),
+)
+
+
+def _drf_response(exc: exceptions.APIException) -> Response:
+    code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), None)
+    response = Response(
+        error_body(code or str(exc.get_codes()), _text(exc.detail)), status=exc.status_code
+    )
+    if isinstance(exc, exceptions.Throttled) and exc.wait:
+        response["Retry-After"] = str(int(exc.wait))
+    return response
+
+
 def exception_handler(exc: Exception, context: dict) -> Response:
     # Whatever happens next, a request inside an atomic block must not commit half its work.
     set_rollback()
@@ -79,31 +102,14 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         return validation_response(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
-    if isinstance(exc, Http404):
-        return Response(error_body("not_found", "not found"), status=status.HTTP_404_NOT_FOUND)
-    if isinstance(exc, DjangoPermissionDenied):
-        return Response(error_body("forbidden", "forbidden"), status=status.HTTP_403_FORBIDDEN)
-    if isinstance(exc, RequestDataTooBig):
-        return Response(
-            error_body("payload_too_large", "request body is too large"),
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
     if isinstance(exc, exceptions.APIException):
-        code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), None)
-        response = Response(
-            error_body(code or str(exc.get_codes()), _text(exc.detail)), status=exc.status_code
-        )
-        if isinstance(exc, exceptions.Throttled) and exc.wait:
-            response["Retry-After"] = str(int(exc.wait))
-        return response
-    if isinstance(exc, IntegrityError):
-        # Services turn the conflicts they expect into precise 409s; this catches races they
-        # did not, without leaking the constraint or the SQL.
-        logger.warning("integrity error", extra={"event": "integrity_error", "error": str(exc)})
-        return Response(
-            error_body("conflict", "the request conflicts with the current state"),
-            status=status.HTTP_409_CONFLICT,
-        )
+        return _drf_response(exc)
+    for cls, status_code, code, message in _DJANGO_ERRORS:
+        if isinstance(exc, cls):
+            if isinstance(exc, DataError | IntegrityError):
+                # Logged without the request's values: the error text names the column only.
+                logger.warning(code, extra={"event": code, "error": type(exc).__name__})
+            return Response(error_body(code, message), status=status_code)
     logger.exception("unhandled error", extra={"event": "http_panic"})
     return Response(
         error_body("internal_error", "internal server error"),

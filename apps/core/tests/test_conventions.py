@@ -128,6 +128,22 @@ def test_malformed_json_is_a_4xx_with_the_contract_body_never_a_500(anon, raw):
     assert set(response.json()) >= {"code", "message"}
 
 
+def test_a_nul_character_anywhere_in_a_json_body_is_a_400(anon):
+    for raw in (
+        b'{"name": "a\\u0000b"}',
+        b'{"name": "x", "tags": ["\\u0000"]}',
+        b'{"na\\u0000me": "x"}',
+    ):
+        response = anon.generic("POST", "/api/v1/test/echo", raw, content_type="application/json")
+        assert_error_body(response, 400, "invalid_json")
+        assert "NUL" in response.json()["message"]
+
+
+def test_a_value_the_database_cannot_compare_is_a_400_not_a_500(anon):
+    response = anon.get("/api/v1/test/search", {"q": "a\x00b"})
+    assert_error_body(response, 400, "invalid_input")
+
+
 def test_an_unknown_api_path_is_a_json_404(anon):
     assert_error_body(anon.get("/api/v1/no-such-thing"), 404, "not_found")
     assert_error_body(anon.get("/api/nothing/here"), 404, "not_found")

@@ -32,6 +32,20 @@ class BoomView(APIView):
         raise RuntimeError("CANARY-internal-detail that must not reach the client")
 
 
+class SearchView(APIView):
+    """Compares a query parameter in the database, as list filters do."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def get(self, request):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s::text = 'x'", [request.query_params.get("q", "")])
+            return Response({"match": cursor.fetchone()[0]})
+
+
 def plain_boom(request):
     raise RuntimeError("CANARY-outside-drf")
 
@@ -39,6 +53,7 @@ def plain_boom(request):
 test_api = [
     re_path(r"^echo/?$", EchoView.as_view()),
     re_path(r"^boom/?$", BoomView.as_view()),
+    re_path(r"^search/?$", SearchView.as_view()),
     re_path(r"^plain-boom/?$", plain_boom),
 ]
 
