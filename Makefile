@@ -38,3 +38,4 @@ lint: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/auth_overhead.py
+	$(PY) benchmarks/middleware_overhead.py

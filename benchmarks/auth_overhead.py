@@ -37,7 +37,7 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = "benchmarks.bench_settings"
     env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_autoglue")
-    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/8")
     env["PYTHONPATH"] = str(ROOT)
     return env
 

@@ -1,14 +1,20 @@
-"""Settings for benchmarks/auth_overhead.py: the test settings, a benchmark URLconf, no rate
-limit (the limiter would otherwise answer most of the load with 429)."""
+"""Settings for the benchmarks: the test settings and a benchmark URLconf.
+
+The rate limit is off unless BENCH_RATE_LIMIT sets one (middleware_overhead.py sets a limit too
+high to reach, so the limiter's Redis round trip is part of what it measures); BENCH_BARE=1
+removes every middleware but allauth's (the "bare Django" baseline)."""
 
 import os
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_autoglue")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/8")
 
 from autoglue.test_settings import *  # noqa: E402, F403
 
 ROOT_URLCONF = "benchmarks.bench_urls"
-RATE_LIMIT = ""
+RATE_LIMIT = os.environ.get("BENCH_RATE_LIMIT", "")
+if os.environ.get("BENCH_BARE") == "1":
+    # allauth refuses to boot without its (cheap) middleware; everything else goes.
+    MIDDLEWARE = ["allauth.account.middleware.AccountMiddleware"]
 DEBUG = False
 LOGGING = {"version": 1, "disable_existing_loggers": True}

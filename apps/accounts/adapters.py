@@ -41,12 +41,16 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             email = sso._check_identity(claims)
         except APIError as exc:
             raise self._refuse(request, exc.message) from None
-        user = sso.user_from_identity(
-            provider="google",
-            subject=str(sociallogin.account.uid),
-            email=email,
-            name=str(claims.get("name") or email.split("@")[0]),
-        )
+        try:
+            user = sso.user_from_identity(
+                provider="google",
+                subject=str(sociallogin.account.uid),
+                email=email,
+                name=str(claims.get("name") or email.split("@")[0]),
+                hd=str(claims.get("hd") or ""),
+            )
+        except APIError as exc:
+            raise self._refuse(request, exc.message, status=exc.status_code) from None
         if user.is_disabled:
             raise self._refuse(request, "this account is disabled")
         if not sociallogin.is_existing:

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.accounts import services
 from apps.accounts.models import APIKey, OAuthIdentity, RefreshToken, SigningKey, User, UserEmail
 
 
@@ -54,6 +55,23 @@ class APIKeyAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
+
+    # Authentication caches verified keys; any change here (revoking, expiry, deletion) must
+    # reach the next request, so the cached entries are dropped.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.api_key_cache_clear(public_id=obj.public_id)
+
+    def delete_model(self, request, obj):
+        public_id = obj.public_id
+        super().delete_model(request, obj)
+        services.api_key_cache_clear(public_id=public_id)
+
+    def delete_queryset(self, request, queryset):
+        public_ids = list(queryset.values_list("public_id", flat=True))
+        super().delete_queryset(request, queryset)
+        for public_id in public_ids:
+            services.api_key_cache_clear(public_id=public_id)
 
 
 @admin.register(RefreshToken)

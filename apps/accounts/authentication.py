@@ -30,6 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -50,12 +51,19 @@ def _unauthorized(message: str = "invalid credentials") -> APIError:
     return APIError(401, "unauthorized", message)
 
 
-def _too_many_failures(public_id: str) -> bool:
-    return (cache.get(_FAILURE_PREFIX + public_id) or 0) >= settings.API_KEY_MAX_FAILURES
+def _failure_key(public_id: str, client_ip: str) -> str:
+    # Per key *and* client address: someone who only knows a public id (it is in logs and
+    # listings) must not be able to lock the key's owner out by sending wrong secrets.
+    return f"{_FAILURE_PREFIX}{public_id}:{client_ip}"
 
 
-def _record_failure(public_id: str) -> None:
-    key = _FAILURE_PREFIX + public_id
+def _too_many_failures(public_id: str, client_ip: str) -> bool:
+    count = cache.get(_failure_key(public_id, client_ip)) or 0
+    return count >= settings.API_KEY_MAX_FAILURES
+
+
+def _record_failure(public_id: str, client_ip: str) -> None:
+    key = _failure_key(public_id, client_ip)
     if cache.add(key, 1, timeout=60):
         return
     try:
@@ -64,7 +72,16 @@ def _record_failure(public_id: str) -> None:
         cache.set(key, 1, timeout=60)
 
 
-def verify_api_key(*, scope: str, public_id: str, secret: str, credential: str) -> dict[str, Any]:
+def request_client_ip(request: Any) -> str:
+    """The client address set by ClientIPMiddleware (on the Django request behind a DRF one)."""
+    django_request = getattr(request, "_request", request)
+    ip = getattr(django_request, "client_ip", None)
+    return str(ip or django_request.META.get("REMOTE_ADDR", ""))
+
+
+def verify_api_key(
+    *, scope: str, public_id: str, secret: str, credential: str, client_ip: str = ""
+) -> dict[str, Any]:
     """The cached facts about a valid key (`key_id`, `user_id`, `organization_id`), or 401.
 
     `credential` is the whole presented credential: its HMAC is what the cache remembers, so a
@@ -76,11 +93,11 @@ def verify_api_key(*, scope: str, public_id: str, secret: str, credential: str) 
     if entry is not None and tokens.digests_equal(entry["digest"], digest):
         if entry["expires_at"] is not None and entry["expires_at"] <= now:
             raise _unauthorized()
-        return _touch(cache_key, entry, now)
+        return _touch(public_id, entry, now)
 
-    # Cache miss (or a different secret): the slow path, rate-limited per key id so a flood of
-    # wrong secrets cannot burn CPU on argon2.
-    if _too_many_failures(public_id):
+    # Cache miss (or a different secret): the slow path, rate-limited per key id and client
+    # address so a flood of wrong secrets cannot burn CPU on argon2.
+    if _too_many_failures(public_id, client_ip):
         raise APIError(401, "unauthorized", "too many failed attempts for this key; retry later")
     key = APIKey.objects.filter(public_id=public_id, scope=scope).first()
     if key is None:
@@ -88,7 +105,7 @@ def verify_api_key(*, scope: str, public_id: str, secret: str, credential: str) 
     if key.revoked_at is not None or (key.expires_at and key.expires_at <= timezone.now()):
         raise _unauthorized()
     if not tokens.slow_verify(key.secret_hash, secret):
-        _record_failure(public_id)
+        _record_failure(public_id, client_ip)
         raise _unauthorized()
     entry = {
         "digest": digest,
@@ -98,16 +115,32 @@ def verify_api_key(*, scope: str, public_id: str, secret: str, credential: str) 
         "expires_at": key.expires_at.timestamp() if key.expires_at else None,
         "touched": 0.0,
     }
-    return _touch(cache_key, entry, now)
+    return _touch(public_id, entry, now)
 
 
-def _touch(cache_key: str, entry: dict[str, Any], now: float) -> dict[str, Any]:
+def _mark_used(public_id: str, key_id: str) -> None:
+    """Write `last_used_at`, but only while the key is still valid in the database. A key revoked
+    or expired meanwhile (another process, the admin, a lost cache delete) updates no row: its
+    cache entries are dropped and the request is 401, so a touch can never revive a dead key."""
+    now = timezone.now()
+    updated = (
+        APIKey.objects.filter(pk=key_id, revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .update(last_used_at=now)
+    )
+    if updated != 1:
+        cache.delete(API_KEY_CACHE_PREFIX + public_id)
+        forget_local_key(public_id)
+        raise _unauthorized()
+
+
+def _touch(public_id: str, entry: dict[str, Any], now: float) -> dict[str, Any]:
     """Record `last_used_at`, at most once per throttle period per key."""
     if now - entry["touched"] < settings.API_KEY_LAST_USED_THROTTLE_SECONDS:
         return entry
+    _mark_used(public_id, entry["key_id"])
     entry = {**entry, "touched": now}
-    APIKey.objects.filter(pk=entry["key_id"]).update(last_used_at=timezone.now())
-    cache.set(cache_key, entry, timeout=settings.API_KEY_CACHE_SECONDS)
+    cache.set(API_KEY_CACHE_PREFIX + public_id, entry, timeout=settings.API_KEY_CACHE_SECONDS)
     return entry
 
 
@@ -142,8 +175,8 @@ def _local_lookup(public_id: str, digest: str) -> tuple[Any, Any] | None:
         _local_keys.pop(public_id, None)
         return None
     if now - hit.entry["touched"] >= settings.API_KEY_LAST_USED_THROTTLE_SECONDS:
+        _mark_used(public_id, hit.entry["key_id"])
         hit.entry = {**hit.entry, "touched": now}
-        APIKey.objects.filter(pk=hit.entry["key_id"]).update(last_used_at=timezone.now())
     return hit.principal
 
 
@@ -172,7 +205,9 @@ class AutoglueAuthentication(BaseAuthentication):
         headers = request.headers
         org_key = headers.get("X-ORG-KEY")
         if org_key is not None:
-            return self._org_key(org_key, headers.get("X-ORG-SECRET", ""))
+            return self._org_key(
+                org_key, headers.get("X-ORG-SECRET", ""), request_client_ip(request)
+            )
         authorization = headers.get("Authorization", "")
         if authorization:
             scheme, _, token = authorization.partition(" ")
@@ -181,7 +216,7 @@ class AutoglueAuthentication(BaseAuthentication):
             return self._jwt(token.strip())
         api_key = headers.get("X-API-KEY")
         if api_key is not None:
-            return self._user_key(api_key)
+            return self._user_key(api_key, request_client_ip(request))
         cookie = request.COOKIES.get(COOKIE_NAME)
         if cookie and request.method in _SAFE_METHODS:
             token = cookie.removeprefix("Bearer ").strip()
@@ -191,7 +226,9 @@ class AutoglueAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
-    def _org_key(self, key: str, secret: str) -> tuple[MachineUser, OrgKeyPrincipal]:
+    def _org_key(
+        self, key: str, secret: str, client_ip: str
+    ) -> tuple[MachineUser, OrgKeyPrincipal]:
         public_id = tokens.parse_org_key(key)
         if public_id is None or not secret:
             raise _unauthorized("invalid org credentials")
@@ -205,6 +242,7 @@ class AutoglueAuthentication(BaseAuthentication):
                 public_id=public_id,
                 secret=secret,
                 credential=f"{key}:{secret}",
+                client_ip=client_ip,
             )
         except APIError as exc:
             raise APIError(401, "unauthorized", "invalid org credentials") from exc
@@ -215,7 +253,7 @@ class AutoglueAuthentication(BaseAuthentication):
         _local_remember(public_id, digest, entry, result)
         return result
 
-    def _user_key(self, token: str) -> tuple[User, dict[str, Any]]:
+    def _user_key(self, token: str, client_ip: str) -> tuple[User, dict[str, Any]]:
         parsed = tokens.parse_user_key(token)
         if parsed is None:
             raise _unauthorized()
@@ -228,6 +266,7 @@ class AutoglueAuthentication(BaseAuthentication):
             public_id=parsed.public_id,
             secret=parsed.secret,
             credential=token.strip(),
+            client_ip=client_ip,
         )
         result = (_active_user(entry["user_id"]), entry)
         _local_remember(parsed.public_id, digest, entry, result)

@@ -116,16 +116,22 @@ def api_key_create_for_org(
     return CreatedKey(key=key, plain=tokens.format_org_key(public_id), secret=secret)
 
 
+def api_key_cache_clear(*, public_id: str) -> None:
+    """Forget what authentication remembers about a key (the shared entry and this process's),
+    so the next request re-reads the row: after a revocation or any change to the key."""
+    cache.delete(API_KEY_CACHE_PREFIX + public_id)
+    from apps.accounts.authentication import forget_local_key
+
+    forget_local_key(public_id)
+
+
 def api_key_revoke(*, key: APIKey) -> None:
     """Revoke a key now. The authentication cache entry is dropped too, so the key stops working
     at once in every process (at worst after the cache TTL if the cache delete is lost)."""
     APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), updated_at=timezone.now()
     )
-    cache.delete(API_KEY_CACHE_PREFIX + key.public_id)
-    from apps.accounts.authentication import forget_local_key
-
-    forget_local_key(key.public_id)
+    api_key_cache_clear(public_id=key.public_id)
 
 
 def api_key_revoke_for_user(*, user: User, key_id: uuid.UUID) -> None:
@@ -221,17 +227,24 @@ def token_pair_refresh(*, refresh_token: str) -> TokenPair:
         raise _invalid_refresh()
     if row.user.is_disabled:
         raise APIError(401, "user_disabled", "this account is disabled")
-    claimed = RefreshToken.objects.filter(
-        pk=row.pk, used_at__isnull=True, revoked_at__isnull=True
-    ).update(used_at=now)
+    # The claim and the new pair commit together: if issuing fails (no signing key, a database
+    # error), the token is not used up and the client may retry it. A concurrent presentation
+    # waits on the claimed row's lock and then sees it used (or, after a rollback, unused).
+    with transaction.atomic():
+        claimed = RefreshToken.objects.filter(
+            pk=row.pk, used_at__isnull=True, revoked_at__isnull=True
+        ).update(used_at=now)
+        if claimed == 1:
+            refresh = _new_refresh_token(
+                user_id=row.user_id,
+                family_id=row.family_id,
+                family_expires_at=row.family_expires_at,
+            )
+            access = access_tokens.issue_access_token(user_id=row.user_id)
     if claimed != 1:
         # Lost a race with another presentation of the same token: that is reuse too.
         refresh_family_revoke(family_id=row.family_id)
         raise _invalid_refresh()
-    refresh = _new_refresh_token(
-        user_id=row.user_id, family_id=row.family_id, family_expires_at=row.family_expires_at
-    )
-    access = access_tokens.issue_access_token(user_id=row.user_id)
     return TokenPair(access, refresh, settings.JWT_ACCESS_TOKEN_SECONDS)
 
 

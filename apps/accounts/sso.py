@@ -23,16 +23,27 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
-from apps.accounts import services
+from apps.accounts import services, tokens
 from apps.accounts.models import OAuthIdentity, User, UserEmail
 from apps.core.api.errors import APIError, bad_request
 
 logger = logging.getLogger(__name__)
 
 _STATE_PREFIX = "sso:state:"
+# Binds a login to the browser that started it (login CSRF): set by start, checked and deleted
+# by the callback. Only the `ag_jwt` cookie depends on it (see views.SSOCallbackView).
+BINDING_COOKIE = "ag_sso_state"
+BINDING_COOKIE_PATH = "/api/v1/auth/"
 _DISCOVERY_PREFIX = "sso:discovery:"
 _HTTP_TIMEOUT = 10
 SUPPORTED_PROVIDERS = ("google",)
+
+
+@dataclass(frozen=True)
+class SSOStart:
+    auth_url: str
+    # The value of the browser-binding cookie (`BINDING_COOKIE`): a keyed digest of the state.
+    binding: str
 
 
 @dataclass(frozen=True)
@@ -91,8 +102,21 @@ def _pkce_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def sso_start(*, provider: str, mode: str = "", origin: str = "") -> str:
-    """Begin a login; returns the URL to send the browser to."""
+def state_binding(state: str) -> str:
+    """The binding cookie's value for a state: an HMAC under the server pepper, so the cookie
+    neither reveals the state nor can be made up for a state someone else started."""
+    return tokens.keyed_digest(f"sso-state:{state}")
+
+
+def binding_matches(state: str, cookie: str | None) -> bool:
+    """Whether the callback's browser is the one that started the login (constant time)."""
+    if not state or not cookie:
+        return False
+    return tokens.digests_equal(state_binding(state), cookie)
+
+
+def sso_start(*, provider: str, mode: str = "", origin: str = "") -> SSOStart:
+    """Begin a login; returns the URL to send the browser to and the binding cookie's value."""
     if not provider_configured(provider):
         raise bad_request("unsupported_provider", f"provider {provider!r} is not configured")
     mode = "spa" if mode == "spa" else ""
@@ -128,7 +152,10 @@ def sso_start(*, provider: str, mode: str = "", origin: str = "") -> str:
     if len(settings.GOOGLE_WORKSPACE_DOMAINS) == 1:
         # A hint for Google's account chooser; the real check is on the ID token's `hd`.
         params["hd"] = settings.GOOGLE_WORKSPACE_DOMAINS[0]
-    return f"{config['authorization_endpoint']}?{urlencode(params)}"
+    return SSOStart(
+        auth_url=f"{config['authorization_endpoint']}?{urlencode(params)}",
+        binding=state_binding(state),
+    )
 
 
 def _consume_state(provider: str, state: str) -> dict:
@@ -157,7 +184,16 @@ def _exchange(config: dict, provider: str, code: str, verifier: str) -> dict:
         raise _unauthorized("exchange_failed", "could not exchange the code") from exc
     if response.status_code != 200:
         raise _unauthorized("exchange_failed", "the identity provider refused the code")
-    return response.json()
+    try:
+        body = response.json()
+    except ValueError as exc:
+        # A 200 that is not JSON (a proxy's HTML page, say) is the provider failing, not us.
+        raise _unauthorized(
+            "exchange_failed", "the identity provider sent an invalid reply"
+        ) from exc
+    if not isinstance(body, dict):
+        raise _unauthorized("exchange_failed", "the identity provider sent an invalid reply")
+    return body
 
 
 def _verify_id_token(config: dict, id_token: str, nonce: str) -> dict:
@@ -203,13 +239,37 @@ def _check_identity(claims: dict) -> str:
     return email
 
 
+def _workspace_managed(email: str, hd: str) -> bool:
+    """True when the ID token's `hd` claim says the provider's Workspace manages this very
+    address. Only then does the e-mail prove ownership of an account we already know: a consumer
+    account (no `hd`) can carry any verified address, including someone else's old one."""
+    return bool(hd) and email.rsplit("@", 1)[1] == hd.strip().lower()
+
+
+def _account_exists() -> APIError:
+    return APIError(
+        403,
+        "account_exists",
+        "an account with this e-mail already exists; sign in with the account it was created with",
+    )
+
+
+def _user_by_email(email: str) -> User | None:
+    known = UserEmail.objects.select_related("user").filter(email__iexact=email).first()
+    return known.user if known else User.objects.filter(primary_email__iexact=email).first()
+
+
 @transaction.atomic
-def user_from_identity(*, provider: str, subject: str, email: str, name: str) -> User:
-    """The user for a verified identity: by the (provider, subject) link, else by a known
-    e-mail address (linking it), else a new user. Then auto-join organizations whose verified
-    domain is the e-mail's domain."""
+def user_from_identity(*, provider: str, subject: str, email: str, name: str, hd: str = "") -> User:
+    """The user for a verified identity: by the (provider, subject) link; else, for a
+    Workspace-managed address (`hd` equals the e-mail's domain), by a known e-mail address
+    (linking it); else a new user. A new identity whose address belongs to an existing user but
+    is not Workspace-managed is refused (403 `account_exists`): a matching e-mail alone does not
+    prove it is the same person. Auto-joins organizations whose verified domain is the e-mail's
+    domain, and only for Workspace-managed addresses."""
     from apps.orgs.models import Membership, Organization
 
+    managed = _workspace_managed(email, hd)
     identity = (
         OAuthIdentity.objects.select_related("user")
         .filter(provider=provider, subject=subject)
@@ -218,11 +278,21 @@ def user_from_identity(*, provider: str, subject: str, email: str, name: str) ->
     if identity is not None:
         user = identity.user
     else:
-        known = UserEmail.objects.select_related("user").filter(email__iexact=email).first()
-        user = known.user if known else User.objects.filter(primary_email__iexact=email).first()
+        user = _user_by_email(email)
+        if user is not None and not managed:
+            raise _account_exists()
         if user is None:
-            user = User.objects.create_user(email, display_name=name)
-            UserEmail.objects.create(user=user, email=email, is_primary=True, is_verified=True)
+            try:
+                with transaction.atomic():
+                    user = User.objects.create_user(email, display_name=name)
+                    UserEmail.objects.create(
+                        user=user, email=email, is_primary=True, is_verified=True
+                    )
+            except IntegrityError:
+                # A concurrent sign-in created the account first: the same rule applies to it.
+                user = _user_by_email(email)
+                if user is None or not managed:
+                    raise _account_exists() from None
         try:
             with transaction.atomic():
                 OAuthIdentity.objects.create(
@@ -231,11 +301,14 @@ def user_from_identity(*, provider: str, subject: str, email: str, name: str) ->
         except IntegrityError:
             # A concurrent login of the same identity linked it first.
             user = OAuthIdentity.objects.get(provider=provider, subject=subject).user
-    domain = email.rsplit("@", 1)[1]
-    for org in Organization.objects.filter(domain__iexact=domain, domain_verified_at__isnull=False):
-        Membership.objects.get_or_create(
-            user=user, organization=org, defaults={"role": Membership.Role.MEMBER}
-        )
+    if managed:
+        domain = email.rsplit("@", 1)[1]
+        for org in Organization.objects.filter(
+            domain__iexact=domain, domain_verified_at__isnull=False
+        ):
+            Membership.objects.get_or_create(
+                user=user, organization=org, defaults={"role": Membership.Role.MEMBER}
+            )
     return user
 
 
@@ -258,6 +331,7 @@ def sso_complete(*, provider: str, code: str, state: str) -> SSOResult:
         subject=str(claims["sub"]),
         email=email,
         name=str(claims.get("name") or email.split("@")[0]),
+        hd=str(claims.get("hd") or ""),
     )
     if user.is_disabled:
         raise _unauthorized("user_disabled", "this account is disabled")

@@ -196,13 +196,23 @@ class SSOStartView(PublicView):
     def post(self, request, provider: str):
         from apps.accounts import sso
 
-        auth_url = sso.sso_start(
+        started = sso.sso_start(
             provider=provider,
             mode=request.query_params.get("mode", ""),
             origin=request.query_params.get("origin", ""),
         )
-        response = Response({"auth_url": auth_url})
+        response = Response({"auth_url": started.auth_url})
         response["Cache-Control"] = "no-store"
+        # Binds the login to this browser: only then will the callback set the session cookie.
+        response.set_cookie(
+            sso.BINDING_COOKIE,
+            started.binding,
+            max_age=settings.SSO_STATE_SECONDS,
+            path=sso.BINDING_COOKIE_PATH,
+            secure=request.is_secure() or not settings.DEVELOPMENT,
+            httponly=True,
+            samesite="Lax",
+        )
         return response
 
 
@@ -224,7 +234,11 @@ _POPUP_PAGE = """<!doctype html>
 class SSOCallbackView(PublicView):
     """GET /auth/{provider}/callback?code=...&state=...: finish the login. In SPA mode the tokens
     go to the opener window by postMessage, addressed to the origin (allow-listed when the
-    login started); otherwise the TokenPair is the JSON body. Either way the cookie is set."""
+    login started); otherwise the TokenPair is the JSON body. The `ag_jwt` cookie is set only
+    when the browser presents the binding cookie set by start for this very state: otherwise a
+    victim's browser could be sent to an attacker's callback URL and signed into the attacker's
+    account (login CSRF). Tokens in the page or body reach only the starter's allow-listed
+    origin or whoever made this request, so they need no such check."""
 
     @extend_schema(
         tags=["Auth"],
@@ -240,10 +254,10 @@ class SSOCallbackView(PublicView):
 
         from apps.accounts import sso
 
+        state = request.query_params.get("state", "")
+        bound = sso.binding_matches(state, request.COOKIES.get(sso.BINDING_COOKIE))
         result = sso.sso_complete(
-            provider=provider,
-            code=request.query_params.get("code", ""),
-            state=request.query_params.get("state", ""),
+            provider=provider, code=request.query_params.get("code", ""), state=state
         )
         if result.mode == "spa":
             nonce = _secrets.token_urlsafe(16)
@@ -255,10 +269,15 @@ class SSOCallbackView(PublicView):
             response["Content-Security-Policy"] = (
                 f"default-src 'none'; script-src 'nonce-{nonce}'; frame-ancestors 'none'"
             )
+            # The popup must keep `window.opener` to post to a cross-origin SPA; the global
+            # same-origin COOP would sever it (SecurityMiddleware keeps a header already set).
+            response["Cross-Origin-Opener-Policy"] = "unsafe-none"
         else:
             response = Response(result.tokens.as_dict())
         response["Cache-Control"] = "no-store"
-        set_access_cookie(response, request, result.tokens.access_token)
+        if bound:
+            set_access_cookie(response, request, result.tokens.access_token)
+        response.delete_cookie(sso.BINDING_COOKIE, path=sso.BINDING_COOKIE_PATH, samesite="Lax")
         return response
 
 

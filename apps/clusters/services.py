@@ -102,12 +102,15 @@ def node_pool_attach(*, node_pool: NodePool, kind: str, ids: Sequence[Any]) -> i
         raise bad_request("nothing_to_attach", f"{spec.ids_field}: nothing to attach")
     wanted = _parse_ids(ids, spec.ids_field)
     _lock_node_pool(node_pool)
-    found = {
-        obj.pk: obj
-        for obj in spec.model._default_manager.filter(
-            organization_id=node_pool.organization_id, pk__in=wanted
-        )
-    }
+    targets = spec.model._default_manager.filter(
+        organization_id=node_pool.organization_id, pk__in=wanted
+    )
+    if kind == "servers":
+        # Lock the servers (in id order, so two attaches cannot deadlock) before trusting their
+        # role: a concurrent PATCH to bastion (server_update locks the same row) then either
+        # sees this membership or is seen here.
+        targets = targets.select_for_update().order_by("pk")
+    found = {obj.pk: obj for obj in targets}
     for pk in wanted:
         if pk not in found:
             raise not_found(spec.not_found_code, f"{spec.noun} {pk} not found")
@@ -258,12 +261,21 @@ def cluster_attach_load_balancer(
     )
 
 
+@transaction.atomic
 def cluster_attach_bastion(
     *, organization: Organization, cluster_id: uuid.UUID, server_id: uuid.UUID
 ) -> None:
     """Set the bastion: a server of this organization (404 `server_not_found`) whose role is
     bastion (400 `server_not_bastion`)."""
-    server = Server.objects.for_org(organization).filter(pk=server_id).only("role").first()
+    # The server row stays locked until commit, so a concurrent PATCH of its role (which locks
+    # the same row, see server_update) sees this cluster or is seen by this check.
+    server = (
+        Server.objects.for_org(organization)
+        .select_for_update()
+        .filter(pk=server_id)
+        .only("role")
+        .first()
+    )
     if server is None:
         raise not_found("server_not_found", "server not found")
     if server.role != Server.Role.BASTION:
@@ -287,6 +299,55 @@ def cluster_detach(*, organization: Organization, cluster_id: uuid.UUID, column:
     if column not in DETACHABLE_COLUMNS:
         raise ValueError(f"not detachable: {column}")
     _cluster_write(organization=organization, cluster_id=cluster_id, **{column: None})
+
+
+def cluster_release_references(
+    *,
+    server: Server | None = None,
+    load_balancer: LoadBalancer | None = None,
+    domain: Domain | None = None,
+    record_set: RecordSet | None = None,
+) -> int:
+    """Detach a server, load balancer, domain or record set that is about to be deleted from
+    every cluster using it, putting those clusters back to `pre_pending` with no last error,
+    exactly as an API detach does. Returns how many cluster references were cleared.
+
+    Call it inside the deleting transaction, just before the delete. The foreign keys are also
+    SET NULL, so a reference added after this call cannot block the delete; it only keeps its
+    status. A domain also releases the clusters using one of its record sets (they cascade).
+    """
+    targets: list[tuple[str, models.Model, dict[str, Any]]] = []
+    if server is not None:
+        targets.append(("bastion_server_id", server, {"bastion_server_id": server.pk}))
+    if load_balancer is not None:
+        for column in LOAD_BALANCER_COLUMNS.values():
+            targets.append((column, load_balancer, {column: load_balancer.pk}))
+    if domain is not None:
+        targets.append(("captain_domain_id", domain, {"captain_domain_id": domain.pk}))
+        targets.append(
+            (
+                "control_plane_record_set_id",
+                domain,
+                {"control_plane_record_set__domain_id": domain.pk},
+            )
+        )
+    if record_set is not None:
+        targets.append(
+            (
+                "control_plane_record_set_id",
+                record_set,
+                {"control_plane_record_set_id": record_set.pk},
+            )
+        )
+    released = 0
+    for column, target, lookup in targets:
+        released += Cluster.objects.filter(organization_id=target.organization_id, **lookup).update(
+            **{column: None},
+            status=Cluster.Status.PRE_PENDING,
+            last_error="",
+            updated_at=timezone.now(),
+        )
+    return released
 
 
 @transaction.atomic

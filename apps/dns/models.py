@@ -24,10 +24,11 @@ class Domain(OrgOwnedModel):
     zone_id = models.CharField(max_length=128, blank=True, default="")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     last_error = models.TextField(blank=True, default="")
-    # PROTECT: a credential still serving a zone cannot vanish underneath the reconciler; the
-    # delete is refused (ProtectedError is an IntegrityError, answered 409).
+    # RESTRICT, not PROTECT: a credential still serving a zone cannot vanish underneath the
+    # reconciler (deleting it alone raises RestrictedError, answered 409 `credential_in_use`),
+    # yet the organization's own cascade, which deletes the domains too, may delete it.
     credential = models.ForeignKey(
-        "infrastructure.Credential", on_delete=models.PROTECT, related_name="domains"
+        "infrastructure.Credential", on_delete=models.RESTRICT, related_name="domains"
     )
 
     class Meta:

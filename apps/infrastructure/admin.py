@@ -2,8 +2,10 @@
 secrets) are excluded from every page: list, change form and search."""
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.infrastructure import services
 from apps.infrastructure.models import Credential, LoadBalancer, Server, SSHKey
 
 
@@ -47,6 +49,15 @@ class ServerAdmin(_OrgFixedAdmin):
     raw_id_fields = ["ssh_key"]
     readonly_fields = ["id", "created_at", "updated_at"]
 
+    # Deleting here goes through the service, so clusters using the server as their bastion go
+    # back to `pre_pending` exactly as with DELETE /servers/{id}.
+    def delete_model(self, request: HttpRequest, obj: Server) -> None:
+        services.server_delete(server=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for server in queryset:
+            services.server_delete(server=server)
+
 
 @admin.register(Credential)
 class CredentialAdmin(_OrgFixedAdmin):
@@ -82,3 +93,11 @@ class LoadBalancerAdmin(_OrgFixedAdmin):
     search_fields = ["name"]
     list_select_related = ["organization"]
     readonly_fields = ["id", "created_at", "updated_at"]
+
+    # Through the service, so clusters using it go back to `pre_pending` as with the API.
+    def delete_model(self, request: HttpRequest, obj: LoadBalancer) -> None:
+        services.load_balancer_delete(load_balancer=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for load_balancer in queryset:
+            services.load_balancer_delete(load_balancer=load_balancer)

@@ -35,7 +35,10 @@ def fingerprint_of(public_key: str) -> str:
 
 
 def generate_key_pair(*, key_type: str, bits: int | None = None, comment: str = "") -> KeyMaterial:
-    """Generate an RSA (`bits` of RSA_BITS) or Ed25519 key pair."""
+    """Generate an RSA (`bits` of RSA_BITS) or Ed25519 key pair. A comment with a control
+    character is refused: the public key must stay one authorized_keys line."""
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in comment):
+        raise ValueError("comment must not contain control characters")
     if key_type == "rsa":
         key = rsa.generate_private_key(public_exponent=65537, key_size=bits or DEFAULT_RSA_BITS)
         private = key.private_bytes(

@@ -58,8 +58,9 @@ class Server(OrgOwnedModel):
     public_ip_address = models.GenericIPAddressField(null=True, blank=True)
     private_ip_address = models.GenericIPAddressField()
     ssh_user = models.CharField(max_length=64)
-    # PROTECT: a key in use must not vanish under a server; deleting it is a 409.
-    ssh_key = models.ForeignKey(SSHKey, on_delete=models.PROTECT, related_name="servers")
+    # RESTRICT, not PROTECT: a key in use must not vanish under a server (deleting it alone is a
+    # 409), yet the organization's own cascade, which deletes the servers too, may delete it.
+    ssh_key = models.ForeignKey(SSHKey, on_delete=models.RESTRICT, related_name="servers")
     role = models.CharField(max_length=16, choices=Role.choices)
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True

@@ -6,6 +6,7 @@ them except the explicit reveal shapes.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from rest_framework import serializers
@@ -69,11 +70,25 @@ class SSHKeyRevealSerializer(SSHKeySerializer):
         return data
 
 
+def no_control_characters(value: str) -> str:
+    """Refuse control characters (newline, tab, NUL, ...): the comment ends up on the one-line
+    OpenSSH public key, where a newline would smuggle in a second authorized_keys entry."""
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise serializers.ValidationError("must not contain control characters")
+    return value
+
+
 class SSHKeyCreateSerializer(serializers.Serializer):
     """dto.CreateSSHRequest. `type` and `bits` are checked by the service (contract codes)."""
 
-    name = serializers.CharField(max_length=255)
-    comment = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    name = serializers.CharField(max_length=255, validators=[no_control_characters])
+    comment = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[no_control_characters],
+    )
     type = serializers.CharField(required=False, allow_blank=True, allow_null=True, default=None)
     bits = serializers.JSONField(required=False, allow_null=True, default=None)
 

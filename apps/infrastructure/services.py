@@ -12,9 +12,11 @@ import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, RestrictedError
 
-from apps.core.api.errors import APIError, bad_request, conflict
+from apps.clusters.models import Cluster, NodePoolServer
+from apps.clusters.services import cluster_release_references
+from apps.core.api.errors import APIError, bad_request, conflict, not_found
 from apps.core.tenancy import Tenant
 from apps.infrastructure import registry
 from apps.infrastructure.keygen import RSA_BITS, generate_key_pair
@@ -76,10 +78,20 @@ def ssh_key_create(
 
 
 def ssh_key_delete(*, ssh_key: SSHKey) -> None:
-    """Delete a key; a key still used by a server is a 409 naming how many use it."""
+    """Delete a key; a key still used by a server is a 409 naming how many use it.
+
+    `Server.ssh_key` is RESTRICT (so the organization's own cascade may delete both); a direct
+    delete of a key in use raises RestrictedError. ProtectedError is caught too, for any
+    PROTECT relation added later."""
     try:
         with transaction.atomic():
             ssh_key.delete()
+    except RestrictedError as exc:
+        count = len(exc.restricted_objects)
+        raise conflict(
+            "ssh_key_in_use",
+            f"ssh key is used by {count} server(s); move them to another key or delete them first",
+        ) from None
     except ProtectedError as exc:
         count = len(exc.protected_objects)
         raise conflict(
@@ -105,23 +117,62 @@ def server_create(*, organization: Any, **fields: Any) -> Server:
 
 @transaction.atomic
 def server_update(*, server: Server, **changes: Any) -> Server:
-    """Apply a PATCH; the bastion rule is checked against the row as it will be."""
+    """Apply a PATCH; the bastion rules are checked against the row as it will be.
+
+    A bastion needs a public IP (400 `public_ip_required`); a server in a node pool cannot
+    become a bastion (400 `server_not_node`, as node_pool_attach says); a bastion a cluster
+    uses cannot take another role (400 `server_is_bastion` naming the cluster). The row is
+    locked first, and node_pool_attach / cluster_attach_bastion lock it too, so a concurrent
+    attach either sees the new role or is seen here.
+    """
+    locked = Server.objects.select_for_update().filter(pk=server.pk).first()
+    if locked is None:
+        raise not_found("server_not_found", "server not found")
+    previous_role = locked.role
+    server.refresh_from_db()
     for name, value in changes.items():
         setattr(server, name, value)
     _check_bastion(role=server.role, public_ip_address=server.public_ip_address)
+    if server.role == Server.Role.BASTION and previous_role != Server.Role.BASTION:
+        pool_id = (
+            NodePoolServer.objects.filter(server_id=server.pk)
+            .values_list("node_pool_id", flat=True)
+            .first()
+        )
+        if pool_id is not None:
+            raise bad_request(
+                "server_not_node",
+                f"role: server {server.pk} is in node pool {pool_id}; "
+                "detach it before making it a bastion",
+            )
+    if previous_role == Server.Role.BASTION and server.role != Server.Role.BASTION:
+        cluster_id = (
+            Cluster.objects.filter(organization_id=server.organization_id, bastion_server=server)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if cluster_id is not None:
+            raise bad_request(
+                "server_is_bastion",
+                f"role: server {server.pk} is the bastion of cluster {cluster_id}; "
+                "detach it from the cluster first",
+            )
     server.save()
     return server
 
 
+@transaction.atomic
 def server_delete(*, server: Server) -> None:
-    """Delete a server; one still referenced elsewhere (e.g. a cluster's bastion) is a 409."""
+    """Delete a server. Clusters using it as their bastion are detached (the foreign key is
+    SET NULL) and put back to `pre_pending` in the same transaction; its node pool memberships
+    go with it. Nothing refers to a server with PROTECT/RESTRICT today, so the 409
+    `server_in_use` below only guards a relation added later."""
+    cluster_release_references(server=server)
     try:
         with transaction.atomic():
             server.delete()
-    except ProtectedError:
-        raise conflict(
-            "server_in_use", "server is still referenced (e.g. as a cluster's bastion)"
-        ) from None
+    except (RestrictedError, ProtectedError):
+        raise conflict("server_in_use", "server is still referenced elsewhere") from None
 
 
 def server_reset_host_key(*, server: Server) -> Server:
@@ -276,11 +327,14 @@ def credential_reveal(*, credential: Credential) -> dict:
 
 
 def credential_delete(*, credential: Credential) -> None:
-    """Delete a credential; one still referenced (e.g. by a DNS domain) is a 409."""
+    """Delete a credential; one still referenced (e.g. by a DNS domain) is a 409.
+
+    `Domain.credential` is RESTRICT (so the organization's own cascade may delete both); a
+    direct delete of a credential in use raises RestrictedError."""
     try:
         with transaction.atomic():
             credential.delete()
-    except ProtectedError:
+    except (RestrictedError, ProtectedError):
         raise conflict(
             "credential_in_use", "credential is still referenced (e.g. by a DNS domain)"
         ) from None
@@ -289,12 +343,17 @@ def credential_delete(*, credential: Credential) -> None:
 # --- Load balancers --------------------------------------------------------------------------
 
 
+@transaction.atomic
 def load_balancer_delete(*, load_balancer: LoadBalancer) -> None:
-    """Delete a load balancer; one still attached to a cluster is a 409."""
+    """Delete a load balancer. Clusters using it (apps or GlueOps) are detached (the foreign
+    keys are SET NULL) and put back to `pre_pending` in the same transaction. Nothing refers to
+    a load balancer with PROTECT/RESTRICT today, so the 409 `load_balancer_in_use` below only
+    guards a relation added later."""
+    cluster_release_references(load_balancer=load_balancer)
     try:
         with transaction.atomic():
             load_balancer.delete()
-    except ProtectedError:
+    except (RestrictedError, ProtectedError):
         raise conflict(
-            "load_balancer_in_use", "load balancer is still attached to a cluster"
+            "load_balancer_in_use", "load balancer is still referenced elsewhere"
         ) from None

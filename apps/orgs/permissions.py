@@ -49,7 +49,9 @@ class HasOrgPathPermission(BasePermission):
             role = membership.role if membership else ""
         if org is None:
             raise not_found("org_not_found", "organization not found")
-        perm: Perm = view.required_permissions.get(request.method, Perm.WRITE)
+        # HEAD is a GET without the body: it needs what GET needs, never WRITE.
+        method = "GET" if request.method == "HEAD" else request.method
+        perm: Perm = view.required_permissions.get(method, Perm.WRITE)
         if not role_allows(role, perm):
             raise forbidden("forbidden", "your role in this organization does not allow this")
         view.org_access = OrgAccess(organization=org, role=role, is_machine=role == MACHINE_ROLE)

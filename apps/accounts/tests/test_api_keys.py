@@ -6,12 +6,13 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts import services, tokens
 from apps.accounts.authentication import forget_local_key
-from apps.accounts.models import APIKey
+from apps.accounts.models import APIKey, User
 
 
 @pytest.fixture
@@ -278,3 +279,75 @@ def test_create_admin_sets_a_break_glass_password_only_from_stdin(db, monkeypatc
     user = User.objects.get(primary_email="ops@example.com")
     assert user.is_admin and user.check_password("CANARY-break-glass-Passw0rd!")
     assert "CANARY" not in out.getvalue()
+
+
+def test_wrong_secrets_from_one_address_do_not_lock_the_owner_out_elsewhere(member, hash_calls):
+    created = services.api_key_create_for_user(user=member)
+    public_id = created.key.public_id
+    attacker = APIClient(REMOTE_ADDR="203.0.113.66")
+    attacker.credentials(HTTP_X_API_KEY=f"u_{public_id}_{'A' * 43}")
+    for _ in range(15):
+        assert attacker.get("/api/v1/me").status_code == 401
+    owner = APIClient(REMOTE_ADDR="198.51.100.7")
+    owner.credentials(HTTP_X_API_KEY=created.plain)
+    assert owner.get("/api/v1/me").status_code == 200
+    # The attacker's address stays limited, even with the right secret.
+    attacker.credentials(HTTP_X_API_KEY=created.plain)
+    cache.delete(services.API_KEY_CACHE_PREFIX + public_id)
+    forget_local_key()
+    assert attacker.get("/api/v1/me").status_code == 401
+
+
+def test_a_key_revoked_behind_the_caches_back_dies_at_its_next_last_used_write(member, settings):
+    settings.API_KEY_LAST_USED_THROTTLE_SECONDS = 0
+    created = services.api_key_create_for_user(user=member)
+    client = _key_client(created.plain)
+    assert client.get("/api/v1/me").status_code == 200
+    # Revoked in another process whose cache delete was lost: our entries are still there.
+    APIKey.objects.filter(pk=created.key.pk).update(revoked_at=timezone.now())
+    assert client.get("/api/v1/me").status_code == 401
+    # ...and the touch did not write a fresh cache entry that would keep admitting it.
+    assert cache.get(services.API_KEY_CACHE_PREFIX + created.key.public_id) is None
+    forget_local_key()
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_a_key_revoked_behind_the_shared_cache_dies_when_touched_from_it(member, settings):
+    settings.API_KEY_LAST_USED_THROTTLE_SECONDS = 0
+    created = services.api_key_create_for_user(user=member)
+    client = _key_client(created.plain)
+    assert client.get("/api/v1/me").status_code == 200
+    APIKey.objects.filter(pk=created.key.pk).update(revoked_at=timezone.now())
+    forget_local_key()  # another process: only the shared entry remembers the key
+    assert client.get("/api/v1/me").status_code == 401
+    assert cache.get(services.API_KEY_CACHE_PREFIX + created.key.public_id) is None
+
+
+def test_revoking_or_deleting_a_key_in_the_admin_stops_it_at_once(member):
+    kept = services.api_key_create_for_user(user=member, name="kept")
+    gone = services.api_key_create_for_user(user=member, name="gone")
+    for created in (kept, gone):
+        assert _key_client(created.plain).get("/api/v1/me").status_code == 200
+    admin = Client()
+    admin.force_login(User.objects.create_user("ops@example.com", is_admin=True))
+    change = admin.post(
+        f"/admin/accounts/apikey/{kept.key.pk}/change/",
+        {
+            "name": "kept",
+            "purpose": kept.key.purpose,
+            "cluster_id": "",
+            "expires_at_0": "",
+            "expires_at_1": "",
+            "revoked_at_0": "2020-01-01",
+            "revoked_at_1": "00:00:00",
+        },
+    )
+    assert change.status_code == 302, change.content
+    assert _key_client(kept.plain).get("/api/v1/me").status_code == 401
+    delete = admin.post(
+        "/admin/accounts/apikey/",
+        {"action": "delete_selected", "_selected_action": [str(gone.key.pk)], "post": "yes"},
+    )
+    assert delete.status_code == 302
+    assert not APIKey.objects.filter(pk=gone.key.pk).exists()
+    assert _key_client(gone.plain).get("/api/v1/me").status_code == 401

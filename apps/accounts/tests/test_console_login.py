@@ -122,3 +122,13 @@ def test_an_id_token_minted_for_another_nonce_is_refused_at_the_console(console)
     assert response.status_code == 403
     assert not User.objects.filter(primary_email="nina@acme.example").exists()
     assert "_auth_user_id" not in client.session
+
+
+def test_a_consumer_account_cannot_take_over_an_existing_user_at_the_console(console, settings):
+    settings.GOOGLE_WORKSPACE_DOMAINS = []
+    User.objects.create_user("victor@acme.example", is_admin=True)
+    client, response, _ = _sign_in(console, "victor-gmail", email="victor@acme.example", hd=None)
+    assert response.status_code == 403
+    assert b"already exists" in response.content
+    assert "_auth_user_id" not in client.session
+    assert User.objects.filter(primary_email="victor@acme.example").count() == 1

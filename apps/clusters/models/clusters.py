@@ -15,7 +15,8 @@ class Cluster(OrgOwnedModel):
     validation") and clears `last_error`; otherwise status moves only through cluster actions.
     The join token, certificate key and kubeconfig are secrets, encrypted at rest and never part
     of a list response. Related objects are detached (SET NULL) when deleted elsewhere, rather
-    than blocking the delete or failing as the original did.
+    than blocking the delete or failing as the original did; the deleting service also puts the
+    cluster back to `pre_pending` (`services.cluster_release_references`).
     """
 
     class Status(models.TextChoices):

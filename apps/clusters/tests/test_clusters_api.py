@@ -4,8 +4,10 @@ import re
 import uuid
 
 import pytest
+from django.db import transaction
 
 from apps.clusters.models import Cluster, ClusterNodePool
+from apps.clusters.services import cluster_release_references
 from apps.clusters.tests.factories import (
     AnnotationFactory,
     ClusterFactory,
@@ -479,3 +481,41 @@ def test_q_filters_clusters_by_name(api, org):
 
 def test_unknown_cluster_is_404(api):
     assert api.get(f"/api/v1/clusters/{uuid.uuid4()}").json()["code"] == "cluster_not_found"
+
+
+def test_releasing_a_domain_detaches_it_and_its_record_sets_and_resets_the_clusters(org):
+    """What the DNS delete service must call before deleting a domain or a record set."""
+    domain = DomainFactory(organization=org)
+    record_set = RecordSetFactory(domain=domain)
+    captain = ClusterFactory(organization=org, captain_domain=domain, status="ready")
+    control_plane = ClusterFactory(
+        organization=org, control_plane_record_set=record_set, status="failed", last_error="x"
+    )
+    bystander = ClusterFactory(organization=org, status="ready")
+
+    with transaction.atomic():
+        released = cluster_release_references(domain=domain)
+        domain.delete()
+
+    assert released == 2
+    for cluster in (captain, control_plane):
+        cluster.refresh_from_db()
+        assert (cluster.captain_domain_id, cluster.control_plane_record_set_id) == (None, None)
+        assert (cluster.status, cluster.last_error) == (Cluster.Status.PRE_PENDING, "")
+    bystander.refresh_from_db()
+    assert bystander.status == "ready"
+
+
+def test_releasing_a_record_set_resets_only_the_clusters_using_it(org):
+    record_set = RecordSetFactory(domain=DomainFactory(organization=org))
+    user = ClusterFactory(organization=org, control_plane_record_set=record_set, status="ready")
+    bystander = ClusterFactory(organization=org, status="ready")
+
+    with transaction.atomic():
+        cluster_release_references(record_set=record_set)
+        record_set.delete()
+
+    user.refresh_from_db()
+    bystander.refresh_from_db()
+    assert (user.control_plane_record_set_id, user.status) == (None, Cluster.Status.PRE_PENDING)
+    assert bystander.status == "ready"

@@ -162,3 +162,52 @@ def test_a_run_racing_past_the_check_is_refused_by_the_index_and_named(org):
     assert refused.value.error_code == "run_active"
     assert str(other["run"].pk) in refused.value.message
     assert ClusterRun.objects.filter(cluster=cluster).count() == 1
+
+
+def test_a_patch_to_bastion_racing_a_node_pool_attach_never_leaves_a_bastion_in_a_pool(
+    client_for, member, org
+):
+    for _ in range(5):
+        server = ServerFactory(organization=org, public_ip_address="198.51.100.2")
+        pool = NodePoolFactory(organization=org)
+        a, b = client_for(member, org), client_for(member, org)
+        patched, attached = run_together(
+            lambda a=a, server=server: a.patch(
+                f"/api/v1/servers/{server.pk}", {"role": "bastion"}, format="json"
+            ),
+            lambda b=b, pool=pool, server=server: b.post(
+                f"/api/v1/node-pools/{pool.pk}/servers",
+                {"server_ids": [str(server.pk)]},
+                format="json",
+            ),
+        )
+        server.refresh_from_db()
+        in_pool = NodePoolServer.objects.filter(server=server).exists()
+        # Whichever came first wins; the other is refused with the rule's 400.
+        codes = sorted([patched.status_code, attached.status_code])
+        assert codes in ([200, 400], [204, 400]), codes
+        assert not (server.role == Server.Role.BASTION and in_pool)
+
+
+def test_a_patch_away_from_bastion_racing_a_cluster_attach_never_leaves_a_non_bastion_bastion(
+    client_for, member, org
+):
+    for _ in range(5):
+        server = ServerFactory(
+            organization=org, role=Server.Role.BASTION, public_ip_address="198.51.100.3"
+        )
+        cluster = ClusterFactory(organization=org)
+        a, b = client_for(member, org), client_for(member, org)
+        run_together(
+            lambda a=a, server=server: a.patch(
+                f"/api/v1/servers/{server.pk}", {"role": "worker"}, format="json"
+            ),
+            lambda b=b, cluster=cluster, server=server: b.post(
+                f"/api/v1/clusters/{cluster.pk}/bastion",
+                {"server_id": str(server.pk)},
+                format="json",
+            ),
+        )
+        server.refresh_from_db()
+        cluster.refresh_from_db()
+        assert not (cluster.bastion_server_id == server.pk and server.role != "bastion")

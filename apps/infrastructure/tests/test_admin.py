@@ -4,6 +4,9 @@ import pytest
 from django.test import Client
 
 from apps.accounts.tests.factories import UserFactory
+from apps.clusters.models import Cluster
+from apps.clusters.tests.factories import ClusterFactory
+from apps.infrastructure.models import Server
 from apps.infrastructure.tests.factories import (
     CredentialFactory,
     LoadBalancerFactory,
@@ -82,3 +85,26 @@ def test_the_admin_refuses_a_server_using_another_orgs_key(console, org, other_o
     assert "must belong to the server" in response.content.decode()
     server.refresh_from_db()
     assert server.ssh_key.organization_id == org.pk
+
+
+def test_deleting_a_bastion_or_load_balancer_in_the_admin_resets_the_clusters_using_them(
+    console, org
+):
+    bastion = ServerFactory(
+        organization=org, role=Server.Role.BASTION, public_ip_address="198.51.100.8"
+    )
+    lb = LoadBalancerFactory(organization=org)
+    by_bastion = ClusterFactory(organization=org, bastion_server=bastion, status="ready")
+    by_lb = ClusterFactory(organization=org, apps_load_balancer=lb, status="ready")
+
+    one = console.post(f"/admin/infrastructure/server/{bastion.pk}/delete/", {"post": "yes"})
+    many = console.post(
+        "/admin/infrastructure/loadbalancer/",
+        {"action": "delete_selected", "_selected_action": [str(lb.pk)], "post": "yes"},
+    )
+
+    assert (one.status_code, many.status_code) == (302, 302)
+    by_bastion.refresh_from_db()
+    by_lb.refresh_from_db()
+    assert (by_bastion.bastion_server_id, by_bastion.status) == (None, Cluster.Status.PRE_PENDING)
+    assert (by_lb.apps_load_balancer_id, by_lb.status) == (None, Cluster.Status.PRE_PENDING)

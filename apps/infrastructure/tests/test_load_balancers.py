@@ -1,5 +1,7 @@
 import pytest
 
+from apps.clusters.models import Cluster
+from apps.clusters.tests.factories import ClusterFactory
 from apps.infrastructure.models import LoadBalancer
 from apps.infrastructure.tests.factories import LoadBalancerFactory
 
@@ -141,3 +143,28 @@ def test_an_org_key_lists_only_its_orgs_load_balancers(org_key_client, org, othe
     LoadBalancerFactory(organization=other_org, name="theirs")
 
     assert [lb["name"] for lb in org_key_client(org).get(URL).json()] == ["mine"]
+
+
+def test_deleting_a_clusters_load_balancer_detaches_it_and_puts_the_cluster_back_to_pre_pending(
+    api, org
+):
+    lb = LoadBalancerFactory(organization=org)
+    both = ClusterFactory(
+        organization=org,
+        apps_load_balancer=lb,
+        glueops_load_balancer=lb,
+        status="failed",
+        last_error="boom",
+    )
+    glueops_only = ClusterFactory(organization=org, glueops_load_balancer=lb, status="ready")
+    bystander = ClusterFactory(organization=org, status="ready")
+
+    assert api.delete(f"{URL}/{lb.pk}").status_code == 204
+
+    for cluster in (both, glueops_only):
+        cluster.refresh_from_db()
+        assert cluster.apps_load_balancer_id is None
+        assert cluster.glueops_load_balancer_id is None
+        assert (cluster.status, cluster.last_error) == (Cluster.Status.PRE_PENDING, "")
+    bystander.refresh_from_db()
+    assert bystander.status == "ready"

@@ -1,5 +1,7 @@
 import pytest
 
+from apps.clusters.models import Cluster, NodePoolServer
+from apps.clusters.tests.factories import ClusterFactory, NodePoolFactory
 from apps.infrastructure.models import Server
 from apps.infrastructure.tests.factories import ServerFactory, SSHKeyFactory
 
@@ -249,3 +251,83 @@ def test_an_org_key_cannot_attach_another_orgs_ssh_key(org_key_client, org, othe
     assert response.status_code == 404
     assert response.json()["code"] == "ssh_key_not_found"
     assert Server.objects.count() == 0
+
+
+# --- bastion rules on PATCH, and what a delete does to clusters -------------------------------
+
+
+def test_a_server_in_a_node_pool_cannot_be_patched_into_a_bastion(api, org, key):
+    server = ServerFactory(organization=org, ssh_key=key, public_ip_address="198.51.100.4")
+    pool = NodePoolFactory(organization=org)
+    NodePoolServer.objects.create(organization=org, node_pool=pool, server=server)
+
+    response = api.patch(f"{URL}/{server.pk}", {"role": "bastion"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "server_not_node"
+    server.refresh_from_db()
+    assert server.role == Server.Role.WORKER
+
+
+def test_a_server_in_no_node_pool_can_become_a_bastion(api, org, key):
+    server = ServerFactory(organization=org, ssh_key=key, public_ip_address="198.51.100.4")
+
+    response = api.patch(f"{URL}/{server.pk}", {"role": "bastion"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["role"] == "bastion"
+
+
+def test_a_bastion_a_cluster_uses_cannot_take_another_role(api, org, key):
+    bastion = ServerFactory(
+        organization=org, ssh_key=key, role=Server.Role.BASTION, public_ip_address="198.51.100.4"
+    )
+    cluster = ClusterFactory(organization=org, bastion_server=bastion)
+
+    response = api.patch(f"{URL}/{bastion.pk}", {"role": "worker"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "server_is_bastion"
+    assert str(cluster.pk) in response.json()["message"]
+    bastion.refresh_from_db()
+    assert bastion.role == Server.Role.BASTION
+
+
+def test_an_unused_bastion_can_take_another_role_and_a_used_one_can_change_other_fields(
+    api, org, key
+):
+    free = ServerFactory(
+        organization=org, ssh_key=key, role=Server.Role.BASTION, public_ip_address="198.51.100.4"
+    )
+    used = ServerFactory(
+        organization=org, ssh_key=key, role=Server.Role.BASTION, public_ip_address="198.51.100.5"
+    )
+    ClusterFactory(organization=org, bastion_server=used)
+
+    assert api.patch(f"{URL}/{free.pk}", {"role": "worker"}, format="json").status_code == 200
+    response = api.patch(f"{URL}/{used.pk}", {"hostname": "jump", "role": "Bastion"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["hostname"] == "jump"
+
+
+def test_deleting_a_clusters_bastion_detaches_it_and_puts_the_cluster_back_to_pre_pending(
+    api, org, key
+):
+    bastion = ServerFactory(
+        organization=org, ssh_key=key, role=Server.Role.BASTION, public_ip_address="198.51.100.4"
+    )
+    cluster = ClusterFactory(
+        organization=org, bastion_server=bastion, status="ready", last_error="old failure"
+    )
+    bystander = ClusterFactory(organization=org, status="ready")
+
+    assert api.delete(f"{URL}/{bastion.pk}").status_code == 204
+
+    cluster.refresh_from_db()
+    assert (cluster.bastion_server_id, cluster.status, cluster.last_error) == (
+        None,
+        Cluster.Status.PRE_PENDING,
+        "",
+    )
+    bystander.refresh_from_db()
+    assert bystander.status == "ready"

@@ -331,3 +331,34 @@ def test_a_download_is_not_refused_for_a_file_accept_header(client_for, owner, o
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("comment", "ops@example.com\nssh-ed25519 AAAAC3Nz attacker"),
+        ("comment", "tab\there"),
+        ("comment", "carriage\rreturn"),
+        ("comment", "escape\x1b[31m"),
+        ("name", "line\nbreak"),
+        ("name", "bell\x07"),
+    ],
+)
+def test_a_control_character_in_name_or_comment_is_400_naming_the_field(api, field, value):
+    payload = {"name": "deploy", "type": "ed25519", "comment": "ops@example.com", field: value}
+
+    response = api.post(URL, payload, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(f"{field}:")
+    assert SSHKey.objects.count() == 0
+
+
+def test_a_plain_comment_ends_the_one_line_public_key(api):
+    response = api.post(
+        URL, {"name": "deploy", "type": "ed25519", "comment": "ops@example.com"}, format="json"
+    )
+
+    assert response.status_code == 201
+    public_key = response.json()["public_key"]
+    assert "\n" not in public_key and public_key.endswith(" ops@example.com")

@@ -246,3 +246,12 @@ def test_two_owners_removing_each_other_at_once_leave_one_owner():
         t.join()
     assert sorted(outcomes) == ["last_owner", "removed"]
     assert Membership.objects.filter(organization=org, role="owner").count() == 1
+
+
+def test_a_viewer_may_head_what_it_may_get(client_for, viewer, org):
+    client = client_for(viewer)
+    for path in (f"/api/v1/orgs/{org.pk}", f"/api/v1/orgs/{org.pk}/members"):
+        assert client.get(path).status_code == 200
+        assert client.head(path).status_code == 200
+    # HEAD is not a loophole for writes: a viewer still cannot change anything.
+    assert client.patch(f"/api/v1/orgs/{org.pk}", {"name": "x"}, format="json").status_code == 403

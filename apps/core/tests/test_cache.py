@@ -1,0 +1,35 @@
+"""The Redis cache behind the rate limiter, against the real Redis."""
+
+import threading
+
+import pytest
+from django.core.cache import cache
+
+
+def test_incr_counts_atomically_across_threads():
+    cache.set("counter", 0, 60)
+
+    def bump():
+        for _ in range(200):
+            cache.incr("counter")
+
+    threads = [threading.Thread(target=bump) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert cache.get("counter") == 1000
+
+
+def test_incr_of_a_missing_key_raises_like_django_and_creates_nothing():
+    with pytest.raises(ValueError, match="not found"):
+        cache.incr("never-set")
+    assert cache.get("never-set") is None
+
+
+def test_incr_keeps_the_key_expiry():
+    cache.set("ttl-counter", 1, 30)
+    cache.incr("ttl-counter", 4)
+    assert cache.get("ttl-counter") == 5
+    client = cache._cache.get_client(write=True)
+    assert 0 < client.ttl(cache.make_key("ttl-counter")) <= 30
