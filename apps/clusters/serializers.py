@@ -24,6 +24,7 @@ from apps.clusters.models import (
 )
 from apps.dns.models import Domain, RecordSet
 from apps.infrastructure.models import LoadBalancer, Server
+from apps.infrastructure.serializers import LoadBalancerSerializer, ServerSerializer
 
 
 class LabelSerializer(serializers.ModelSerializer):
@@ -62,46 +63,26 @@ class TaintSerializer(serializers.ModelSerializer):
 
 
 class ServerSummarySerializer(serializers.ModelSerializer):
-    """dto.ServerResponse."""
+    """dto.ServerResponse, read-only (nested in clusters and node pools); the wire fields are
+    the servers API's own."""
 
     organization_id = serializers.UUIDField(read_only=True)
     ssh_key_id = serializers.UUIDField(read_only=True)
 
     class Meta:
         model = Server
-        fields = [
-            "id",
-            "organization_id",
-            "hostname",
-            "public_ip_address",
-            "private_ip_address",
-            "ssh_user",
-            "ssh_key_id",
-            "role",
-            "status",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ServerSerializer.Meta.fields
         read_only_fields = fields
 
 
 class LoadBalancerSummarySerializer(serializers.ModelSerializer):
-    """dto.LoadBalancerResponse."""
+    """dto.LoadBalancerResponse, read-only (nested in clusters); fields as the LB API's."""
 
     organization_id = serializers.UUIDField(read_only=True)
 
     class Meta:
         model = LoadBalancer
-        fields = [
-            "id",
-            "organization_id",
-            "name",
-            "kind",
-            "public_ip_address",
-            "private_ip_address",
-            "created_at",
-            "updated_at",
-        ]
+        fields = LoadBalancerSerializer.Meta.fields
         read_only_fields = fields
 
 
