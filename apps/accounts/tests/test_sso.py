@@ -327,7 +327,7 @@ def html_token_endpoint():
             self.wfile.write(body)
 
         def log_message(self, *args):
-            pass
+            """Keep the stdlib server's per-request lines out of the test output."""
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
