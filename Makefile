@@ -9,9 +9,9 @@ STAMP := $(VENV)/.installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): requirements.txt requirements-dev.txt | $(PY)
+$(STAMP): requirements.txt requirements-dev.txt requirements-embedded.txt | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-embedded.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,3 +39,4 @@ lint: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) benchmarks/auth_overhead.py
 	$(PY) benchmarks/middleware_overhead.py
+	$(PY) benchmarks/jobs_parallelism.py

@@ -107,3 +107,29 @@ def org_key_client():
 def api(client_for, member, org) -> APIClient:
     """Alice, a member of `org`, with X-Org-ID set."""
     return client_for(member, org)
+
+
+@pytest.fixture
+def sshd_factory(tmp_path):
+    """Start throwaway sshd processes on free loopback ports (stopped after the test).
+    `sshd_factory(home=True)` gives every session a `$HOME` inside the test's folder."""
+    from apps.infrastructure.tests.sshd import SSHDaemon, ensure_sshd
+
+    ensure_sshd()
+    daemons = []
+
+    def start(*, home: bool = False) -> SSHDaemon:
+        root = tmp_path / f"sshd-{len(daemons)}"
+        root.mkdir()
+        home_dir = None
+        if home:
+            home_dir = root / "home"
+            home_dir.mkdir()
+        daemon = SSHDaemon(root, home=home_dir)
+        daemon.start()
+        daemons.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in daemons:
+        daemon.stop()

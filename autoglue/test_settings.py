@@ -21,6 +21,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Services run eagerly in unit tests; tests about jobs start a real worker and turn this off.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+# The SSH client tests log in to a local sshd on 127.0.0.1.
+AUTOGLUE_ALLOW_LOOPBACK_TARGETS = True
 CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"  # noqa: F405
 # Static files come straight from the app folders; tests never run collectstatic.
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
@@ -31,3 +33,6 @@ WHITENOISE_USE_FINDERS = True
 DATABASES["default"]["TEST"] = {  # noqa: F405
     "NAME": os.environ.get("TEST_DATABASE_NAME", "test_autoglue"),
 }
+# Unit tests run jobs in-process (apps.jobs.tests.support.run_queued); tests with a real worker
+# turn publishing back on.
+JOBS_PUBLISH = False

@@ -1,8 +1,9 @@
-"""URL map: the API under /api/v1, the admin console under /admin/."""
+"""URL map: the API under /api/v1, the admin console under /admin/ (where `/` leads)."""
 
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from apps.accounts.views import RootJWKSView
@@ -15,6 +16,7 @@ api_v1 = [
     path("", include("apps.infrastructure.urls")),
     path("", include("apps.clusters.urls")),
     path("", include("apps.dns.urls")),
+    path("", include("apps.jobs.urls")),
 ]
 
 if settings.API_DOCS_ENABLED:
@@ -28,6 +30,8 @@ if settings.API_DOCS_ENABLED:
     ]
 
 urlpatterns = [
+    # The console is the installation's home page for people.
+    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
     re_path(r"^\.well-known/jwks\.json$", RootJWKSView.as_view(), name="jwks"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),

@@ -12,13 +12,17 @@ most 1.15x an anonymous one). Revoking a key, or disabling its user, therefore t
 other processes within that period; in the revoking process at once.
 
 A credential that is present but wrong is 401 at once (no fall-through to the next method).
-No credential at all leaves the request anonymous; `authenticate_header` makes the permission
-failure a 401 rather than a 403. Disabled users are refused by every method.
+An empty header is not a credential, and an `Authorization` header with another scheme than
+Bearer is ignored. No credential at all leaves the request anonymous; `authenticate_header`
+makes the permission failure a 401 rather than a 403. Disabled users are refused by every method.
 
 API keys are found with one indexed lookup by their public id. The argon2id hash is verified
 only on a cache miss; a success is remembered in the cache for `API_KEY_CACHE_SECONDS` (<= 60 s)
 as an HMAC digest of the full credential, compared in constant time on every request.
 Revocation deletes the entry, and the TTL bounds how long a lost delete could matter.
+
+Failed slow verifications are budgeted per client address (`API_KEY_MAX_FAILURES` a minute);
+past it, only a credential issued or verified before is still checked (see `verify_api_key`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,12 @@ from rest_framework.request import Request
 from apps.accounts import jwt as access_tokens
 from apps.accounts import tokens
 from apps.accounts.models import APIKey, User
-from apps.accounts.services import API_KEY_CACHE_PREFIX
+from apps.accounts.services import (
+    API_KEY_CACHE_PREFIX,
+    API_KEY_GOOD_PREFIX,
+    api_key_credential_digest,
+    api_key_remember_good,
+)
 from apps.core.api.errors import APIError
 from apps.core.tenancy import MachineUser, OrgKeyPrincipal
 
@@ -51,25 +60,43 @@ def _unauthorized(message: str = "invalid credentials") -> APIError:
     return APIError(401, "unauthorized", message)
 
 
-def _failure_key(public_id: str, client_ip: str) -> str:
-    # Per key *and* client address: someone who only knows a public id (it is in logs and
-    # listings) must not be able to lock the key's owner out by sending wrong secrets.
-    return f"{_FAILURE_PREFIX}{public_id}:{client_ip}"
+def _failure_key(client_ip: str) -> str:
+    # Per client address, whatever the key id: a flood over many ids (or unknown ones, which
+    # cost a slow hash too) is bounded as well as one over a single id.
+    return f"{_FAILURE_PREFIX}{client_ip}"
 
 
-def _too_many_failures(public_id: str, client_ip: str) -> bool:
-    count = cache.get(_failure_key(public_id, client_ip)) or 0
+def _budget_spent(client_ip: str) -> bool:
+    count = cache.get(_failure_key(client_ip)) or 0
     return count >= settings.API_KEY_MAX_FAILURES
 
 
-def _record_failure(public_id: str, client_ip: str) -> None:
-    key = _failure_key(public_id, client_ip)
+def _record_failure(client_ip: str) -> None:
+    key = _failure_key(client_ip)
     if cache.add(key, 1, timeout=60):
         return
     try:
         cache.incr(key)
     except ValueError:
         cache.set(key, 1, timeout=60)
+
+
+def _known_good(public_id: str, digest: str) -> bool:
+    """Whether this exact credential was issued or verified before (see
+    services.API_KEY_GOOD_PREFIX). Only ever lets a request *try* the slow hash."""
+    remembered = cache.get(API_KEY_GOOD_PREFIX + public_id)
+    return remembered is not None and tokens.digests_equal(remembered, digest)
+
+
+_decoy: list[str] = []
+
+
+def _decoy_hash() -> str:
+    """An argon2id hash of a random secret, with the real parameters: an unknown key id costs
+    the same verification as a wrong secret, so timing does not tell which ids exist."""
+    if not _decoy:
+        _decoy.append(tokens.slow_hash(tokens.new_secret()))
+    return _decoy[0]
 
 
 def request_client_ip(request: Any) -> str:
@@ -87,7 +114,7 @@ def verify_api_key(
     `credential` is the whole presented credential: its HMAC is what the cache remembers, so a
     different secret for the same public id never matches a cached success."""
     cache_key = API_KEY_CACHE_PREFIX + public_id
-    digest = tokens.keyed_digest(f"{scope}:{credential}")
+    digest = api_key_credential_digest(scope=scope, credential=credential)
     now = time.time()
     entry = cache.get(cache_key)
     if entry is not None and tokens.digests_equal(entry["digest"], digest):
@@ -95,18 +122,24 @@ def verify_api_key(
             raise _unauthorized()
         return _touch(public_id, entry, now)
 
-    # Cache miss (or a different secret): the slow path, rate-limited per key id and client
-    # address so a flood of wrong secrets cannot burn CPU on argon2.
-    if _too_many_failures(public_id, client_ip):
-        raise APIError(401, "unauthorized", "too many failed attempts for this key; retry later")
+    # Cache miss (or a different secret): the slow path. Every failure (unknown id, wrong
+    # secret, revoked or expired key) costs one argon2 verification and counts against the
+    # client address; once its budget is spent, only a credential known to be right still gets
+    # verified, so a flood burns no more CPU and the key's owner is never locked out. Every
+    # failure answers the same message.
+    if _budget_spent(client_ip) and not _known_good(public_id, digest):
+        raise _unauthorized()
     key = APIKey.objects.filter(public_id=public_id, scope=scope).first()
-    if key is None:
+    verified = tokens.slow_verify(key.secret_hash if key else _decoy_hash(), secret)
+    if (
+        key is None
+        or not verified
+        or key.revoked_at is not None
+        or (key.expires_at and key.expires_at <= timezone.now())
+    ):
+        _record_failure(client_ip)
         raise _unauthorized()
-    if key.revoked_at is not None or (key.expires_at and key.expires_at <= timezone.now()):
-        raise _unauthorized()
-    if not tokens.slow_verify(key.secret_hash, secret):
-        _record_failure(public_id, client_ip)
-        raise _unauthorized()
+    api_key_remember_good(public_id=public_id, digest=digest)
     entry = {
         "digest": digest,
         "key_id": str(key.pk),
@@ -203,19 +236,21 @@ class AutoglueAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         headers = request.headers
-        org_key = headers.get("X-ORG-KEY")
-        if org_key is not None:
+        # An empty header is no credential: generated clients send `X-ORG-KEY: ""` beside a
+        # bearer token. The first credential actually present decides, as in the original.
+        org_key = headers.get("X-ORG-KEY", "").strip()
+        if org_key:
             return self._org_key(
-                org_key, headers.get("X-ORG-SECRET", ""), request_client_ip(request)
+                org_key, headers.get("X-ORG-SECRET", "").strip(), request_client_ip(request)
             )
-        authorization = headers.get("Authorization", "")
-        if authorization:
-            scheme, _, token = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
+        scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() == "bearer":
+            if not token.strip():
                 raise _unauthorized()
             return self._jwt(token.strip())
-        api_key = headers.get("X-API-KEY")
-        if api_key is not None:
+        # Any other Authorization scheme (Basic from a proxy, ...) is not ours to judge.
+        api_key = headers.get("X-API-KEY", "").strip()
+        if api_key:
             return self._user_key(api_key, request_client_ip(request))
         cookie = request.COOKIES.get(COOKIE_NAME)
         if cookie and request.method in _SAFE_METHODS:

@@ -4,6 +4,10 @@ Signing and verification go through simplejwt's `TokenBackend` (one per signing 
 in `SigningKey` rows; each process keeps them in memory and reloads every
 `JWT_KEY_CACHE_SECONDS`, so a newly generated key starts signing within that period and rotated
 keys keep verifying until they are deactivated or expire.
+
+A fresh installation has no key: `ensure_signing_key()` creates the first one (run at start by
+`runplatform` and `manage.py keys ensure`, and on demand when a token must be issued), under a
+PostgreSQL advisory lock so processes starting together create exactly one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import jwt as pyjwt
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework_simplejwt.backends import TokenBackend
@@ -26,6 +31,9 @@ ALGORITHM = "RS256"
 # RFC 9068's media type for access tokens: an ID token or any other JWT has a different `typ`.
 TOKEN_TYP = "at+jwt"  # noqa: S105 (a media type, not a secret)
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 (a claim value, not a secret)
+# pg_advisory_xact_lock id that serialises creating the first signing key (any bigint no other
+# lock in this database uses).
+FIRST_KEY_LOCK_ID = 7022647215772795406
 
 
 class InvalidAccessToken(Exception):
@@ -33,7 +41,7 @@ class InvalidAccessToken(Exception):
 
 
 class NoSigningKey(Exception):
-    """No active signing key exists; run `manage.py keys generate`."""
+    """No active signing key exists and none could be created."""
 
 
 class _KidTokenBackend(TokenBackend):
@@ -117,10 +125,40 @@ def active_keys() -> list:
     )
 
 
-def issue_access_token(*, user_id: uuid.UUID, extra_claims: dict[str, Any] | None = None) -> str:
+def ensure_signing_key() -> bool:
+    """Create a signing key if none is active; True if this call created it.
+
+    Race-safe across processes: the check and the insert run in one transaction holding a
+    transaction-scoped advisory lock, so a second process waits, then sees the first one's key.
+    """
+    from apps.accounts import services
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FIRST_KEY_LOCK_ID])
+        if active_keys():
+            return False
+        services.signing_key_generate()
+    reset_keyring()
+    return True
+
+
+def _signer() -> _KidTokenBackend:
     signer = keyring().signer
-    if signer is None:
-        raise NoSigningKey("no active JWT signing key; run `manage.py keys generate`")
+    if signer is not None:
+        return signer
+    # Another process may have created a key since this one loaded the ring; else create one.
+    reset_keyring()
+    if keyring().signer is None:
+        ensure_signing_key()
+    signer = keyring().signer
+    if signer is None:  # pragma: no cover - only if the insert above did not persist
+        raise NoSigningKey("no active JWT signing key could be loaded or created")
+    return signer
+
+
+def issue_access_token(*, user_id: uuid.UUID, extra_claims: dict[str, Any] | None = None) -> str:
+    signer = _signer()
     now = int(time.time())
     payload = {
         **(extra_claims or {}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.accounts.models import APIKey, User, UserEmail
+from apps.core.api.serializers import GoShapeMixin
 from apps.orgs.models import Organization
 
 
@@ -92,8 +93,11 @@ class CreateKeySerializer(serializers.Serializer):
     )
 
 
-class UserAPIKeySerializer(serializers.ModelSerializer):
-    """handlers.userAPIKeyOut (without `plain`, which only the create response carries)."""
+class UserAPIKeySerializer(GoShapeMixin, serializers.ModelSerializer):
+    """handlers.userAPIKeyOut (without `plain`, which only the create response carries).
+    `expires_at` and `last_used_at` are omitted while unset, as in the original."""
+
+    omit_if_none = ("expires_at", "last_used_at")
 
     scope = serializers.CharField(read_only=True)
 

@@ -55,6 +55,22 @@ def user_get_or_create_admin(*, email: str, password: str | None = None) -> tupl
 # --- API keys ----------------------------------------------------------------------------------
 
 API_KEY_CACHE_PREFIX = "apikey:"
+# A digest of each key's full credential, remembered from its creation and every successful
+# verification: it never authenticates by itself, it only exempts the rightful credential from
+# the per-address failure budget (apps.accounts.authentication), so a flood of wrong secrets
+# from a shared address cannot lock the key's owner out.
+API_KEY_GOOD_PREFIX = "apikey-good:"
+API_KEY_GOOD_SECONDS = 30 * 24 * 3600
+
+
+def api_key_credential_digest(*, scope: str, credential: str) -> str:
+    """The keyed digest authentication compares for a presented credential (user key, or
+    `org key:secret`)."""
+    return tokens.keyed_digest(f"{scope}:{credential}")
+
+
+def api_key_remember_good(*, public_id: str, digest: str) -> None:
+    cache.set(API_KEY_GOOD_PREFIX + public_id, digest, timeout=API_KEY_GOOD_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,12 @@ def api_key_create_for_user(
         user=user,
         expires_at=_expiry(expires_in_hours),
     )
-    return CreatedKey(key=key, plain=tokens.format_user_key(public_id, secret))
+    plain = tokens.format_user_key(public_id, secret)
+    api_key_remember_good(
+        public_id=public_id,
+        digest=api_key_credential_digest(scope=APIKey.Scope.USER, credential=plain),
+    )
+    return CreatedKey(key=key, plain=plain)
 
 
 def api_key_create_for_org(
@@ -113,13 +134,18 @@ def api_key_create_for_org(
         is_ephemeral=is_ephemeral,
         expires_at=_expiry(expires_in_hours),
     )
-    return CreatedKey(key=key, plain=tokens.format_org_key(public_id), secret=secret)
+    plain = tokens.format_org_key(public_id)
+    api_key_remember_good(
+        public_id=public_id,
+        digest=api_key_credential_digest(scope=APIKey.Scope.ORG, credential=f"{plain}:{secret}"),
+    )
+    return CreatedKey(key=key, plain=plain, secret=secret)
 
 
 def api_key_cache_clear(*, public_id: str) -> None:
     """Forget what authentication remembers about a key (the shared entry and this process's),
     so the next request re-reads the row: after a revocation or any change to the key."""
-    cache.delete(API_KEY_CACHE_PREFIX + public_id)
+    cache.delete_many([API_KEY_CACHE_PREFIX + public_id, API_KEY_GOOD_PREFIX + public_id])
     from apps.accounts.authentication import forget_local_key
 
     forget_local_key(public_id)

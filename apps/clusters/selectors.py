@@ -37,6 +37,13 @@ def cluster_queryset() -> QuerySet[Cluster]:
     )
 
 
+def with_join_secrets(queryset: QuerySet[Cluster]) -> QuerySet[Cluster]:
+    """The same clusters with the join token and certificate key loaded in the same query (for
+    principals that may read them), so a list stays at a constant number of queries; the
+    kubeconfig stays deferred."""
+    return queryset.defer(None).defer("kubeconfig")
+
+
 def cluster_secrets(*, cluster: Cluster) -> dict[str, str]:
     """The decrypted kubeconfig, join token and certificate key of one cluster, for an explicit
     reveal. Loaded in a query of their own, since list reads leave them deferred."""

@@ -1,7 +1,8 @@
 """Wire shapes of the clusters app (autoglue-openapi.json's dto.* schemas).
 
-Secrets are write-only: a ClusterResponse never carries the kubeconfig, join token or
-certificate key, except on `GET /clusters/{id}?reveal=true` for a role allowed to reveal them.
+Secrets: a ClusterResponse carries the join token and certificate key only for a principal
+whose role may read secrets (docs/clusters.md says why), and the kubeconfig only on
+`GET /clusters/{id}?reveal=true` for such a role.
 `org_key`/`org_secret` are only ever filled in the bastion payload, never by the API.
 """
 
@@ -22,6 +23,8 @@ from apps.clusters.models import (
     NodePool,
     Taint,
 )
+from apps.core.api.serializers import GoShapeMixin
+from apps.core.validators import validate_docker_image, validate_docker_tag, validate_make_target
 from apps.dns.models import Domain, RecordSet
 from apps.infrastructure.models import LoadBalancer, Server
 from apps.infrastructure.serializers import LoadBalancerSerializer, ServerSerializer
@@ -62,9 +65,11 @@ class TaintSerializer(serializers.ModelSerializer):
         extra_kwargs = {"value": {"required": True, "allow_blank": True}}
 
 
-class ServerSummarySerializer(serializers.ModelSerializer):
-    """dto.ServerResponse, read-only (nested in clusters and node pools); the wire fields are
-    the servers API's own."""
+class ServerSummarySerializer(GoShapeMixin, serializers.ModelSerializer):
+    """dto.ServerResponse, read-only (nested in clusters and node pools); the wire fields and
+    their rendering are the servers API's own."""
+
+    omit_if_none = ServerSerializer.omit_if_none
 
     organization_id = serializers.UUIDField(read_only=True)
     ssh_key_id = serializers.UUIDField(read_only=True)
@@ -75,8 +80,10 @@ class ServerSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class LoadBalancerSummarySerializer(serializers.ModelSerializer):
+class LoadBalancerSummarySerializer(GoShapeMixin, serializers.ModelSerializer):
     """dto.LoadBalancerResponse, read-only (nested in clusters); fields as the LB API's."""
+
+    empty_if_none = LoadBalancerSerializer.empty_if_none
 
     organization_id = serializers.UUIDField(read_only=True)
 
@@ -157,9 +164,11 @@ class NodePoolSerializer(serializers.ModelSerializer):
         ]
 
 
-class ClusterSerializer(serializers.ModelSerializer):
-    """dto.ClusterResponse (read side). With `revealed_secrets` in the context (see
-    `selectors.cluster_secrets`) it adds the kubeconfig, join token and certificate key."""
+class ClusterSerializer(GoShapeMixin, serializers.ModelSerializer):
+    """dto.ClusterResponse (read side). Absent references and `control_plane_fqdn` are omitted,
+    as the original's pointers with `omitempty`. With `join_secrets` true in the context it adds
+    `random_token` and `certificate_key` (load them with `selectors.with_join_secrets`); with
+    `revealed_secrets` (see `selectors.cluster_secrets`) also the kubeconfig."""
 
     captain_domain = DomainSummarySerializer(read_only=True)
     control_plane_record_set = RecordSetSummarySerializer(read_only=True)
@@ -170,6 +179,15 @@ class ClusterSerializer(serializers.ModelSerializer):
     cluster_provider = serializers.CharField(source="provider", read_only=True)
     node_pools = NodePoolSerializer(many=True, read_only=True)
     metadata = serializers.SerializerMethodField()
+
+    omit_if_none = (
+        "captain_domain",
+        "control_plane_record_set",
+        "control_plane_fqdn",
+        "apps_load_balancer",
+        "glueops_load_balancer",
+        "bastion_server",
+    )
 
     class Meta:
         model = Cluster
@@ -204,6 +222,9 @@ class ClusterSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Cluster) -> dict[str, Any]:
         data = super().to_representation(instance)
+        if self.context.get("join_secrets"):
+            data["random_token"] = str(instance.random_token or "")
+            data["certificate_key"] = str(instance.certificate_key or "")
         revealed = self.context.get("revealed_secrets")
         if revealed is not None:
             data.update(revealed)
@@ -218,10 +239,21 @@ class ClusterCreateSerializer(serializers.Serializer):
         max_length=255, required=False, allow_blank=True, default=""
     )
     region = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    # The image and tag a run pulls and starts (apps.core.validators); blank means not set.
     docker_image = serializers.CharField(
-        max_length=512, required=False, allow_blank=True, default=""
+        max_length=512,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[validate_docker_image],
     )
-    docker_tag = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    docker_tag = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[validate_docker_tag],
+    )
 
 
 class ClusterUpdateSerializer(serializers.Serializer):
@@ -230,8 +262,12 @@ class ClusterUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255, required=False)
     cluster_provider = serializers.CharField(max_length=255, required=False, allow_blank=True)
     region = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    docker_image = serializers.CharField(max_length=512, required=False, allow_blank=True)
-    docker_tag = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    docker_image = serializers.CharField(
+        max_length=512, required=False, allow_blank=True, validators=[validate_docker_image]
+    )
+    docker_tag = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, validators=[validate_docker_tag]
+    )
 
     def column_changes(self) -> dict[str, str]:
         data = dict(self.validated_data)
@@ -291,11 +327,17 @@ def attach_ids_serializer(field: str) -> type[serializers.Serializer]:
     )
 
 
+# Free text is bounded (issue 14): a value is configuration for the cluster tooling, not a blob
+# store; every cluster response carries all of its metadata.
+METADATA_VALUE_MAX_LENGTH = 16 * 1024
+ACTION_DESCRIPTION_MAX_LENGTH = 4096
+
+
 class ClusterMetadataSerializer(serializers.ModelSerializer):
     organization_id = serializers.UUIDField(read_only=True)
     cluster_id = serializers.UUIDField(read_only=True)
     key = serializers.CharField(max_length=255)
-    value = serializers.CharField()
+    value = serializers.CharField(max_length=METADATA_VALUE_MAX_LENGTH)
 
     class Meta:
         model = ClusterMetadata
@@ -306,20 +348,20 @@ class ActionSerializer(serializers.ModelSerializer):
     """dto.ActionResponse; on write every field is required and none may be blank."""
 
     label = serializers.CharField(max_length=255)
-    description = serializers.CharField()
-    make_target = serializers.RegexField(
-        r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
-        max_length=255,
-        error_messages={"invalid": "must be a make target name (letters, digits, . _ / -)"},
-    )
+    description = serializers.CharField(max_length=ACTION_DESCRIPTION_MAX_LENGTH)
+    # Put on a `make` command line by the run job (apps.core.validators).
+    make_target = serializers.CharField(max_length=255, validators=[validate_make_target])
 
     class Meta:
         model = Action
         fields = ["id", "label", "description", "make_target", "created_at", "updated_at"]
 
 
-class ClusterRunSerializer(serializers.ModelSerializer):
-    """dto.ClusterRunResponse; `action` is the make target the run executes."""
+class ClusterRunSerializer(GoShapeMixin, serializers.ModelSerializer):
+    """dto.ClusterRunResponse; `action` is the make target the run executes. `finished_at` is
+    omitted until the run finishes."""
+
+    omit_if_none = ("finished_at",)
 
     organization_id = serializers.UUIDField(read_only=True)
     cluster_id = serializers.UUIDField(read_only=True)

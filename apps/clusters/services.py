@@ -141,16 +141,15 @@ def node_pool_attach(*, node_pool: NodePool, kind: str, ids: Sequence[Any]) -> i
 
 @transaction.atomic
 def node_pool_detach(*, node_pool: NodePool, kind: str, item_id: str) -> None:
-    """Detach one server/label/annotation/taint; 404 if it is not attached to this pool."""
+    """Detach one server/label/annotation/taint. Idempotent, as in the original: detaching
+    something not attached (absent, or another organization's) changes nothing and succeeds."""
     spec = ATTACHABLES[kind]
     pk = parse_uuid(item_id, what=f"{spec.noun}Id")
-    deleted, _ = spec.through._default_manager.filter(
+    spec.through._default_manager.filter(
         node_pool_id=node_pool.pk,
         organization_id=node_pool.organization_id,
         **{f"{spec.fk}_id": pk},
     ).delete()
-    if not deleted:
-        raise not_found(spec.not_found_code, f"{spec.noun} is not attached to this node pool")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,13 +397,12 @@ def cluster_attach_node_pool(
 def cluster_detach_node_pool(
     *, organization: Organization, cluster_id: uuid.UUID, node_pool_id: uuid.UUID
 ) -> None:
-    """Remove a node pool from the cluster (404 `nodepool_not_found` if it is not attached)."""
+    """Remove a node pool from the cluster (404 only if the cluster is missing). Idempotent, as
+    in the original: a node pool that is not attached is simply not there afterwards either."""
     _cluster_write(organization=organization, cluster_id=cluster_id)
-    deleted, _ = ClusterNodePool.objects.filter(
+    ClusterNodePool.objects.filter(
         organization_id=organization.pk, cluster_id=cluster_id, node_pool_id=node_pool_id
     ).delete()
-    if not deleted:
-        raise not_found("nodepool_not_found", "node pool is not attached to this cluster")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,18 +506,51 @@ def cluster_run_create(*, cluster: Cluster, action: Action) -> ClusterRun:
     a second request is 409 `run_active` naming the active run. The partial unique index
     decides races, so two concurrent requests give exactly one run.
 
-    The job that executes runs arrives with the jobs issue; until then a run stays queued.
+    The run's `cluster_action` job is recorded in the same transaction and sent after commit
+    (apps.clusters.runs).
     """
+    from apps.clusters.runs import cluster_run_enqueue
+
     if ClusterRun.objects.filter(cluster=cluster, status__in=ClusterRun.ACTIVE_STATUSES).exists():
         raise _active_run_conflict(cluster)
     try:
         with transaction.atomic():
-            return ClusterRun.objects.create(
+            run = ClusterRun.objects.create(
                 organization_id=cluster.organization_id,
                 cluster=cluster,
                 action_ref=action,
                 action=action.make_target,
                 status=ClusterRun.Status.QUEUED,
             )
+            cluster_run_enqueue(run=run)
+            return run
     except IntegrityError:
         raise _active_run_conflict(cluster) from None
+
+
+def cluster_run_cancel(*, run: ClusterRun) -> ClusterRun:
+    """Cancel a queued or running run: a queued one ends `canceled` at once; a running one is
+    stopped within a heartbeat (channel closed, remote process group and containers stopped)
+    and then ends `canceled`. A finished run is 409 `run_finished`."""
+    from apps.jobs.models import JobRun
+    from apps.jobs.services import JobStateError, job_request_cancel
+
+    if run.status not in ClusterRun.ACTIVE_STATUSES:
+        raise conflict("run_finished", f"run is already {run.status}")
+    job = (
+        JobRun.objects.filter(subject_type=JobRun.SubjectType.CLUSTER_RUN, subject_id=run.pk)
+        .order_by("-queued_at")
+        .first()
+    )
+    if job is None:
+        # A run queued before jobs existed: nothing will ever pick it up.
+        ClusterRun.objects.filter(pk=run.pk, status__in=ClusterRun.ACTIVE_STATUSES).update(
+            status=ClusterRun.Status.CANCELED, error="canceled", finished_at=timezone.now()
+        )
+    else:
+        try:
+            job_request_cancel(job=job)
+        except JobStateError as exc:
+            raise conflict("run_finished", str(exc)) from None
+    run.refresh_from_db()
+    return run

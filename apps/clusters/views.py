@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -32,7 +33,12 @@ from apps.clusters.models import (
     NodePool,
     Taint,
 )
-from apps.clusters.selectors import cluster_queryset, cluster_secrets, node_pool_queryset
+from apps.clusters.selectors import (
+    cluster_queryset,
+    cluster_secrets,
+    node_pool_queryset,
+    with_join_secrets,
+)
 from apps.clusters.serializers import (
     ActionSerializer,
     AnnotationSerializer,
@@ -54,9 +60,14 @@ from apps.clusters.serializers import (
     attach_ids_serializer,
 )
 from apps.core.api.errors import forbidden, not_found
+from apps.core.api.responses import no_store
 from apps.core.api.viewsets import OrgScopedModelViewSet, OrgScopedViewSet
 from apps.core.permissions import IsPlatformAdmin, Perm, role_allows
 from apps.core.tenancy import parse_uuid
+from apps.jobs.api import EventStreamNegotiation, logs_page_response, logs_stream_response
+from apps.jobs.models import JobRun
+from apps.jobs.selectors import LogScope
+from apps.jobs.serializers import JobLogPageSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +78,7 @@ class LabelViewSet(OrgScopedModelViewSet):
     serializer_class = LabelSerializer
     filterset_class = LabelFilterSet
     not_found_code = "label_not_found"
+    idempotent_delete = True
 
 
 class AnnotationViewSet(OrgScopedModelViewSet):
@@ -75,6 +87,7 @@ class AnnotationViewSet(OrgScopedModelViewSet):
     serializer_class = AnnotationSerializer
     filterset_class = AnnotationFilterSet
     not_found_code = "annotation_not_found"
+    idempotent_delete = True
 
 
 class TaintViewSet(OrgScopedModelViewSet):
@@ -83,6 +96,7 @@ class TaintViewSet(OrgScopedModelViewSet):
     serializer_class = TaintSerializer
     filterset_class = TaintFilterSet
     not_found_code = "taint_not_found"
+    idempotent_delete = True
 
 
 ATTACHED_SERIALIZERS = {
@@ -101,6 +115,7 @@ class NodePoolViewSet(OrgScopedModelViewSet):
     serializer_class = NodePoolSerializer
     filterset_class = NodePoolFilterSet
     not_found_code = "node_pool_not_found"
+    idempotent_delete = True
 
     def _node_pool(self) -> NodePool:
         # Writes need only the row, not the prefetched sets the read queryset carries.
@@ -205,9 +220,10 @@ class ClusterViewSet(
 ):
     """Clusters, their attachments, kubeconfig and runs.
 
-    Responses never carry the kubeconfig, join token or certificate key, except
-    `GET /clusters/{id}?reveal=true` for a role holding REVEAL_SECRETS (logged, without the
-    secret). Every write answers the freshly reloaded cluster.
+    For a role holding REVEAL_SECRETS (owner, admin, org key) every ClusterResponse carries the
+    join token and certificate key and is `no-store`; other roles never see them. The kubeconfig
+    is only in `GET /clusters/{id}?reveal=true` for such a role (logged, without the secret).
+    Every write answers the freshly reloaded cluster.
     """
 
     queryset = cluster_queryset()
@@ -217,11 +233,34 @@ class ClusterViewSet(
     lookup_url_kwarg = "clusterID"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
+    @cached_property
+    def shows_join_secrets(self) -> bool:
+        return role_allows(self.tenant.role, Perm.REVEAL_SECRETS)
+
+    def _readable(self, queryset: Any) -> Any:
+        return with_join_secrets(queryset) if self.shows_join_secrets else queryset
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        return self._readable(super().filter_queryset(queryset))
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        if "tenant" in context and self.shows_join_secrets:
+            context["join_secrets"] = True
+            self._serves_secrets = True
+        return context
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if getattr(self, "_serves_secrets", False):
+            no_store(response)
+        return response
+
     def _cluster_id(self) -> uuid.UUID:
         return parse_uuid(self.kwargs["clusterID"], code="invalid_id", what="clusterID")
 
     def _fresh(self, cluster_id: uuid.UUID, code: int = status.HTTP_200_OK) -> Response:
-        cluster = self.get_queryset().filter(pk=cluster_id).first()
+        cluster = self._readable(self.get_queryset()).filter(pk=cluster_id).first()
         if cluster is None:
             raise not_found("cluster_not_found", "cluster not found")
         return Response(self.get_serializer(cluster).data, status=code)
@@ -424,6 +463,63 @@ class ClusterViewSet(
             raise not_found("run_not_found", "cluster run not found")
         return Response(ClusterRunSerializer(run).data)
 
+    def _run(self, kwargs: dict[str, str]) -> ClusterRun:
+        cluster = self.get_parent(Cluster, "clusterID", "cluster_not_found")
+        run = (
+            ClusterRun.objects.for_org(self.organization)
+            .filter(cluster=cluster, pk=parse_uuid(kwargs["runID"], what="runID"))
+            .first()
+        )
+        if run is None:
+            raise not_found("run_not_found", "cluster run not found")
+        return run
+
+    def _run_log_scope(self, kwargs: dict[str, str]) -> LogScope:
+        run = self._run(kwargs)
+
+        def is_done() -> bool:
+            return (
+                ClusterRun.objects.filter(pk=run.pk)
+                .exclude(status__in=ClusterRun.ACTIVE_STATUSES)
+                .exists()
+            )
+
+        return LogScope(
+            subject_type=JobRun.SubjectType.CLUSTER_RUN,
+            subject_id=run.pk,
+            organization_id=self.organization.pk,
+            is_done=is_done,
+        )
+
+    @extend_schema(
+        operation_id="cluster_run_logs",
+        parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
+        responses=JobLogPageSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path=r"runs/(?P<runID>[^/]+)/logs")
+    def run_logs(self, request: Request, **kwargs: str) -> Response:
+        return logs_page_response(request, self._run_log_scope(kwargs))
+
+    @extend_schema(
+        operation_id="cluster_run_logs_stream",
+        parameters=[OpenApiParameter("after", int)],
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"runs/(?P<runID>[^/]+)/logs/stream",
+        content_negotiation_class=EventStreamNegotiation,
+    )
+    def run_logs_stream(self, request: Request, **kwargs: str) -> Any:
+        return logs_stream_response(request, self._run_log_scope(kwargs))
+
+    @extend_schema(operation_id="cluster_run_cancel", request=None, responses=ClusterRunSerializer)
+    @action(detail=True, methods=["post"], url_path=r"runs/(?P<runID>[^/]+)/cancel")
+    def run_cancel(self, request: Request, **kwargs: str) -> Response:
+        run = services.cluster_run_cancel(run=self._run(kwargs))
+        return Response(ClusterRunSerializer(run).data)
+
     @extend_schema(request=None, responses={201: ClusterRunSerializer})
     @action(detail=True, methods=["post"], url_path=r"actions/(?P<actionID>[^/]+)/runs")
     def run_action(self, request: Request, **kwargs: str) -> Response:
@@ -444,6 +540,7 @@ class ClusterMetadataViewSet(OrgScopedModelViewSet):
     queryset = ClusterMetadata.objects.all()
     serializer_class = ClusterMetadataSerializer
     not_found_code = "metadata_not_found"
+    idempotent_delete = True
     lookup_url_kwarg = "metadataID"
 
     @cached_property

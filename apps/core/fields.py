@@ -18,6 +18,8 @@ How it behaves (details and the stored format: docs/secrets.md):
 - `values()` / `values_list()` return the stored envelope (`Ciphertext`), never plaintext.
 - `QuerySet.update()` / `bulk_update()` with plaintext are refused: there is no row to bind it
   to. Assign on the instance and `save()`.
+- Saving an instance whose secret was not assigned leaves the column alone (`SET col = col`), so
+  a stale instance never writes back an envelope that a rotation has replaced.
 - Forms never render the stored value (an empty input keeps it unchanged), and dumpdata writes "".
 - The primary key must exist before the first save (UUID pks default at construction).
 """
@@ -182,7 +184,12 @@ class EncryptedTextField(models.TextField):
         slot: _Slot = model_instance.__dict__[self.attname]
         binding = self.binding(model_instance, load=True)
         moved = slot.bound is not None and slot.bound != binding
-        if slot.dirty or (moved and slot.stored):
+        changed = slot.dirty or (moved and bool(slot.stored))
+        if not changed and not add:
+            # Unchanged: the UPDATE sets the column to itself, never to the envelope loaded
+            # earlier, which a rotation may have replaced (and `prune` deleted its key) since.
+            return models.F(self.name)
+        if changed:
             plain = slot.plain
             if plain is _UNSET:
                 plain = self.decrypt_slot(model_instance, slot)
@@ -203,6 +210,8 @@ class EncryptedTextField(models.TextField):
     def get_db_prep_save(self, value, connection):
         from apps.core.crypto.envelope import looks_like_envelope
 
+        if getattr(value, "target", None) is self and hasattr(value, "as_sql"):
+            return value  # the column itself: an unchanged secret (see pre_save)
         if value not in (None, "") and not (isinstance(value, str) and looks_like_envelope(value)):
             raise ValueError(
                 f"{self.label()} can only be written by saving a model instance (assign the "

@@ -7,6 +7,8 @@ middleware crashes), so no HTML error page is ever served under /api/.
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from django.views.csrf import csrf_failure as default_csrf_failure
+from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import page_not_found, server_error
 
 from apps.core.api.errors import error_response
@@ -32,6 +34,17 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     return error_response(400, "bad_request", "bad request")
 
 
+@csrf_exempt
 def api_not_found(request: HttpRequest) -> HttpResponse:
-    """Catch-all for /api/ paths no route matched, so even DEBUG answers JSON."""
+    """Catch-all for /api/ paths no route matched, so even DEBUG answers JSON. Exempt from CSRF
+    like every API view (none of them reads the session): an unknown path is a 404 for every
+    method, never Django's HTML "CSRF verification failed" page."""
     return error_response(404, "not_found", "not found")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: JSON under /api/ (should a non-DRF view there ever check CSRF),
+    Django's page elsewhere (the admin and console forms)."""
+    if _is_api(request):
+        return error_response(403, "csrf_failed", "CSRF verification failed")
+    return default_csrf_failure(request, reason)

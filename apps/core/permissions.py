@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 class Perm(StrEnum):
     READ = "read"
+    # The member list (people's e-mail addresses) and the org key list: about the people and
+    # credentials of the organization, not its resources, so automation does not read them.
+    READ_MEMBERS = "read_members"
+    READ_KEYS = "read_keys"
     WRITE = "write"
     # Private SSH keys, credential secrets, kubeconfigs: an explicit, audited read.
     REVEAL_SECRETS = "reveal_secrets"
@@ -36,10 +40,11 @@ _ALL = frozenset(Perm)
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     "owner": _ALL,
     "admin": _ALL - {Perm.DELETE_ORG},
-    "member": frozenset({Perm.READ, Perm.WRITE}),
-    "viewer": frozenset({Perm.READ}),
+    "member": frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS, Perm.WRITE}),
+    "viewer": frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS}),
     # An org key/secret pair is automation acting for the org (Terraform, the bastion tooling):
-    # it reads, writes and reveals what it manages, but never manages keys, people or the org.
+    # it reads, writes and reveals what it manages, and reads its organization, but never lists
+    # or manages keys or people, nor manages the org (the original refused org keys there).
     MACHINE_ROLE: frozenset({Perm.READ, Perm.WRITE, Perm.REVEAL_SECRETS}),
 }
 

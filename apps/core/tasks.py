@@ -19,7 +19,8 @@ def ping() -> str:
 def org_data_key_rotate(organization_id: str | None) -> dict:
     """Give an organization (None: the platform) a new data key version and re-encrypt its
     secrets in batches, logging progress; then schedule the clean-up of unused old versions.
-    Safe to run twice: a second run adds another version and re-encrypts onto it."""
+    Safe to run twice: a run after a crash resumes the unfinished rotation onto the same
+    version."""
     from apps.core.crypto import rotation
 
     org_id = uuid.UUID(organization_id) if organization_id else None

@@ -14,7 +14,13 @@ set, so a concurrent first contact cannot replace a key another one already pinn
 from __future__ import annotations
 
 import base64
+import codecs
+import hashlib
 import io
+import select
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -32,6 +38,21 @@ class HostKeyNotPinned(Exception):
 
 class HostKeyChanged(Exception):
     """Someone else pinned a different host key between our read and our write."""
+
+
+class CommandStopped(Exception):
+    """A streamed command was stopped (canceled or out of time) before it ended."""
+
+
+class HostKeyMismatch(Exception):
+    """The host offered a key other than the pinned one: a rebuilt host, or someone in the
+    middle. The message names both fingerprints; reset-hostkey clears the pin."""
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's `SHA256:` fingerprint of a host key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 @dataclass(frozen=True)
@@ -70,21 +91,60 @@ class _PinOnFirstUse(paramiko.MissingHostKeyPolicy):
                 raise HostKeyChanged(f"host key for {hostname} was pinned concurrently")
 
 
+class _OutputPump:
+    """Reads a channel's stdout and stderr as they arrive, decoding UTF-8 across reads."""
+
+    def __init__(self, channel: paramiko.Channel, on_output: Callable[[str, str], None]) -> None:
+        self.channel = channel
+        self.on_output = on_output
+        self.decoders = {
+            "stdout": codecs.getincrementaldecoder("utf-8")("replace"),
+            "stderr": codecs.getincrementaldecoder("utf-8")("replace"),
+        }
+
+    def read(self, *, wait: float) -> bool:
+        select.select([self.channel], [], [], wait)
+        got = False
+        if self.channel.recv_ready():
+            got |= self._emit("stdout", self.channel.recv(32768))
+        if self.channel.recv_stderr_ready():
+            got |= self._emit("stderr", self.channel.recv_stderr(32768))
+        return got
+
+    def _emit(self, stream: str, data: bytes) -> bool:
+        if data:
+            self.on_output(stream, self.decoders[stream].decode(data))
+        return bool(data)
+
+    def finished(self) -> bool:
+        channel = self.channel
+        pending = channel.recv_ready() or channel.recv_stderr_ready()
+        return not pending and (channel.exit_status_ready() or channel.closed)
+
+    def drain(self) -> None:
+        while self.read(wait=0):
+            pass
+        for stream, decoder in self.decoders.items():
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                self.on_output(stream, tail)
+
+
 class ServerSSHClient:
-    """One SSH session to a server as its `ssh_user` with its org's key."""
+    """One SSH session to a server as its `ssh_user` with its org's key, on its `ssh_port`."""
 
     def __init__(
         self,
         *,
         server: Server,
         host: str | None = None,
-        port: int = 22,
+        port: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         trust_on_first_use: bool = False,
     ) -> None:
         self.server = server
         self.host = host or server.public_ip_address or server.private_ip_address
-        self.port = port
+        self.port = port if port is not None else server.ssh_port
         self.timeout = timeout
         self.trust_on_first_use = trust_on_first_use
         self._client: paramiko.SSHClient | None = None
@@ -116,6 +176,13 @@ class ServerSSHClient:
                 allow_agent=False,
                 look_for_keys=False,
             )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyMismatch(
+                f"host key of {self.host}:{self.port} changed: pinned "
+                f"{fingerprint(exc.expected_key)}, offered {fingerprint(exc.key)}; "
+                "if the host was rebuilt, reset its host key"
+            ) from None
         except Exception:
             client.close()
             raise
@@ -131,6 +198,47 @@ class ServerSSHClient:
         out = stdout.read().decode("utf-8", "replace")
         err = stderr.read().decode("utf-8", "replace")
         return CommandResult(stdout.channel.recv_exit_status(), out, err)
+
+    def stream(
+        self,
+        command: str,
+        *,
+        on_output: Callable[[str, str], None],
+        stdin: bytes | None = None,
+        stop: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> int:
+        """Run `command`, handing each piece of output to `on_output(stream, text)` as it
+        arrives ("stdout"/"stderr"), and return its exit status. `stdin` is sent and closed
+        first (scripts and files go this way, never in the command line). Setting `stop`, or
+        passing `deadline` (a `time.monotonic()` value), closes the channel and raises
+        `CommandStopped`."""
+        if self._client is None:
+            raise RuntimeError("not connected")
+        transport = self._client.get_transport()
+        if transport is None:
+            raise RuntimeError("not connected")
+        channel = transport.open_session(timeout=self.timeout)
+        pump = _OutputPump(channel, on_output)
+        try:
+            channel.exec_command(command)
+            if stdin is not None:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            while not pump.finished():
+                if (stop is not None and stop.is_set()) or (
+                    deadline is not None and time.monotonic() > deadline
+                ):
+                    raise CommandStopped("stopped")
+                pump.read(wait=0.2)
+            pump.drain()
+            return channel.recv_exit_status()
+        finally:
+            channel.close()
+
+    def host_key_fingerprint(self) -> str:
+        transport = self._client.get_transport() if self._client else None
+        return fingerprint(transport.get_remote_server_key()) if transport else ""
 
     def close(self) -> None:
         if self._client is not None:

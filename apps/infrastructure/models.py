@@ -6,11 +6,15 @@ credential's secret JSON) live only in `EncryptedTextField` columns and never in
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from apps.core.fields import EncryptedTextField
 from apps.core.models import OrgOwnedModel
+from apps.core.validators import validate_hostname, validate_ssh_user, validate_target_ip
 
 
 class SSHKey(OrgOwnedModel):
@@ -58,6 +62,9 @@ class Server(OrgOwnedModel):
     public_ip_address = models.GenericIPAddressField(null=True, blank=True)
     private_ip_address = models.GenericIPAddressField()
     ssh_user = models.CharField(max_length=64)
+    ssh_port = models.PositiveIntegerField(
+        default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
     # RESTRICT, not PROTECT: a key in use must not vanish under a server (deleting it alone is a
     # 409), yet the organization's own cascade, which deletes the servers too, may delete it.
     ssh_key = models.ForeignKey(SSHKey, on_delete=models.RESTRICT, related_name="servers")
@@ -65,6 +72,8 @@ class Server(OrgOwnedModel):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
     )
+    # Why the last bootstrap failed (empty once it succeeds); shown to operators.
+    last_error = models.TextField(blank=True, default="")
     ssh_host_key = models.TextField(blank=True, default="")
     ssh_host_key_algo = models.CharField(max_length=64, blank=True, default="")
 
@@ -73,6 +82,33 @@ class Server(OrgOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.hostname or self.private_ip_address} ({self.role})"
+
+    # What reaches SSH (apps.core.validators). Checked here rather than as field validators so
+    # the admin console gets them without altering the existing columns' migrations.
+    SSH_FIELD_VALIDATORS: dict[str, Callable[[str], None]] = {
+        "hostname": validate_hostname,
+        "ssh_user": validate_ssh_user,
+        "public_ip_address": validate_target_ip,
+        "private_ip_address": validate_target_ip,
+    }
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        exclude = set(exclude or ())
+        errors: dict[str, list[ValidationError]] = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        for field, validator in self.SSH_FIELD_VALIDATORS.items():
+            value = getattr(self, field)
+            if field in exclude or field in errors or value in (None, ""):
+                continue
+            try:
+                validator(value)
+            except ValidationError as exc:
+                errors.setdefault(field, []).extend(exc.error_list)
+        if errors:
+            raise ValidationError(errors)
 
     def clean(self) -> None:
         # The API checks this through its org-scoped field; this covers the admin console.

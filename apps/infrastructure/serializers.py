@@ -13,6 +13,8 @@ from rest_framework import serializers
 
 from apps.core.api.errors import bad_request
 from apps.core.api.fields import OrgScopedPrimaryKeyRelatedField
+from apps.core.api.serializers import GoShapeMixin
+from apps.core.validators import validate_hostname, validate_ssh_user, validate_target_ip
 from apps.infrastructure.models import Credential, LoadBalancer, Server, SSHKey
 
 
@@ -96,9 +98,12 @@ class SSHKeyCreateSerializer(serializers.Serializer):
 # --- Servers ---------------------------------------------------------------------------------
 
 
-class ServerSerializer(serializers.ModelSerializer):
+class ServerSerializer(GoShapeMixin, serializers.ModelSerializer):
     """dto.ServerResponse for reads, dto.CreateServerRequest / UpdateServerRequest for writes.
-    The pinned host key is internal and never part of the response."""
+    The pinned host key is internal and never part of the response. Without a public address
+    the field is omitted, as the original's `*string` with `omitempty`."""
+
+    omit_if_none = ("public_ip_address",)
 
     organization_id = serializers.UUIDField(read_only=True)
     ssh_key_id = OrgScopedPrimaryKeyRelatedField(
@@ -106,12 +111,17 @@ class ServerSerializer(serializers.ModelSerializer):
     )
     role = LowercaseChoiceField(choices=Server.Role.choices)
     status = LowercaseChoiceField(choices=Server.Status.choices, required=False)
-    hostname = serializers.CharField(max_length=253, required=False, allow_blank=True)
+    # Everything below up to ssh_port reaches an SSH connection (apps.core.validators).
+    hostname = serializers.CharField(
+        max_length=253, required=False, allow_blank=True, validators=[validate_hostname]
+    )
     public_ip_address = serializers.IPAddressField(
         required=False, allow_null=True, allow_blank=True
     )
-    private_ip_address = serializers.IPAddressField()
-    ssh_user = serializers.CharField(max_length=64)
+    private_ip_address = serializers.IPAddressField(validators=[validate_target_ip])
+    ssh_user = serializers.CharField(max_length=64, validators=[validate_ssh_user])
+    # Beyond the contract (docs/inventory.md): sshd does not always listen on 22.
+    ssh_port = serializers.IntegerField(min_value=1, max_value=65535, required=False)
 
     class Meta:
         model = Server
@@ -122,6 +132,7 @@ class ServerSerializer(serializers.ModelSerializer):
             "public_ip_address",
             "private_ip_address",
             "ssh_user",
+            "ssh_port",
             "ssh_key_id",
             "role",
             "status",
@@ -132,6 +143,8 @@ class ServerSerializer(serializers.ModelSerializer):
 
     def validate_public_ip_address(self, value: str | None) -> str | None:
         # An empty string means "no public address", stored as null.
+        if value:
+            validate_target_ip(value)
         return value or None
 
     def to_representation(self, instance: Server) -> dict:
@@ -197,9 +210,12 @@ class CredentialUpdateSerializer(serializers.Serializer):
 # --- Load balancers --------------------------------------------------------------------------
 
 
-class LoadBalancerSerializer(serializers.ModelSerializer):
+class LoadBalancerSerializer(GoShapeMixin, serializers.ModelSerializer):
     """dto.LoadBalancerResponse / Create / UpdateLoadBalancerRequest. `kind` is case-insensitive
-    and stored lowercase; anything else is 400 `bad_kind`."""
+    and stored lowercase; anything else is 400 `bad_kind`. Unset addresses render as "" (the
+    original's plain `string`)."""
+
+    empty_if_none = ("public_ip_address", "private_ip_address")
 
     organization_id = serializers.UUIDField(read_only=True)
     kind = serializers.CharField()

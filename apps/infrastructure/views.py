@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api.errors import bad_request, forbidden
+from apps.core.api.responses import no_store
 from apps.core.api.viewsets import OrgScopedModelViewSet
 from apps.core.permissions import Perm, role_allows
 from apps.infrastructure import services
@@ -38,6 +39,10 @@ from apps.infrastructure.serializers import (
     SSHKeyRevealSerializer,
     SSHKeySerializer,
 )
+from apps.jobs.api import EventStreamNegotiation, logs_page_response, logs_stream_response
+from apps.jobs.models import JobRun
+from apps.jobs.selectors import LogScope
+from apps.jobs.serializers import JobLogPageSerializer
 
 
 class _AnyAccept(BaseContentNegotiation):
@@ -48,12 +53,6 @@ class _AnyAccept(BaseContentNegotiation):
 
     def select_renderer(self, request: Request, renderers: list, format_suffix: Any = None) -> Any:
         return (renderers[0], renderers[0].media_type)
-
-
-def _no_store(response: Any) -> Any:
-    """Responses carrying secrets must not be kept by browsers or proxies."""
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 def _is_true(value: str | None) -> bool:
@@ -97,7 +96,7 @@ class SSHKeyViewSet(OrgScopedModelViewSet):
         services.secret_reveal_log(
             tenant=self.tenant, request_user=request.user, resource="ssh_key", resource_id=key.pk
         )
-        return _no_store(Response(SSHKeyRevealSerializer(key).data))
+        return no_store(Response(SSHKeyRevealSerializer(key).data))
 
     def perform_destroy(self, instance: Any) -> None:
         services.ssh_key_delete(ssh_key=instance)
@@ -126,7 +125,7 @@ class SSHKeyViewSet(OrgScopedModelViewSet):
                 resource="ssh_key",
                 resource_id=key.pk,
             )
-        return _no_store(_ssh_download(key, part=part, as_json=mode == "json"))
+        return no_store(_ssh_download(key, part=part, as_json=mode == "json"))
 
     def _require_reveal(self) -> None:
         if not role_allows(self.tenant.role, Perm.REVEAL_SECRETS):
@@ -187,6 +186,46 @@ class ServerViewSet(OrgScopedModelViewSet):
     def perform_destroy(self, instance: Any) -> None:
         services.server_delete(server=instance)
 
+    def _log_scope(self) -> LogScope:
+        server = self.get_object()
+
+        def is_done() -> bool:
+            return Server.objects.filter(
+                pk=server.pk, status__in=[Server.Status.READY, Server.Status.FAILED]
+            ).exists()
+
+        return LogScope(
+            subject_type=JobRun.SubjectType.SERVER,
+            subject_id=server.pk,
+            organization_id=self.organization.pk,
+            is_done=is_done,
+        )
+
+    @extend_schema(
+        operation_id="server_logs",
+        parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
+        responses=JobLogPageSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="logs")
+    def logs(self, request: Request, pk: str | None = None) -> Response:
+        """The bastion bootstrap transcript, after a cursor."""
+        return logs_page_response(request, self._log_scope())
+
+    @extend_schema(
+        operation_id="server_logs_stream",
+        parameters=[OpenApiParameter("after", int)],
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="logs/stream",
+        content_negotiation_class=EventStreamNegotiation,
+    )
+    def logs_stream(self, request: Request, pk: str | None = None) -> Any:
+        """The same lines as Server-Sent Events, live."""
+        return logs_stream_response(request, self._log_scope())
+
     @extend_schema(request=None, responses={200: ServerSerializer})
     @action(detail=True, methods=["post"], url_path="reset-hostkey")
     def reset_hostkey(self, request: Request, pk: str | None = None) -> Response:
@@ -235,7 +274,7 @@ class CredentialViewSet(OrgScopedModelViewSet):
             resource="credential",
             resource_id=credential.pk,
         )
-        return _no_store(Response(secret))
+        return no_store(Response(secret))
 
 
 class LoadBalancerViewSet(OrgScopedModelViewSet):

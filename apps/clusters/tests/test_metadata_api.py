@@ -64,14 +64,21 @@ def test_list_is_oldest_first_get_patch_delete(api, org):
     assert patched.status_code == 200
     assert (patched.json()["key"], patched.json()["value"]) == ("a", "new")
     assert api.delete(f"{url}/{first.pk}").status_code == 204
-    assert api.delete(f"{url}/{first.pk}").status_code == 404
+    # Deleting again is idempotent, as in the original; reading it is still 404.
+    assert api.delete(f"{url}/{first.pk}").status_code == 204
+    assert api.get(f"{url}/{first.pk}").status_code == 404
 
 
-def test_metadata_of_another_cluster_is_not_reachable_through_this_one(api, org):
+def test_metadata_of_another_cluster_is_not_reachable_through_this_one(api, org, other_org):
     cluster = ClusterFactory(organization=org)
     elsewhere = ClusterMetadataFactory(cluster=ClusterFactory(organization=org))
+    theirs = ClusterMetadataFactory(cluster=ClusterFactory(organization=other_org))
     response = api.get(f"/api/v1/clusters/{cluster.pk}/metadata/{elsewhere.pk}")
     assert response.status_code == 404
+    # A delete through this cluster answers as for an absent item and touches nothing.
+    for item in (elsewhere, theirs):
+        assert api.delete(f"/api/v1/clusters/{cluster.pk}/metadata/{item.pk}").status_code == 204
+        assert ClusterMetadata.objects.filter(pk=item.pk).exists()
 
 
 def test_another_orgs_cluster_metadata_is_404_for_a_user_and_an_org_key(

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import models
-from rest_framework import mixins, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
 
 from apps.core.api.errors import not_found
+from apps.core.api.pagination import LinkHeaderCursorPagination
 from apps.core.permissions import HasOrgPermission, Perm
 from apps.core.tenancy import Tenant, get_tenant, parse_uuid
 
@@ -23,6 +25,8 @@ _SEALED = ("get_queryset", "get_object")
 
 class OrgScopedViewSet(viewsets.GenericViewSet):
     permission_classes = [IsAuthenticated, HasOrgPermission]
+    # Lists answer every row unless the client asks for `?limit=` (apps.core.api.pagination).
+    pagination_class = LinkHeaderCursorPagination
     required_permissions: ClassVar[dict[str, Perm]] = {}
     # Machine code of the 404 for this resource, e.g. "server_not_found".
     not_found_code: ClassVar[str] = "not_found"
@@ -50,13 +54,19 @@ class OrgScopedViewSet(viewsets.GenericViewSet):
         return super().get_queryset().filter(organization_id=self.organization.pk)
 
     def get_object(self) -> Any:
+        obj = self._find_object()
+        if obj is None:
+            raise not_found(self.not_found_code, f"{self._resource_name()} not found")
+        return obj
+
+    def _find_object(self) -> Any:
+        """The object the URL names within the organization, or None (a malformed id is 400)."""
         lookup = self.lookup_url_kwarg or self.lookup_field
         pk = parse_uuid(self.kwargs[lookup])
         queryset = self.filter_queryset(self.get_queryset())
         obj = queryset.filter(**{self.lookup_field: pk}).first()
-        if obj is None:
-            raise not_found(self.not_found_code, f"{self._resource_name()} not found")
-        self.check_object_permissions(self.request, obj)
+        if obj is not None:
+            self.check_object_permissions(self.request, obj)
         return obj
 
     def get_parent(
@@ -93,9 +103,22 @@ class OrgScopedModelViewSet(
     mixins.DestroyModelMixin,
     OrgScopedViewSet,
 ):
-    """List, create, retrieve, PATCH and delete. PUT is not part of the contract."""
+    """List, create, retrieve, PATCH and delete. PUT is not part of the contract.
+
+    With `idempotent_delete`, DELETE of an absent object is 204 like a successful one, as in
+    the original (a retried delete succeeds); another organization's object is absent too, so
+    the answer still reveals nothing about it."""
 
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    idempotent_delete: ClassVar[bool] = False
+
+    def destroy(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        if not self.idempotent_delete:
+            return super().destroy(request, *args, **kwargs)
+        instance = self._find_object()
+        if instance is not None:
+            self.perform_destroy(instance)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     def perform_create(self, serializer: Any) -> None:
         # CreateModelMixin precedes the base in the MRO; new rows must still get the tenant's org.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.dispatch import receiver
 
 from apps.core.crypto.envelope import b64d, b64e, build_aad, open_sealed, seal
@@ -234,9 +234,15 @@ def data_key_for_decrypt(data_key_id: uuid.UUID) -> DataKeyMaterial:
     if material is not None:
         return material
     pending = _pending_ids()
-    same_scope = DataKey.objects.filter(pk=data_key_id).values("organization_id")
+    # Every version of the key's scope, the platform's (organization NULL) included: `IN` would
+    # never match NULL, and caching one old version alone would make it the scope's "active" one.
+    target = DataKey.objects.filter(pk=data_key_id)
+    same_org = Exists(target.filter(organization_id=OuterRef("organization_id")))
+    same_platform = Q(organization_id__isnull=True) & Exists(
+        target.filter(organization_id__isnull=True)
+    )
     rows = list(
-        DataKey.objects.filter(Q(pk=data_key_id) | Q(organization_id__in=same_scope)).only(
+        DataKey.objects.filter(Q(pk=data_key_id) | same_org | same_platform).only(
             "id", "organization_id", "version", "master_key_id", "wrapped_key"
         )
     )

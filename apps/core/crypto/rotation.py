@@ -6,6 +6,7 @@
 - `data_key_rotate` + `secrets_reencrypt`: give an organization (or the platform) a new data key
   version, then re-encrypt its secrets in batches with compare-and-set UPDATEs (a concurrent
   writer always wins; its value is picked up by the next pass if it used the old version).
+  `org_data_key_rotate` does both, and resumes an unfinished rotation instead of adding a version.
 - `data_keys_prune`: delete old data key versions that no secret references any more, once every
   process has stopped using them (they cache the active version for the cache lifetime).
 """
@@ -20,7 +21,7 @@ from datetime import timedelta
 
 from django.apps import apps
 from django.conf import settings
-from django.db import IntegrityError, connection, models
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from apps.core.crypto.envelope import envelope_prefix
@@ -49,6 +50,10 @@ class RotationResult:
     total: int = 0
     done: int = 0
     failures: list[str] = field(default_factory=list)
+    # Data key rotation: the version secrets were moved onto, and whether this run resumed an
+    # unfinished rotation instead of adding that version.
+    version: int | None = None
+    resumed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -246,6 +251,7 @@ def secrets_reencrypt(
     result = RotationResult()
     if active is None:
         return result
+    result.version = active.version
     old_ids = [k.id for k in _scope_rows(organization_id) if k.id != active.id]
     targets = list(_references(organization_id, old_ids))
     result.total = sum(qs.count() for _, _, qs in targets)
@@ -308,23 +314,57 @@ def data_key_references(*, organization_id: uuid.UUID | None) -> dict[uuid.UUID,
     return counts
 
 
+def _transactions_open_since(moment) -> bool:
+    """Whether another session of this database has a transaction that began before `moment`.
+    Such a transaction may hold a write made under an old version that no query can see yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND xact_start < %s LIMIT 1",
+            [moment],
+        )
+        return cursor.fetchone() is not None
+
+
 def data_keys_prune(*, organization_id: uuid.UUID | None) -> list[int]:
-    """Delete the scope's old data key versions that no secret uses. Waits until the newest
-    version is older than the key cache lifetime, so no process can still be encrypting with
-    an old one. Returns the versions deleted."""
+    """Delete the scope's old data key versions that no secret uses. Returns the versions
+    deleted; an empty list means "nothing yet", and a later run (the task) tries again.
+
+    A version is deleted only when nothing references it at that instant:
+    - the newest version must be older than the key cache lifetime, so no process still
+      encrypts new values under an old one;
+    - no other transaction may have been open since before that point (it could commit a value
+      written under an old version after the check below);
+    - each version is locked, re-checked and deleted in one transaction, so concurrent prunes
+      and rotations of the scope serialise on it.
+    Saving a model without assigning its secret never writes the column (see the field), so a
+    stale instance cannot bring an old envelope back either.
+    """
+    from apps.core.models import DataKey
+
     keys = list(_scope_rows(organization_id))
     if len(keys) < 2:
         return []
     newest = keys[-1]
-    grace = timedelta(seconds=settings.AUTOGLUE_DATA_KEY_CACHE_SECONDS + 5)
-    if newest.created_at > timezone.now() - grace:
+    cache_ttl = timedelta(seconds=settings.AUTOGLUE_DATA_KEY_CACHE_SECONDS)
+    if newest.created_at > timezone.now() - cache_ttl - timedelta(seconds=5):
+        return []
+    if _transactions_open_since(newest.created_at + cache_ttl):
+        logger.info(
+            "data key prune postponed: a transaction older than the key cache is still open",
+            extra={"scope": scope_label(organization_id)},
+        )
         return []
     deleted = []
     for key in keys[:-1]:
-        in_use = any(qs.exists() for _, _, qs in _references(organization_id, [key.id]))
-        if not in_use:
-            key.delete()
-            deleted.append(key.version)
+        with transaction.atomic():
+            locked = DataKey.objects.select_for_update().filter(pk=key.pk).first()
+            if locked is None:
+                continue
+            if any(qs.exists() for _, _, qs in _references(organization_id, [key.id])):
+                continue
+            locked.delete()
+        deleted.append(key.version)
     if deleted:
         logger.info(
             "old data key versions deleted",
@@ -333,14 +373,32 @@ def data_keys_prune(*, organization_id: uuid.UUID | None) -> list[int]:
     return deleted
 
 
+def rotation_unfinished(*, organization_id: uuid.UUID | None) -> bool:
+    """Whether secrets of the scope are still under a version older than its newest one: a
+    rotation (or a prune's straggler pass) has not finished."""
+    keys = list(_scope_rows(organization_id))
+    old_ids = [k.id for k in keys[:-1]]
+    return any(qs.exists() for _, _, qs in _references(organization_id, old_ids))
+
+
 def org_data_key_rotate(
     *,
     organization_id: uuid.UUID | None,
     batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> RotationResult:
-    """Rotate one scope's data key: new version, then re-encrypt everything under older ones."""
-    data_key_rotate(organization_id=organization_id)
-    return secrets_reencrypt(
+    """Rotate one scope's data key: new version, then re-encrypt everything under older ones.
+
+    If an earlier rotation did not finish (it crashed, or was killed at its time limit), this
+    resumes it onto the same newest version, with only the rows still to do, instead of adding
+    yet another version and starting over. Every batch commits on its own, so a run that always
+    dies at the same point still gets further each time and finishes.
+    """
+    resumed = rotation_unfinished(organization_id=organization_id)
+    if not resumed:
+        data_key_rotate(organization_id=organization_id)
+    result = secrets_reencrypt(
         organization_id=organization_id, batch_size=batch_size, progress=progress
     )
+    result.resumed = resumed
+    return result

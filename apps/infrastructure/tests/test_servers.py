@@ -1,11 +1,16 @@
 import pytest
+from django.core.exceptions import ValidationError
 
 from apps.clusters.models import Cluster, NodePoolServer
 from apps.clusters.tests.factories import ClusterFactory, NodePoolFactory
+from apps.core.validators import check_server_for_ssh
+from apps.infrastructure.clients import ServerSSHClient
 from apps.infrastructure.models import Server
 from apps.infrastructure.tests.factories import ServerFactory, SSHKeyFactory
 
 URL = "/api/v1/servers"
+# An address to refuse, never one to bind.
+UNSPECIFIED = "0.0.0.0"  # noqa: S104
 CONTRACT_FIELDS = {
     "id",
     "organization_id",
@@ -19,6 +24,8 @@ CONTRACT_FIELDS = {
     "created_at",
     "updated_at",
 }
+# ssh_port is beyond the contract (docs/inventory.md).
+RESPONSE_FIELDS = CONTRACT_FIELDS | {"ssh_port"}
 
 
 @pytest.fixture
@@ -42,12 +49,12 @@ def test_creating_a_server_returns_the_contract_shape_with_pending_status(api, o
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == CONTRACT_FIELDS
+    # No public address: omitted, as the original's `*string` with `omitempty` (never null).
+    assert set(body) == RESPONSE_FIELDS - {"public_ip_address"}
     assert body["role"] == "worker"
     assert body["status"] == "pending"
     assert body["ssh_key_id"] == str(key.pk)
     assert body["organization_id"] == str(org.pk)
-    assert body["public_ip_address"] is None
     assert body["created_at"].endswith("Z")
 
 
@@ -173,7 +180,7 @@ def test_reset_hostkey_clears_the_pinned_key_and_returns_the_server(api, org, ke
     response = api.post(f"{URL}/{server.pk}/reset-hostkey", {}, format="json")
 
     assert response.status_code == 200
-    assert set(response.json()) == CONTRACT_FIELDS
+    assert set(response.json()) == RESPONSE_FIELDS - {"public_ip_address"}
     server.refresh_from_db()
     assert (server.ssh_host_key, server.ssh_host_key_algo) == ("", "")
 
@@ -331,3 +338,140 @@ def test_deleting_a_clusters_bastion_detaches_it_and_puts_the_cluster_back_to_pr
     )
     bystander.refresh_from_db()
     assert bystander.status == "ready"
+
+
+# --- Values that reach SSH ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"hostname": "node 1"}, "hostname"),
+        ({"hostname": "node-1\nProxyCommand evil"}, "hostname"),
+        ({"hostname": "-node"}, "hostname"),
+        ({"hostname": "node_1.example.com"}, "hostname"),
+        ({"hostname": "a" * 64}, "hostname"),
+        ({"ssh_user": "-oProxyCommand=touch /tmp/x"}, "ssh_user"),
+        ({"ssh_user": "Root"}, "ssh_user"),
+        ({"ssh_user": "ubuntu;id"}, "ssh_user"),
+        ({"ssh_user": "u" * 33}, "ssh_user"),
+        ({"private_ip_address": "169.254.169.254"}, "private_ip_address"),
+        ({"private_ip_address": UNSPECIFIED}, "private_ip_address"),
+        ({"private_ip_address": "224.0.0.1"}, "private_ip_address"),
+        ({"public_ip_address": "169.254.169.254"}, "public_ip_address"),
+        ({"public_ip_address": "255.255.255.255"}, "public_ip_address"),
+        ({"public_ip_address": "::"}, "public_ip_address"),
+        ({"ssh_port": 0}, "ssh_port"),
+        ({"ssh_port": 65536}, "ssh_port"),
+        ({"ssh_port": "ssh"}, "ssh_port"),
+    ],
+)
+def test_values_that_reach_ssh_are_checked_on_create_and_patch(api, org, key, overrides, field):
+    created = api.post(URL, _payload(key, **overrides), format="json")
+    server = ServerFactory(organization=org, ssh_key=key)
+    before = Server.objects.values().get(pk=server.pk)
+    patched = api.patch(f"{URL}/{server.pk}", overrides, format="json")
+
+    for response in (created, patched):
+        assert response.status_code == 400
+        body = response.json()
+        assert body["code"] == "validation_error"
+        assert body["message"].startswith(f"{field}: ")
+        assert list(body["fields"]) == [field]
+    assert Server.objects.count() == 1
+    assert Server.objects.values().get(pk=server.pk) == before
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "::1", "169.254.169.254", "224.0.0.1", UNSPECIFIED]
+)
+def test_loopback_link_local_multicast_and_unspecified_targets_are_refused_in_production(
+    api, key, settings, address
+):
+    settings.AUTOGLUE_ALLOW_LOOPBACK_TARGETS = False
+
+    response = api.post(URL, _payload(key, private_ip_address=address), format="json")
+
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("private_ip_address: ")
+    assert Server.objects.count() == 0
+
+
+def test_loopback_targets_are_allowed_when_the_setting_says_so(api, key, settings):
+    settings.AUTOGLUE_ALLOW_LOOPBACK_TARGETS = True
+
+    response = api.post(URL, _payload(key, private_ip_address="127.0.0.1"), format="json")
+
+    assert response.status_code == 201
+
+
+def test_valid_ssh_values_are_stored_and_ssh_port_defaults_to_22(api, key):
+    response = api.post(
+        URL,
+        _payload(
+            key,
+            hostname="db-1.eu-west.example.com",
+            ssh_user="ec2-user",
+            private_ip_address="192.168.10.4",
+            public_ip_address="2001:db8::10",
+        ),
+        format="json",
+    )
+    assert response.status_code == 201
+    assert response.json()["ssh_port"] == 22
+
+    other = api.post(URL, _payload(key, hostname="", ssh_port=2222), format="json")
+    assert other.status_code == 201
+    assert (other.json()["hostname"], other.json()["ssh_port"]) == ("", 2222)
+
+    patched = api.patch(f"{URL}/{other.json()['id']}", {"ssh_port": 22022}, format="json")
+    assert patched.status_code == 200
+    assert patched.json()["ssh_port"] == 22022
+
+
+def test_the_admin_console_model_validation_refuses_values_that_reach_ssh(org, key, settings):
+    settings.AUTOGLUE_ALLOW_LOOPBACK_TARGETS = False
+    server = ServerFactory.build(
+        organization=org,
+        ssh_key=key,
+        hostname="bad host",
+        ssh_user="-oProxyCommand=x",
+        private_ip_address="169.254.169.254",
+        public_ip_address="not-an-ip",
+        ssh_port=0,
+    )
+
+    with pytest.raises(ValidationError) as caught:
+        server.full_clean()
+
+    errors = caught.value.message_dict
+    assert set(errors) == {
+        "hostname",
+        "ssh_user",
+        "private_ip_address",
+        "public_ip_address",
+        "ssh_port",
+    }
+    # A malformed address gets Django's own message only, not a second one from ours.
+    assert len(errors["public_ip_address"]) == 1
+
+
+def test_a_row_saved_before_validation_existed_is_refused_before_ssh(org, key):
+    server = ServerFactory(
+        organization=org, ssh_key=key, hostname="node\nevil", ssh_user="-oProxyCommand=x"
+    )
+
+    with pytest.raises(ValidationError) as caught:
+        check_server_for_ssh(server)
+
+    hostname, ssh_user = caught.value.messages
+    assert hostname.startswith(f"server {server.pk}: hostname: must be a host name")
+    assert ssh_user.startswith(f"server {server.pk}: ssh_user: must be a POSIX user name")
+    check_server_for_ssh(ServerFactory(organization=org, ssh_key=key))
+
+
+def test_the_ssh_client_connects_to_the_servers_ssh_port_unless_told_otherwise(org, key):
+    server = ServerFactory(organization=org, ssh_key=key, ssh_port=2222)
+
+    assert ServerSSHClient(server=server).port == 2222
+    assert ServerSSHClient(server=server, port=22).port == 22

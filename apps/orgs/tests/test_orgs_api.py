@@ -255,3 +255,13 @@ def test_a_viewer_may_head_what_it_may_get(client_for, viewer, org):
         assert client.head(path).status_code == 200
     # HEAD is not a loophole for writes: a viewer still cannot change anything.
     assert client.patch(f"/api/v1/orgs/{org.pk}", {"name": "x"}, format="json").status_code == 403
+
+
+def test_an_org_key_reads_its_org_but_not_its_people_or_keys(real_org_key_client, owner, org):
+    client = real_org_key_client(org)
+    assert client.get(f"/api/v1/orgs/{org.pk}").json()["id"] == str(org.pk)
+    for path in (f"/api/v1/orgs/{org.pk}/members", f"/api/v1/orgs/{org.pk}/api-keys"):
+        response = client.get(path)
+        assert response.status_code == 403 and response.json()["code"] == "forbidden"
+        assert "olivia@acme.example" not in response.content.decode()
+        assert client.head(path).status_code == 403

@@ -2,7 +2,8 @@
 
 Expected outcomes follow apps.core.permissions.ROLE_PERMISSIONS: viewers and members read,
 admins manage the org, members and keys, only owners delete the org; an org key reads its own
-organization but manages nothing and is not a person (/me is 401 for it)."""
+organization but lists neither its members nor its keys (403), manages nothing and is not a
+person (/me is 401 for it)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ ROUTES = [
         "get",
         "/api/v1/orgs/{org}/members",
         None,
-        _e(200, 200, 200, 200, 200),
+        _e(200, 200, 200, 200, 403),
     ),
     (
         "post",
@@ -94,7 +95,7 @@ ROUTES = [
         "get",
         "/api/v1/orgs/{org}/api-keys",
         None,
-        _e(200, 200, 200, 200, 200),
+        _e(200, 200, 200, 200, 403),
     ),
     (
         "post",

@@ -137,6 +137,9 @@ class Command(BaseCommand):
         result = org_data_key_rotate(
             organization_id=org_id, batch_size=batch_size, progress=self._progress
         )
+        if result.resumed:
+            self.stdout.write(f"Resumed the unfinished rotation onto version {result.version}.")
+        self.stdout.write(f"Target data key version: {result.version}.")
         self._finish(result, "secrets re-encrypted")
         self.stdout.write(
             "Old versions are deleted by `manage.py encrypt prune` once no process can still be "

@@ -9,6 +9,7 @@ platform is worse than a stopped one.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,6 +21,21 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 STOP_TIMEOUT_SECONDS = 15
+# The banner's hints (create_admin asks for the password when run in a terminal).
+CREATE_ADMIN_ARGS = ("create_admin", "--email", "you@example.com", "--password-stdin")
+CREATE_API_KEY_ARGS = ("create_api_key", "--email", "you@example.com")
+
+
+def manage_command(*args: str) -> str:
+    """A `manage.py` command line that runs as printed from the current folder, with this
+    interpreter (the banner's hints are meant to be pasted)."""
+
+    def shortest(path: str) -> str:
+        relative = os.path.relpath(path)
+        return path if relative.startswith("..") else relative
+
+    manage = shortest(str(settings.BASE_DIR / "manage.py"))
+    return shlex.join([shortest(sys.executable), manage, *args])
 
 
 class Command(BaseCommand):
@@ -39,7 +55,10 @@ class Command(BaseCommand):
         children = {
             "web": [
                 os.path.join(bin_dir, "gunicorn"),
-                "autoglue.wsgi",
+                # ASGI under uvicorn workers: live log streams hold no thread while they wait.
+                "autoglue.asgi",
+                "--worker-class",
+                "uvicorn_worker.UvicornWorker",
                 "--bind",
                 f"{options['host']}:{options['port']}",
                 "--workers",
@@ -56,9 +75,32 @@ class Command(BaseCommand):
                 "worker",
                 "--loglevel",
                 "INFO",
+                "--queues",
+                "default,maintenance",
+                "--hostname",
+                "worker@%h",
                 "--concurrency",
                 str(options["concurrency"]),
                 # Nothing to synchronise with on one machine; the folder broker has no fanout.
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            # SSH jobs wait on the network for minutes: a thread pool runs many at once.
+            "ssh-worker": [
+                os.path.join(bin_dir, "celery"),
+                "-A",
+                "autoglue",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--queues",
+                "ssh",
+                "--hostname",
+                "ssh@%h",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(settings.SSH_WORKER_CONCURRENCY),
                 "--without-mingle",
                 "--without-gossip",
             ],
@@ -94,11 +136,10 @@ class Command(BaseCommand):
             + (f"  API docs:       {url}/api/v1/docs\n" if settings.API_DOCS_ENABLED else "")
             + f"  Admin console:  {url}/admin/\n"
             + "  Sign in to the console as a platform admin; create one with\n"
-            + "    .venv/bin/python manage.py create_admin --email you@example.com "
-            + "--password-stdin\n"
+            + f"    {manage_command(*CREATE_ADMIN_ARGS)}\n"
             + "  Mint an API key for scripts with\n"
-            + "    .venv/bin/python manage.py create_api_key --email you@example.com\n"
-            + "  Press Ctrl-C to stop web, worker and beat.\n"
+            + f"    {manage_command(*CREATE_API_KEY_ARGS)}\n"
+            + "  Press Ctrl-C to stop web, workers and beat.\n"
         )
 
         exit_code = 0
@@ -135,15 +176,14 @@ class Command(BaseCommand):
 
     def _ensure_signing_key(self) -> None:
         """Sign-in needs a JWT signing key; a fresh installation gets one on first start."""
-        from apps.accounts import jwt, services
+        from apps.accounts import jwt
 
-        if not jwt.active_keys():
-            key = services.signing_key_generate()
-            self.stdout.write(f"Generated a JWT signing key (kid {key.kid}).")
+        if jwt.ensure_signing_key():
+            self.stdout.write(f"Generated a JWT signing key (kid {jwt.active_keys()[0].kid}).")
 
     def _stop(self, processes: dict[str, subprocess.Popen]) -> None:
         # Beat first (no new work), then the web, then the worker, which finishes its tasks.
-        for name in ("beat", "web", "worker"):
+        for name in ("beat", "web", "worker", "ssh-worker"):
             proc = processes.get(name)
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

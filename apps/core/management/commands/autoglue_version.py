@@ -1,4 +1,7 @@
-"""`manage.py version`: the build information also served at /api/v1/version."""
+"""`manage.py autoglue_version`: the build information also served at /api/v1/version.
+
+Not `version`: `manage.py version` is Django's own and prints Django's version.
+"""
 
 import json
 from typing import Any
@@ -9,7 +12,7 @@ from apps.core.version import version_info
 
 
 class Command(BaseCommand):
-    help = "Print version, commit and runtime information."
+    help = "Print Autoglue's version, commit and runtime information (as GET /api/v1/version)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write(json.dumps(version_info(), indent=2))

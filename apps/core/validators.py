@@ -1,0 +1,216 @@
+"""Syntax of every value that reaches an SSH connection or a remote shell command.
+
+Pure functions raising Django's `ValidationError`, so serializers (DRF converts them), model
+`clean_fields()` (the admin console) and jobs share one rule each. Empty means "not set" for
+the optional values (hostname, docker image and tag) and is accepted; the caller decides whether
+it needs one. Messages never repeat the value: it may hold a newline or a terminal escape.
+
+`check_server_for_ssh` and `check_cluster_for_run` take a stored row (duck-typed: this module
+imports no app) and refuse it before a job uses it, because rows saved before these rules existed
+were never checked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+HOSTNAME_MAX = 253
+HOSTNAME_LABEL_MAX = 63
+SSH_USER_MAX = 32
+DOCKER_IMAGE_MAX = 255
+MAKE_TARGET_MAX = 255
+PORT_MIN, PORT_MAX = 1, 65535
+
+# fullmatch everywhere: `$` alone would accept a trailing newline.
+_HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?")
+_SSH_USER = re.compile(r"[a-z_][a-z0-9_-]*\$?")
+# The OCI/Docker reference grammar (distribution/reference), without tag or digest:
+# [registry-host[:port]/]path-component(/path-component)*
+_DOMAIN_COMPONENT = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOCKER_IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+_DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_MAKE_TARGET = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")
+# "This network": Linux connects 0.x.x.x to the local host, like 0.0.0.0.
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+
+
+def _require_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("must be a string", code="invalid")
+    return value
+
+
+def validate_hostname(value: str) -> None:
+    """An RFC 1123 host name (`node-1`, `db.example.com`), or empty for none."""
+    value = _require_str(value)
+    if value == "":
+        return
+    if len(value) > HOSTNAME_MAX:
+        raise ValidationError(f"must be at most {HOSTNAME_MAX} characters", code="invalid")
+    for label in value.split("."):
+        if len(label) > HOSTNAME_LABEL_MAX:
+            raise ValidationError(
+                f"each dot-separated label must be at most {HOSTNAME_LABEL_MAX} characters",
+                code="invalid",
+            )
+        if not _HOSTNAME_LABEL.fullmatch(label):
+            raise ValidationError(
+                "must be a host name: dot-separated labels of letters, digits and '-', "
+                "not starting or ending with '-'",
+                code="invalid",
+            )
+
+
+def validate_ssh_user(value: str) -> None:
+    """A POSIX user name (`ubuntu`, `deploy_1`); never starts with '-', so it cannot be read as
+    an ssh option such as `-oProxyCommand=...`."""
+    value = _require_str(value)
+    if value == "":
+        raise ValidationError("must not be empty", code="invalid")
+    if len(value) > SSH_USER_MAX:
+        raise ValidationError(f"must be at most {SSH_USER_MAX} characters", code="invalid")
+    if not _SSH_USER.fullmatch(value):
+        raise ValidationError(
+            "must be a POSIX user name: lowercase letters, digits, '_' and '-', starting with "
+            "a letter or '_'",
+            code="invalid",
+        )
+
+
+def validate_target_ip(value: str, *, allow_private_test_targets: bool | None = None) -> None:
+    """An address Autoglue may open an SSH connection to.
+
+    Refused: loopback, link-local (169.254.169.254, the cloud metadata service, among them),
+    multicast, unspecified, "this network" (0/8) and reserved addresses (255.255.255.255 too).
+    Private (RFC 1918, ULA) addresses are allowed: servers have them. Loopback is allowed only
+    when `allow_private_test_targets` is true; left None, it is the
+    `AUTOGLUE_ALLOW_LOOPBACK_TARGETS` setting (tests SSH into a local sshd).
+    """
+    value = _require_str(value)
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValidationError("must be a valid IPv4 or IPv6 address", code="invalid") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if allow_private_test_targets is None:
+        allow_private_test_targets = getattr(settings, "AUTOGLUE_ALLOW_LOOPBACK_TARGETS", False)
+    if address.is_loopback:
+        if allow_private_test_targets:
+            return
+        raise ValidationError("must not be a loopback address", code="invalid")
+    if address.is_unspecified or (
+        isinstance(address, ipaddress.IPv4Address) and address in _THIS_NETWORK
+    ):
+        raise ValidationError("must not be an unspecified address", code="invalid")
+    if address.is_link_local:
+        raise ValidationError("must not be a link-local address", code="invalid")
+    if address.is_multicast:
+        raise ValidationError("must not be a multicast address", code="invalid")
+    if address.is_reserved:
+        raise ValidationError("must not be a reserved or broadcast address", code="invalid")
+
+
+def validate_ssh_port(value: int) -> None:
+    """A TCP port, 1..65535."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("must be an integer", code="invalid")
+    if not PORT_MIN <= value <= PORT_MAX:
+        raise ValidationError(f"must be between {PORT_MIN} and {PORT_MAX}", code="invalid")
+
+
+def validate_docker_image(value: str) -> None:
+    """An image name in the OCI reference grammar, without tag or digest
+    (`ghcr.io/glueops/tools`, `localhost:5000/team/app`, `ubuntu`), or empty for none."""
+    value = _require_str(value)
+    if value == "":
+        return
+    if len(value) > DOCKER_IMAGE_MAX:
+        raise ValidationError(f"must be at most {DOCKER_IMAGE_MAX} characters", code="invalid")
+    if "@" in value:
+        raise ValidationError("must not include a digest", code="invalid")
+    if ":" in value.rsplit("/", 1)[-1]:
+        raise ValidationError("must not include a tag; set docker_tag instead", code="invalid")
+    if not _DOCKER_IMAGE.fullmatch(value):
+        raise ValidationError(
+            "must be an image name: an optional registry host[:port]/ and '/'-separated "
+            "lowercase components of letters and digits joined by '.', '_', '__' or '-'",
+            code="invalid",
+        )
+
+
+def validate_docker_tag(value: str) -> None:
+    """An image tag (`v1.2.3`, `latest`): up to 128 of [A-Za-z0-9_.-], not starting with '.'
+    or '-'; or empty for none."""
+    value = _require_str(value)
+    if value == "":
+        return
+    if not _DOCKER_TAG.fullmatch(value):
+        raise ValidationError(
+            "must be an image tag: up to 128 letters, digits, '_', '.' or '-', not starting "
+            "with '.' or '-'",
+            code="invalid",
+        )
+
+
+def validate_make_target(value: str) -> None:
+    """A plain make target name (`setup`, `k3s.install`): it is put on a `make` command line."""
+    value = _require_str(value)
+    if value == "":
+        raise ValidationError("must not be empty", code="invalid")
+    if len(value) > MAKE_TARGET_MAX:
+        raise ValidationError(f"must be at most {MAKE_TARGET_MAX} characters", code="invalid")
+    if not _MAKE_TARGET.fullmatch(value):
+        raise ValidationError(
+            "must be a make target name: letters, digits, '_', '.' and '-', not starting with '-'",
+            code="invalid",
+        )
+
+
+def _check_row(kind: str, row: Any, checks: list[tuple[str, Any, Any]]) -> None:
+    """Run each (field, value, validator); raise one ValidationError whose messages read
+    `<kind> <pk>: <field>: <reason>`, one per bad field (`"; ".join(exc.messages)`)."""
+    problems = []
+    for field, value, validator in checks:
+        try:
+            validator(value)
+        except ValidationError as exc:
+            for reason in exc.messages:
+                problems.append(
+                    ValidationError(f"{kind} {row.pk}: {field}: {reason}", code="invalid")
+                )
+    if problems:
+        raise ValidationError(problems)
+
+
+def check_server_for_ssh(server: Any) -> None:
+    """Refuse a stored server whose hostname, ssh_user, IPs or ssh_port an SSH job must not use
+    (rows saved before these rules existed, or written around the API)."""
+    checks: list[tuple[str, Any, Any]] = [
+        ("hostname", server.hostname, validate_hostname),
+        ("ssh_user", server.ssh_user, validate_ssh_user),
+        ("private_ip_address", server.private_ip_address, validate_target_ip),
+        ("ssh_port", getattr(server, "ssh_port", 22), validate_ssh_port),
+    ]
+    if server.public_ip_address:
+        checks.insert(2, ("public_ip_address", server.public_ip_address, validate_target_ip))
+    _check_row("server", server, checks)
+
+
+def check_cluster_for_run(cluster: Any) -> None:
+    """Refuse a stored cluster whose docker_image or docker_tag a run must not use."""
+    _check_row(
+        "cluster",
+        cluster,
+        [
+            ("docker_image", cluster.docker_image, validate_docker_image),
+            ("docker_tag", cluster.docker_tag, validate_docker_tag),
+        ],
+    )

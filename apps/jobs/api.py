@@ -1,0 +1,60 @@
+"""What the log routes of other apps share: query parsing, the paged body and the SSE stream.
+
+The routes themselves live with their subjects (`/servers/{id}/logs` in infrastructure,
+`/clusters/{id}/runs/{runID}/logs` in clusters), behind OrgScopedViewSet, and pass in a
+`LogScope` already limited to the request's organization.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import StreamingHttpResponse
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.core.api.errors import bad_request
+from apps.jobs.selectors import LogScope, job_logs_page
+from apps.jobs.stream import sse_response
+
+LIMIT_DEFAULT = 200
+LIMIT_MAX = 1000
+
+
+class EventStreamNegotiation(BaseContentNegotiation):
+    """The stream answers `text/event-stream` whatever the client's Accept says (errors before
+    the stream starts are still JSON)."""
+
+    def select_parser(self, request: Request, parsers: list) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: Any = None) -> Any:
+        return (renderers[0], renderers[0].media_type)
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.strip().isdigit() or len(raw.strip()) > 18:
+        raise bad_request("invalid_" + name, f"{name}: must be an integer from {low} to {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise bad_request("invalid_" + name, f"{name}: must be an integer from {low} to {high}")
+    return value
+
+
+def log_cursor(request: Request) -> int:
+    return _int_param(request, "after", 0, 0, 2**62)
+
+
+def logs_page_response(request: Request, scope: LogScope) -> Response:
+    """200 `{items, next_cursor, done}` (`after` default 0, `limit` default 200, 1..1000)."""
+    after = log_cursor(request)
+    limit = _int_param(request, "limit", LIMIT_DEFAULT, 1, LIMIT_MAX)
+    return Response(job_logs_page(scope=scope, after=after, limit=limit))
+
+
+def logs_stream_response(request: Request, scope: LogScope) -> StreamingHttpResponse:
+    return sse_response(request, scope=scope, after=log_cursor(request))

@@ -1,0 +1,51 @@
+"""Reading job logs by subject, after a cursor (the paged routes and the live stream share it)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apps.jobs.models import JobLog
+
+
+@dataclass(frozen=True)
+class LogScope:
+    """The lines one route may show: one subject of one organization. `is_done` says whether
+    the subject's job has ended (the route's own rule, e.g. a server is ready or failed)."""
+
+    subject_type: str
+    subject_id: uuid.UUID
+    organization_id: uuid.UUID | None
+    is_done: Callable[[], bool]
+
+
+def log_item(row: JobLog) -> dict[str, Any]:
+    return {
+        "id": row.pk,
+        "stream": row.stream,
+        "chunk": row.chunk,
+        "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def job_logs_page(*, scope: LogScope, after: int, limit: int) -> dict[str, Any]:
+    """`{items, next_cursor, done}`: `done` when the job has ended and this page holds the last
+    lines. The end is read *before* the lines, so a job that ends (and flushes) between the two
+    reads makes this page "not done" rather than losing its last lines."""
+    finished = scope.is_done()
+    rows = list(
+        JobLog.objects.filter(
+            subject_type=scope.subject_type,
+            subject_id=scope.subject_id,
+            organization_id=scope.organization_id,
+            id__gt=after,
+        ).order_by("id")[:limit]
+    )
+    items = [log_item(row) for row in rows]
+    return {
+        "items": items,
+        "next_cursor": items[-1]["id"] if items else after,
+        "done": finished and len(items) < limit,
+    }

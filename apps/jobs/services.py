@@ -1,0 +1,299 @@
+"""The life of a job run: enqueue, claim, heartbeat, finish, cancel, retry, reap.
+
+Every background job in Autoglue goes through these functions (`runner.job_execute` drives a
+claimed run); each state change is a conditional update, so two workers, a duplicate delivery or
+a reaper racing a slow worker can never both move the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.jobs import bus, registry
+from apps.jobs.models import JobLog, JobRun
+
+logger = logging.getLogger(__name__)
+
+TASK_NAME = "jobs.run"
+
+
+class JobActive(Exception):
+    """A run of this kind is already queued or running for this subject."""
+
+    def __init__(self, job: JobRun | None) -> None:
+        self.job = job
+        super().__init__(f"an active job already exists: {job.pk if job else 'unknown'}")
+
+
+class JobStateError(Exception):
+    """The requested change does not apply to the run's current status."""
+
+
+def _send(job: JobRun, eta: Any = None) -> None:
+    """Publish the Celery message for a run (ids only). Called after commit."""
+    from autoglue.celery import app
+
+    kind = registry.get(job.kind)
+    now = timezone.now()
+    JobRun.objects.filter(pk=job.pk).update(sent_at=max(now, eta) if eta else now)
+    if not settings.JOBS_PUBLISH:
+        return
+    app.send_task(
+        TASK_NAME,
+        args=[str(job.pk)],
+        queue=kind.queue,
+        task_id=f"{job.pk}:{uuid.uuid4().hex[:8]}",
+        eta=eta if eta and eta > now else None,
+    )
+
+
+def _send_on_commit(job: JobRun, eta: Any = None) -> None:
+    def send() -> None:
+        try:
+            _send(job, eta)
+        except Exception:  # noqa: BLE001 - the reaper re-sends; the request must not fail
+            logger.exception("job message not published; the reaper will resend it")
+
+    transaction.on_commit(send)
+
+
+def job_enqueue(
+    *,
+    kind: str,
+    organization_id: uuid.UUID | None = None,
+    subject_type: str = "",
+    subject_id: uuid.UUID | None = None,
+    payload: dict[str, Any] | None = None,
+    run_at: Any = None,
+) -> JobRun:
+    """Record a queued run and send its message once the surrounding transaction commits.
+
+    Raises `JobActive` when the kind is already active for the subject (one bootstrap per
+    server, one reconcile per zone). The row is written in the caller's transaction, so it
+    exists exactly when the change that asked for it does.
+    """
+    spec = registry.get(kind)
+    try:
+        with transaction.atomic():
+            job = JobRun.objects.create(
+                kind=kind,
+                queue=spec.queue,
+                organization_id=organization_id,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                payload=payload or {},
+                max_attempts=spec.max_attempts,
+            )
+    except IntegrityError:
+        active = JobRun.objects.filter(
+            kind=kind,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            status__in=JobRun.ACTIVE_STATUSES,
+        ).first()
+        raise JobActive(active) from None
+    _send_on_commit(job, run_at)
+    return job
+
+
+def job_claim(*, job_id: uuid.UUID | str, task_id: str = "", worker: str = "") -> JobRun | None:
+    """Take a queued (or retrying) run for this worker: queued -> running. None when another
+    delivery already took it, it was canceled, or it is gone: the caller then does nothing."""
+    now = timezone.now()
+    claimed = JobRun.objects.filter(
+        pk=job_id,
+        status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING],
+        cancel_requested=False,
+    ).update(
+        status=JobRun.Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        celery_task_id=task_id[:255],
+        worker=worker[:255],
+        attempts=F("attempts") + 1,
+        updated_at=now,
+    )
+    if not claimed:
+        return None
+    return JobRun.objects.get(pk=job_id)
+
+
+def job_heartbeat(*, job: JobRun) -> bool:
+    """Mark the run alive. Returns True when someone asked for it to be canceled."""
+    now = timezone.now()
+    JobRun.objects.filter(pk=job.pk, status=JobRun.Status.RUNNING).update(
+        heartbeat_at=now, updated_at=now
+    )
+    return JobRun.objects.filter(pk=job.pk, cancel_requested=True).exists()
+
+
+def job_finish(
+    *,
+    job: JobRun,
+    status: str,
+    error: str = "",
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """End a running run in a final status. False when it was no longer running (the reaper
+    ended it first); the caller's outcome is then dropped."""
+    now = timezone.now()
+    ended = JobRun.objects.filter(pk=job.pk, status=JobRun.Status.RUNNING).update(
+        status=status,
+        error=error[:10_000],
+        result=result or {},
+        finished_at=now,
+        heartbeat_at=now,
+        updated_at=now,
+    )
+    if ended:
+        job.status, job.error, job.finished_at = status, error, now
+        job.result = result or {}
+        _announce_end(job)
+    return bool(ended)
+
+
+def _announce_end(job: JobRun) -> None:
+    channels = [bus.job_channel(job.pk)]
+    if job.subject_id:
+        channels.append(bus.subject_channel(job.subject_type, job.subject_id))
+    bus.publish(channels, "end")
+
+
+def _log_system(job: JobRun, text: str) -> None:
+    JobLog.objects.create(
+        job=job,
+        organization_id=job.organization_id,
+        subject_type=job.subject_type,
+        subject_id=job.subject_id,
+        stream=JobLog.Stream.SYSTEM,
+        chunk=text if text.endswith("\n") else text + "\n",
+    )
+
+
+def _abandon(job: JobRun, status: str, error: str) -> None:
+    """End a run its handler will never finish, and put its subject in a final state too."""
+    now = timezone.now()
+    ended = JobRun.objects.filter(pk=job.pk, status__in=JobRun.ACTIVE_STATUSES).update(
+        status=status, error=error[:10_000], finished_at=now, updated_at=now
+    )
+    if not ended:
+        return
+    job.status, job.error, job.finished_at = status, error, now
+    _log_system(job, error)
+    with contextlib.suppress(LookupError):
+        registry.get(job.kind).fail_subject(job, status, error)
+    transaction.on_commit(lambda: _announce_end(job))
+
+
+@transaction.atomic
+def job_request_cancel(*, job: JobRun) -> JobRun:
+    """Cancel a run. A queued run ends `canceled` at once; a running one is asked to stop (its
+    runner sees the flag within a heartbeat, stops the remote process and ends `canceled`)."""
+    locked = JobRun.objects.select_for_update().get(pk=job.pk)
+    if locked.status in (JobRun.Status.QUEUED, JobRun.Status.RETRYING):
+        _abandon(locked, JobRun.Status.CANCELED, "canceled before it started")
+    elif locked.status == JobRun.Status.RUNNING:
+        JobRun.objects.filter(pk=locked.pk).update(cancel_requested=True, updated_at=timezone.now())
+    else:
+        raise JobStateError(f"job is already {locked.status}")
+    locked.refresh_from_db()
+    return locked
+
+
+@transaction.atomic
+def job_retry(*, job: JobRun) -> JobRun:
+    """Run a failed or canceled run again, as it was (platform admins)."""
+    locked = JobRun.objects.select_for_update().get(pk=job.pk)
+    if locked.status not in (JobRun.Status.FAILED, JobRun.Status.CANCELED):
+        raise JobStateError(f"only a failed or canceled job can be retried (it is {locked.status})")
+    try:
+        spec = registry.get(locked.kind)
+    except LookupError:
+        raise JobStateError(f"unknown job kind {locked.kind!r}") from None
+    if not spec.retryable:
+        raise JobStateError(f"{locked.kind} runs cannot be retried; start a new one")
+    try:
+        with transaction.atomic():
+            JobRun.objects.filter(pk=locked.pk).update(
+                status=JobRun.Status.QUEUED,
+                cancel_requested=False,
+                error="",
+                finished_at=None,
+                max_attempts=locked.attempts + spec.max_attempts,
+                queued_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
+    except IntegrityError:
+        raise JobStateError("another run of this kind is active for the same subject") from None
+    locked.refresh_from_db()
+    _send_on_commit(locked)
+    return locked
+
+
+def job_reap(*, now: Any = None) -> dict[str, int]:
+    """Recover runs whose worker died, and runs whose message was lost.
+
+    - running with no heartbeat for JOB_HEARTBEAT_STALE_SECONDS: requeued when the kind is
+      idempotent and has attempts left, otherwise ended `failed` (a cluster action is never run
+      twice behind an operator's back);
+    - queued or retrying, sent more than JOB_RESEND_AFTER_SECONDS ago and never claimed: the
+      message is sent again (a duplicate is harmless: only one delivery can claim).
+
+    Rows are locked with SKIP LOCKED, so two reapers (two beats, a doubled tick) share the work.
+    """
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.JOB_HEARTBEAT_STALE_SECONDS)
+    resend_before = now - timedelta(seconds=settings.JOB_RESEND_AFTER_SECONDS)
+    counts = {"requeued": 0, "failed": 0, "resent": 0}
+    with transaction.atomic():
+        lost = list(
+            JobRun.objects.select_for_update(skip_locked=True)
+            .filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=stale)
+            .order_by("heartbeat_at")[:200]
+        )
+        for job in lost:
+            try:
+                spec: registry.JobKind | None = registry.get(job.kind)
+            except LookupError:
+                spec = None
+            if spec is not None and spec.idempotent and job.attempts < job.max_attempts:
+                JobRun.objects.filter(pk=job.pk).update(
+                    status=JobRun.Status.RETRYING, updated_at=now, heartbeat_at=None
+                )
+                _log_system(
+                    job, f"worker lost (no heartbeat since {job.heartbeat_at:%H:%M:%S}); retrying"
+                )
+                _send_on_commit(job)
+                counts["requeued"] += 1
+            else:
+                _abandon(
+                    job,
+                    JobRun.Status.FAILED,
+                    f"worker lost: no heartbeat since {job.heartbeat_at.isoformat()} "
+                    f"(attempt {job.attempts} of {job.max_attempts})",
+                )
+                counts["failed"] += 1
+        unsent = list(
+            JobRun.objects.select_for_update(skip_locked=True)
+            .filter(status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING])
+            .filter(
+                Q(sent_at__lt=resend_before) | Q(sent_at__isnull=True, queued_at__lt=resend_before)
+            )
+            .order_by("queued_at")[:200]
+        )
+        for job in unsent:
+            _send_on_commit(job)
+            counts["resent"] += 1
+    if any(counts.values()):
+        logger.info("job reaper", extra={"event": "job_reap", **counts})
+    return counts

@@ -1,0 +1,192 @@
+"""The job life cycle: enqueue on commit, one claim per run, batched and redacted logs, finish,
+cancel, retry and the reaper."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.infrastructure.models import Server
+from apps.infrastructure.tests.factories import ServerFactory
+from apps.jobs import services
+from apps.jobs.logs import REDACTED, LogWriter
+from apps.jobs.models import JobLog, JobRun
+
+pytestmark = pytest.mark.django_db
+
+
+def _bootstrap_job(org, **fields) -> JobRun:
+    server = ServerFactory(organization=org, role="bastion", public_ip_address="203.0.113.9")
+    return JobRun.objects.create(
+        kind="bootstrap_bastion",
+        queue="ssh",
+        organization=org,
+        subject_type="server",
+        subject_id=server.pk,
+        max_attempts=2,
+        **fields,
+    )
+
+
+def test_a_job_is_recorded_at_once_and_its_message_sent_only_after_commit(
+    org, django_capture_on_commit_callbacks, settings
+):
+    settings.JOBS_PUBLISH = False
+    server = ServerFactory(organization=org)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = services.job_enqueue(
+            kind="bootstrap_bastion",
+            organization_id=org.pk,
+            subject_type="server",
+            subject_id=server.pk,
+        )
+        assert JobRun.objects.get(pk=job.pk).sent_at is None
+
+    assert len(callbacks) == 1
+    callbacks[0]()
+    job.refresh_from_db()
+    assert (job.status, job.queue, job.sent_at is not None) == ("queued", "ssh", True)
+
+
+def test_a_second_active_job_of_a_kind_for_one_subject_is_refused(org):
+    job = _bootstrap_job(org)
+
+    with pytest.raises(services.JobActive) as refused:
+        services.job_enqueue(
+            kind="bootstrap_bastion",
+            organization_id=org.pk,
+            subject_type="server",
+            subject_id=job.subject_id,
+        )
+
+    assert refused.value.job == job
+
+
+def test_only_the_first_delivery_claims_a_run(org):
+    job = _bootstrap_job(org)
+
+    first = services.job_claim(job_id=job.pk, task_id="a", worker="w1")
+    second = services.job_claim(job_id=job.pk, task_id="b", worker="w2")
+
+    assert first is not None and first.status == "running" and first.attempts == 1
+    assert second is None
+    assert JobRun.objects.get(pk=job.pk).worker == "w1"
+
+
+def test_finish_applies_only_to_a_running_run(org):
+    job = _bootstrap_job(org)
+    assert services.job_finish(job=job, status="succeeded") is False
+    services.job_claim(job_id=job.pk)
+
+    assert services.job_finish(job=job, status="failed", error="boom", result={"n": 1}) is True
+    assert services.job_finish(job=job, status="succeeded") is False
+    job.refresh_from_db()
+    assert (job.status, job.error, job.result) == ("failed", "boom", {"n": 1})
+    assert job.finished_at is not None
+
+
+def test_log_lines_are_batched_until_the_size_or_the_interval(org, settings):
+    settings.JOB_LOG_FLUSH_BYTES = 64
+    settings.JOB_LOG_FLUSH_SECONDS = 3600
+    job = _bootstrap_job(org)
+    writer = LogWriter(job)
+
+    writer.write("stdout", "one\n")
+    writer.write("stdout", "two\n")
+    assert JobLog.objects.count() == 0
+    writer.write("stdout", "x" * 70 + "\n")
+    assert list(JobLog.objects.values_list("chunk", flat=True)) == ["one\ntwo\n" + "x" * 70 + "\n"]
+    writer.write("stderr", "partial")
+    writer.flush()
+    assert JobLog.objects.count() == 1  # a partial line waits for its newline
+    writer.flush(final=True)
+    assert JobLog.objects.order_by("id").last().chunk == "partial"
+
+
+def test_every_form_of_a_secret_is_redacted_even_when_split_across_writes(org, settings):
+    settings.JOB_LOG_FLUSH_SECONDS = 3600
+    job = _bootstrap_job(org)
+    writer = LogWriter(job)
+    secret = (
+        "-----BEGIN KEY-----\nCANARY-line-one-abcdef\nCANARY-line-two-abcdef\n-----END KEY-----"
+    )
+    writer.add_secret(secret)
+    writer.add_secret("CANARY-TOKEN-0123456789")
+
+    writer.write("stdout", "token=CANARY-TOKEN-01")
+    writer.write("stdout", "23456789 ok\n")
+    writer.write("stdout", secret + "\n")
+    writer.write("stdout", "b64 " + base64.b64encode(secret.encode()).decode() + "\n")
+    writer.write("stdout", "just CANARY-line-two-abcdef\n")
+    writer.flush(final=True)
+
+    text = "".join(JobLog.objects.values_list("chunk", flat=True))
+    assert "CANARY" not in text
+    assert text.count(REDACTED) == 4
+    assert "token=[REDACTED] ok" in text
+
+
+def test_canceling_a_queued_run_ends_it_and_its_subject_at_once(org):
+    job = _bootstrap_job(org)
+    Server.objects.filter(pk=job.subject_id).update(status="provisioning")
+
+    services.job_request_cancel(job=job)
+
+    job.refresh_from_db()
+    assert job.status == "canceled" and job.finished_at is not None
+    server = Server.objects.get(pk=job.subject_id)
+    assert (server.status, server.last_error) == ("failed", "canceled before it started")
+    with pytest.raises(services.JobStateError):
+        services.job_request_cancel(job=job)
+
+
+def test_canceling_a_running_run_asks_it_to_stop(org):
+    job = _bootstrap_job(org)
+    services.job_claim(job_id=job.pk)
+
+    services.job_request_cancel(job=job)
+
+    job.refresh_from_db()
+    assert (job.status, job.cancel_requested) == ("running", True)
+    assert services.job_heartbeat(job=job) is True
+
+
+def test_the_reaper_requeues_a_lost_idempotent_run_and_fails_it_when_out_of_attempts(org):
+    job = _bootstrap_job(org)
+    services.job_claim(job_id=job.pk)
+    later = timezone.now() + timedelta(hours=1)
+
+    assert services.job_reap(now=later)["requeued"] == 1
+    job.refresh_from_db()
+    assert job.status == "retrying"
+    services.job_claim(job_id=job.pk)  # attempt 2 of 2
+    assert services.job_reap(now=later)["failed"] == 1
+    job.refresh_from_db()
+    assert job.status == "failed" and "worker lost" in job.error
+    assert Server.objects.get(pk=job.subject_id).status == "failed"
+
+
+def test_the_reaper_resends_a_queued_run_whose_message_never_arrived(org):
+    job = _bootstrap_job(org, sent_at=timezone.now())
+
+    assert services.job_reap()["resent"] == 0
+    assert services.job_reap(now=timezone.now() + timedelta(hours=1))["resent"] == 1
+    job.refresh_from_db()
+    assert job.status == "queued"
+
+
+def test_a_failed_run_can_be_retried_once_and_a_succeeded_one_cannot(org):
+    job = _bootstrap_job(org)
+    services.job_claim(job_id=job.pk)
+    services.job_finish(job=job, status="failed", error="x")
+
+    retried = services.job_retry(job=job)
+
+    assert (retried.status, retried.error) == ("queued", "")
+    services.job_claim(job_id=job.pk)
+    services.job_finish(job=job, status="succeeded")
+    with pytest.raises(services.JobStateError):
+        services.job_retry(job=job)

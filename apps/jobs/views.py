@@ -1,0 +1,164 @@
+"""The contract's job administration routes (/admin/archer/*), platform admins only, answered
+from the job records. The path keeps the original's name so its clients work unchanged."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+from django.db.models import Count, Q
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status as http
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.api.errors import bad_request, not_found
+from apps.core.permissions import IsPlatformAdmin
+from apps.core.tenancy import parse_uuid
+from apps.jobs import admin_jobs, registry, services
+from apps.jobs.models import JobRun
+from apps.jobs.serializers import (
+    EnqueueSerializer,
+    JobSerializer,
+    PageJobSerializer,
+    QueueInfoSerializer,
+)
+
+_STATUSES = {choice for choice, _ in JobRun.Status.choices} | {"scheduled"}
+
+
+class JobListView(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(
+        operation_id="AdminListArcherJobs",
+        parameters=[
+            OpenApiParameter("status", str),
+            OpenApiParameter("queue", str),
+            OpenApiParameter("q", str),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=PageJobSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        jobs = JobRun.objects.all()  # platform admins see every organization's jobs
+        state = request.query_params.get("status", "").strip()
+        if state:
+            if state not in _STATUSES:
+                raise bad_request("invalid_status", f"status: must be one of {sorted(_STATUSES)}")
+            if state == "scheduled":
+                jobs = jobs.filter(status=JobRun.Status.QUEUED, sent_at__gt=timezone.now())
+            else:
+                jobs = jobs.filter(status=state)
+        queue = request.query_params.get("queue", "").strip()
+        if queue:
+            jobs = jobs.filter(queue=queue)
+        text = request.query_params.get("q", "").strip()[:200]
+        if text:
+            match = Q(kind__icontains=text) | Q(queue__icontains=text) | Q(error__icontains=text)
+            with contextlib.suppress(Exception):  # free text that is not an id
+                match |= Q(pk=parse_uuid(text)) | Q(subject_id=parse_uuid(text))
+            jobs = jobs.filter(match)
+        page = _int(request, "page", 1, 1, 1_000_000)
+        size = _int(request, "page_size", 25, 1, 100)
+        total = jobs.count()
+        rows = jobs.order_by("-queued_at")[(page - 1) * size : page * size]
+        body = {
+            "items": JobSerializer(rows, many=True).data,
+            "total": total,
+            "page": page,
+            "page_size": size,
+        }
+        return Response(body)
+
+    @extend_schema(
+        operation_id="AdminEnqueueArcherJob", request=EnqueueSerializer, responses=JobSerializer
+    )
+    def post(self, request: Request) -> Response:
+        data = EnqueueSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run_at = data.validated_data.get("run_at")
+        if run_at is not None and run_at > timezone.now() + timedelta(hours=1):
+            raise bad_request("invalid_run_at", "run_at: at most one hour ahead")
+        job = admin_jobs.enqueue(
+            kind=data.validated_data["type"],
+            payload=data.validated_data["payload"],
+            run_at=run_at,
+        )
+        return Response(JobSerializer(job).data, status=http.HTTP_200_OK)
+
+
+def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise bad_request("invalid_" + name, f"{name}: must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def _job(job_id: str) -> JobRun:
+    job = JobRun.objects.filter(pk=parse_uuid(job_id, what="id")).first()
+    if job is None:
+        raise not_found("job_not_found", "job not found")
+    return job
+
+
+class JobRetryView(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(operation_id="AdminRetryArcherJob", request=None, responses=JobSerializer)
+    def post(self, request: Request, id: str) -> Response:  # noqa: A002 - the contract's name
+        try:
+            job = services.job_retry(job=_job(id))
+        except services.JobStateError as exc:
+            raise bad_request("not_retryable", str(exc)) from None
+        return Response(JobSerializer(job).data)
+
+
+class JobCancelView(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(operation_id="AdminCancelArcherJob", request=None, responses=JobSerializer)
+    def post(self, request: Request, id: str) -> Response:  # noqa: A002 - the contract's name
+        try:
+            job = services.job_request_cancel(job=_job(id))
+        except services.JobStateError as exc:
+            raise bad_request("not_cancellable", str(exc)) from None
+        return Response(JobSerializer(job).data)
+
+
+class QueueListView(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(operation_id="AdminListArcherQueues", responses=QueueInfoSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        now = timezone.now()
+        counts = {
+            row["queue"]: row
+            for row in JobRun.objects.values("queue").annotate(
+                pending=Count(
+                    "id", filter=Q(status__in=["queued", "retrying"]) & ~Q(sent_at__gt=now)
+                ),
+                scheduled=Count("id", filter=Q(status="queued", sent_at__gt=now)),
+                running=Count("id", filter=Q(status="running")),
+                failed=Count("id", filter=Q(status="failed")),
+            )
+        }
+        names = sorted(
+            set(counts) | {registry.QUEUE_SSH, registry.QUEUE_MAINTENANCE, registry.QUEUE_DEFAULT}
+        )
+        body = [
+            {
+                "name": name,
+                "pending": counts.get(name, {}).get("pending", 0),
+                "running": counts.get(name, {}).get("running", 0),
+                "failed": counts.get(name, {}).get("failed", 0),
+                "scheduled": counts.get(name, {}).get("scheduled", 0),
+            }
+            for name in names
+        ]
+        return Response(body)

@@ -1,0 +1,152 @@
+"""Real processes for tests about jobs: the web role (gunicorn + uvicorn workers, as deployed)
+and Celery workers, pointed at the test database and the test Redis.
+
+Tests using these need `transactional_db` (the processes see only committed rows)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    """Production settings module, pointed at the test database and Redis."""
+    db = connection.settings_dict
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(
+        DJANGO_SETTINGS_MODULE="autoglue.settings",
+        AUTOGLUE_ENV="production",
+        DJANGO_SECRET_KEY=settings.SECRET_KEY,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        AUTOGLUE_MASTER_KEYS=os.environ["AUTOGLUE_MASTER_KEYS"],
+        AUTOGLUE_ALLOW_LOOPBACK_TARGETS="true",
+        LOG_FORMAT="console",
+        LOG_LEVEL="WARNING",
+        JOB_HEARTBEAT_SECONDS="0.5",
+    )
+    env.update(extra)
+    return env
+
+
+class Process:
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.handle = log.open("wb")
+        self.proc = subprocess.Popen(  # noqa: S603 - our own binaries
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.handle.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def start_web(tmp: Path, env: dict[str, str], workers: int = 2) -> tuple[Process, str]:
+    port = free_port()
+    web = Process(
+        [
+            str(BIN / "gunicorn"),
+            "autoglue.asgi",
+            "--worker-class",
+            "uvicorn_worker.UvicornWorker",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        env,
+        tmp / f"web-{port}.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/api/v1/healthz", timeout=2).status_code == 200:
+                return web, url
+        except requests.RequestException:
+            time.sleep(0.3)
+        if web.proc.poll() is not None:
+            break
+    web.stop()
+    raise AssertionError(f"web did not start:\n{web.output()}")
+
+
+def start_worker(
+    tmp: Path,
+    env: dict[str, str],
+    *,
+    name: str,
+    queues: str = "ssh",
+    pool: str = "threads",
+    concurrency: int = 4,
+) -> Process:
+    return Process(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "autoglue",
+            "worker",
+            "--queues",
+            queues,
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        env,
+        tmp / f"worker-{name}.log",
+    )
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
