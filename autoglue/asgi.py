@@ -1,9 +1,10 @@
 """ASGI entry point: the supported web deployment is
 `gunicorn autoglue.asgi --worker-class uvicorn_worker.UvicornWorker`.
 
-Ordinary (synchronous) views run one at a time per worker process, as under gunicorn's sync
-workers; live log streams (apps.jobs.stream) are async and wait without holding a thread, so
-any number of viewers can stay attached.
+Ordinary (synchronous) views run on a thread of their own per request; live log streams
+(apps.jobs.stream) are async and wait without holding a thread, so any number of viewers can
+stay attached. Database connections are closed after each request (CONN_MAX_AGE 0, Django's
+advice for ASGI).
 """
 
 import os

@@ -129,7 +129,10 @@ else:
     EMBEDDED_DATABASE = False
 
 DATABASES = {"default": env.db("DATABASE_URL")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# 0: under ASGI every request runs its view on a thread of its own, so a connection kept past
+# the request would be stranded with that thread (Django's advice for ASGI). The live log
+# streams keep their own few connections on the shared thread pool (apps.jobs.stream).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -17,6 +17,7 @@ A run is never retried behind the operator's back: after a lost worker the reape
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shlex
@@ -63,7 +64,16 @@ def cluster_run_enqueue(*, run: ClusterRun) -> JobRun:
     return job
 
 
-def _set_cluster(cluster_id: uuid.UUID, status: str, last_error: str = "") -> None:
+def _set_cluster(
+    cluster_id: uuid.UUID, status: str, last_error: str = "", *, run_id: uuid.UUID | None = None
+) -> None:
+    """Move the cluster, but only while `run_id` (when given) is still running: a run the reaper
+    already ended must not overwrite the state it left."""
+    if (
+        run_id is not None
+        and not ClusterRun.objects.filter(pk=run_id, status=ClusterRun.Status.RUNNING).exists()
+    ):
+        return
     Cluster.objects.filter(pk=cluster_id).update(
         status=status, last_error=last_error[:4000], updated_at=timezone.now()
     )
@@ -265,7 +275,7 @@ def _run_on_bastion(
         code = _stream(ctx, client, write_file_command(path), stdin=content.encode())
         if code != 0:
             raise JobFailed(f"writing ~/{path} on the bastion failed (status {code})")
-    _set_cluster(cluster.pk, Cluster.Status.PENDING)
+    _set_cluster(cluster.pk, Cluster.Status.PENDING, run_id=run.pk)
     for target, status_after in (
         ("ping-servers", Cluster.Status.PROVISIONING),
         (run.action, Cluster.Status.READY),
@@ -276,7 +286,7 @@ def _run_on_bastion(
         if code != 0:
             raise JobFailed(f"make {target} exited with status {code}")
         log.system(f"make {target} completed")
-        _set_cluster(cluster.pk, status_after)
+        _set_cluster(cluster.pk, status_after, run_id=run.pk)
 
 
 def cluster_action(ctx: JobContext) -> dict[str, Any]:
@@ -295,7 +305,7 @@ def cluster_action(ctx: JobContext) -> dict[str, Any]:
     if cluster is None:
         raise JobFailed("the cluster no longer exists")
     log.system(f"run {run.pk}: make {run.action} on cluster {cluster.name} ({cluster.pk})")
-    _set_cluster(cluster.pk, Cluster.Status.BOOTSTRAPPING)
+    _set_cluster(cluster.pk, Cluster.Status.BOOTSTRAPPING, run_id=run.pk)
     bastion, servers = _validate(cluster)
     ctx.check()
     files = _bastion_files(ctx, cluster, bastion, servers)
@@ -316,10 +326,17 @@ def cluster_action(ctx: JobContext) -> dict[str, Any]:
             client.close()
 
     unregister = ctx.on_cancel(stop_remote)
+    finished = False
     try:
         _run_on_bastion(ctx, client, cluster, run, files)
+        finished = True
     finally:
         unregister()
+        if not finished:
+            # Out of time, canceled or broken: the container survives a closed session
+            # (--sig-proxy=false), so stop it here rather than leave it running.
+            with contextlib.suppress(Exception):
+                client.run(stop_command(cluster=cluster, run=run), timeout=15)
         client.close()
     ClusterRun.objects.filter(pk=run.pk, status=ClusterRun.Status.RUNNING).update(
         status=ClusterRun.Status.SUCCEEDED,

@@ -186,9 +186,10 @@ def bootstrap_bastion(ctx: JobContext) -> dict[str, Any]:
     finally:
         unregister()
         client.close()
-    Server.objects.filter(pk=server.pk, status=Server.Status.PROVISIONING).update(
-        status=Server.Status.READY, last_error=""
-    )
+    # A retried job (POST /admin/archer/jobs/{id}/retry) finds its server `failed`.
+    Server.objects.filter(
+        pk=server.pk, status__in=[Server.Status.PROVISIONING, Server.Status.FAILED]
+    ).update(status=Server.Status.READY, last_error="")
     ctx.log.system("bastion ready")
     return {"server_id": str(server.pk), "status": "ready"}
 

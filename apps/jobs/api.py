@@ -7,6 +7,7 @@ The routes themselves live with their subjects (`/servers/{id}/logs` in infrastr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -37,7 +38,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.strip().isdigit() or len(raw.strip()) > 18:
+    if not re.fullmatch(r"[0-9]{1,18}", raw.strip()):
         raise bad_request("invalid_" + name, f"{name}: must be an integer from {low} to {high}")
     value = int(raw)
     if not low <= value <= high:

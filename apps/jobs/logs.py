@@ -54,6 +54,10 @@ class Redactor:
         # Longest first, so a whole key is replaced before its lines are looked for.
         self._ordered = sorted(self._values, key=len, reverse=True)
 
+    @property
+    def longest(self) -> int:
+        return len(self._ordered[0]) if self._ordered else 0
+
     def __call__(self, text: str) -> str:
         for value in self._ordered:
             if value in text:
@@ -97,10 +101,15 @@ class LogWriter:
                 self._pending.append((stream, complete + "\n"))
                 self._pending_bytes += len(complete) + 1
             if rest:
-                if len(rest) >= self._flush_bytes:
-                    self._pending.append((stream, rest))
-                    self._pending_bytes += len(rest)
-                else:
+                # A very long line is flushed in pieces; the piece kept back is as long as the
+                # longest secret, so no secret can straddle two stored chunks.
+                keep = max(self.redact.longest - 1, 0)
+                if len(rest) >= self._flush_bytes + keep:
+                    cut = len(rest) - keep
+                    self._pending.append((stream, rest[:cut]))
+                    self._pending_bytes += cut
+                    rest = rest[cut:]
+                if rest:
                     self._partial[stream] = rest
             due = (
                 self._pending_bytes >= self._flush_bytes

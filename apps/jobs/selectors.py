@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from apps.jobs.models import JobLog
+from apps.jobs.models import JobLog, JobRun
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,15 @@ def job_logs_page(*, scope: LogScope, after: int, limit: int) -> dict[str, Any]:
     """`{items, next_cursor, done}`: `done` when the job has ended and this page holds the last
     lines. The end is read *before* the lines, so a job that ends (and flushes) between the two
     reads makes this page "not done" rather than losing its last lines."""
-    finished = scope.is_done()
+    # The subject's own status moves to final a moment before its job's last lines are
+    # flushed; the job row ends only after them, so both must have ended.
+    finished = scope.is_done() and not (
+        JobRun.objects.filter(
+            subject_type=scope.subject_type,
+            subject_id=scope.subject_id,
+            status__in=JobRun.ACTIVE_STATUSES,
+        ).exists()
+    )
     rows = list(
         JobLog.objects.filter(
             subject_type=scope.subject_type,

@@ -131,10 +131,11 @@ def job_claim(*, job_id: uuid.UUID | str, task_id: str = "", worker: str = "") -
 def job_heartbeat(*, job: JobRun) -> bool:
     """Mark the run alive. Returns True when someone asked for it to be canceled."""
     now = timezone.now()
-    JobRun.objects.filter(pk=job.pk, status=JobRun.Status.RUNNING).update(
-        heartbeat_at=now, updated_at=now
-    )
-    return JobRun.objects.filter(pk=job.pk, cancel_requested=True).exists()
+    alive = JobRun.objects.filter(
+        pk=job.pk, status=JobRun.Status.RUNNING, attempts=job.attempts
+    ).update(heartbeat_at=now, updated_at=now)
+    # Not ours any more (reaped, or a later attempt took over): stop as if canceled.
+    return not alive or JobRun.objects.filter(pk=job.pk, cancel_requested=True).exists()
 
 
 def job_finish(
@@ -147,7 +148,11 @@ def job_finish(
     """End a running run in a final status. False when it was no longer running (the reaper
     ended it first); the caller's outcome is then dropped."""
     now = timezone.now()
-    ended = JobRun.objects.filter(pk=job.pk, status=JobRun.Status.RUNNING).update(
+    # `attempts` fences off a worker the reaper gave up on: its late outcome does not end the
+    # attempt that replaced it.
+    ended = JobRun.objects.filter(
+        pk=job.pk, status=JobRun.Status.RUNNING, attempts=job.attempts
+    ).update(
         status=status,
         error=error[:10_000],
         result=result or {},

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, StreamingHttpResponse
 
 from apps.jobs import bus
@@ -37,8 +38,14 @@ _BATCH = 500
 
 
 def _page(scope: LogScope, after: int) -> dict[str, Any]:
-    close_old_connections()
-    return job_logs_page(scope=scope, after=after, limit=_BATCH)
+    """One read, on a thread of the shared pool. The thread keeps its connection between reads
+    (a handful of threads serve every viewer of the process); a connection that died is closed
+    and the read tried once more."""
+    try:
+        return job_logs_page(scope=scope, after=after, limit=_BATCH)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        return job_logs_page(scope=scope, after=after, limit=_BATCH)
 
 
 def _events(page: dict[str, Any]) -> str:
@@ -134,7 +141,7 @@ def _sync_stream(scope: LogScope, after: int) -> Iterator[str]:
 def resume_cursor(request: HttpRequest, after: int) -> int:
     """`Last-Event-ID` (sent by a reconnecting EventSource) wins over `?after=`."""
     raw = request.headers.get("Last-Event-ID", "").strip()
-    if raw.isdigit() and len(raw) < 19:
+    if re.fullmatch(r"[0-9]{1,18}", raw):
         return int(raw)
     return after
 

@@ -4,6 +4,7 @@ from the job records. The path keeps the original's name so its clients work unc
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import timedelta
 
 from django.db.models import Count, Q
@@ -95,7 +96,7 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or not low <= int(raw) <= high:
         raise bad_request("invalid_" + name, f"{name}: must be an integer from {low} to {high}")
     return int(raw)
 

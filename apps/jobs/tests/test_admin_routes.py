@@ -110,3 +110,13 @@ def test_a_queued_job_whose_subject_is_busy_cannot_be_retried_twice(root, org):
     with pytest.raises(services.JobStateError):
         services.job_retry(job=first)
     assert root.post(f"/api/v1/admin/archer/jobs/{first.pk}/retry").status_code == 400
+
+
+def test_odd_numbers_in_query_parameters_are_400_not_500(root, api, org):
+    from apps.infrastructure.tests.factories import ServerFactory as Servers
+
+    server = Servers(organization=org)
+    assert root.get("/api/v1/admin/archer/jobs?page=%C2%B2").status_code == 400
+    assert root.get("/api/v1/admin/archer/jobs?page=" + "9" * 5000).status_code == 400
+    assert api.get(f"/api/v1/servers/{server.pk}/logs?after=%C2%B2").status_code == 400
+    assert api.get(f"/api/v1/servers/{server.pk}/logs?limit=0").status_code == 400

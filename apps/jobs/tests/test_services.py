@@ -79,7 +79,7 @@ def test_only_the_first_delivery_claims_a_run(org):
 def test_finish_applies_only_to_a_running_run(org):
     job = _bootstrap_job(org)
     assert services.job_finish(job=job, status="succeeded") is False
-    services.job_claim(job_id=job.pk)
+    job = services.job_claim(job_id=job.pk)
 
     assert services.job_finish(job=job, status="failed", error="boom", result={"n": 1}) is True
     assert services.job_finish(job=job, status="succeeded") is False
@@ -180,13 +180,39 @@ def test_the_reaper_resends_a_queued_run_whose_message_never_arrived(org):
 
 def test_a_failed_run_can_be_retried_once_and_a_succeeded_one_cannot(org):
     job = _bootstrap_job(org)
-    services.job_claim(job_id=job.pk)
+    job = services.job_claim(job_id=job.pk)
     services.job_finish(job=job, status="failed", error="x")
 
     retried = services.job_retry(job=job)
 
     assert (retried.status, retried.error) == ("queued", "")
-    services.job_claim(job_id=job.pk)
+    job = services.job_claim(job_id=job.pk)
     services.job_finish(job=job, status="succeeded")
     with pytest.raises(services.JobStateError):
         services.job_retry(job=job)
+
+
+def test_a_secret_in_a_line_longer_than_the_flush_size_is_still_redacted(org, settings):
+    settings.JOB_LOG_FLUSH_BYTES = 32
+    settings.JOB_LOG_FLUSH_SECONDS = 3600
+    job = _bootstrap_job(org)
+    writer = LogWriter(job)
+    writer.add_secret("CANARY-ORG-SECRET-0123456789")
+
+    writer.write("stdout", "x" * 30 + "CANARY-ORG-SE")
+    writer.write("stdout", "CRET-0123456789" + "y" * 40)
+    writer.flush(final=True)
+
+    text = "".join(JobLog.objects.order_by("id").values_list("chunk", flat=True))
+    assert "CANARY" not in text and "[REDACTED]" in text
+
+
+def test_a_worker_the_reaper_gave_up_on_cannot_end_the_attempt_that_replaced_it(org):
+    job = _bootstrap_job(org)
+    first = services.job_claim(job_id=job.pk)
+    services.job_reap(now=timezone.now() + timedelta(hours=1))  # requeued: attempt 1 lost
+    second = services.job_claim(job_id=job.pk)
+
+    assert services.job_heartbeat(job=first) is True  # told to stop
+    assert services.job_finish(job=first, status="failed", error="late") is False
+    assert services.job_finish(job=second, status="succeeded") is True
