@@ -16,24 +16,15 @@ from apps.accounts.services import api_key_create_for_user
 from apps.clusters.models import ClusterRun
 from apps.jobs import services as jobs
 from apps.jobs.models import JobLog, JobRun
-from apps.jobs.tests.support import cluster_ready_for_actions
+from apps.jobs.tests.support import FAKE_DOCKER_ARGS, cluster_ready_for_actions
 from tests import live
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # A tooling image that talks for a while (one line every 50 ms), then touches the node.
-CHATTY_DOCKER = r"""#!/usr/bin/env bash
-set -euo pipefail
-case "${1:-}" in ps|rm) exit 0 ;; esac
-cluster="" target=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --label) case "$2" in autoglue.cluster=*) cluster="${2#autoglue.cluster=}" ;; esac; shift 2 ;;
-    make) target="$2"; shift 2 ;;
-    *) shift ;;
-  esac
-done
-[ "$target" = ping-servers ] && { echo pong; exit 0; }
+CHATTY_DOCKER = (
+    FAKE_DOCKER_ARGS
+    + r"""[ "$target" = ping-servers ] && { echo pong; exit 0; }
 for i in $(seq 1 LINES); do echo "line $i of $target"; sleep SLEEP; done
 cfg="$(mktemp)"
 sed "s#~/#$HOME/#g" "$HOME/.ssh/autoglue/cluster-$cluster.config" > "$cfg"
@@ -41,6 +32,7 @@ for host in $(awk '/^Host /{print $2}' "$cfg"); do
   ssh -F "$cfg" -o BatchMode=yes "$host" "echo $cluster >> \"\$HOME/marker\""
 done
 """
+)
 
 
 def _docker(tmp_path, lines: int, sleep: str):

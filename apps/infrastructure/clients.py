@@ -122,8 +122,9 @@ class _OutputPump:
         return not pending and (channel.exit_status_ready() or channel.closed)
 
     def drain(self) -> None:
-        while self.read(wait=0):
-            pass
+        more = True
+        while more:
+            more = self.read(wait=0)
         for stream, decoder in self.decoders.items():
             tail = decoder.decode(b"", final=True)
             if tail:

@@ -34,7 +34,7 @@ class EventStreamNegotiation(BaseContentNegotiation):
         return (renderers[0], renderers[0].media_type)
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -47,13 +47,13 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 
 
 def log_cursor(request: Request) -> int:
-    return _int_param(request, "after", 0, 0, 2**62)
+    return int_param(request, "after", 0, 0, 2**62)
 
 
 def logs_page_response(request: Request, scope: LogScope) -> Response:
     """200 `{items, next_cursor, done}` (`after` default 0, `limit` default 200, 1..1000)."""
     after = log_cursor(request)
-    limit = _int_param(request, "limit", LIMIT_DEFAULT, 1, LIMIT_MAX)
+    limit = int_param(request, "limit", LIMIT_DEFAULT, 1, LIMIT_MAX)
     return Response(job_logs_page(scope=scope, after=after, limit=limit))
 
 

@@ -20,7 +20,6 @@ import time
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import close_old_connections
 
 from apps.jobs import bus
 from apps.jobs.models import JobLog
@@ -166,11 +165,3 @@ class LogWriter:
     def flush_if_due(self) -> None:
         if time.monotonic() - self._last_flush >= self._flush_seconds:
             self.flush()
-
-
-def flush_from_thread(writer: LogWriter) -> None:
-    """Flush from a helper thread, on its own database connection."""
-    try:
-        writer.flush_if_due()
-    finally:
-        close_old_connections()

@@ -96,13 +96,6 @@ class JobRun(models.Model):
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATUSES
 
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at or self.heartbeat_at or self.started_at
-        return round((end - self.started_at).total_seconds(), 3)
-
 
 class JobLog(models.Model):
     """A chunk of a job's output (one or more lines), secrets already redacted. Read by subject

@@ -4,7 +4,6 @@ from the job records. The path keeps the original's name so its clients work unc
 from __future__ import annotations
 
 import contextlib
-import re
 from datetime import timedelta
 
 from django.db.models import Count, Q
@@ -19,6 +18,7 @@ from apps.core.api.errors import bad_request, not_found
 from apps.core.permissions import IsPlatformAdmin
 from apps.core.tenancy import parse_uuid
 from apps.jobs import admin_jobs, registry, services
+from apps.jobs.api import int_param
 from apps.jobs.models import JobRun
 from apps.jobs.serializers import (
     EnqueueSerializer,
@@ -63,8 +63,8 @@ class JobListView(APIView):
             with contextlib.suppress(Exception):  # free text that is not an id
                 match |= Q(pk=parse_uuid(text)) | Q(subject_id=parse_uuid(text))
             jobs = jobs.filter(match)
-        page = _int(request, "page", 1, 1, 1_000_000)
-        size = _int(request, "page_size", 25, 1, 100)
+        page = int_param(request, "page", 1, 1, 1_000_000)
+        size = int_param(request, "page_size", 25, 1, 100)
         total = jobs.count()
         rows = jobs.order_by("-queued_at")[(page - 1) * size : page * size]
         body = {
@@ -92,15 +92,6 @@ class JobListView(APIView):
         return Response(JobSerializer(job).data, status=http.HTTP_200_OK)
 
 
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name, "").strip()
-    if not raw:
-        return default
-    if not re.fullmatch(r"[0-9]{1,9}", raw) or not low <= int(raw) <= high:
-        raise bad_request("invalid_" + name, f"{name}: must be an integer from {low} to {high}")
-    return int(raw)
-
-
 def _job(job_id: str) -> JobRun:
     job = JobRun.objects.filter(pk=parse_uuid(job_id, what="id")).first()
     if job is None:
@@ -108,28 +99,37 @@ def _job(job_id: str) -> JobRun:
     return job
 
 
-class JobRetryView(APIView):
-    permission_classes = [IsPlatformAdmin]
+class _JobTransitionView(APIView):
+    """POST /admin/archer/jobs/{id}/<transition>: a 400 names why the job's status refuses it."""
 
-    @extend_schema(operation_id="AdminRetryArcherJob", request=None, responses=JobSerializer)
+    permission_classes = [IsPlatformAdmin]
+    refused_code = ""
+
+    def transition(self, job: JobRun) -> JobRun:
+        raise NotImplementedError
+
     def post(self, request: Request, id: str) -> Response:  # noqa: A002 - the contract's name
         try:
-            job = services.job_retry(job=_job(id))
+            job = self.transition(_job(id))
         except services.JobStateError as exc:
-            raise bad_request("not_retryable", str(exc)) from None
+            raise bad_request(self.refused_code, str(exc)) from None
         return Response(JobSerializer(job).data)
 
 
-class JobCancelView(APIView):
-    permission_classes = [IsPlatformAdmin]
+@extend_schema(operation_id="AdminRetryArcherJob", request=None, responses=JobSerializer)
+class JobRetryView(_JobTransitionView):
+    refused_code = "not_retryable"
 
-    @extend_schema(operation_id="AdminCancelArcherJob", request=None, responses=JobSerializer)
-    def post(self, request: Request, id: str) -> Response:  # noqa: A002 - the contract's name
-        try:
-            job = services.job_request_cancel(job=_job(id))
-        except services.JobStateError as exc:
-            raise bad_request("not_cancellable", str(exc)) from None
-        return Response(JobSerializer(job).data)
+    def transition(self, job: JobRun) -> JobRun:
+        return services.job_retry(job=job)
+
+
+@extend_schema(operation_id="AdminCancelArcherJob", request=None, responses=JobSerializer)
+class JobCancelView(_JobTransitionView):
+    refused_code = "not_cancellable"
+
+    def transition(self, job: JobRun) -> JobRun:
+        return services.job_request_cancel(job=job)
 
 
 class QueueListView(APIView):

@@ -21,7 +21,9 @@ from apps.infrastructure.tests.factories import ServerFactory, SSHKeyFactory
 from apps.jobs import runner
 from apps.jobs.models import JobRun
 
-FAKE_DOCKER = r"""#!/usr/bin/env bash
+# What every stand-in shares: `ps`/`rm` (cancel's clean-up) do nothing; `run` yields the
+# cluster id (from its label) and the make target.
+FAKE_DOCKER_ARGS = r"""#!/usr/bin/env bash
 set -euo pipefail
 case "${1:-}" in ps|rm) exit 0 ;; esac
 cluster="" target=""
@@ -32,7 +34,11 @@ while [ $# -gt 0 ]; do
     *) shift ;;
   esac
 done
-test -s payload.json
+"""
+
+FAKE_DOCKER = (
+    FAKE_DOCKER_ARGS
+    + r"""test -s payload.json
 cfg="$HOME/.ssh/autoglue/cluster-$cluster.config"
 local_cfg="$(mktemp)"
 sed "s#~/#$HOME/#g" "$cfg" > "$local_cfg"
@@ -48,6 +54,7 @@ for host in $(awk '/^Host /{print $2}' "$local_cfg"); do
 done
 rm -f "$local_cfg"
 """
+)
 
 
 def run_queued(kind: str | None = None) -> list[str]:
