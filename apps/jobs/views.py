@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.db.models import Count, Q
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status as http
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -116,7 +116,9 @@ class _JobTransitionView(APIView):
         return Response(JobSerializer(job).data)
 
 
-@extend_schema(operation_id="AdminRetryArcherJob", request=None, responses=JobSerializer)
+@extend_schema_view(
+    post=extend_schema(operation_id="AdminRetryArcherJob", request=None, responses=JobSerializer)
+)
 class JobRetryView(_JobTransitionView):
     refused_code = "not_retryable"
 
@@ -124,7 +126,9 @@ class JobRetryView(_JobTransitionView):
         return services.job_retry(job=job)
 
 
-@extend_schema(operation_id="AdminCancelArcherJob", request=None, responses=JobSerializer)
+@extend_schema_view(
+    post=extend_schema(operation_id="AdminCancelArcherJob", request=None, responses=JobSerializer)
+)
 class JobCancelView(_JobTransitionView):
     refused_code = "not_cancellable"
 
