@@ -133,3 +133,23 @@ def sshd_factory(tmp_path):
     yield start
     for daemon in daemons:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def _moto_process(tmp_path_factory):
+    from tests.aws import MotoServer
+
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto_server(_moto_process, monkeypatch):
+    """moto's AWS endpoint over HTTP, empty for each test. The AWS endpoint override and dummy
+    ambient credentials point every boto3 client at it (code under test must still take its
+    credentials from where production does; these only keep boto3 from looking elsewhere)."""
+    _moto_process.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", _moto_process.url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return _moto_process
