@@ -29,6 +29,7 @@ from apps.accounts.serializers import (
     UserAPIKeySerializer,
     UserSerializer,
 )
+from apps.core.api.pagination import list_response
 from apps.core.tenancy import parse_uuid
 
 
@@ -151,7 +152,7 @@ class MyAPIKeysView(UserView):
         keys = APIKey.objects.filter(
             user=request.user, scope=APIKey.Scope.USER, revoked_at__isnull=True
         ).order_by("-created_at")
-        return Response(UserAPIKeySerializer(keys, many=True).data)
+        return list_response(request, keys, UserAPIKeySerializer, self)
 
     @extend_schema(
         tags=["MeAPIKeys"],

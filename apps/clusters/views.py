@@ -60,6 +60,7 @@ from apps.clusters.serializers import (
     attach_ids_serializer,
 )
 from apps.core.api.errors import forbidden, not_found
+from apps.core.api.pagination import list_response
 from apps.core.api.responses import no_store
 from apps.core.api.viewsets import OrgScopedModelViewSet, OrgScopedViewSet
 from apps.core.permissions import IsPlatformAdmin, Perm, role_allows
@@ -124,7 +125,7 @@ class NodePoolViewSet(OrgScopedModelViewSet):
     def _attached(self, request: Request, kind: str) -> Response:
         if request.method == "GET":
             items = getattr(self.get_object(), kind).all()
-            return Response(ATTACHED_SERIALIZERS[kind](items, many=True).data)
+            return list_response(request, items, ATTACHED_SERIALIZERS[kind], self)
         node_pool = self._node_pool()
         field = services.ATTACHABLES[kind].ids_field
         serializer = attach_ids_serializer(field)(data=request.data)
@@ -448,7 +449,7 @@ class ClusterViewSet(
     def runs(self, request: Request, **kwargs: str) -> Response:
         cluster = self.get_parent(Cluster, "clusterID", "cluster_not_found")
         runs = ClusterRun.objects.for_org(self.organization).filter(cluster=cluster)
-        return Response(ClusterRunSerializer(runs, many=True).data)
+        return list_response(request, runs, ClusterRunSerializer, self)
 
     @extend_schema(responses=ClusterRunSerializer, operation_id="cluster_runs_get")
     @action(detail=True, methods=["get"], url_path=r"runs/(?P<runID>[^/]+)")

@@ -15,6 +15,7 @@ from apps.accounts.models import APIKey
 from apps.accounts.permissions import IsUserPrincipal
 from apps.accounts.serializers import CreateKeySerializer, OrganizationSerializer
 from apps.core.api.errors import not_found
+from apps.core.api.pagination import list_response
 from apps.core.permissions import Perm
 from apps.core.tenancy import parse_uuid
 from apps.orgs import services
@@ -41,7 +42,7 @@ class OrgsView(APIView):
     )
     def get(self, request):
         orgs = Organization.objects.filter(memberships__user=request.user).order_by("-created_at")
-        return Response(OrganizationSerializer(orgs, many=True).data)
+        return list_response(request, orgs, OrganizationSerializer, self)
 
     @extend_schema(
         tags=["Orgs"],
@@ -117,7 +118,7 @@ class MembersView(OrgPathView):
     )
     def get(self, request, org_id):
         rows = Membership.objects.select_related("user").filter(organization=self.org)
-        return Response(MemberSerializer(rows, many=True).data)
+        return list_response(request, rows, MemberSerializer, self)
 
     @extend_schema(
         tags=["Orgs"],
@@ -172,7 +173,7 @@ class OrgAPIKeysView(OrgPathView):
             is_ephemeral=False,
             revoked_at__isnull=True,
         ).order_by("-created_at")
-        return Response(OrgAPIKeySerializer(keys, many=True).data)
+        return list_response(request, keys, OrgAPIKeySerializer, self)
 
     @extend_schema(
         tags=["Orgs"],

@@ -67,6 +67,17 @@ class LinkHeaderCursorPagination(CursorPagination):
         return schema
 
 
+def list_response(request: Any, queryset: Any, serializer_class: Any, view: Any = None) -> Response:
+    """A list route outside the viewsets (sub-lists, runs, orgs, members, keys): every row, as
+    the contract answers, or one page with a `Link` to the next when `limit` or `cursor` is
+    given: the same paging as every `OrgScopedViewSet` list."""
+    paginator = LinkHeaderCursorPagination()
+    page = paginator.paginate_queryset(queryset, request, view)
+    if page is None:
+        return Response(serializer_class(queryset, many=True).data)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
 def _ordering_of(queryset: Any) -> tuple[str, ...]:
     """The list's own order (its queryset's, else the model's), with the primary key as the
     tie-breaker so rows sharing a timestamp keep one order from page to page."""

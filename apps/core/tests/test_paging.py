@@ -7,7 +7,13 @@ import re
 
 import pytest
 
-from apps.clusters.tests.factories import ClusterFactory, NodePoolFactory
+from apps.clusters.services import node_pool_attach
+from apps.clusters.tests.factories import (
+    ClusterFactory,
+    ClusterRunFactory,
+    LabelFactory,
+    NodePoolFactory,
+)
 from apps.infrastructure.tests.factories import (
     CredentialFactory,
     LoadBalancerFactory,
@@ -28,14 +34,14 @@ LISTS = {
 _NEXT = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
 
 
-def _walk(client, url: str) -> tuple[list[str], int]:
+def _walk(client, url: str, key: str = "id") -> tuple[list[str], int]:
     ids: list[str] = []
     pages = 0
     while url:
         response = client.get(url)
         assert response.status_code == 200
         assert isinstance(response.json(), list)
-        ids += [item["id"] for item in response.json()]
+        ids += [item[key] for item in response.json()]
         pages += 1
         link = response.get("Link")
         url = _NEXT.match(link).group("url") if link else ""
@@ -75,3 +81,77 @@ def test_a_bad_limit_is_a_400(api, limit):
 def test_a_forged_cursor_is_a_400(api):
     response = api.get("/api/v1/servers?cursor=not-a-cursor")
     assert response.status_code == 400 and response.json()["code"] == "invalid_cursor"
+
+
+def _make_org_keys(org, user, count):
+    from apps.accounts.services import api_key_create_for_org
+
+    for n in range(count):
+        api_key_create_for_org(organization=org, name=f"k{n}")
+
+
+def _make_user_keys(org, user, count):
+    from apps.accounts.services import api_key_create_for_user
+
+    for n in range(count):
+        api_key_create_for_user(user=user, name=f"k{n}")
+
+
+def _make_orgs(org, user, count):
+    from apps.orgs.tests.factories import MembershipFactory
+
+    MembershipFactory.create_batch(count - 1, user=user, role="owner")
+
+
+def _make_members(org, user, count):
+    from apps.orgs.tests.factories import MembershipFactory
+
+    MembershipFactory.create_batch(count - 1, organization=org, role="viewer")
+
+
+def _make_runs(org, user, count):
+    cluster = ClusterFactory(organization=org)
+    ClusterRunFactory.create_batch(count, cluster=cluster, status="succeeded")
+    ClusterRunFactory(status="succeeded")  # another org's run
+    return f"/api/v1/clusters/{cluster.pk}/runs"
+
+
+def _make_pool_servers(org, user, count):
+    pool = NodePoolFactory(organization=org)
+    servers = ServerFactory.create_batch(count, organization=org, role="worker")
+    node_pool_attach(node_pool=pool, kind="servers", ids=[server.pk for server in servers])
+    return f"/api/v1/node-pools/{pool.pk}/servers"
+
+
+def _make_pool_labels(org, user, count):
+    pool = NodePoolFactory(organization=org)
+    labels = LabelFactory.create_batch(count, organization=org)
+    node_pool_attach(node_pool=pool, kind="labels", ids=[label.pk for label in labels])
+    return f"/api/v1/node-pools/{pool.pk}/labels"
+
+
+# Every other list route: (path, or None when the maker returns it; maker).
+OTHER_LISTS = {
+    "org api keys": ("/api/v1/orgs/{org}/api-keys", _make_org_keys),
+    "my api keys": ("/api/v1/me/api-keys", _make_user_keys),
+    "my orgs": ("/api/v1/orgs", _make_orgs),
+    "members": ("/api/v1/orgs/{org}/members", _make_members),
+    "cluster runs": (None, _make_runs),
+    "node pool servers": (None, _make_pool_servers),
+    "node pool labels": (None, _make_pool_labels),
+}
+
+
+@pytest.mark.parametrize("name", OTHER_LISTS)
+def test_every_other_list_route_pages_the_same_way(client_for, org, owner, name):
+    path, make = OTHER_LISTS[name]
+    made = make(org, owner, 5)
+    path = (path or made).format(org=org.pk)
+    client = client_for(owner, org)
+    whole = client.get(path)
+    assert whole.status_code == 200 and "Link" not in whole
+    key = "user_id" if name == "members" else "id"
+    expected = [item[key] for item in whole.json()]
+    assert len(expected) == 5
+    ids, pages = _walk(client, f"{path}?limit=2", key)
+    assert ids == expected and pages == 3
