@@ -24,6 +24,7 @@ run: $(STAMP)
 ## test: lint, checks and the whole test suite against real PostgreSQL and Redis
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) manage.py check --settings=autoglue.test_settings
 	$(PY) manage.py makemigrations --check --dry-run --settings=autoglue.test_settings
 	AUTOGLUE_ENV=production DJANGO_SECRET_KEY=check-deploy-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
@@ -35,8 +36,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/auth_overhead.py
 	$(PY) benchmarks/middleware_overhead.py
 	$(PY) benchmarks/jobs_parallelism.py
+	$(PY) benchmarks/list_speed.py
+	$(PY) benchmarks/backup_memory.py
+	$(PY) benchmarks/dns_sync.py

@@ -26,6 +26,19 @@ def _clean_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _forget_process_keys():
+    """JWT signing keys and unwrapped data keys are cached per process. A transactional test
+    flushes their rows, so a later test must not sign or encrypt with keys the database (and a
+    live server reading it) no longer has."""
+    from apps.accounts.jwt import reset_keyring
+    from apps.core.crypto.keys import clear_key_cache
+
+    reset_keyring()
+    clear_key_cache()
+    yield
+
+
 @pytest.fixture
 def anon() -> APIClient:
     """An API client with no credentials."""

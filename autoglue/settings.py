@@ -37,7 +37,9 @@ DATA_DIR = Path(env.str("AUTOGLUE_DATA_DIR", default=str(BASE_DIR / ".data")))
 BASE_URL = env.str("AUTOGLUE_BASE_URL", default="http://127.0.0.1:8080").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the Autoglue console as its default site (apps/console), so every
+    # `@admin.register` lands on the console.
+    "apps.console.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -61,6 +63,8 @@ INSTALLED_APPS = [
     "apps.clusters",
     "apps.dns",
     "apps.jobs",
+    "apps.audit",
+    "apps.maintenance",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
@@ -75,9 +79,13 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "apps.core.middleware.ClientIPMiddleware",
+    # Binds client IP, user agent and request id (and, lazily, the principal) to audit entries.
+    "apps.audit.middleware.AuditContextMiddleware",
     "apps.core.middleware.RateLimitMiddleware",
     "apps.core.middleware.BodyLimitMiddleware",
     "apps.core.middleware.JSONContentTypeMiddleware",
+    # After the body checks: it reads the body to recognise a repeated request.
+    "apps.audit.middleware.IdempotencyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -260,20 +268,98 @@ if REDIS_URL:
         ),
     }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Every periodic job is declared here, in one place; django-celery-beat copies it into the
-# database, where operators can pause or re-time it from the admin.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {
-    "bastion-sweep": {
-        "task": "infrastructure.bastion_sweep",
-        "schedule": float(BASTION_SWEEP_INTERVAL_SECONDS),
-        "options": {"queue": "maintenance", "expires": float(BASTION_SWEEP_INTERVAL_SECONDS)},
-    },
-    "jobs-reap": {
-        "task": "jobs.reap",
-        "schedule": float(JOB_REAP_INTERVAL_SECONDS),
-        "options": {"queue": "maintenance", "expires": float(JOB_REAP_INTERVAL_SECONDS)},
-    },
-}
+# Periodic jobs live in django-celery-beat's tables, created by data migrations (the apps that
+# own them; docs/maintenance.md) from the interval settings, then editable in the admin.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+
+# --- Maintenance: backups, sweepers, retention (docs/maintenance.md) ------------------------
+
+# Backups go to an installation-wide S3 bucket (never a tenant's credential); boto3 takes its
+# credentials from the usual chain and honours AWS_ENDPOINT_URL (S3-compatible services).
+BACKUP_S3_BUCKET = env.str("BACKUP_S3_BUCKET", default="")
+BACKUP_S3_PREFIX = env.str("BACKUP_S3_PREFIX", default="autoglue/backups/")
+BACKUP_S3_REGION = env.str("BACKUP_S3_REGION", default="")
+BACKUP_ENABLED = env.bool("BACKUP_ENABLED", default=bool(BACKUP_S3_BUCKET))
+# Backup keys: `<id>:<base64 of 32 bytes>`, comma- or newline-separated, never in the database
+# being dumped; AUTOGLUE_BACKUP_ACTIVE_KEY names the one new backups use (several may be set
+# so old backups stay readable after a rotation). AUTOGLUE_BACKUP_KEYS_FILE works as usual.
+AUTOGLUE_BACKUP_KEYS = env.str("AUTOGLUE_BACKUP_KEYS", default="")
+AUTOGLUE_BACKUP_ACTIVE_KEY = env.str("AUTOGLUE_BACKUP_ACTIVE_KEY", default="")
+if BACKUP_ENABLED:
+    # A missing or malformed key stops the process here, not in the first backup at night.
+    from django.core.exceptions import ImproperlyConfigured
+
+    from apps.maintenance.keys import BackupKeyError, parse_backup_keys
+
+    try:
+        parse_backup_keys(AUTOGLUE_BACKUP_KEYS, AUTOGLUE_BACKUP_ACTIVE_KEY)
+    except BackupKeyError as exc:
+        raise ImproperlyConfigured(
+            f"Backups are on (BACKUP_S3_BUCKET) but AUTOGLUE_BACKUP_KEYS is not usable: {exc}. "
+            "`python -m apps.maintenance.keys` prints a new entry."
+        ) from None
+BACKUP_INTERVAL_HOURS = env.int("BACKUP_INTERVAL_HOURS", default=24)
+# Backups older than this are deleted (object and record), but the newest BACKUP_KEEP_MIN
+# successful ones are always kept, so a run of failures never leaves nothing to restore.
+BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
+BACKUP_KEEP_MIN = env.int("BACKUP_KEEP_MIN", default=3)
+# Multipart part size (S3's minimum is 5 MiB); memory use is about two parts, whatever the size
+# of the database. Parts grow after every 1,000 so S3's 10,000-part limit is never reached.
+BACKUP_PART_SIZE_MB = env.int("BACKUP_PART_SIZE_MB", default=8)
+BACKUP_COMPRESSION_LEVEL = env.int("BACKUP_COMPRESSION_LEVEL", default=6)
+# A folder holding pg_dump/pg_restore; empty: the ones matching the server's major version are
+# found (the system's /usr/lib/postgresql/<major>/bin, the embedded wheel's, then PATH).
+BACKUP_PG_BIN_DIR = env.str("BACKUP_PG_BIN_DIR", default="")
+BACKUP_TIMEOUT_SECONDS = env.int("BACKUP_TIMEOUT_SECONDS", default=6 * 3600)
+# Sweeper schedule and retention.
+MAINTENANCE_SWEEP_INTERVAL_MINUTES = env.int("MAINTENANCE_SWEEP_INTERVAL_MINUTES", default=60)
+MAINTENANCE_VACUUM_INTERVAL_HOURS = env.int("MAINTENANCE_VACUUM_INTERVAL_HOURS", default=24)
+JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", default=45)
+# Rows per DELETE statement, each its own short transaction, so retention never holds long locks.
+MAINTENANCE_DELETE_BATCH_SIZE = env.int("MAINTENANCE_DELETE_BATCH_SIZE", default=1000)
+EPHEMERAL_KEY_GRACE_HOURS = env.int("EPHEMERAL_KEY_GRACE_HOURS", default=24)
+REFRESH_TOKEN_GRACE_HOURS = env.int("REFRESH_TOKEN_GRACE_HOURS", default=24)
+# Keys expiring within this window are listed by GET /api/v1/expiring-keys and the key sweep.
+EXPIRY_WARNING_DAYS = env.int("EXPIRY_WARNING_DAYS", default=14)
+MAINTENANCE_VACUUM_TABLES = env.list(
+    "MAINTENANCE_VACUUM_TABLES",
+    default=[
+        "jobs_joblog",
+        "jobs_jobrun",
+        "accounts_refreshtoken",
+        "accounts_apikey",
+        "django_celery_beat_periodictask",
+    ],
+)
+
+# --- Audit (docs/audit.md) --------------------------------------------------------------------
+
+# Audit entries older than this are pruned daily (0 keeps them forever). Separate from, and
+# usually much longer than, job-log retention (JOB_RETENTION_DAYS).
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
+# How long an Idempotency-Key is remembered, and after how long a first request that never
+# finished (its process died) stops holding its key.
+IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+IDEMPOTENCY_IN_FLIGHT_SECONDS = env.int("IDEMPOTENCY_IN_FLIGHT_SECONDS", default=600)
+
+# --- DNS (docs/dns.md) -------------------------------------------------------------------------
+
+# How often the "dns-reconcile" schedule (a django-celery-beat row created by a data migration
+# in apps/dns, read at migrate time) looks for domains that need a reconcile.
+DNS_RECONCILE_INTERVAL_SECONDS = env.int("DNS_RECONCILE_INTERVAL_SECONDS", default=60)
+# A ready domain with nothing pending is still re-read this often, to repair drift.
+DNS_DRIFT_CHECK_SECONDS = env.int("DNS_DRIFT_CHECK_SECONDS", default=3600)
+# At most this many domains are queued per tick (the rest wait for the next one).
+DNS_TICK_MAX_DOMAINS = env.int("DNS_TICK_MAX_DOMAINS", default=200)
+DNS_RECONCILE_TIMEOUT_SECONDS = env.int("DNS_RECONCILE_TIMEOUT_SECONDS", default=1800)
+# How long a reconcile waits for another one of the same hosted zone to finish.
+DNS_ZONE_LOCK_WAIT_SECONDS = env.int("DNS_ZONE_LOCK_WAIT_SECONDS", default=300)
+# Route 53 is global; the region only signs requests. A credential's own region wins.
+DNS_ROUTE53_REGION = env.str("DNS_ROUTE53_REGION", default="us-east-1")
+# botocore retries (Throttling, PriorRequestNotComplete, 5xx) with backoff and jitter;
+# "adaptive" also slows the client after a throttle.
+DNS_ROUTE53_RETRY_MODE = env.str("DNS_ROUTE53_RETRY_MODE", default="adaptive")
+DNS_ROUTE53_MAX_ATTEMPTS = env.int("DNS_ROUTE53_MAX_ATTEMPTS", default=8)
 
 # --- Auth and passwords ---------------------------------------------------------------------
 
@@ -368,6 +454,27 @@ SOCIALACCOUNT_PROVIDERS = {
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/admin/"
 
+# --- Console ----------------------------------------------------------------------------------
+
+# How long a console session lives (Google or break-glass sign-in alike), from sign-in: no
+# sliding renewal, so a stolen cookie stops working at the latest this long after sign-in.
+SESSION_COOKIE_AGE = env.int("CONSOLE_SESSION_SECONDS", default=8 * 3600)
+SESSION_SAVE_EVERY_REQUEST = False
+# Break-glass password sign-in at /admin/login/: failures allowed per account and per client IP
+# within the window; past either, the password is not even checked until the window ends.
+CONSOLE_LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int(
+    "CONSOLE_LOGIN_MAX_FAILURES_PER_ACCOUNT", default=5
+)
+CONSOLE_LOGIN_MAX_FAILURES_PER_IP = env.int("CONSOLE_LOGIN_MAX_FAILURES_PER_IP", default=20)
+CONSOLE_LOGIN_WINDOW_SECONDS = env.int("CONSOLE_LOGIN_WINDOW_SECONDS", default=15 * 60)
+# The dashboard warns about keys and credentials that expire within this many days.
+CONSOLE_EXPIRY_WARNING_DAYS = env.int("CONSOLE_EXPIRY_WARNING_DAYS", default=14)
+# The sign-in pages post to our own /accounts/oidc/... route, which redirects the browser to the
+# identity provider; browsers hold that redirect to the page's `form-action`, so those pages
+# (and only those) also allow the provider's origin, taken from each configured provider's
+# issuer URL. Origins listed here are added too (an authorization endpoint on another host).
+CONSOLE_SSO_FORM_ACTION_ORIGINS = env.list("CONSOLE_SSO_FORM_ACTION_ORIGINS", default=[])
+
 # --- Internationalisation and time ----------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
@@ -401,11 +508,13 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.accounts.authentication.AutoglueAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus every operation's error responses and the contract's names.
+    "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.AutoglueSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
-    # Rate limiting is done once, per client IP, by RateLimitMiddleware.
-    "DEFAULT_THROTTLE_CLASSES": [],
+    # Per client IP (and on sign-in paths) in RateLimitMiddleware; per user and per key here,
+    # once authentication has said who is calling.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.api.throttling.PrincipalRateThrottle"],
 }
 API_DOCS_ENABLED = env.bool("API_DOCS_ENABLED", default=True)
 SPECTACULAR_SETTINGS = {
@@ -425,11 +534,16 @@ SPECTACULAR_SETTINGS = {
         "NodePoolRoleEnum": "apps.clusters.models.NodePool.Role",
         "ClusterStatusEnum": "apps.clusters.models.Cluster.Status",
         "ClusterRunStatusEnum": "apps.clusters.models.ClusterRun.Status",
+        "DNSStatusEnum": "apps.dns.serializers.STATUSES",
+        "RecordSetOwnerEnum": "apps.dns.models.RecordSet.Owner",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "apps.core.api.schema.strip_trailing_slashes",
+        "apps.core.api.schema.contract_paths",
     ],
+    # Request bodies and responses as separate components: a read-only field is required in
+    # what the server answers, and absent from what a client sends.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- HTTP edge: body size, rate limit, client IP, CORS --------------------------------------
@@ -438,6 +552,13 @@ MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 # Requests per client IP; "N/s", "N/m" or "N/h". Empty disables the limit.
 RATE_LIMIT = env.str("RATE_LIMIT", default="1000/m")
+# Requests per signed-in user (any credential) and per API key or org key.
+RATE_LIMIT_USER = env.str("RATE_LIMIT_USER", default="600/m")
+RATE_LIMIT_KEY = env.str("RATE_LIMIT_KEY", default="600/m")
+# Sign-in and token routes (SSO start/callback, refresh, logout, console login), per client IP.
+RATE_LIMIT_AUTH = env.str("RATE_LIMIT_AUTH", default="30/m")
+# Requests answered 401 per client IP; past it, requests carrying credentials get 429 at once.
+RATE_LIMIT_AUTH_FAILURES = env.str("RATE_LIMIT_AUTH_FAILURES", default="30/m")
 RATELIMIT_USE_CACHE = "default"
 # A counter lost between django-ratelimit's add and incr (eviction, flush) lets the request
 # through instead of answering 429 to an innocent client.
@@ -464,7 +585,16 @@ CORS_ALLOW_HEADERS = [
     "idempotency-key",
     "if-match",
 ]
-CORS_EXPOSE_HEADERS = ["Link", "X-Request-ID", "Retry-After", "ETag"]
+CORS_EXPOSE_HEADERS = [
+    "Link",
+    "X-Request-ID",
+    "Retry-After",
+    "ETag",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Idempotent-Replayed",
+]
 CORS_PREFLIGHT_MAX_AGE = 600
 
 # --- Security headers and cookies -----------------------------------------------------------

@@ -26,7 +26,7 @@ AUTOGLUE_ALLOW_LOOPBACK_TARGETS = True
 CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"  # noqa: F405
 # Static files come straight from the app folders; tests never run collectstatic.
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
-STATIC_ROOT = None
+STATIC_ROOT = None  # type: ignore[assignment]  # settings.py infers a Path; tests have none
 WHITENOISE_USE_FINDERS = True
 # Parallel runs on one machine (several developers or helpers) each name their own test database
 # and use their own Redis index through REDIS_URL.

@@ -2,14 +2,15 @@
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
+from apps.accounts import oidc
 from apps.accounts.views import RootJWKSView
 from apps.core import handlers
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.core.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.orgs.urls")),
@@ -17,6 +18,8 @@ api_v1 = [
     path("", include("apps.clusters.urls")),
     path("", include("apps.dns.urls")),
     path("", include("apps.jobs.urls")),
+    path("", include("apps.maintenance.urls")),
+    path("", include("apps.audit.urls")),
 ]
 
 if settings.API_DOCS_ENABLED:
@@ -24,7 +27,9 @@ if settings.API_DOCS_ENABLED:
         re_path(r"^openapi\.json/?$", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
         re_path(
             r"^docs/?$",
-            SpectacularSwaggerView.as_view(url_name="openapi-schema"),
+            # The split view serves its start-up script as a file of its own (`?script`), so
+            # the page runs under the console's CSP (`script-src 'self'`, no inline script).
+            SpectacularSwaggerSplitView.as_view(url_name="openapi-schema"),
             name="swagger-ui",
         ),
     ]
@@ -35,7 +40,14 @@ urlpatterns = [
     re_path(r"^\.well-known/jwks\.json$", RootJWKSView.as_view(), name="jwks"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
-    # Console sign-in (Google Workspace through django-allauth).
+    # Console sign-in (Google Workspace through django-allauth); the OpenID Connect login and
+    # callback are ours, ahead of allauth's own, so the ID token is verified strictly.
+    path("accounts/oidc/<str:provider_id>/login/", oidc.login, name="openid_connect_login"),
+    path(
+        "accounts/oidc/<str:provider_id>/login/callback/",
+        oidc.callback,
+        name="openid_connect_callback",
+    ),
     path("accounts/", include("allauth.urls")),
     re_path(r"^api/", handlers.api_not_found),
 ]

@@ -22,15 +22,12 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         )
 
     def pre_social_login(self, request: Any, sociallogin: Any) -> None:
-        claims = dict(sociallogin.account.extra_data or {})
-        # allauth keeps the ID token's claims (and userinfo) under "id_token"/"userinfo" in
-        # newer releases, or flat in older ones.
-        for nested in ("userinfo", "id_token"):
-            if isinstance(claims.get(nested), dict):
-                claims = {**claims[nested], **claims}
-        expected_nonce = (sociallogin.state or {}).get(oidc.STATE_KEY)
+        # Only the ID token's claims count, verified by oidc.VerifyingOpenIDConnectAdapter as
+        # the API's sign-in verifies them; userinfo (also in extra_data) is not signed.
         id_token = (sociallogin.account.extra_data or {}).get("id_token")
-        received_nonce = id_token.get("nonce") if isinstance(id_token, dict) else None
+        claims = dict(id_token) if isinstance(id_token, dict) else {}
+        expected_nonce = (sociallogin.state or {}).get(oidc.STATE_KEY)
+        received_nonce = claims.get("nonce")
         if (
             not expected_nonce
             or not isinstance(received_nonce, str)

@@ -16,16 +16,21 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import jwt as pyjwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenBackendError
+
+if TYPE_CHECKING:
+    from apps.accounts.models import SigningKey
 
 ALGORITHM = "RS256"
 # RFC 9068's media type for access tokens: an ID token or any other JWT has a different `typ`.
@@ -108,6 +113,23 @@ def keyring() -> _Keyring:
     return ring
 
 
+# A token naming a key this process has not loaded yet is usually a key another process has
+# just generated (a rotation): look again, but at most this often, so a flood of made-up kids
+# cannot turn every request into a query.
+UNKNOWN_KID_RELOAD_SECONDS = 1.0
+
+
+def _verifier(kid: str) -> _KidTokenBackend | None:
+    global _keyring
+    ring = keyring()
+    backend = ring.verifiers.get(kid)
+    if backend is None and time.monotonic() - ring.loaded_at > UNKNOWN_KID_RELOAD_SECONDS:
+        with _lock:
+            ring = _keyring = _load()
+        backend = ring.verifiers.get(kid)
+    return backend
+
+
 def reset_keyring() -> None:
     """Forget the cached keys (after generating or retiring one, and in tests)."""
     global _keyring
@@ -131,16 +153,39 @@ def ensure_signing_key() -> bool:
     Race-safe across processes: the check and the insert run in one transaction holding a
     transaction-scoped advisory lock, so a second process waits, then sees the first one's key.
     """
-    from apps.accounts import services
-
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FIRST_KEY_LOCK_ID])
         if active_keys():
             return False
-        services.signing_key_generate()
+        signing_key_create()
     reset_keyring()
     return True
+
+
+def signing_key_create(*, bits: int = 3072, expires_at: datetime | None = None) -> SigningKey:
+    """Create an RS256 key pair and make it the signer (here, below the services, because issuing
+    a token on a fresh installation creates the first key on demand)."""
+    from apps.accounts.models import SigningKey
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    key = SigningKey(
+        kid=str(uuid.uuid4()), alg=ALGORITHM, public_pem=public_pem, expires_at=expires_at
+    )
+    key.private_pem = private_pem
+    key.save()
+    reset_keyring()
+    return key
 
 
 def _signer() -> _KidTokenBackend:
@@ -186,11 +231,12 @@ def decode_access_token(token: str) -> dict[str, Any]:
     if any(name in header for name in ("jku", "x5u", "jwk", "x5c")):
         raise InvalidAccessToken("embedded key references are not accepted")
     kid = header.get("kid")
-    backend = keyring().verifiers.get(kid) if isinstance(kid, str) else None
+    backend = _verifier(kid) if isinstance(kid, str) else None
     if backend is None:
         raise InvalidAccessToken("unknown signing key")
     try:
-        claims = backend.decode(token)
+        # simplejwt annotates the parameter as its Token class, but decodes the raw string.
+        claims = backend.decode(token)  # type: ignore[arg-type]
     except TokenBackendError as exc:
         raise InvalidAccessToken(str(exc)) from exc
     for claim in ("exp", "iat", "sub", "iss", "aud"):

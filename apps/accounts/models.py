@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
@@ -46,7 +47,7 @@ class User(AbstractBaseUser):
 
     USERNAME_FIELD = "primary_email"
     EMAIL_FIELD = "primary_email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         ordering = ["-created_at"]
@@ -60,18 +61,30 @@ class User(AbstractBaseUser):
 
     @property
     def is_staff(self) -> bool:
-        """The Django admin console is for platform admins only."""
-        return self.is_admin and not self.is_disabled
+        """Who may open the admin console: platform admins, and members of an organization,
+        who see only their organizations' rows with their role's rights there (the console's
+        org-scoped admin base in apps.orgs.console_base)."""
+        if self.is_disabled:
+            return False
+        if self.is_admin:
+            return True
+        if not hasattr(self, "_is_member"):
+            # Asked several times per console request; the answer is kept on the instance.
+            self._is_member = bool(self.pk) and self.memberships.exists()
+        return self._is_member
 
     @property
     def is_superuser(self) -> bool:
-        return self.is_staff
+        """A platform admin: every organization, every model."""
+        return self.is_admin and not self.is_disabled
 
+    # Django's own permission checks (used by admin pages not built on the org-scoped base,
+    # e.g. the beat schedules) are for platform admins only.
     def has_perm(self, perm: str, obj: object = None) -> bool:
-        return self.is_staff
+        return self.is_superuser
 
     def has_module_perms(self, app_label: str) -> bool:
-        return self.is_staff
+        return self.is_superuser
 
 
 class UserEmail(models.Model):
@@ -88,6 +101,8 @@ class UserEmail(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "e-mail address"
+        verbose_name_plural = "e-mail addresses"
         ordering = ["-is_primary", "created_at"]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="accounts_useremail_unique_email"),
@@ -116,6 +131,8 @@ class OAuthIdentity(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "OAuth identity"
+        verbose_name_plural = "OAuth identities"
         ordering = ["created_at"]
         constraints = [
             models.UniqueConstraint(
@@ -167,6 +184,7 @@ class APIKey(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "API key"
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(

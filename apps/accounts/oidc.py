@@ -4,6 +4,9 @@ allauth checks state and PKCE but sends no nonce. This provider adds a fresh ran
 every authorization request and keeps it in allauth's server-side state for that request;
 `SocialAccountAdapter.pre_social_login` refuses an ID token whose `nonce` differs, so an ID token
 minted for another sign-in cannot be replayed into this one.
+
+The login and callback views below replace allauth's for the same paths (autoglue/urls.py lists
+them first), so the ID token is verified as strictly as on the API's sign-in path.
 """
 
 from __future__ import annotations
@@ -11,7 +14,14 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from allauth.account.internal.decorators import login_not_required
+from allauth.socialaccount.internal import jwtkit
+from allauth.socialaccount.models import SocialApp
+from allauth.socialaccount.providers.oauth2.client import OAuth2Error
+from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView, OAuth2LoginView
 from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnectProvider
+from allauth.socialaccount.providers.openid_connect.views import OpenIDConnectOAuth2Adapter
+from django.http import Http404, HttpRequest
 
 STATE_KEY = "oidc_nonce"
 
@@ -38,3 +48,44 @@ class NonceOpenIDConnectProvider(OpenIDConnectProvider):
             **{STATE_KEY: nonce},
             **kwargs,
         )
+
+
+class VerifyingOpenIDConnectAdapter(OpenIDConnectOAuth2Adapter):
+    """allauth's adapter, but the ID token is checked as the API's sign-in checks it.
+
+    allauth skips the signature when the token came straight from the token endpoint (the
+    OpenID Connect spec allows it over TLS) and takes the algorithm from the token's own header.
+    The console accepts neither: the signature is verified against the provider's JWKS (RS256
+    only), with issuer, audience (this app's client id), expiry and issued-at required
+    (`sso.id_token_claims`); the nonce is compared by `SocialAccountAdapter.pre_social_login`.
+    """
+
+    def _decode_id_token(self, app: Any, id_token: str) -> dict:
+        from apps.accounts import sso
+        from apps.core.api.errors import APIError
+
+        try:
+            claims = sso.id_token_claims(self.openid_config, id_token, audience=app.client_id)
+        except APIError as exc:
+            raise OAuth2Error("Invalid id_token") from exc
+        # allauth's own replay guard (a `jti` is accepted once), kept on top of the nonce.
+        jwtkit.verify_jti(claims)
+        return claims
+
+
+@login_not_required
+def login(request: HttpRequest, provider_id: str) -> Any:
+    try:
+        view = OAuth2LoginView.adapter_view(VerifyingOpenIDConnectAdapter(request, provider_id))
+        return view(request)
+    except SocialApp.DoesNotExist:
+        raise Http404 from None
+
+
+@login_not_required
+def callback(request: HttpRequest, provider_id: str) -> Any:
+    try:
+        view = OAuth2CallbackView.adapter_view(VerifyingOpenIDConnectAdapter(request, provider_id))
+        return view(request)
+    except SocialApp.DoesNotExist:
+        raise Http404 from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from rest_framework import serializers
 
 from apps.accounts.models import APIKey, User, UserEmail
@@ -71,11 +73,12 @@ class MeSerializer(UserSerializer):
         rows = list(user.emails.all())
         for row in rows:
             row.user = user  # the nested user is this one; no query per row
-        return UserEmailSerializer(rows, many=True).data
+        # many=True makes a ListSerializer, whose data is a list (the stubs type it as a dict).
+        return cast("list[dict]", UserEmailSerializer(rows, many=True).data)
 
     def get_organizations(self, user: User) -> list[dict]:
         orgs = Organization.objects.filter(memberships__user=user).order_by("-created_at")
-        return OrganizationSerializer(orgs, many=True).data
+        return cast("list[dict]", OrganizationSerializer(orgs, many=True).data)
 
 
 class UpdateMeSerializer(serializers.Serializer):

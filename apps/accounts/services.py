@@ -7,16 +7,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
-from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts import apikeys, tokens
 from apps.accounts import jwt as access_tokens
-from apps.accounts import tokens
 from apps.accounts.models import APIKey, RefreshToken, SigningKey, User, UserEmail
+from apps.audit import events as audit_events
+from apps.audit import services as audit
 from apps.core.api.errors import APIError, bad_request, not_found
 
 logger = logging.getLogger(__name__)
@@ -54,24 +53,6 @@ def user_get_or_create_admin(*, email: str, password: str | None = None) -> tupl
 
 # --- API keys ----------------------------------------------------------------------------------
 
-API_KEY_CACHE_PREFIX = "apikey:"
-# A digest of each key's full credential, remembered from its creation and every successful
-# verification: it never authenticates by itself, it only exempts the rightful credential from
-# the per-address failure budget (apps.accounts.authentication), so a flood of wrong secrets
-# from a shared address cannot lock the key's owner out.
-API_KEY_GOOD_PREFIX = "apikey-good:"
-API_KEY_GOOD_SECONDS = 30 * 24 * 3600
-
-
-def api_key_credential_digest(*, scope: str, credential: str) -> str:
-    """The keyed digest authentication compares for a presented credential (user key, or
-    `org key:secret`)."""
-    return tokens.keyed_digest(f"{scope}:{credential}")
-
-
-def api_key_remember_good(*, public_id: str, digest: str) -> None:
-    cache.set(API_KEY_GOOD_PREFIX + public_id, digest, timeout=API_KEY_GOOD_SECONDS)
-
 
 @dataclass(frozen=True)
 class CreatedKey:
@@ -105,9 +86,9 @@ def api_key_create_for_user(
         expires_at=_expiry(expires_in_hours),
     )
     plain = tokens.format_user_key(public_id, secret)
-    api_key_remember_good(
+    apikeys.api_key_remember_good(
         public_id=public_id,
-        digest=api_key_credential_digest(scope=APIKey.Scope.USER, credential=plain),
+        digest=apikeys.api_key_credential_digest(scope=APIKey.Scope.USER, credential=plain),
     )
     return CreatedKey(key=key, plain=plain)
 
@@ -135,9 +116,11 @@ def api_key_create_for_org(
         expires_at=_expiry(expires_in_hours),
     )
     plain = tokens.format_org_key(public_id)
-    api_key_remember_good(
+    apikeys.api_key_remember_good(
         public_id=public_id,
-        digest=api_key_credential_digest(scope=APIKey.Scope.ORG, credential=f"{plain}:{secret}"),
+        digest=apikeys.api_key_credential_digest(
+            scope=APIKey.Scope.ORG, credential=f"{plain}:{secret}"
+        ),
     )
     return CreatedKey(key=key, plain=plain, secret=secret)
 
@@ -145,18 +128,17 @@ def api_key_create_for_org(
 def api_key_cache_clear(*, public_id: str) -> None:
     """Forget what authentication remembers about a key (the shared entry and this process's),
     so the next request re-reads the row: after a revocation or any change to the key."""
-    cache.delete_many([API_KEY_CACHE_PREFIX + public_id, API_KEY_GOOD_PREFIX + public_id])
-    from apps.accounts.authentication import forget_local_key
-
-    forget_local_key(public_id)
+    apikeys.api_key_forget(public_id=public_id)
 
 
 def api_key_revoke(*, key: APIKey) -> None:
     """Revoke a key now. The authentication cache entry is dropped too, so the key stops working
     at once in every process (at worst after the cache TTL if the cache delete is lost)."""
-    APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+    revoked = APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), updated_at=timezone.now()
     )
+    if revoked:
+        audit.audit_object_event(event=audit_events.KEY_REVOKE, obj=key)
     api_key_cache_clear(public_id=key.public_id)
 
 
@@ -242,6 +224,7 @@ def token_pair_refresh(*, refresh_token: str) -> TokenPair:
         raise _invalid_refresh()
     if row.used_at is not None:
         revoked = refresh_family_revoke(family_id=row.family_id)
+        audit.audit_refresh_token_reuse(token=row, revoked=revoked)
         logger.warning(
             "refresh_token_reuse",
             extra={
@@ -291,27 +274,7 @@ def token_logout(*, refresh_token: str) -> None:
 def signing_key_generate(*, bits: int = 3072, expires_at: datetime | None = None) -> SigningKey:
     """Create an RS256 key pair and make it the signer. Older keys keep verifying until they are
     deactivated or expire (see `signing_key_retire`)."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    private_pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public_pem = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    key = SigningKey(
-        kid=str(uuid.uuid4()), alg="RS256", public_pem=public_pem, expires_at=expires_at
-    )
-    key.private_pem = private_pem
-    try:
-        key.save()
-    except IntegrityError:  # pragma: no cover - a uuid4 collision
-        raise
-    access_tokens.reset_keyring()
-    return key
+    return access_tokens.signing_key_create(bits=bits, expires_at=expires_at)
 
 
 def signing_key_retire(*, key: SigningKey, at: datetime | None = None) -> SigningKey:

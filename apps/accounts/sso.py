@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 
 from apps.accounts import services, tokens
 from apps.accounts.models import OAuthIdentity, User, UserEmail
+from apps.audit import services as audit
 from apps.core.api.errors import APIError, bad_request
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,16 @@ def _exchange(config: dict, provider: str, code: str, verifier: str) -> dict:
 
 
 def _verify_id_token(config: dict, id_token: str, nonce: str) -> dict:
+    claims = id_token_claims(config, id_token, audience=settings.GOOGLE_CLIENT_ID)
+    if not nonce or claims.get("nonce") != nonce:
+        raise _unauthorized("id_token_invalid", "the ID token's nonce does not match")
+    return claims
+
+
+def id_token_claims(config: dict, id_token: str, *, audience: str) -> dict:
+    """The claims of an ID token whose signature (the provider's JWKS, RS256 only), issuer,
+    audience and expiry check out; the nonce is the caller's to compare. Shared by the API's
+    sign-in and the console's (apps.accounts.oidc)."""
     try:
         jwks = pyjwt.PyJWKClient(config["jwks_uri"], timeout=_HTTP_TIMEOUT)
         kid = pyjwt.get_unverified_header(id_token).get("kid")
@@ -212,7 +223,7 @@ def _verify_id_token(config: dict, id_token: str, nonce: str) -> dict:
             id_token,
             key,
             algorithms=["RS256"],
-            audience=settings.GOOGLE_CLIENT_ID,
+            audience=audience,
             issuer=config["issuer"],
             leeway=60,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
@@ -220,8 +231,6 @@ def _verify_id_token(config: dict, id_token: str, nonce: str) -> dict:
     except pyjwt.PyJWTError as exc:
         logger.warning("id token rejected", extra={"error": str(exc)})
         raise _unauthorized("id_token_invalid", "the ID token is not valid") from exc
-    if not nonce or claims.get("nonce") != nonce:
-        raise _unauthorized("id_token_invalid", "the ID token's nonce does not match")
     return claims
 
 
@@ -275,6 +284,7 @@ def user_from_identity(*, provider: str, subject: str, email: str, name: str, hd
         .filter(provider=provider, subject=subject)
         .first()
     )
+    user: User | None
     if identity is not None:
         user = identity.user
     else:
@@ -338,4 +348,5 @@ def sso_complete(*, provider: str, code: str, state: str) -> SSOResult:
     pair = services.token_pair_issue(
         user=user, extra_claims={"email": user.primary_email, "name": user.display_name}
     )
+    audit.audit_sign_in(user=user, method=provider)
     return SSOResult(tokens=pair, user=user, mode=attempt["mode"], origin=attempt["origin"])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -33,7 +35,7 @@ from apps.core.api.pagination import list_response
 from apps.core.tenancy import parse_uuid
 
 
-def set_access_cookie(response: Response, request, access_token: str) -> None:
+def set_access_cookie(response: HttpResponse, request, access_token: str) -> None:
     """The `ag_jwt` cookie for browser pages. It never outlives the access token."""
     response.set_cookie(
         COOKIE_NAME,
@@ -69,7 +71,10 @@ class JWKSView(PublicView):
     def get(self, request):
         keys = []
         for key in access_tokens.active_keys():
-            numbers = load_pem_public_key(key.public_pem.encode()).public_numbers()
+            public_key = load_pem_public_key(key.public_pem.encode())
+            if not isinstance(public_key, rsa.RSAPublicKey):  # every signing key is RS256
+                continue
+            numbers = public_key.public_numbers()
             keys.append(
                 {
                     "kty": "RSA",
@@ -250,8 +255,6 @@ class SSOCallbackView(PublicView):
     def get(self, request, provider: str):
         import json
         import secrets as _secrets
-
-        from django.http import HttpResponse
 
         from apps.accounts import sso
 

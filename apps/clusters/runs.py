@@ -34,6 +34,7 @@ from apps.accounts.services import api_key_create_for_org
 from apps.clusters.models import Cluster, ClusterRun
 from apps.clusters.selectors import cluster_queryset, cluster_secrets
 from apps.clusters.serializers import ClusterSerializer
+from apps.core.api.serializers import prefetched
 from apps.core.validators import check_cluster_for_run, check_server_for_ssh
 from apps.infrastructure import ssh_errors
 from apps.infrastructure.clients import CommandStopped, ServerSSHClient
@@ -80,10 +81,11 @@ def _set_cluster(
 
 
 def _node_servers(cluster: Cluster) -> tuple[int, list[Server]]:
-    pools = list(cluster.node_pools.all())
+    # The selector loaded pools and their servers as plain lists; read those, not the managers.
+    pools = list(prefetched(cluster, "node_pools"))
     servers: dict[uuid.UUID, Server] = {}
     for pool in pools:
-        for server in pool.servers.all():
+        for server in prefetched(pool, "servers"):
             servers[server.pk] = server
     return len(pools), list(servers.values())
 
@@ -293,7 +295,8 @@ def cluster_action(ctx: JobContext) -> dict[str, Any]:
     """The `cluster_action` job (see the module docstring)."""
     log = ctx.log
     # The job acts for the run's organization; rows are found by the ids it was given.
-    run = ClusterRun.objects.filter(pk=ctx.job.subject_id).first()
+    subject_id = ctx.job.subject_id
+    run = ClusterRun.objects.filter(pk=subject_id).first() if subject_id else None
     if run is None:
         raise JobFailed("the cluster run no longer exists")
     if not ClusterRun.objects.filter(pk=run.pk, status=ClusterRun.Status.QUEUED).update(
@@ -373,7 +376,7 @@ def cluster_action_failed(job: JobRun, status: str, error: str) -> None:
     run_status = (
         ClusterRun.Status.CANCELED if status == JobRun.Status.CANCELED else ClusterRun.Status.FAILED
     )
-    run = ClusterRun.objects.filter(pk=job.subject_id).first()
+    run = ClusterRun.objects.filter(pk=job.subject_id).first() if job.subject_id else None
     if run is None:
         return
     started = run.status == ClusterRun.Status.RUNNING

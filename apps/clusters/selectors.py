@@ -12,14 +12,20 @@ NODE_POOL_RELATIONS = ("servers", "labels", "taints", "annotations")
 
 def node_pool_queryset() -> QuerySet[NodePool]:
     """Node pools with their servers, labels, taints and annotations: five queries for any
-    number of pools."""
-    return NodePool.objects.prefetch_related(*NODE_POOL_RELATIONS)
+    number of pools. Each set is loaded as a plain list, `prefetched_<name>` (what the
+    serializers read, see apps.core.api.serializers.FastReadMixin): the related manager's own
+    cache would build a manager and a filtered queryset per pool and per set, which cost more
+    than the rows themselves. `pool.<name>.all()` still works, with a query of its own."""
+    return NodePool.objects.prefetch_related(
+        *(Prefetch(name, to_attr=f"prefetched_{name}") for name in NODE_POOL_RELATIONS)
+    )
 
 
 def cluster_queryset() -> QuerySet[Cluster]:
     """Clusters with everything a ClusterResponse shows: one joined query for the single
     references, one per collection (node pools, their four sets, metadata), whatever the
-    number of clusters, pools and servers."""
+    number of clusters, pools and servers. Collections are plain lists, `prefetched_<name>`,
+    as in node_pool_queryset."""
     # The secrets are left in the database; only an explicit reveal loads (and decrypts) them.
     return (
         Cluster.objects.defer(*SECRET_COLUMNS)
@@ -31,8 +37,12 @@ def cluster_queryset() -> QuerySet[Cluster]:
             "bastion_server",
         )
         .prefetch_related(
-            Prefetch("node_pools", queryset=node_pool_queryset()),
-            Prefetch("metadata", queryset=ClusterMetadata.objects.order_by("key")),
+            Prefetch("node_pools", queryset=node_pool_queryset(), to_attr="prefetched_node_pools"),
+            Prefetch(
+                "metadata",
+                queryset=ClusterMetadata.objects.order_by("key"),
+                to_attr="prefetched_metadata",
+            ),
         )
     )
 

@@ -23,14 +23,15 @@ from apps.clusters.models import (
     NodePool,
     Taint,
 )
-from apps.core.api.serializers import GoShapeMixin
+from apps.core.api.serializers import FastReadMixin, GoShapeMixin, prefetched
 from apps.core.validators import validate_docker_image, validate_docker_tag, validate_make_target
-from apps.dns.models import Domain, RecordSet
+from apps.dns.models import RecordSet
+from apps.dns.serializers import DomainSerializer as DomainSummarySerializer
 from apps.infrastructure.models import LoadBalancer, Server
 from apps.infrastructure.serializers import LoadBalancerSerializer, ServerSerializer
 
 
-class LabelSerializer(serializers.ModelSerializer):
+class LabelSerializer(FastReadMixin, serializers.ModelSerializer):
     organization_id = serializers.UUIDField(read_only=True)
 
     class Meta:
@@ -39,7 +40,7 @@ class LabelSerializer(serializers.ModelSerializer):
         extra_kwargs = {"value": {"required": True, "allow_blank": True}}
 
 
-class AnnotationSerializer(serializers.ModelSerializer):
+class AnnotationSerializer(FastReadMixin, serializers.ModelSerializer):
     organization_id = serializers.UUIDField(read_only=True)
 
     class Meta:
@@ -55,7 +56,7 @@ class TrimmedChoiceField(serializers.ChoiceField):
         return super().to_internal_value(data.strip() if isinstance(data, str) else data)
 
 
-class TaintSerializer(serializers.ModelSerializer):
+class TaintSerializer(FastReadMixin, serializers.ModelSerializer):
     organization_id = serializers.UUIDField(read_only=True)
     effect = TrimmedChoiceField(choices=Taint.Effect.choices)
 
@@ -65,7 +66,7 @@ class TaintSerializer(serializers.ModelSerializer):
         extra_kwargs = {"value": {"required": True, "allow_blank": True}}
 
 
-class ServerSummarySerializer(GoShapeMixin, serializers.ModelSerializer):
+class ServerSummarySerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer):
     """dto.ServerResponse, read-only (nested in clusters and node pools); the wire fields and
     their rendering are the servers API's own."""
 
@@ -80,7 +81,7 @@ class ServerSummarySerializer(GoShapeMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class LoadBalancerSummarySerializer(GoShapeMixin, serializers.ModelSerializer):
+class LoadBalancerSummarySerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer):
     """dto.LoadBalancerResponse, read-only (nested in clusters); fields as the LB API's."""
 
     empty_if_none = LoadBalancerSerializer.empty_if_none
@@ -93,29 +94,7 @@ class LoadBalancerSummarySerializer(GoShapeMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DomainSummarySerializer(serializers.ModelSerializer):
-    """dto.DomainResponse."""
-
-    organization_id = serializers.UUIDField(read_only=True)
-    credential_id = serializers.UUIDField(read_only=True)
-
-    class Meta:
-        model = Domain
-        fields = [
-            "id",
-            "organization_id",
-            "domain_name",
-            "zone_id",
-            "status",
-            "last_error",
-            "credential_id",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
-
-
-class RecordSetSummarySerializer(serializers.ModelSerializer):
+class RecordSetSummarySerializer(FastReadMixin, serializers.ModelSerializer):
     """dto.RecordSetResponse."""
 
     domain_id = serializers.UUIDField(read_only=True)
@@ -139,7 +118,7 @@ class RecordSetSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class NodePoolSerializer(serializers.ModelSerializer):
+class NodePoolSerializer(FastReadMixin, serializers.ModelSerializer):
     """dto.NodePoolResponse; the collections are read-only (attach through the sub-routes)."""
 
     organization_id = serializers.UUIDField(read_only=True)
@@ -164,7 +143,7 @@ class NodePoolSerializer(serializers.ModelSerializer):
         ]
 
 
-class ClusterSerializer(GoShapeMixin, serializers.ModelSerializer):
+class ClusterSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer):
     """dto.ClusterResponse (read side). Absent references and `control_plane_fqdn` are omitted,
     as the original's pointers with `omitempty`. With `join_secrets` true in the context it adds
     `random_token` and `certificate_key` (load them with `selectors.with_join_secrets`); with
@@ -218,7 +197,7 @@ class ClusterSerializer(GoShapeMixin, serializers.ModelSerializer):
         return record_set.fqdn if record_set is not None else None
 
     def get_metadata(self, cluster: Cluster) -> dict[str, str]:
-        return {item.key: item.value for item in cluster.metadata.all()}
+        return {item.key: item.value for item in prefetched(cluster, "metadata")}
 
     def to_representation(self, instance: Cluster) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -333,7 +312,7 @@ METADATA_VALUE_MAX_LENGTH = 16 * 1024
 ACTION_DESCRIPTION_MAX_LENGTH = 4096
 
 
-class ClusterMetadataSerializer(serializers.ModelSerializer):
+class ClusterMetadataSerializer(FastReadMixin, serializers.ModelSerializer):
     organization_id = serializers.UUIDField(read_only=True)
     cluster_id = serializers.UUIDField(read_only=True)
     key = serializers.CharField(max_length=255)
@@ -344,10 +323,12 @@ class ClusterMetadataSerializer(serializers.ModelSerializer):
         fields = ["id", "organization_id", "cluster_id", "key", "value", "created_at", "updated_at"]
 
 
-class ActionSerializer(serializers.ModelSerializer):
+class ActionSerializer(FastReadMixin, serializers.ModelSerializer):
     """dto.ActionResponse; on write every field is required and none may be blank."""
 
-    label = serializers.CharField(max_length=255)
+    # A declared field named like Field.label: the serializer metaclass moves it into `fields`,
+    # which the stubs cannot see.
+    label = serializers.CharField(max_length=255)  # type: ignore[assignment]
     description = serializers.CharField(max_length=ACTION_DESCRIPTION_MAX_LENGTH)
     # Put on a `make` command line by the run job (apps.core.validators).
     make_target = serializers.CharField(max_length=255, validators=[validate_make_target])
@@ -357,7 +338,7 @@ class ActionSerializer(serializers.ModelSerializer):
         fields = ["id", "label", "description", "make_target", "created_at", "updated_at"]
 
 
-class ClusterRunSerializer(GoShapeMixin, serializers.ModelSerializer):
+class ClusterRunSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer):
     """dto.ClusterRunResponse; `action` is the make target the run executes. `finished_at` is
     omitted until the run finishes."""
 

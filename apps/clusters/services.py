@@ -13,11 +13,12 @@ import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from apps.audit.signals import audit_row_updated, audit_rows_attached
 from apps.clusters.models import (
     Action,
     Annotation,
@@ -116,7 +117,7 @@ def node_pool_attach(*, node_pool: NodePool, kind: str, ids: Sequence[Any]) -> i
             raise not_found(spec.not_found_code, f"{spec.noun} {pk} not found")
     if kind == "servers":
         for pk in wanted:
-            if found[pk].role == Server.Role.BASTION:
+            if cast(Server, found[pk]).role == Server.Role.BASTION:  # spec.model is Server
                 raise bad_request(
                     "server_not_node", f"server {pk} is a bastion and cannot join a node pool"
                 )
@@ -136,6 +137,7 @@ def node_pool_attach(*, node_pool: NodePool, kind: str, ids: Sequence[Any]) -> i
     ]
     # ignore_conflicts: a concurrent attach of the same id is not an error, it is the same set.
     spec.through._default_manager.bulk_create(rows, ignore_conflicts=True)
+    audit_rows_attached(rows)
     return len(rows)
 
 
@@ -184,15 +186,20 @@ def cluster_create(
 
 
 def _cluster_write(*, organization: Organization, cluster_id: uuid.UUID, **columns: Any) -> None:
-    """Write exactly `columns` (plus the needs-validation reset) or 404 if the cluster is gone."""
-    updated = Cluster.objects.filter(pk=cluster_id, organization_id=organization.pk).update(
-        **columns,
-        status=Cluster.Status.PRE_PENDING,
-        last_error="",
-        updated_at=timezone.now(),
-    )
-    if not updated:
-        raise not_found("cluster_not_found", "cluster not found")
+    """Write exactly `columns` (plus the needs-validation reset) or 404 if the cluster is gone.
+    `update()` sends no signals, so the audit entry is written here, in the same transaction."""
+    rows = Cluster.objects.filter(pk=cluster_id, organization_id=organization.pk)
+    with transaction.atomic():
+        before = rows.select_for_update().first()
+        updated = rows.update(
+            **columns,
+            status=Cluster.Status.PRE_PENDING,
+            last_error="",
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            raise not_found("cluster_not_found", "cluster not found")
+        audit_row_updated(before, rows.get())
 
 
 def _cluster_exists(*, organization: Organization, cluster_id: uuid.UUID) -> None:
@@ -315,7 +322,7 @@ def cluster_release_references(
     SET NULL, so a reference added after this call cannot block the delete; it only keeps its
     status. A domain also releases the clusters using one of its record sets (they cascade).
     """
-    targets: list[tuple[str, models.Model, dict[str, Any]]] = []
+    targets: list[tuple[str, Server | LoadBalancer | Domain | RecordSet, dict[str, Any]]] = []
     if server is not None:
         targets.append(("bastion_server_id", server, {"bastion_server_id": server.pk}))
     if load_balancer is not None:
@@ -383,14 +390,11 @@ def cluster_attach_node_pool(
     # The status write first: it locks the cluster row, so a concurrent delete cannot slip
     # between the check and the insert.
     _cluster_write(organization=organization, cluster_id=cluster_id)
-    ClusterNodePool.objects.bulk_create(
-        [
-            ClusterNodePool(
-                organization=organization, cluster_id=cluster_id, node_pool_id=node_pool_id
-            )
-        ],
-        ignore_conflicts=True,
-    )
+    rows = [
+        ClusterNodePool(organization=organization, cluster_id=cluster_id, node_pool_id=node_pool_id)
+    ]
+    ClusterNodePool.objects.bulk_create(rows, ignore_conflicts=True)
+    audit_rows_attached(rows)
 
 
 @transaction.atomic

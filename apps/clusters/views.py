@@ -15,6 +15,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.audit import events as audit_events
+from apps.audit import services as audit
 from apps.clusters import services
 from apps.clusters.filters import (
     AnnotationFilterSet,
@@ -282,6 +284,7 @@ class ClusterViewSet(
             raise forbidden("forbidden", "your role in this organization cannot reveal secrets")
         cluster = self.get_object()
         if reveal:
+            audit.audit_secret_read(event=audit_events.SECRET_KUBECONFIG, obj=cluster)
             logger.info(
                 "cluster secrets revealed",
                 extra={

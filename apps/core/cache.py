@@ -8,6 +8,7 @@ Behaviour is otherwise Django's own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
@@ -23,6 +24,10 @@ return nil
 
 
 class FastRedisCacheClient(RedisCacheClient):
+    # Parts of Django's client that its stubs leave out (private, but stable since Django 4.0).
+    _client: type[Any]
+    _get_connection_pool: Callable[[bool], Any]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}

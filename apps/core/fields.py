@@ -48,6 +48,9 @@ class SecretText(str):
     """Decrypted plaintext. A normal `str` everywhere, except that its repr is masked so that
     tracebacks with locals, debug pages and `%r` logging do not print it."""
 
+    # Where this plaintext was read from: (envelope, binding, field label); set by the field.
+    _origin: tuple[str, tuple, str]
+
     def __repr__(self) -> str:
         return "SecretText('********')"
 
@@ -84,6 +87,8 @@ class _Slot:
 
 class _EncryptedAttribute(DeferredAttribute):
     """Decrypts lazily on read, remembers assignments for encryption on save."""
+
+    field: EncryptedTextField
 
     def __get__(self, instance, cls=None):
         if instance is None:
@@ -129,7 +134,7 @@ class EncryptedTextField(models.TextField):
         """(pk, organization id) of the instance. Unless `load`, None while either is deferred
         (a deferred column is never loaded just to remember where a value came from)."""
         if load:
-            return (instance.pk, instance.organization_id if self._has_org() else None)
+            return self._row_binding(instance)
         data = instance.__dict__
         pk_attname = instance._meta.pk.attname
         if pk_attname not in data:
@@ -139,6 +144,10 @@ class EncryptedTextField(models.TextField):
             return None
         return (data[pk_attname], org)
 
+    def _row_binding(self, instance) -> tuple:
+        """(pk, organization id) of the instance, loading a deferred column if need be."""
+        return (instance.pk, instance.organization_id if self._has_org() else None)
+
     def _has_org(self) -> bool:
         cached = self.__dict__.get("_has_org_cache")
         if cached is None:
@@ -147,7 +156,7 @@ class EncryptedTextField(models.TextField):
             except FieldDoesNotExist:  # a platform-level model: the platform data key
                 field = None
             cached = self.__dict__["_has_org_cache"] = (
-                field is not None and field.attname == "organization_id"
+                isinstance(field, models.Field) and field.attname == "organization_id"
             )
         return cached
 
@@ -171,7 +180,7 @@ class EncryptedTextField(models.TextField):
 
         if slot.stored in (None, ""):
             return slot.stored
-        binding = slot.bound or self.binding(instance, load=True)
+        binding = slot.bound or self._row_binding(instance)
         plain = SecretText(decrypt_value(slot.stored, context=self._context(binding)))
         plain._origin = (slot.stored, binding, self.label())
         return plain
@@ -182,7 +191,7 @@ class EncryptedTextField(models.TextField):
         if self.attname not in model_instance.__dict__:
             getattr(model_instance, self.attname)
         slot: _Slot = model_instance.__dict__[self.attname]
-        binding = self.binding(model_instance, load=True)
+        binding = self._row_binding(model_instance)
         moved = slot.bound is not None and slot.bound != binding
         changed = slot.dirty or (moved and bool(slot.stored))
         if not changed and not add:
@@ -221,7 +230,7 @@ class EncryptedTextField(models.TextField):
 
     # --- Forms and serialization never carry the secret -------------------------------------
 
-    def value_from_object(self, obj) -> str:
+    def value_from_object(self, obj) -> Any:
         return ""
 
     def save_form_data(self, instance, data) -> None:
@@ -263,7 +272,7 @@ def check_admin_never_shows_secrets(app_configs=None, **kwargs) -> list[checks.C
     print (or search) plaintext; forms are safe (the field never renders its value)."""
     from django.contrib import admin
 
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for model, model_admin in admin.site._registry.items():
         secret_names = {
             f.name for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField)

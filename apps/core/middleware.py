@@ -6,15 +6,17 @@ limit, JSON-only bodies. Rejections are answered with the contract's error body.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
-from django_ratelimit.core import get_usage
 
 from apps.core.api.errors import error_response
 from apps.core.logging import request_id_var
@@ -95,7 +97,7 @@ class SecurityHeadersMiddleware:
         content_type = response.get("Content-Type", "")
         if "Content-Security-Policy" not in response:
             if content_type.startswith("text/html"):
-                response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY
+                response["Content-Security-Policy"] = self.html_policy(request)
             else:
                 response["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
         response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
@@ -103,6 +105,36 @@ class SecurityHeadersMiddleware:
         response.setdefault("X-Frame-Options", "DENY")
         response.setdefault("Referrer-Policy", settings.SECURE_REFERRER_POLICY)
         return response
+
+    # The pages whose forms start a Google sign-in: the console's login and allauth's pages.
+    SIGN_IN_PAGES = re.compile(r"^/(admin/login/|accounts/)")
+    # A plain `http(s)://host[:port]` (and path), so a setting cannot inject another directive.
+    ORIGIN = re.compile(r"^(https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?)(?:/[^\s;,']*)?$")
+
+    @classmethod
+    def html_policy(cls, request: HttpRequest) -> str:
+        """The console policy; on the sign-in pages `form-action` also names the identity
+        provider, because their "Sign in with Google" form is answered by a redirect there and
+        browsers check every hop of a form's redirects against the page's `form-action`."""
+        policy = settings.CONTENT_SECURITY_POLICY
+        if not cls.SIGN_IN_PAGES.match(request.path):
+            return policy
+        origins = sorted(cls.sso_origins())
+        if not origins:
+            return policy
+        return policy.replace("form-action 'self'", "form-action 'self' " + " ".join(origins), 1)
+
+    @classmethod
+    def sso_origins(cls) -> set[str]:
+        """Origins of the configured OpenID Connect providers (their issuer URL, where Google
+        serves the authorization endpoint too) plus CONSOLE_SSO_FORM_ACTION_ORIGINS."""
+        providers = getattr(settings, "SOCIALACCOUNT_PROVIDERS", {}).get("openid_connect", {})
+        urls = [
+            str((app.get("settings") or {}).get("server_url", ""))
+            for app in providers.get("APPS", [])
+        ]
+        urls += list(getattr(settings, "CONSOLE_SSO_FORM_ACTION_ORIGINS", []))
+        return {match.group(1) for url in urls if (match := cls.ORIGIN.match(url))}
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -131,38 +163,171 @@ class ClientIPMiddleware:
         return self.get_response(request)
 
 
-def _rate_key(group: str, request: HttpRequest) -> str:
-    return request.client_ip  # type: ignore[attr-defined]
+_RATE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
+# Sign-in and token routes: the strict per-IP budget applies on top of the general one.
+_AUTH_PATHS = re.compile(r"^/(api/v1/auth/|admin/login/?$|accounts/)")
+_CREDENTIAL_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY", "HTTP_X_ORG_KEY")
+_RATE_PREFIX = "rl:"
+
+
+def parse_rate(rate: str) -> tuple[int, int] | None:
+    """ "100/m" -> (100, 60); "5/10s" -> (5, 10). None for an empty or malformed rate."""
+    match = _RATE_RE.match(rate or "")
+    if not match:
+        return None
+    count, multiple, unit = match.groups()
+    return int(count), int(multiple or 1) * _RATE_UNITS[unit]
+
+
+@dataclass(frozen=True)
+class RateUsage:
+    """One bucket after this request: its limit, what is left, seconds until it resets."""
+
+    limit: int
+    count: int
+    reset: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.count)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.count > self.limit
+
+
+def rate_hit(
+    buckets: list[tuple[str, str]], *, peek: tuple[str, str] | None = None
+) -> tuple[list[RateUsage], RateUsage | None]:
+    """Count this request in each (bucket, rate) and read the `peek` bucket without counting,
+    in one round trip to Redis (a pipeline of INCR+EXPIRE per bucket). Fixed windows: the key
+    names the window, so a new window starts a new counter."""
+    now = time.time()
+    plans = []
+    for bucket, rate in [*buckets, *([peek] if peek else [])]:
+        parsed = parse_rate(rate)
+        if parsed is None:
+            continue
+        limit, period = parsed
+        window = int(now // period)
+        key = cache.make_key(f"{_RATE_PREFIX}{bucket}:{period}:{window}")
+        reset = max(1, int(period - (now % period)))
+        plans.append((key, limit, period, reset, peek is not None and bucket == peek[0]))
+    if not plans:
+        return [], None
+    counts = _count(plans)
+    usages, peeked = [], None
+    for (_key, limit, _period, reset, is_peek), count in zip(plans, counts, strict=True):
+        usage = RateUsage(limit=limit, count=count, reset=reset)
+        if is_peek:
+            peeked = usage
+        else:
+            usages.append(usage)
+    return usages, peeked
+
+
+def _count(plans: list[tuple[str, int, int, int, bool]]) -> list[int]:
+    raw = getattr(cache, "_cache", None)
+    if raw is not None and hasattr(raw, "get_client"):
+        client = raw.get_client(plans[0][0], write=True)
+        pipe = client.pipeline(transaction=False)
+        for key, _limit, period, _reset, is_peek in plans:
+            if is_peek:
+                pipe.get(key)
+            else:
+                pipe.incr(key)
+                pipe.expire(key, period + 1)
+        results = iter(pipe.execute())
+        counts = []
+        for _key, _limit, _period, _reset, is_peek in plans:
+            value = next(results)
+            if not is_peek:
+                next(results)  # EXPIRE's answer
+            counts.append(int(value or 0))
+        return counts
+    # Another cache (the embedded default's database cache): add-then-incr, not atomic.
+    counts = []
+    for key, _limit, period, _reset, is_peek in plans:
+        if is_peek:
+            counts.append(int(cache.get(key, version=None, default=0) or 0))
+            continue
+        cache.add(key, 0, timeout=period + 1)
+        try:
+            counts.append(int(cache.incr(key)))
+        except ValueError:
+            cache.set(key, 1, timeout=period + 1)
+            counts.append(1)
+    return counts
+
+
+def rate_headers(response: HttpResponse, usages: list[RateUsage]) -> None:
+    """RateLimit-Limit/Remaining/Reset of the bucket closest to its limit."""
+    if not usages:
+        return
+    tightest = min(usages, key=lambda usage: (usage.remaining, -usage.reset))
+    response["RateLimit-Limit"] = str(tightest.limit)
+    response["RateLimit-Remaining"] = str(tightest.remaining)
+    response["RateLimit-Reset"] = str(tightest.reset)
+
+
+def _carries_credential(request: HttpRequest) -> bool:
+    return any(request.META.get(name, "").strip() for name in _CREDENTIAL_HEADERS)
+
+
+def _too_many(usage: RateUsage, usages: list[RateUsage]) -> HttpResponse:
+    response = error_response(429, "rate_limited", "too many requests")
+    response["Retry-After"] = str(usage.reset)
+    rate_headers(response, usages)
+    return response
 
 
 class RateLimitMiddleware:
-    """RATE_LIMIT requests per client IP per window, counted in the shared cache.
+    """Per client IP: RATE_LIMIT requests per window, RATE_LIMIT_AUTH on sign-in and token
+    routes, and RATE_LIMIT_AUTH_FAILURES answers of 401 (past which a request carrying
+    credentials is refused before any key is checked). Per user and per key: the DRF throttle
+    (apps.core.api.throttling), which adds its buckets to `request.rate_limit_usages`.
 
-    Over the limit: 429 with `Retry-After` (seconds until the window resets). If the cache is
-    unreachable the request is let through and the failure logged: an outage of the counter
-    store should not take the API down with it.
+    Counted in the shared cache in one round trip. Over a limit: 429 with `Retry-After`. Every
+    API response carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` for the
+    bucket nearest its limit. If the cache is unreachable the request is let through and the
+    failure logged: an outage of the counter store should not take the API down with it.
     """
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        rate = settings.RATE_LIMIT
-        if rate and not _RATE_LIMIT_EXEMPT.match(request.path):
-            try:
-                usage = get_usage(request, group="global", key=_rate_key, rate=rate, increment=True)
-            except Exception:  # any cache backend error: fail open, loudly
-                logger.warning(
-                    "rate limiter unavailable",
-                    exc_info=True,
-                    extra={"event": "ratelimit_unavailable"},
-                )
-                usage = None
-            if usage and usage["should_limit"]:
-                response = error_response(429, "rate_limited", "too many requests")
-                response["Retry-After"] = str(max(1, usage["time_left"]))
-                return response
-        return self.get_response(request)
+        path = request.path
+        if _RATE_LIMIT_EXEMPT.match(path):
+            return self.get_response(request)
+        ip = request.client_ip  # type: ignore[attr-defined]
+        buckets = [(f"ip:{ip}", settings.RATE_LIMIT)]
+        if _AUTH_PATHS.match(path):
+            buckets.append((f"auth:{ip}", settings.RATE_LIMIT_AUTH))
+        credential = _carries_credential(request)
+        peek = (f"authfail:{ip}", settings.RATE_LIMIT_AUTH_FAILURES) if credential else None
+        usages: list[RateUsage] = []
+        try:
+            usages, failures = rate_hit(buckets, peek=peek)
+        except Exception:  # any cache backend error: fail open, loudly
+            logger.warning(
+                "rate limiter unavailable", exc_info=True, extra={"event": "ratelimit_unavailable"}
+            )
+            failures = None
+        for usage in usages:
+            if usage.exceeded:
+                return _too_many(usage, usages)
+        if failures is not None and failures.count >= failures.limit:
+            return _too_many(failures, usages)
+        request.rate_limit_usages = usages  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        if response.status_code == 401 and credential and peek is not None:
+            with contextlib.suppress(Exception):
+                rate_hit([peek])
+        if path.startswith(_API_PREFIX):
+            rate_headers(response, getattr(request, "rate_limit_usages", usages))
+        return response
 
 
 class BodyLimitMiddleware:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from django.db import models
-
-if TYPE_CHECKING:
-    from apps.orgs.models import Organization
 
 
 class TimeStampedModel(models.Model):
@@ -23,7 +20,7 @@ class TimeStampedModel(models.Model):
 
 
 class OrgQuerySet(models.QuerySet):
-    def for_org(self, organization: Organization | uuid.UUID) -> Self:
+    def for_org(self, organization: models.Model | uuid.UUID) -> Self:
         org_id = getattr(organization, "pk", organization)
         return self.filter(organization_id=org_id)
 

@@ -56,7 +56,7 @@ def role_allows(role: str, perm: Perm) -> bool:
 def required_permission(view: APIView, request: Request) -> Perm:
     """The permission the view's current action needs: its `required_permissions` entry, else
     READ for safe methods and WRITE for the rest."""
-    action = getattr(view, "action", None) or request.method.lower()
+    action = getattr(view, "action", None) or (request.method or "").lower()
     declared = getattr(view, "required_permissions", {})
     if action in declared:
         return declared[action]

@@ -12,15 +12,16 @@ Principals:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from apps.core.api.errors import APIError, bad_request, forbidden
+from django.core.exceptions import ImproperlyConfigured
+
+from apps.core.api.errors import bad_request
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
-
-    from apps.orgs.models import Organization
 
 MACHINE_ROLE = "machine"
 ORG_HEADER = "X-Org-ID"
@@ -54,7 +55,8 @@ class MachineUser:
 
 @dataclass(frozen=True)
 class Tenant:
-    organization: Organization
+    # An `apps.orgs.models.Organization` (typed loosely: core imports no app).
+    organization: Any
     role: str
     # "user" or "org_key": who is acting, for audit rows and routes that need a person.
     principal_kind: str
@@ -71,40 +73,23 @@ def parse_uuid(value: str, *, code: str = "invalid_id", what: str = "id") -> uui
         raise bad_request(code, f"{what} must be a UUID") from None
 
 
-def _resolve(request: Request) -> Tenant:
-    from apps.orgs.models import Membership, Organization
+# How a request's organization and role are found: the organizations app registers it when it
+# starts (apps/orgs/tenancy.py), so this layer, which every app stands on, imports no app.
+_resolver: Callable[[Request], Tenant] | None = None
 
-    auth = getattr(request, "auth", None)
-    if isinstance(auth, OrgKeyPrincipal):
-        try:
-            org = Organization.objects.get(pk=auth.organization_id)
-        except Organization.DoesNotExist:
-            raise APIError(401, "unauthorized", "invalid org credentials") from None
-        return Tenant(organization=org, role=MACHINE_ROLE, principal_kind="org_key")
 
-    user = request.user
-    if user is None or not getattr(user, "is_authenticated", False) or not user.pk:
-        raise APIError(401, "unauthorized", "authentication required")
-
-    memberships = Membership.objects.select_related("organization").filter(user_id=user.pk)
-    header = request.headers.get(ORG_HEADER, "").strip()
-    if header:
-        org_id = parse_uuid(header, code="invalid_org_id", what=ORG_HEADER)
-        membership = memberships.filter(organization_id=org_id).first()
-        if membership is None:
-            raise forbidden("org_forbidden", "you are not a member of this organization")
-    else:
-        only = list(memberships[:2])
-        if len(only) != 1:
-            raise forbidden("org_required", f"send {ORG_HEADER} to choose an organization")
-        membership = only[0]
-    return Tenant(organization=membership.organization, role=membership.role, principal_kind="user")
+def register_resolver(resolver: Callable[[Request], Tenant]) -> None:
+    """Install the function that resolves a request's tenant (called by the orgs app)."""
+    global _resolver
+    _resolver = resolver
 
 
 def get_tenant(request: Request) -> Tenant:
     """The request's tenant, resolved on first use and kept on the request."""
     tenant = getattr(request, "_tenant", None)
     if tenant is None:
-        tenant = _resolve(request)
+        if _resolver is None:
+            raise ImproperlyConfigured("no tenant resolver: is apps.orgs installed?")
+        tenant = _resolver(request)
         request._tenant = tenant  # type: ignore[attr-defined]
     return tenant

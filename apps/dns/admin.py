@@ -1,19 +1,369 @@
-from django.contrib import admin
+"""Console pages of DNS: domains with their record sets inline, saved through apps.dns.services
+(name normalisation, the Route 53 credential rule, the CNAME rule, a reconcile queued after each
+change), "Reconcile now", and "Show the plan" (the API's plan route, with "Apply this plan" when
+the organization requires plans); the organizations' DNS settings (saved through the API's
+settings service) and their stored plans (read-only)."""
 
-from apps.dns.models import Domain, RecordSet
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.core.permissions import Perm
+from apps.dns import services
+from apps.dns.models import DNSPlan, DNSSettings, Domain, RecordSet
+from apps.orgs.console_base import (
+    ORG_FILTER,
+    SERVICE_ERRORS,
+    OrgScopedAdmin,
+    OrgScopedInline,
+    adopt,
+    can,
+    is_saved,
+    record_formset_save,
+    refusal_text,
+)
+
+RECORD_FIELDS = ("name", "type", "ttl", "values")
+
+
+class RecordSetInline(OrgScopedInline):
+    model = RecordSet
+    fields = ("name", "type", "ttl", "values", "owner", "status", "last_error")
+    readonly_fields = ("owner", "status", "last_error")
 
 
 @admin.register(Domain)
-class DomainAdmin(admin.ModelAdmin):
-    list_display = ("domain_name", "organization", "zone_id", "status", "created_at")
-    list_filter = ("status",)
+class DomainAdmin(OrgScopedAdmin):
+    list_display = ("domain_name", "organization", "zone_id", "status", "last_error", "created_at")
+    list_filter = ("status", ORG_FILTER)
     search_fields = ("domain_name", "zone_id")
-    raw_id_fields = ("organization", "credential")
+    list_select_related = ("organization",)
+    autocomplete_fields = ("credential",)
+    fields = (
+        "organization",
+        "domain_name",
+        "credential",
+        "zone_id",
+        "status",
+        "last_error",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = ("status", "last_error", "created_at", "updated_at")
+    inlines = [RecordSetInline]
+    actions = ["reconcile_now", "show_plan"]
+
+    def save_model(self, request: HttpRequest, obj: Domain, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            changes: dict[str, Any] = {}
+            for name in ("domain_name", "zone_id"):
+                if name in form.changed_data:
+                    changes[name] = data[name]
+            if "credential" in form.changed_data:
+                changes["credential_id"] = data["credential"].pk
+            if changes:
+                adopt(obj, services.domain_update(domain=obj, changes=changes))
+            return
+        created = services.domain_create(
+            organization_id=obj.organization_id,
+            domain_name=data["domain_name"],
+            credential_id=data["credential"].pk,
+            zone_id=data.get("zone_id") or "",
+        )
+        adopt(obj, created)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        domain = form.instance
+        deleted = set(map(id, formset.deleted_forms))
+        removed = [row.instance for row in formset.deleted_forms if is_saved(row.instance)]
+        for record_set in removed:
+            services.record_set_delete(record_set=record_set)
+        new, changed = [], []
+        for row in formset.forms:
+            if id(row) in deleted or not row.has_changed():
+                continue
+            values = {n: row.cleaned_data.get(n) for n in RECORD_FIELDS}
+            if is_saved(row.instance):
+                changes = {n: v for n, v in values.items() if n in row.changed_data}
+                changed.append(services.record_set_update(record_set=row.instance, changes=changes))
+            else:
+                new.append(services.record_set_create(domain=domain, **values))
+        record_formset_save(formset, new=new, changed=changed, deleted=removed)
+
+    def delete_model(self, request: HttpRequest, obj: Domain) -> None:
+        services.domain_delete(domain=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for domain in queryset:
+            services.domain_delete(domain=domain)
+
+    @admin.action(description="Reconcile now")
+    def reconcile_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for domain in self.each_allowed(request, queryset, Perm.WRITE):
+            job = services.domain_reconcile_enqueue(domain=domain)
+            if job is None:
+                self.message_user(request, f"{domain}: a reconcile is already queued or running")
+                continue
+            self.log_change(request, domain, f"Queued a reconcile (job {job.pk})")
+            self.message_user(request, f"{domain}: reconcile queued (job {job.pk})")
+
+    # The plan: what the next reconcile would change, as `GET /dns/domains/{id}/plan` says.
+
+    @admin.action(description="Show the plan")
+    def show_plan(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one domain.", messages.ERROR)
+            return None
+        return HttpResponseRedirect(
+            reverse("admin:dns_domain_plan", args=[queryset.values_list("pk", flat=True)[0]])
+        )
+
+    def get_urls(self) -> list[Any]:
+        plan = path(
+            "<path:object_id>/plan/",
+            self.admin_site.admin_view(require_GET(self.plan_view)),
+            name="dns_domain_plan",
+        )
+        return [plan, *super().get_urls()]
+
+    def plan_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Read the zone now and show the stored plan (the API's plan route: reading rights)."""
+        domain = self.get_object(request, object_id)
+        if domain is None:
+            # Django's own "no such object" message and redirect; private, so not in the stubs.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
+        self.require(request, Perm.READ, domain)
+        try:
+            plan = services.domain_plan_create(domain=domain)
+        except SERVICE_ERRORS as exc:
+            self.message_user(request, f"{domain}: {refusal_text(exc)}", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:dns_domain_change", args=[domain.pk]))
+        self.log_change(request, domain, f"Computed a DNS plan (plan {plan.pk})")
+        dns_settings = services.dns_settings_get(organization_id=domain.organization_id)
+        require_plan = dns_settings.require_plan
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"The plan for {domain}",
+            "opts": self.opts,
+            "domain": domain,
+            "plan": plan,
+            "rows": plan_rows(plan),
+            "require_plan": require_plan,
+            "can_apply": require_plan and can(request, Perm.WRITE, plan.organization_id),
+        }
+        return TemplateResponse(request, "admin/dns/domain/plan.html", context)
 
 
 @admin.register(RecordSet)
-class RecordSetAdmin(admin.ModelAdmin):
-    list_display = ("name", "type", "domain", "owner", "status", "created_at")
-    list_filter = ("type", "status", "owner")
+class RecordSetAdmin(OrgScopedAdmin):
+    list_display = ("name", "type", "domain", "organization", "owner", "status", "last_error")
+    list_filter = ("type", "status", "owner", ORG_FILTER)
     search_fields = ("name", "domain__domain_name")
-    raw_id_fields = ("organization", "domain")
+    list_select_related = ("domain", "organization")
+    autocomplete_fields = ("domain",)
+    immutable_fields = ("domain",)
+    fields = (
+        "organization",
+        "domain",
+        *RECORD_FIELDS,
+        "owner",
+        "status",
+        "last_error",
+        "fingerprint",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = ("owner", "status", "last_error", "fingerprint", "created_at", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: RecordSet, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            changes = {n: data[n] for n in RECORD_FIELDS if n in form.changed_data}
+            if changes:
+                adopt(obj, services.record_set_update(record_set=obj, changes=changes))
+            return
+        values = {n: data.get(n) for n in RECORD_FIELDS}
+        adopt(obj, services.record_set_create(domain=data["domain"], **values))
+
+    def delete_model(self, request: HttpRequest, obj: RecordSet) -> None:
+        services.record_set_delete(record_set=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for record_set in queryset:
+            services.record_set_delete(record_set=record_set)
+
+
+def plan_rows(plan: DNSPlan) -> list[dict[str, Any]]:
+    """The plan's stored changes flattened for the template (every key present: a missing
+    `values` would make the template call the dict's own `values()`)."""
+    rows = []
+    for change in plan.changes or []:
+        previous = change.get("previous") or {}
+        old_ttl = previous.get("ttl")
+        rows.append(
+            {
+                "action": change.get("action", ""),
+                "kind": change.get("kind", ""),
+                "name": change.get("name", ""),
+                "type": change.get("type", ""),
+                "ttl": change.get("ttl"),
+                "new_values": " ".join(change.get("values") or []),
+                "old_values": " ".join(previous.get("values") or []),
+                "old_ttl": old_ttl if old_ttl != change.get("ttl") else None,
+                "owner": change.get("owner", ""),
+                "reason": change.get("reason", ""),
+            }
+        )
+    return rows
+
+
+def plan_changes_html(plan: DNSPlan) -> str:
+    """The plan's changes as a table: action, what it touches, and the ownership verdict."""
+    return render_to_string("admin/dns/plan_changes.html", {"rows": plan_rows(plan)})
+
+
+def plan_summary_text(plan: DNSPlan) -> str:
+    summary = plan.summary or {}
+    words = ("create", "update", "delete", "conflict")
+    return ", ".join(f"{summary.get(word, 0)} {word}" for word in words)
+
+
+def _job_url(job_id: uuid.UUID | None) -> str:
+    if job_id is None:
+        return ""
+    try:
+        return reverse("admin:jobs_jobrun_change", args=[job_id])
+    except NoReverseMatch:
+        return ""
+
+
+@admin.register(DNSSettings)
+class DNSSettingsAdmin(OrgScopedAdmin):
+    """An organization's DNS settings. Changing them is an organization policy (owners and
+    admins), as on `PATCH /dns/settings`; there is nothing to delete (turn the setting off)."""
+
+    list_display = ("__str__", "organization", "require_plan", "updated_at")
+    list_filter = ("require_plan", ORG_FILTER)
+    search_fields = ("organization__name",)
+    list_select_related = ("organization",)
+    fields = ("organization", "require_plan", "created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at")
+    add_perm = Perm.MANAGE_ORG
+    change_perm = Perm.MANAGE_ORG
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: DNSSettings, form: Any, change: bool) -> None:
+        saved = services.dns_settings_update(
+            organization_id=obj.organization_id, require_plan=form.cleaned_data["require_plan"]
+        )
+        adopt(obj, saved)
+
+
+@admin.register(DNSPlan)
+class DNSPlanAdmin(OrgScopedAdmin):
+    """Stored plans, read-only: they are made by "Show the plan" (or the API) and applied by
+    "Apply this plan" (the API's apply service), never edited."""
+
+    list_display = ("__str__", "domain", "organization", "status", "summary_text", "created_at")
+    list_filter = ("status", ORG_FILTER)
+    search_fields = ("domain__domain_name",)
+    list_select_related = ("domain", "organization")
+    fields = (
+        "organization",
+        "domain",
+        "status",
+        "summary_text",
+        "job_link",
+        "error",
+        "created_at",
+        "applied_at",
+        "changes_table",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="summary")
+    def summary_text(self, obj: DNSPlan) -> str:
+        return plan_summary_text(obj)
+
+    @admin.display(description="job")
+    def job_link(self, obj: DNSPlan) -> str:
+        url = _job_url(obj.job_id)
+        if not url:
+            return str(obj.job_id or "-")
+        return format_html('<a href="{}">{}</a>', url, obj.job_id)
+
+    @admin.display(description="changes")
+    def changes_table(self, obj: DNSPlan) -> str:
+        return plan_changes_html(obj)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # An open plan can be applied from here too (after "a reconcile is running", say).
+        context = dict(extra_context or {})
+        plan = self.get_object(request, object_id)
+        if plan is not None and plan.status == DNSPlan.Status.OPEN:
+            require_plan = services.dns_settings_get(
+                organization_id=plan.organization_id
+            ).require_plan
+            context["can_apply"] = require_plan and can(request, Perm.WRITE, plan.organization_id)
+        return super().change_view(request, object_id, form_url, context)
+
+    def get_urls(self) -> list[Any]:
+        apply = path(
+            "<uuid:plan_id>/apply/",
+            self.admin_site.admin_view(require_POST(self.apply_view)),
+            name="dns_dnsplan_apply",
+        )
+        return [apply, *super().get_urls()]
+
+    def apply_view(self, request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
+        """Apply a reviewed plan: `POST /dns/plans/{id}/apply` (writing rights), its refusals
+        (stale, not open, a reconcile running) shown as messages."""
+        plan = self.get_queryset(request).select_related("domain").filter(pk=plan_id).first()
+        if plan is None:
+            # Django's own "no such object" message and redirect; private, so not in the stubs.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, str(plan_id))  # type: ignore[attr-defined]
+        self.require(request, Perm.WRITE, plan)
+        back = HttpResponseRedirect(reverse("admin:dns_dnsplan_change", args=[plan.pk]))
+        try:
+            plan = services.dns_plan_apply(plan=plan)
+        except SERVICE_ERRORS as exc:
+            self.message_user(request, f"Not applied: {refusal_text(exc)}", messages.ERROR)
+            return back
+        self.log_change(request, plan.domain, f"Applied DNS plan {plan.pk} (job {plan.job_id})")
+        url = _job_url(plan.job_id)
+        self.message_user(
+            request,
+            format_html('Plan applying (job {}). <a href="{}">Follow its log</a>', plan.job_id, url)
+            if url
+            else f"Plan applying (job {plan.job_id}).",
+            messages.SUCCESS,
+        )
+        return back

@@ -7,3 +7,21 @@ class DnsConfig(AppConfig):
     name = "apps.dns"
     label = "dns"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from apps.jobs import registry
+
+        for name in ("dns_reconcile", "dns_purge"):
+            registry.register(
+                registry.JobKind(
+                    name=name,
+                    handler=f"apps.dns.jobs.{name}",
+                    queue=registry.QUEUE_DEFAULT,
+                    timeout_setting="DNS_RECONCILE_TIMEOUT_SECONDS",
+                    # A reconcile reads the zone afresh and converges: running it again after a
+                    # lost worker is safe.
+                    idempotent=True,
+                    max_attempts=3,
+                    on_failure="apps.dns.services.dns_job_failed",
+                )
+            )

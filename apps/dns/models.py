@@ -1,6 +1,6 @@
-"""DNS domains (a Route 53 hosted zone reached through a credential) and their record sets.
-
-Only the data lives here for now; the DNS API and the reconciler come with the DNS issue.
+"""DNS domains (a Route 53 hosted zone reached through a credential), their record sets, the
+organization's DNS settings and reviewable plans. The reconciler is in `reconcile.py` and
+`services.py`; docs/dns.md describes the design.
 """
 
 from __future__ import annotations
@@ -22,6 +22,12 @@ class Domain(OrgOwnedModel):
 
     domain_name = models.CharField(max_length=253)
     zone_id = models.CharField(max_length=128, blank=True, default="")
+    # The hosted zone's own name, learnt when the zone is checked: a domain may be a subdomain
+    # of its zone, and names outside the zone (e.g. the external-dns guard of the apex) are
+    # never written.
+    zone_name = models.CharField(max_length=253, blank=True, default="")
+    # End of the last reconcile that read the zone (the schedule re-reads idle zones for drift).
+    last_reconciled_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     last_error = models.TextField(blank=True, default="")
     # RESTRICT, not PROTECT: a credential still serving a zone cannot vanish underneath the
@@ -97,3 +103,52 @@ class RecordSet(OrgOwnedModel):
         if self.name in ("", "@"):
             return self.domain.domain_name
         return f"{self.name}.{self.domain.domain_name}"
+
+
+class DNSSettings(OrgOwnedModel):
+    """An organization's DNS preferences. With `require_plan`, the reconciler applies nothing
+    on its own: changes reach Route 53 only when someone applies a plan they reviewed."""
+
+    require_plan = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "DNS settings"
+        verbose_name_plural = "DNS settings"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"], name="%(app_label)s_%(class)s_unique_organization"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"DNS settings of {self.organization_id}"
+
+
+class DNSPlan(OrgOwnedModel):
+    """What the next reconcile of a domain would change, as computed at `created_at` from the
+    zone's contents (`zone_digest`) and the domain's record sets (`desired_digest`). Applying it
+    is refused once either has changed, so what was reviewed is exactly what is applied."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        APPLYING = "applying"
+        APPLIED = "applied"
+        STALE = "stale"
+        FAILED = "failed"
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="plans")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    zone_digest = models.CharField(max_length=64)
+    desired_digest = models.CharField(max_length=64)
+    changes = models.JSONField(default=list, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    job_id = models.UUIDField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = "DNS plan"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"plan {self.pk} ({self.status})"

@@ -1,39 +1,168 @@
-"""Admin console pages of the infrastructure app. Secret columns (SSH private keys, credential
-secrets) are excluded from every page: list, change form and search."""
+"""Console pages of the infrastructure app. Secret columns (SSH private keys, credential secrets)
+show only as "set" / "not set"; reading one is an explicit, role-checked, logged action. Every
+write goes through apps.infrastructure.services, as the API's do."""
 
-from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from __future__ import annotations
 
-from apps.infrastructure import services
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from apps.core.permissions import Perm
+from apps.core.tenancy import Tenant
+from apps.infrastructure import bootstrap, registry, services
+from apps.infrastructure.keygen import RSA_BITS
 from apps.infrastructure.models import Credential, LoadBalancer, Server, SSHKey
+from apps.orgs.console_base import (
+    ORG_FILTER,
+    ConsoleModelForm,
+    OrgScopedAdmin,
+    adopt,
+    console_roles,
+    is_platform_admin,
+    secret_state,
+)
+
+# What ModelAdmin.get_fields answers: field names, or a group of names shown on one line.
+_FieldGroups = list[str | list[str] | tuple[str, ...]]
 
 
-class _OrgFixedAdmin(admin.ModelAdmin):
-    """A row's organization is chosen when it is created and never changed here: secrets are
-    bound to their organization, and references must stay inside one."""
+def _reveal_audit(request: HttpRequest, obj: Any, resource: str) -> None:
+    """The API's `secret_revealed` log line, for a reveal made in the console."""
+    role = (
+        "platform_admin"
+        if is_platform_admin(request)
+        else console_roles(request).get(obj.organization_id, "")
+    )
+    services.secret_reveal_log(
+        tenant=Tenant(organization=obj.organization, role=role, principal_kind="user"),
+        request_user=request.user,
+        resource=resource,
+        resource_id=obj.pk,
+    )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        fields = list(super().get_readonly_fields(request, obj))
-        return [*fields, "organization"] if obj is not None else fields
+
+def _single(admin_obj: OrgScopedAdmin, request: HttpRequest, queryset: QuerySet) -> Any:
+    if queryset.count() != 1:
+        admin_obj.message_user(request, "Select exactly one row for this action.", messages.ERROR)
+        return None
+    return queryset.first()
+
+
+# --- SSH keys --------------------------------------------------------------------------------
+
+
+class SSHKeyCreateForm(ConsoleModelForm):
+    """What the API's POST /ssh takes; the key pair itself is generated server-side."""
+
+    bits = forms.TypedChoiceField(
+        choices=[("", "default (4096 for RSA)")] + [(b, str(b)) for b in RSA_BITS],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        help_text="RSA only.",
+    )
+
+    class Meta:
+        model = SSHKey
+        fields = ["organization", "name", "key_type", "bits", "comment"]
 
 
 @admin.register(SSHKey)
-class SSHKeyAdmin(_OrgFixedAdmin):
-    list_display = ["name", "organization", "key_type", "fingerprint", "created_at"]
-    list_filter = ["key_type"]
-    search_fields = ["name", "fingerprint"]
+class SSHKeyAdmin(OrgScopedAdmin):
+    list_display = ["name", "organization", "key_type", "bits", "fingerprint", "created_at"]
+    list_filter = ["key_type", ORG_FILTER]
+    search_fields = ["name", "fingerprint", "comment"]
     list_select_related = ["organization"]
-    exclude = ["private_key"]
-    readonly_fields = ["id", "public_key", "fingerprint", "created_at", "updated_at"]
+    immutable_fields = ("key_type", "bits", "public_key", "fingerprint")
+    actions = ["download_private_key"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        # Keys are generated server-side through the API; a form cannot make one.
-        return False
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = SSHKeyCreateForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
+        if obj is None:
+            return ["organization", "name", "key_type", "bits", "comment"]
+        return [
+            "organization",
+            "name",
+            "comment",
+            "key_type",
+            "bits",
+            "fingerprint",
+            "public_key",
+            "private_key_state",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return []
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "private_key_state", "created_at", "updated_at"]
+
+    @admin.display(description="private key")
+    def private_key_state(self, obj: SSHKey) -> str:
+        return secret_state(obj.private_key)
+
+    def save_model(self, request: HttpRequest, obj: SSHKey, form: Any, change: bool) -> None:
+        if change:
+            obj.save(update_fields=["name", "comment", "updated_at"])
+            return
+        created = services.ssh_key_create(
+            organization=obj.organization,
+            name=obj.name,
+            key_type=obj.key_type,
+            bits=form.cleaned_data.get("bits"),
+            comment=obj.comment or "",
+        )
+        adopt(obj, created)
+
+    def delete_model(self, request: HttpRequest, obj: SSHKey) -> None:
+        services.ssh_key_delete(ssh_key=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for key in queryset:
+            services.ssh_key_delete(ssh_key=key)
+
+    @admin.action(description="Download the private key (logged)")
+    def download_private_key(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        key = _single(self, request, queryset)
+        if key is None:
+            return None
+        self.require(request, Perm.REVEAL_SECRETS, key)
+        _reveal_audit(request, key, "ssh_key")
+        self.log_reveal(request, key, "the private key (download)")
+        response = HttpResponse(key.private_key, content_type="application/x-pem-file")
+        response["Content-Disposition"] = f'attachment; filename="{key.name or key.pk}.pem"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+# --- Servers ---------------------------------------------------------------------------------
+
+
+SERVER_FIELDS = [
+    "hostname",
+    "public_ip_address",
+    "private_ip_address",
+    "ssh_user",
+    "ssh_port",
+    "ssh_key",
+    "role",
+    "status",
+]
 
 
 @admin.register(Server)
-class ServerAdmin(_OrgFixedAdmin):
+class ServerAdmin(OrgScopedAdmin):
     list_display = [
         "hostname",
         "organization",
@@ -41,16 +170,53 @@ class ServerAdmin(_OrgFixedAdmin):
         "status",
         "public_ip_address",
         "private_ip_address",
+        "last_error",
         "created_at",
     ]
-    list_filter = ["role", "status"]
+    list_filter = ["role", "status", ORG_FILTER]
     search_fields = ["hostname", "public_ip_address", "private_ip_address"]
     list_select_related = ["organization"]
-    raw_id_fields = ["ssh_key"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    autocomplete_fields = ["ssh_key"]
+    fields = [
+        "organization",
+        *SERVER_FIELDS,
+        "last_error",
+        "host_key_state",
+        "ssh_host_key_algo",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = [
+        "last_error",
+        "host_key_state",
+        "ssh_host_key_algo",
+        "created_at",
+        "updated_at",
+    ]
+    # The fields asking for a server decide which servers fit: a cluster's bastion must be a
+    # bastion, a node pool's member must not be one (the services refuse the rest).
+    autocomplete_filters = {
+        ("cluster", "bastion_server"): Q(role=Server.Role.BASTION),
+        ("nodepoolserver", "server"): ~Q(role=Server.Role.BASTION),
+    }
+    actions = ["bootstrap_now", "reset_host_key"]
 
-    # Deleting here goes through the service, so clusters using the server as their bastion go
-    # back to `pre_pending` exactly as with DELETE /servers/{id}.
+    @admin.display(description="pinned SSH host key")
+    def host_key_state(self, obj: Server) -> str:
+        return "pinned" if obj.ssh_host_key else "not pinned (learned on next connection)"
+
+    def save_model(self, request: HttpRequest, obj: Server, form: Any, change: bool) -> None:
+        if change:
+            changes = {
+                name: form.cleaned_data[name] for name in form.changed_data if name in SERVER_FIELDS
+            }
+            services.server_update(server=obj, **changes)
+            return
+        values = {name: getattr(obj, name) for name in SERVER_FIELDS}
+        adopt(obj, services.server_create(organization=obj.organization, **values))
+
+    # Deleting goes through the service, so clusters using the server as their bastion go back
+    # to `pre_pending` exactly as with DELETE /servers/{id}.
     def delete_model(self, request: HttpRequest, obj: Server) -> None:
         services.server_delete(server=obj)
 
@@ -58,18 +224,82 @@ class ServerAdmin(_OrgFixedAdmin):
         for server in queryset:
             services.server_delete(server=server)
 
+    @admin.action(description="Bootstrap the selected bastions now")
+    def bootstrap_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for server in self.each_allowed(request, queryset, Perm.WRITE):
+            if server.role != Server.Role.BASTION:
+                self.message_user(request, f"{server}: not a bastion", messages.ERROR)
+                continue
+            job = bootstrap.bastion_bootstrap_start(server=server)
+            if job is None:
+                self.message_user(request, f"{server}: a bootstrap is already running")
+                continue
+            self.log_change(request, server, f"Started a bastion bootstrap (job {job.pk})")
+            self.message_user(request, f"{server}: bootstrap queued (job {job.pk})")
+
+    @admin.action(description="Reset the pinned SSH host key")
+    def reset_host_key(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for server in self.each_allowed(request, queryset, Perm.WRITE):
+            services.server_reset_host_key(server=server)
+            self.log_change(request, server, "Reset the pinned SSH host key")
+            self.message_user(request, f"{server}: host key will be learned on next connection")
+
+
+# --- Credentials -----------------------------------------------------------------------------
+
+
+class CredentialCreateForm(ConsoleModelForm):
+    """What the API's POST /credentials takes; the registry validates secret and scope. The
+    secret is typed into a password field and never rendered back, even after an error."""
+
+    provider = forms.ChoiceField(choices=[(p, p) for p in registry.PROVIDERS])
+    scope = forms.JSONField(initial=dict, help_text='e.g. {"service": "route53"}')
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        help_text='JSON, e.g. {"access_key_id": "...", "secret_access_key": "..."}',
+    )
+
+    class Meta:
+        model = Credential
+        fields = [
+            "organization",
+            "name",
+            "provider",
+            "kind",
+            "schema_version",
+            "scope_kind",
+            "scope_version",
+            "scope",
+            "account_id",
+            "region",
+        ]
+
+    def clean_secret(self) -> dict:
+        try:
+            value = json.loads(self.cleaned_data["secret"])
+        except ValueError:
+            raise forms.ValidationError("must be a JSON object") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON object")
+        return value
+
+    def _post_clean(self) -> None:
+        # The registry validates the whole credential when it is created (credential_create);
+        # the model's own checks (a required, encrypted secret column) do not apply to the form.
+        pass
+
 
 @admin.register(Credential)
-class CredentialAdmin(_OrgFixedAdmin):
+class CredentialAdmin(OrgScopedAdmin):
     list_display = ["name", "organization", "provider", "kind", "scope_kind", "updated_at"]
-    list_filter = ["provider", "kind", "scope_kind"]
+    list_filter = ["provider", "kind", "scope_kind", ORG_FILTER]
     search_fields = ["name", "account_id"]
     list_select_related = ["organization"]
-    exclude = ["secret"]
-    # Provider, kind and scope are validated against the registry (and the scope fingerprinted)
-    # only by the API's services, so the console shows them but does not edit them.
-    readonly_fields = [
-        "id",
+    fields = [
+        "organization",
+        "name",
+        "account_id",
+        "region",
         "provider",
         "kind",
         "schema_version",
@@ -77,22 +307,92 @@ class CredentialAdmin(_OrgFixedAdmin):
         "scope_version",
         "scope",
         "scope_fingerprint",
+        "secret_state",
         "created_at",
         "updated_at",
     ]
+    # Provider, kind and scope are validated against the registry (and the scope fingerprinted)
+    # by the services; the console shows them, and edits only the plain fields.
+    readonly_fields = [
+        "provider",
+        "kind",
+        "schema_version",
+        "scope_kind",
+        "scope_version",
+        "scope",
+        "scope_fingerprint",
+        "secret_state",
+        "created_at",
+        "updated_at",
+    ]
+    actions = ["download_secret"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        # A credential needs a registry-validated secret, which only the API accepts.
-        return False
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = CredentialCreateForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
+        if obj is None:
+            return [*CredentialCreateForm.Meta.fields, "secret"]
+        return list(self.fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return super().get_readonly_fields(request, obj) if obj is not None else []
+
+    @admin.display(description="secret")
+    def secret_state(self, obj: Credential) -> str:
+        return secret_state(obj.secret)
+
+    def save_model(self, request: HttpRequest, obj: Credential, form: Any, change: bool) -> None:
+        if not change:
+            data = form.cleaned_data
+            created = services.credential_create(
+                organization=data["organization"],
+                **{n: data[n] for n in CredentialCreateForm.Meta.fields if n != "organization"},
+                secret=data["secret"],
+            )
+            adopt(obj, created)
+            return
+        changes = {
+            name: form.cleaned_data[name]
+            for name in form.changed_data
+            if name in ("name", "account_id", "region")
+        }
+        services.credential_update(credential=obj, **changes)
+
+    def delete_model(self, request: HttpRequest, obj: Credential) -> None:
+        services.credential_delete(credential=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for credential in queryset:
+            services.credential_delete(credential=credential)
+
+    @admin.action(description="Download the secret as JSON (logged)")
+    def download_secret(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        credential = _single(self, request, queryset)
+        if credential is None:
+            return None
+        self.require(request, Perm.REVEAL_SECRETS, credential)
+        secret = services.credential_reveal(credential=credential)
+        _reveal_audit(request, credential, "credential")
+        self.log_reveal(request, credential, "the secret (download)")
+        response = HttpResponse(json.dumps(secret, indent=2), content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="credential-{credential.pk}.json"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+# --- Load balancers --------------------------------------------------------------------------
 
 
 @admin.register(LoadBalancer)
-class LoadBalancerAdmin(_OrgFixedAdmin):
+class LoadBalancerAdmin(OrgScopedAdmin):
     list_display = ["name", "organization", "kind", "public_ip_address", "private_ip_address"]
-    list_filter = ["kind"]
-    search_fields = ["name"]
+    list_filter = ["kind", ORG_FILTER]
+    search_fields = ["name", "public_ip_address", "private_ip_address"]
     list_select_related = ["organization"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at"]
 
     # Through the service, so clusters using it go back to `pre_pending` as with the API.
     def delete_model(self, request: HttpRequest, obj: LoadBalancer) -> None:

@@ -111,7 +111,12 @@ def bootstrap_command(toggles: dict[str, Any]) -> str:
 
 def _usable_bastion(ctx: JobContext) -> Server:
     # The job acts for the server's organization; the row is found by the id it was given.
-    server = Server.objects.select_related("ssh_key").filter(pk=ctx.job.subject_id).first()
+    subject_id = ctx.job.subject_id
+    server = (
+        Server.objects.select_related("ssh_key").filter(pk=subject_id).first()
+        if subject_id
+        else None
+    )
     if server is None:
         raise JobFailed("the server no longer exists")
     ctx.log.system(f"claimed bastion {server.hostname or server.pk} ({server.pk})")
@@ -197,6 +202,8 @@ def bootstrap_bastion(ctx: JobContext) -> dict[str, Any]:
 def bootstrap_failed(job: JobRun, status: str, error: str) -> None:
     """A bootstrap that did not succeed leaves its server `failed` with the reason (an operator
     sets it back to `pending`, or uses "bootstrap now", to try again)."""
+    if job.subject_id is None:  # every bootstrap job names its server
+        return
     Server.objects.filter(
         pk=job.subject_id, status__in=[Server.Status.PROVISIONING, Server.Status.PENDING]
     ).update(status=Server.Status.FAILED, last_error=error[:2000])

@@ -27,6 +27,7 @@ from typing import Any
 
 import paramiko
 
+from apps.infrastructure.host_keys import server_pin_host_key
 from apps.infrastructure.models import Server, SSHKey
 
 DEFAULT_TIMEOUT = 10.0
@@ -80,8 +81,6 @@ class _PinOnFirstUse(paramiko.MissingHostKeyPolicy):
         self.server = server
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: Any) -> None:
-        from apps.infrastructure.services import server_pin_host_key
-
         if not server_pin_host_key(
             server=self.server, algo=key.get_name(), key_b64=key.get_base64()
         ):

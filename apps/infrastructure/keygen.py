@@ -39,6 +39,7 @@ def generate_key_pair(*, key_type: str, bits: int | None = None, comment: str = 
     character is refused: the public key must stay one authorized_keys line."""
     if any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in comment):
         raise ValueError("comment must not contain control characters")
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
     if key_type == "rsa":
         key = rsa.generate_private_key(public_exponent=65537, key_size=bits or DEFAULT_RSA_BITS)
         private = key.private_bytes(

@@ -34,7 +34,7 @@ class SSHKey(OrgOwnedModel):
     private_key = EncryptedTextField()
 
     class Meta:
-        verbose_name = "ssh key"
+        verbose_name = "SSH key"
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

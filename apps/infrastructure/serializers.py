@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from apps.core.api.errors import bad_request
 from apps.core.api.fields import OrgScopedPrimaryKeyRelatedField
-from apps.core.api.serializers import GoShapeMixin
+from apps.core.api.serializers import FastReadMixin, GoShapeMixin
 from apps.core.validators import validate_hostname, validate_ssh_user, validate_target_ip
 from apps.infrastructure.models import Credential, LoadBalancer, Server, SSHKey
 
@@ -30,7 +30,7 @@ class LowercaseChoiceField(serializers.ChoiceField):
 # --- SSH keys --------------------------------------------------------------------------------
 
 
-class SSHKeySerializer(serializers.ModelSerializer):
+class SSHKeySerializer(FastReadMixin, serializers.ModelSerializer):
     """dto.SshResponse, plus `server_count` when the queryset is annotated with it."""
 
     organization_id = serializers.UUIDField(read_only=True)
@@ -72,12 +72,11 @@ class SSHKeyRevealSerializer(SSHKeySerializer):
         return data
 
 
-def no_control_characters(value: str) -> str:
+def no_control_characters(value: str) -> None:
     """Refuse control characters (newline, tab, NUL, ...): the comment ends up on the one-line
     OpenSSH public key, where a newline would smuggle in a second authorized_keys entry."""
     if any(unicodedata.category(char) == "Cc" for char in value):
         raise serializers.ValidationError("must not contain control characters")
-    return value
 
 
 class SSHKeyCreateSerializer(serializers.Serializer):
@@ -98,7 +97,7 @@ class SSHKeyCreateSerializer(serializers.Serializer):
 # --- Servers ---------------------------------------------------------------------------------
 
 
-class ServerSerializer(GoShapeMixin, serializers.ModelSerializer):
+class ServerSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer):
     """dto.ServerResponse for reads, dto.CreateServerRequest / UpdateServerRequest for writes.
     The pinned host key is internal and never part of the response. Without a public address
     the field is omitted, as the original's `*string` with `omitempty`."""
@@ -156,7 +155,7 @@ class ServerSerializer(GoShapeMixin, serializers.ModelSerializer):
 # --- Credentials -----------------------------------------------------------------------------
 
 
-class CredentialSerializer(serializers.ModelSerializer):
+class CredentialSerializer(FastReadMixin, serializers.ModelSerializer):
     """dto.CredentialOut. Never carries the secret."""
 
     credential_provider = serializers.CharField(source="provider", read_only=True)
@@ -210,7 +209,7 @@ class CredentialUpdateSerializer(serializers.Serializer):
 # --- Load balancers --------------------------------------------------------------------------
 
 
-class LoadBalancerSerializer(GoShapeMixin, serializers.ModelSerializer):
+class LoadBalancerSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer):
     """dto.LoadBalancerResponse / Create / UpdateLoadBalancerRequest. `kind` is case-insensitive
     and stored lowercase; anything else is 400 `bad_kind`. Unset addresses render as "" (the
     original's plain `string`)."""

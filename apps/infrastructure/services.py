@@ -14,11 +14,16 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, RestrictedError
 
+from apps.audit import services as audit
 from apps.clusters.models import Cluster, NodePoolServer
 from apps.clusters.services import cluster_release_references
 from apps.core.api.errors import APIError, bad_request, conflict, not_found
 from apps.core.tenancy import Tenant
 from apps.infrastructure import registry
+
+# Re-exported: the host-key writes are services too; they live below the SSH client.
+from apps.infrastructure.host_keys import server_pin_host_key as server_pin_host_key
+from apps.infrastructure.host_keys import server_reset_host_key as server_reset_host_key
 from apps.infrastructure.keygen import RSA_BITS, generate_key_pair
 from apps.infrastructure.models import Credential, LoadBalancer, Server, SSHKey
 
@@ -29,6 +34,9 @@ def secret_reveal_log(
     *, tenant: Tenant, request_user: Any, resource: str, resource_id: Any
 ) -> None:
     """Audit line for an explicit secret read: who, in which org, which row. Never the secret."""
+    audit.audit_secret_revealed(
+        organization_id=tenant.organization.pk, resource=resource, resource_id=resource_id
+    )
     logger.info(
         "secret revealed",
         extra={
@@ -173,25 +181,6 @@ def server_delete(*, server: Server) -> None:
             server.delete()
     except (RestrictedError, ProtectedError):
         raise conflict("server_in_use", "server is still referenced elsewhere") from None
-
-
-def server_reset_host_key(*, server: Server) -> Server:
-    """Forget the pinned SSH host key, so the next connection learns it again."""
-    server.ssh_host_key = ""
-    server.ssh_host_key_algo = ""
-    server.save(update_fields=["ssh_host_key", "ssh_host_key_algo", "updated_at"])
-    return server
-
-
-def server_pin_host_key(*, server: Server, algo: str, key_b64: str) -> bool:
-    """Pin a host key on first contact. Compare-and-set: only a server with no pinned key takes
-    it, so two concurrent first contacts cannot overwrite each other. True if pinned now."""
-    changed = Server.objects.filter(pk=server.pk, ssh_host_key="").update(
-        ssh_host_key=key_b64, ssh_host_key_algo=algo
-    )
-    if changed:
-        server.ssh_host_key, server.ssh_host_key_algo = key_b64, algo
-    return bool(changed)
 
 
 # --- Credentials -----------------------------------------------------------------------------

@@ -10,14 +10,22 @@ from __future__ import annotations
 import base64
 import io
 import zipfile
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -48,11 +56,14 @@ from apps.jobs.serializers import JobLogPageSerializer
 class _AnyAccept(BaseContentNegotiation):
     """File downloads are not JSON; do not refuse them for the client's Accept header."""
 
-    def select_parser(self, request: Request, parsers: list) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> Any:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list, format_suffix: Any = None) -> Any:
-        return (renderers[0], renderers[0].media_type)
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: Any = None
+    ) -> Any:
+        renderer = list(renderers)[0]
+        return (renderer, renderer.media_type)
 
 
 def _is_true(value: str | None) -> bool:
@@ -81,12 +92,20 @@ class SSHKeyViewSet(OrgScopedModelViewSet):
             bits=data["bits"],
             comment=data["comment"],
         )
-        key.server_count = 0
+        # A new key has no servers; the annotation the list carries is filled in by hand.
+        key.server_count = 0  # type: ignore[attr-defined]
         return Response(SSHKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         parameters=[OpenApiParameter("reveal", OpenApiTypes.BOOL)],
-        responses={200: SSHKeyRevealSerializer},
+        # Without reveal=true the list-item shape; with it, the key and its private half.
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="SSHKeyOrReveal",
+                serializers=[SSHKeySerializer, SSHKeyRevealSerializer],
+                resource_type_field_name=None,
+            )
+        },
     )
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         key = self.get_object()
@@ -106,7 +125,24 @@ class SSHKeyViewSet(OrgScopedModelViewSet):
             OpenApiParameter("part", str, enum=["public", "private", "both"], required=True),
             OpenApiParameter("mode", str, enum=["json"]),
         ],
-        responses={200: OpenApiTypes.BINARY},
+        # A file per part (see _ssh_download), or with mode=json a JSON object naming it.
+        responses={
+            (200, "text/plain"): OpenApiTypes.STR,
+            (200, "application/x-pem-file"): OpenApiTypes.STR,
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            (200, "application/json"): inline_serializer(
+                name="SSHKeyDownload",
+                fields={
+                    "id": serializers.UUIDField(),
+                    "name": serializers.CharField(),
+                    "fingerprint": serializers.CharField(),
+                    "public_key": serializers.CharField(required=False),
+                    "private_pem": serializers.CharField(required=False),
+                    "zip_base64": serializers.CharField(required=False),
+                    "filenames": serializers.ListField(child=serializers.CharField()),
+                },
+            ),
+        },
     )
     @action(detail=True, methods=["get"], content_negotiation_class=_AnyAccept)
     def download(self, request: Request, pk: str | None = None) -> Any:

@@ -8,10 +8,13 @@ The routes themselves live with their subjects (`/servers/{id}/logs` in infrastr
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.http import StreamingHttpResponse
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,11 +30,14 @@ class EventStreamNegotiation(BaseContentNegotiation):
     """The stream answers `text/event-stream` whatever the client's Accept says (errors before
     the stream starts are still JSON)."""
 
-    def select_parser(self, request: Request, parsers: list) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> Any:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list, format_suffix: Any = None) -> Any:
-        return (renderers[0], renderers[0].media_type)
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: Any = None
+    ) -> Any:
+        renderer = list(renderers)[0]
+        return (renderer, renderer.media_type)
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

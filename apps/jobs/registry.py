@@ -15,8 +15,8 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
+    from apps.jobs.context import JobContext
     from apps.jobs.models import JobRun
-    from apps.jobs.runner import JobContext
 
 # Queues: SSH work is I/O-bound and long (a thread pool, many at once); maintenance is the
 # periodic house-keeping; default is everything else.

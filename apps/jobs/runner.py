@@ -13,87 +13,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.audit.context import job_actor
 from apps.jobs import registry
-from apps.jobs.logs import LogWriter
+from apps.jobs.context import JobCanceled, JobContext, JobFailed
 from apps.jobs.models import JobRun
 from apps.jobs.services import job_claim, job_finish, job_heartbeat
 
 logger = logging.getLogger(__name__)
-
-
-class JobFailed(Exception):
-    """An expected failure with a message for operators (no traceback, no secrets)."""
-
-
-class JobCanceled(Exception):
-    """The run was asked to stop (or ran out of time) and stopped."""
-
-
-class JobContext:
-    """What a handler works with."""
-
-    def __init__(self, job: JobRun, *, timeout_seconds: int) -> None:
-        self.job = job
-        self.log = LogWriter(job)
-        self.timeout_seconds = timeout_seconds
-        self.deadline = time.monotonic() + timeout_seconds
-        self.cancel_event = threading.Event()
-        self.cancel_reason = ""
-        self.cancel_status = JobRun.Status.CANCELED
-        self._callbacks: list[Callable[[], None]] = []
-        self._lock = threading.Lock()
-
-    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Run `callback` (once) if the run is canceled; returns a function that unregisters it."""
-        with self._lock:
-            self._callbacks.append(callback)
-            fire_now = self.cancel_event.is_set()
-        if fire_now:
-            _safe(callback)
-
-        def remove() -> None:
-            with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
-
-        return remove
-
-    def cancel(self, reason: str, *, status: str = JobRun.Status.CANCELED) -> None:
-        with self._lock:
-            if self.cancel_event.is_set():
-                return
-            self.cancel_reason, self.cancel_status = reason, status
-            self.cancel_event.set()
-            callbacks = list(self._callbacks)
-        self.log.system(f"stopping: {reason}")
-        for callback in callbacks:
-            _safe(callback)
-
-    @property
-    def canceled(self) -> bool:
-        return self.cancel_event.is_set()
-
-    def check(self) -> None:
-        """Raise `JobCanceled` if the run should stop (call between steps)."""
-        if self.cancel_event.is_set():
-            raise JobCanceled(self.cancel_reason)
-
-    def remaining(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
-
-
-def _safe(callback: Callable[[], None]) -> None:
-    try:
-        callback()
-    except Exception:  # noqa: BLE001 - a failing clean-up must not hide the outcome
-        logger.warning("job cancel callback failed", exc_info=True)
 
 
 class _Heartbeat(threading.Thread):
@@ -127,6 +59,12 @@ def job_execute(*, job_id: str, task_id: str = "", worker: str = "") -> str:
     job = job_claim(job_id=job_id, task_id=task_id, worker=worker)
     if job is None:
         return "skipped"
+    # Audit entries written while the job runs name it as their actor.
+    with job_actor(job):
+        return _job_run(job)
+
+
+def _job_run(job: JobRun) -> str:
     try:
         kind = registry.get(job.kind)
     except LookupError:
@@ -135,6 +73,7 @@ def job_execute(*, job_id: str, task_id: str = "", worker: str = "") -> str:
     ctx = JobContext(job, timeout_seconds=kind.timeout_seconds)
     heartbeat = _Heartbeat(ctx)
     heartbeat.start()
+    status: str
     status, error, result = JobRun.Status.SUCCEEDED, "", None
     started = time.monotonic()
     try:

@@ -13,12 +13,15 @@ from apps.jobs.models import JobLog, JobRun
 @dataclass(frozen=True)
 class LogScope:
     """The lines one route may show: one subject of one organization. `is_done` says whether
-    the subject's job has ended (the route's own rule, e.g. a server is ready or failed)."""
+    the subject's job has ended (the route's own rule, e.g. a server is ready or failed).
+    With `job_id` (the console's viewer of one run) only that run's lines are shown, and the
+    subject fields only name the wake-up channel."""
 
     subject_type: str
-    subject_id: uuid.UUID
+    subject_id: uuid.UUID | None
     organization_id: uuid.UUID | None
     is_done: Callable[[], bool]
+    job_id: uuid.UUID | None = None
 
 
 def log_item(row: JobLog) -> dict[str, Any]:
@@ -34,6 +37,8 @@ def job_logs_page(*, scope: LogScope, after: int, limit: int) -> dict[str, Any]:
     """`{items, next_cursor, done}`: `done` when the job has ended and this page holds the last
     lines. The end is read *before* the lines, so a job that ends (and flushes) between the two
     reads makes this page "not done" rather than losing its last lines."""
+    if scope.job_id is not None:
+        return _job_logs_page(scope=scope, after=after, limit=limit)
     # The subject's own status moves to final a moment before its job's last lines are
     # flushed; the job row ends only after them, so both must have ended.
     finished = scope.is_done() and not (
@@ -51,6 +56,18 @@ def job_logs_page(*, scope: LogScope, after: int, limit: int) -> dict[str, Any]:
             id__gt=after,
         ).order_by("id")[:limit]
     )
+    items = [log_item(row) for row in rows]
+    return {
+        "items": items,
+        "next_cursor": items[-1]["id"] if items else after,
+        "done": finished and len(items) < limit,
+    }
+
+
+def _job_logs_page(*, scope: LogScope, after: int, limit: int) -> dict[str, Any]:
+    """One run's lines; done once the run has ended (its last lines are flushed before)."""
+    finished = scope.is_done()
+    rows = list(JobLog.objects.filter(job_id=scope.job_id, id__gt=after).order_by("id")[:limit])
     items = [log_item(row) for row in rows]
     return {
         "items": items,

@@ -18,6 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.audit import events as audit_events
+from apps.audit import services as audit
 from apps.jobs import bus, registry
 from apps.jobs.models import JobLog, JobRun
 
@@ -53,6 +55,10 @@ def _send(job: JobRun, eta: Any = None) -> None:
         queue=kind.queue,
         task_id=f"{job.pk}:{uuid.uuid4().hex[:8]}",
         eta=eta if eta and eta > now else None,
+        # The runner enforces the kind's budget; Celery's global limit (prefork workers) must
+        # not cut a long job (a backup) short first.
+        soft_time_limit=kind.timeout_seconds + 60,
+        time_limit=kind.timeout_seconds + 120,
     )
 
 
@@ -205,6 +211,8 @@ def job_request_cancel(*, job: JobRun) -> JobRun:
     """Cancel a run. A queued run ends `canceled` at once; a running one is asked to stop (its
     runner sees the flag within a heartbeat, stops the remote process and ends `canceled`)."""
     locked = JobRun.objects.select_for_update().get(pk=job.pk)
+    if locked.status in JobRun.ACTIVE_STATUSES:
+        audit.audit_object_event(event=audit_events.JOB_CANCEL, obj=locked)
     if locked.status in (JobRun.Status.QUEUED, JobRun.Status.RETRYING):
         _abandon(locked, JobRun.Status.CANCELED, "canceled before it started")
     elif locked.status == JobRun.Status.RUNNING:
@@ -281,10 +289,12 @@ def job_reap(*, now: Any = None) -> dict[str, int]:
                 _send_on_commit(job)
                 counts["requeued"] += 1
             else:
+                # Always set (the query selected on it); the fallback only satisfies the types.
+                since = job.heartbeat_at.isoformat() if job.heartbeat_at else "never"
                 _abandon(
                     job,
                     JobRun.Status.FAILED,
-                    f"worker lost: no heartbeat since {job.heartbeat_at.isoformat()} "
+                    f"worker lost: no heartbeat since {since} "
                     f"(attempt {job.attempts} of {job.max_attempts})",
                 )
                 counts["failed"] += 1

@@ -97,7 +97,11 @@ class _Wakeup:
 
 async def _async_stream(scope: LogScope, after: int) -> AsyncIterator[str]:
     yield "retry: 2000\n\n"
-    wakeup = _Wakeup(bus.subject_channel(scope.subject_type, scope.subject_id))
+    wakeup = _Wakeup(
+        bus.job_channel(scope.job_id)
+        if scope.job_id is not None
+        else bus.subject_channel(scope.subject_type, str(scope.subject_id))
+    )
     await wakeup.open()
     poll = float(settings.JOB_LOG_STREAM_POLL_SECONDS)
     keepalive = float(settings.JOB_LOG_STREAM_KEEPALIVE_SECONDS)

@@ -4,7 +4,9 @@ from the job records. The path keeps the original's name so its clients work unc
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -142,7 +144,7 @@ class QueueListView(APIView):
     @extend_schema(operation_id="AdminListArcherQueues", responses=QueueInfoSerializer(many=True))
     def get(self, request: Request) -> Response:
         now = timezone.now()
-        counts = {
+        counts: dict[str, Mapping[str, Any]] = {
             row["queue"]: row
             for row in JobRun.objects.values("queue").annotate(
                 pending=Count(

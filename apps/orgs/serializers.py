@@ -95,6 +95,6 @@ class OrgKeyCreatedSerializer(serializers.Serializer):
     name = serializers.CharField()
     scope = serializers.CharField()
     created_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(required=False)  # omitted while unset
     org_key = serializers.CharField()
     org_secret = serializers.CharField()

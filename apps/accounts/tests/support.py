@@ -19,7 +19,7 @@ from apps.accounts import services
 @pytest.fixture(autouse=True)
 def _forget_local_keys():
     """Verified keys are remembered per process; each test starts without that memory."""
-    from apps.accounts.authentication import forget_local_key
+    from apps.accounts.apikeys import forget_local_key
 
     forget_local_key()
     yield

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts import services, tokens
-from apps.accounts.authentication import forget_local_key
+from apps.accounts.apikeys import API_KEY_CACHE_PREFIX, forget_local_key
 from apps.accounts.models import APIKey, User
 
 
@@ -101,7 +101,7 @@ def test_revocation_holds_even_if_the_cache_entry_survived_at_most_for_the_ttl(m
     # Revoke behind the cache's back (e.g. straight in the database)...
     APIKey.objects.filter(pk=created.key.pk).update(revoked_at=timezone.now())
     # ...then the cached successes expire (TTL <= 60 s); simulated by dropping the entries.
-    cache.delete(services.API_KEY_CACHE_PREFIX + created.key.public_id)
+    cache.delete(API_KEY_CACHE_PREFIX + created.key.public_id)
     forget_local_key()
     assert client.get("/api/v1/me").status_code == 401
 
@@ -294,7 +294,7 @@ def test_wrong_secrets_from_one_address_do_not_lock_the_owner_out_anywhere(membe
     # Behind the same address (NAT, a proxy) the owner's right secret is still verified.
     neighbour = APIClient(REMOTE_ADDR="203.0.113.66")
     neighbour.credentials(HTTP_X_API_KEY=created.plain)
-    cache.delete(services.API_KEY_CACHE_PREFIX + public_id)
+    cache.delete(API_KEY_CACHE_PREFIX + public_id)
     forget_local_key()
     assert neighbour.get("/api/v1/me").status_code == 200
 
@@ -308,7 +308,7 @@ def test_a_key_revoked_behind_the_caches_back_dies_at_its_next_last_used_write(m
     APIKey.objects.filter(pk=created.key.pk).update(revoked_at=timezone.now())
     assert client.get("/api/v1/me").status_code == 401
     # ...and the touch did not write a fresh cache entry that would keep admitting it.
-    assert cache.get(services.API_KEY_CACHE_PREFIX + created.key.public_id) is None
+    assert cache.get(API_KEY_CACHE_PREFIX + created.key.public_id) is None
     forget_local_key()
     assert client.get("/api/v1/me").status_code == 401
 
@@ -321,7 +321,7 @@ def test_a_key_revoked_behind_the_shared_cache_dies_when_touched_from_it(member,
     APIKey.objects.filter(pk=created.key.pk).update(revoked_at=timezone.now())
     forget_local_key()  # another process: only the shared entry remembers the key
     assert client.get("/api/v1/me").status_code == 401
-    assert cache.get(services.API_KEY_CACHE_PREFIX + created.key.public_id) is None
+    assert cache.get(API_KEY_CACHE_PREFIX + created.key.public_id) is None
 
 
 def test_revoking_or_deleting_a_key_in_the_admin_stops_it_at_once(member):

@@ -222,3 +222,26 @@ def test_the_cookie_authenticates_browser_get_requests_only(member, signing_key)
     assert client.get("/api/v1/me").status_code == 200
     # Unsafe methods never authenticate by cookie (no CSRF through it).
     assert client.patch("/api/v1/me", {"display_name": "x"}, format="json").status_code == 401
+
+
+def test_a_key_another_process_just_generated_is_accepted_before_the_cache_expires(member):
+    """A rotation in one web process: the others still hold their cached keyring, yet a token
+    signed with the new key is accepted (the unknown kid makes them look again)."""
+    services.signing_key_generate()
+    stale = access_tokens.keyring()  # this process's keyring, before the other's rotation
+    newer = services.signing_key_generate()  # "another process" (it resets only its own cache)
+    stale.loaded_at -= access_tokens.UNKNOWN_KID_RELOAD_SECONDS + 1
+    access_tokens._keyring = stale
+    assert newer.kid not in stale.verifiers
+    assert _me(_sign(newer, _claims(member))).status_code == 200
+
+
+def test_made_up_kids_reload_the_keyring_at_most_once_a_second(member, signing_key):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    access_tokens.keyring()  # loaded just now
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(20):
+            access_tokens._verifier(uuid.uuid4().hex)
+    assert not [q for q in queries.captured_queries if "signingkey" in q["sql"]]

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from apps.accounts import services, tokens
-from apps.accounts.authentication import forget_local_key
+from apps.accounts.apikeys import API_KEY_CACHE_PREFIX, forget_local_key
 
 ATTACKER = "203.0.113.66"
 
@@ -35,7 +35,7 @@ def _get_me(credential: str, address: str = ATTACKER):
 
 def _forget_verified(public_id: str) -> None:
     """As after the cache TTL: the next request takes the slow path again."""
-    cache.delete(services.API_KEY_CACHE_PREFIX + public_id)
+    cache.delete(API_KEY_CACHE_PREFIX + public_id)
     forget_local_key()
 
 

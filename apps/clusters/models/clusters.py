@@ -61,7 +61,7 @@ class Cluster(OrgOwnedModel):
         related_name="bastion_of_clusters",
     )
     node_pools = models.ManyToManyField(
-        "NodePool", through="ClusterNodePool", related_name="clusters"
+        "clusters.NodePool", through="ClusterNodePool", related_name="clusters"
     )
     # kubeadm-style bootstrap token `<6 hex>.<16 hex>` and a 64-hex certificate key, generated
     # on create with `secrets`.
@@ -91,6 +91,9 @@ class ClusterNodePool(OrgOwnedModel):
                 name="%(app_label)s_%(class)s_unique_cluster_node_pool",
             )
         ]
+
+    def __str__(self) -> str:
+        return str(self.node_pool)
 
 
 class ClusterMetadata(OrgOwnedModel):

@@ -20,11 +20,15 @@ class NodePool(OrgOwnedModel):
     servers = models.ManyToManyField(
         "infrastructure.Server", through="NodePoolServer", related_name="node_pools"
     )
-    labels = models.ManyToManyField("Label", through="NodePoolLabel", related_name="node_pools")
-    annotations = models.ManyToManyField(
-        "Annotation", through="NodePoolAnnotation", related_name="node_pools"
+    labels = models.ManyToManyField(
+        "clusters.Label", through="NodePoolLabel", related_name="node_pools"
     )
-    taints = models.ManyToManyField("Taint", through="NodePoolTaint", related_name="node_pools")
+    annotations = models.ManyToManyField(
+        "clusters.Annotation", through="NodePoolAnnotation", related_name="node_pools"
+    )
+    taints = models.ManyToManyField(
+        "clusters.Taint", through="NodePoolTaint", related_name="node_pools"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -47,6 +51,9 @@ class NodePoolServer(OrgOwnedModel):
             )
         ]
 
+    def __str__(self) -> str:
+        return str(self.server)
+
 
 class NodePoolLabel(OrgOwnedModel):
     """A label attached to a node pool."""
@@ -61,6 +68,9 @@ class NodePoolLabel(OrgOwnedModel):
                 name="%(app_label)s_%(class)s_unique_node_pool_label",
             )
         ]
+
+    def __str__(self) -> str:
+        return str(self.label)
 
 
 class NodePoolAnnotation(OrgOwnedModel):
@@ -77,6 +87,9 @@ class NodePoolAnnotation(OrgOwnedModel):
             )
         ]
 
+    def __str__(self) -> str:
+        return str(self.annotation)
+
 
 class NodePoolTaint(OrgOwnedModel):
     """A taint attached to a node pool."""
@@ -91,3 +104,6 @@ class NodePoolTaint(OrgOwnedModel):
                 name="%(app_label)s_%(class)s_unique_node_pool_taint",
             )
         ]
+
+    def __str__(self) -> str:
+        return str(self.taint)

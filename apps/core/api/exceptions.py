@@ -86,8 +86,9 @@ def _drf_response(exc: exceptions.APIException) -> Response:
     response = Response(
         error_body(code or str(exc.get_codes()), _text(exc.detail)), status=exc.status_code
     )
-    if isinstance(exc, exceptions.Throttled) and exc.wait:
-        response["Retry-After"] = str(int(exc.wait))
+    wait = getattr(exc, "wait", None)  # set by Throttled.__init__; the stubs leave it out
+    if isinstance(exc, exceptions.Throttled) and wait:
+        response["Retry-After"] = str(int(wait))
     return response
 
 

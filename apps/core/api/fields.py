@@ -26,7 +26,10 @@ class OrgScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         organization = self.context.get("organization")
         if organization is None:
             raise RuntimeError("OrgScopedPrimaryKeyRelatedField needs the tenant context")
-        return super().get_queryset().filter(organization_id=organization.pk)
+        queryset = super().get_queryset()
+        if queryset is None:
+            raise RuntimeError("OrgScopedPrimaryKeyRelatedField needs a queryset")
+        return queryset.filter(organization_id=organization.pk)
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, bool) or not isinstance(data, str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -33,7 +34,12 @@ class LinkHeaderCursorPagination(CursorPagination):
         if "limit" not in params and "cursor" not in params:
             return None
         self._ordering = _ordering_of(queryset)
-        return super().paginate_queryset(queryset, request, view)
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (ValueError, TypeError, ValidationError):
+            # A cursor is only base64 of a position: an edited one may hold a value the
+            # ordering field cannot take (text for a number or a timestamp).
+            raise bad_request("invalid_cursor", "cursor: not a cursor this API issued") from None
 
     def get_page_size(self, request: Any) -> int:
         raw = request.query_params.get(self.page_size_query_param)

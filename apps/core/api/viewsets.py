@@ -8,19 +8,43 @@ refuses to be subclassed that way, so a new endpoint cannot forget to scope by o
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import hashlib
+import uuid
+from typing import Any, ClassVar, TypeVar
 
-from django.db import models
+from django.db import models, transaction
 from rest_framework import mixins, status, viewsets
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 from rest_framework.response import Response
 
-from apps.core.api.errors import not_found
+from apps.core.api.errors import APIError, not_found
 from apps.core.api.pagination import LinkHeaderCursorPagination
 from apps.core.permissions import HasOrgPermission, Perm
 from apps.core.tenancy import Tenant, get_tenant, parse_uuid
 
+_M = TypeVar("_M", bound=models.Model)
+
 _SEALED = ("get_queryset", "get_object")
+# Actions that answer one object, and so carry its ETag.
+_SINGLE_OBJECT_ACTIONS = frozenset({"retrieve", "create", "partial_update", "update"})
+_IF_MATCH_METHODS = frozenset({"PATCH", "DELETE"})
+
+
+def object_etag(obj: Any) -> str | None:
+    """A strong ETag for one row: its id and `updated_at`, which every save advances. None for
+    rows without `updated_at`."""
+    return _etag(getattr(obj, "pk", None), getattr(obj, "updated_at", None))
+
+
+def _etag(pk: Any, updated_at: Any) -> str | None:
+    if pk is None or updated_at is None:
+        return None
+    digest = hashlib.sha256(f"{pk}:{updated_at.isoformat()}".encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def _if_match_tags(value: str) -> list[str]:
+    return [tag.strip().removeprefix("W/") for tag in value.split(",") if tag.strip()]
 
 
 class OrgScopedViewSet(viewsets.GenericViewSet):
@@ -47,7 +71,9 @@ class OrgScopedViewSet(viewsets.GenericViewSet):
         return get_tenant(self.request)
 
     @property
-    def organization(self) -> models.Model:
+    def organization(self) -> Any:
+        # apps.orgs.models.Organization; core imports no app, so the type stays open here, as
+        # on Tenant.organization.
         return self.tenant.organization
 
     def get_queryset(self) -> models.QuerySet:
@@ -59,19 +85,102 @@ class OrgScopedViewSet(viewsets.GenericViewSet):
             raise not_found(self.not_found_code, f"{self._resource_name()} not found")
         return obj
 
+    # --- optimistic concurrency: ETag / If-Match (docs/audit.md) -----------------------------
+
+    @property
+    def _if_match(self) -> str:
+        """The If-Match header of a PATCH or DELETE; "" when absent or empty (the original's
+        generated clients send empty headers), which keeps the unconditional behaviour."""
+        request = getattr(self, "request", None)
+        if request is None or request.method not in _IF_MATCH_METHODS:
+            return ""
+        return request.headers.get("If-Match", "").strip()
+
+    def _check_if_match(self, obj: Any) -> None:
+        tags = _if_match_tags(self._if_match)
+        if not tags or "*" in tags:
+            return
+        if object_etag(obj) not in tags:
+            raise APIError(
+                412,
+                "precondition_failed",
+                f"If-Match: the {self._resource_name()} has changed since that ETag was issued",
+            )
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if request.method in SAFE_METHODS:
+            return super().dispatch(request, *args, **kwargs)
+        # Every write is one transaction: the change and its audit entries (written by signals)
+        # commit together or not at all, and a write that fails unexpectedly (5xx) leaves
+        # nothing behind. A refusal (4xx) keeps what the service chose to record first (a
+        # failure status, a last_error), as it always has. A conditional write checks the tag
+        # and writes under one row lock (see _find_object), so two writers holding the same
+        # tag cannot both succeed; a refused one (412) changes nothing.
+        conditional = (
+            request.method in _IF_MATCH_METHODS and request.headers.get("If-Match", "").strip()
+        )
+        with transaction.atomic():
+            response = super().dispatch(request, *args, **kwargs)
+            if response.status_code >= 500 or (conditional and response.status_code >= 400):
+                transaction.set_rollback(True)
+            return response
+
+    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        obj = getattr(self, "_etag_object", None)
+        if obj is None and getattr(self, "action", None) == "create":
+            obj = self._created_row(response)
+        if (
+            obj is not None
+            and getattr(self, "action", None) in _SINGLE_OBJECT_ACTIONS
+            and 200 <= response.status_code < 300
+            and not response.has_header("ETag")
+        ):
+            tag = object_etag(obj)
+            if self.action in ("partial_update", "update"):
+                # Services may save a re-read copy of the row; the tag must be the stored one.
+                tag = _etag(
+                    obj.pk,
+                    type(obj)
+                    ._base_manager.filter(pk=obj.pk)
+                    .values_list("updated_at", flat=True)
+                    .first(),
+                )
+            if tag:
+                response["ETag"] = tag
+        return response
+
+    def _created_row(self, response: Any) -> Any:
+        """The row a service-backed `create` (one that bypasses perform_create) answered, found
+        by the `id` of its 201 body, so its ETag is set like any other create's."""
+        data = getattr(response, "data", None)
+        if response.status_code != 201 or not isinstance(data, dict):
+            return None
+        model = self.get_queryset().model
+        if not any(field.name == "updated_at" for field in model._meta.concrete_fields):
+            return None
+        try:
+            pk = uuid.UUID(str(data.get("id")))
+        except ValueError:
+            return None
+        return model._base_manager.filter(pk=pk, organization_id=self.organization.pk).first()
+
     def _find_object(self) -> Any:
         """The object the URL names within the organization, or None (a malformed id is 400)."""
         lookup = self.lookup_url_kwarg or self.lookup_field
         pk = parse_uuid(self.kwargs[lookup])
         queryset = self.filter_queryset(self.get_queryset())
-        obj = queryset.filter(**{self.lookup_field: pk}).first()
+        queryset = queryset.filter(**{self.lookup_field: pk})
+        if self._if_match:
+            queryset = queryset.select_for_update(of=("self",))
+        obj = queryset.first()
         if obj is not None:
             self.check_object_permissions(self.request, obj)
+            self._check_if_match(obj)
+            self._etag_object = obj
         return obj
 
-    def get_parent(
-        self, model: type[models.Model], kwarg: str, code: str = "not_found"
-    ) -> models.Model:
+    def get_parent(self, model: type[_M], kwarg: str, code: str = "not_found") -> _M:
         """A parent object from the URL (e.g. the cluster of /clusters/{clusterID}/runs), found
         only within the request's organization."""
         pk = parse_uuid(self.kwargs[kwarg])
@@ -81,7 +190,7 @@ class OrgScopedViewSet(viewsets.GenericViewSet):
         return parent
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         if getattr(self, "request", None) is not None and self.request.user is not None:
             context["tenant"] = self.tenant
             context["organization"] = self.organization
@@ -89,6 +198,7 @@ class OrgScopedViewSet(viewsets.GenericViewSet):
 
     def perform_create(self, serializer: Any) -> None:
         serializer.save(organization=self.organization)
+        self._etag_object = serializer.instance
 
     def _resource_name(self) -> str:
         model = self.get_queryset().model

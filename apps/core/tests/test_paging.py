@@ -155,3 +155,14 @@ def test_every_other_list_route_pages_the_same_way(client_for, org, owner, name)
     assert len(expected) == 5
     ids, pages = _walk(client, f"{path}?limit=2", key)
     assert ids == expected and pages == 3
+
+
+@pytest.mark.parametrize("position", ["not-a-time", "1e999", "2026-13-45"])
+def test_a_well_formed_cursor_with_a_position_of_the_wrong_kind_is_a_400(api, org, position):
+    import base64
+    from urllib.parse import urlencode
+
+    ServerFactory.create_batch(2, organization=org)
+    cursor = base64.b64encode(urlencode({"p": position}).encode()).decode()
+    response = api.get(f"/api/v1/servers?cursor={cursor}")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_cursor"

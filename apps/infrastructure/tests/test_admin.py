@@ -1,18 +1,22 @@
-"""The admin console shows every infrastructure model but never a secret."""
+"""The console's infrastructure pages: never a secret on a page, generated keys with fixed
+material, the services' rules on every save, role-checked and logged actions."""
 
 import pytest
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.test import Client
 
 from apps.accounts.tests.factories import UserFactory
-from apps.clusters.models import Cluster
-from apps.clusters.tests.factories import ClusterFactory
-from apps.infrastructure.models import Server
+from apps.clusters.models import Cluster, NodePoolServer
+from apps.clusters.tests.factories import ClusterFactory, NodePoolFactory
+from apps.infrastructure.models import Credential, Server, SSHKey
 from apps.infrastructure.tests.factories import (
     CredentialFactory,
     LoadBalancerFactory,
     ServerFactory,
     SSHKeyFactory,
 )
+from apps.jobs.models import JobRun
+from apps.orgs.tests.admin_support import console_for, form_data, form_errors, staff_of
 
 
 @pytest.fixture
@@ -82,7 +86,8 @@ def test_the_admin_refuses_a_server_using_another_orgs_key(console, org, other_o
     )
 
     assert response.status_code == 200
-    assert "must belong to the server" in response.content.decode()
+    # Another organization's key is not even a choice here.
+    assert "ssh_key" in response.context["adminform"].form.errors
     server.refresh_from_db()
     assert server.ssh_key.organization_id == org.pk
 
@@ -108,3 +113,235 @@ def test_deleting_a_bastion_or_load_balancer_in_the_admin_resets_the_clusters_us
     by_lb.refresh_from_db()
     assert (by_bastion.bastion_server_id, by_bastion.status) == (None, Cluster.Status.PRE_PENDING)
     assert (by_lb.apps_load_balancer_id, by_lb.status) == (None, Cluster.Status.PRE_PENDING)
+
+
+# --- Org staff: generated keys, fixed key material, service rules, logged reveals -----------
+
+
+@pytest.fixture
+def alice(org):
+    return console_for(staff_of(org, "owner", "alice@acme.example"))
+
+
+def test_an_ssh_key_is_generated_by_the_add_form_never_typed(alice, org):
+    response = alice.post(
+        "/admin/infrastructure/sshkey/add/",
+        {
+            "organization": str(org.pk),
+            "name": "deploy",
+            "key_type": "rsa",
+            "bits": "2048",
+            "comment": "ops",
+            "public_key": "ssh-rsa typed-by-hand",
+            "private_key": "typed-by-hand",
+        },
+    )
+
+    assert response.status_code == 302, form_errors(response)
+    key = SSHKey.objects.get(name="deploy")
+    assert (key.organization_id, key.key_type, key.bits) == (org.pk, "rsa", 2048)
+    assert key.public_key.startswith("ssh-rsa ") and "typed-by-hand" not in key.public_key
+    assert "PRIVATE KEY" in key.private_key
+    assert LogEntry.objects.filter(object_id=str(key.pk), action_flag=ADDITION).exists()
+
+
+def test_bits_for_an_ed25519_key_are_refused_with_the_services_message(alice, org):
+    response = alice.post(
+        "/admin/infrastructure/sshkey/add/",
+        {"organization": str(org.pk), "name": "edge", "key_type": "ed25519", "bits": "4096"},
+    )
+
+    assert "only applies to rsa keys" in str(response.context["adminform"].form.errors["bits"])
+    assert not SSHKey.objects.filter(name="edge").exists()
+
+
+@pytest.mark.parametrize(("field", "value"), [("key_type", "rsa"), ("bits", "4096")])
+def test_an_ssh_keys_type_and_bits_cannot_be_edited(alice, org, field, value):
+    key = SSHKeyFactory(organization=org, name="deploy")
+    before = (key.key_type, key.bits, key.public_key, key.private_key)
+    data = form_data(alice.get(f"/admin/infrastructure/sshkey/{key.pk}/change/"))
+    data[field] = value
+
+    response = alice.post(f"/admin/infrastructure/sshkey/{key.pk}/change/", data)
+
+    assert "cannot be changed" in form_errors(response)
+    key.refresh_from_db()
+    assert (key.key_type, key.bits, key.public_key, key.private_key) == before
+
+
+def test_downloading_a_private_key_needs_the_reveal_right_and_is_logged(org):
+    key = SSHKeyFactory(organization=org, name="deploy")
+    owner = console_for(staff_of(org, "owner", "olivia@acme.example"))
+    member = console_for(staff_of(org, "member", "alice@acme.example"))
+    post = {"action": "download_private_key", "_selected_action": [str(key.pk)]}
+
+    refused = member.post("/admin/infrastructure/sshkey/", post)
+    allowed = owner.post("/admin/infrastructure/sshkey/", post)
+
+    assert refused.status_code == 403 and b"PRIVATE KEY" not in refused.content
+    assert allowed.status_code == 200 and allowed.content.decode() == key.private_key
+    entries = LogEntry.objects.filter(object_id=str(key.pk), change_message__contains="Revealed")
+    assert entries.count() == 1 and entries.get().user.primary_email == "olivia@acme.example"
+
+
+def test_the_ssh_key_page_says_whether_a_private_key_is_set_never_what_it_is(alice, org):
+    key = SSHKeyFactory(organization=org)
+
+    page = alice.get(f"/admin/infrastructure/sshkey/{key.pk}/change/").content.decode()
+
+    assert "set" in page and key.private_key.splitlines()[1] not in page
+
+
+def test_a_bastion_without_a_public_address_is_refused_with_the_services_message(alice, org):
+    key = SSHKeyFactory(organization=org)
+    response = alice.post(
+        "/admin/infrastructure/server/add/",
+        {
+            "organization": str(org.pk),
+            "hostname": "jump",
+            "public_ip_address": "",
+            "private_ip_address": "10.0.0.5",
+            "ssh_user": "ubuntu",
+            "ssh_port": "22",
+            "ssh_key": str(key.pk),
+            "role": "bastion",
+            "status": "pending",
+        },
+    )
+
+    errors = response.context["adminform"].form.errors
+    assert "required for a bastion" in str(errors["public_ip_address"])
+    assert not Server.objects.filter(hostname="jump").exists()
+
+
+def test_a_server_in_a_node_pool_cannot_become_a_bastion(alice, org):
+    server = ServerFactory(organization=org, public_ip_address="198.51.100.3")
+    pool = NodePoolFactory(organization=org)
+    NodePoolServer.objects.create(organization=org, node_pool=pool, server=server)
+    data = form_data(alice.get(f"/admin/infrastructure/server/{server.pk}/change/"))
+    data["role"] = "bastion"
+
+    response = alice.post(f"/admin/infrastructure/server/{server.pk}/change/", data)
+
+    assert "detach it before making it a bastion" in form_errors(response)
+    server.refresh_from_db()
+    assert server.role == "worker"
+
+
+def test_bootstrap_now_queues_a_bastion_bootstrap_and_logs_it(alice, org):
+    bastion = ServerFactory(
+        organization=org, role=Server.Role.BASTION, public_ip_address="198.51.100.4"
+    )
+    worker = ServerFactory(organization=org)
+
+    response = alice.post(
+        "/admin/infrastructure/server/",
+        {"action": "bootstrap_now", "_selected_action": [str(bastion.pk), str(worker.pk)]},
+    )
+
+    assert response.status_code == 302
+    bastion.refresh_from_db()
+    worker.refresh_from_db()
+    assert (bastion.status, worker.status) == ("provisioning", "pending")
+    assert JobRun.objects.filter(kind="bootstrap_bastion", subject_id=bastion.pk).count() == 1
+    assert LogEntry.objects.filter(object_id=str(bastion.pk), change_message__contains="bootstrap")
+
+
+def test_reset_host_key_forgets_the_pinned_key_and_logs_it(alice, org):
+    server = ServerFactory(organization=org, ssh_host_key="AAAA", ssh_host_key_algo="ssh-ed25519")
+
+    alice.post(
+        "/admin/infrastructure/server/",
+        {"action": "reset_host_key", "_selected_action": [str(server.pk)]},
+    )
+
+    server.refresh_from_db()
+    assert (server.ssh_host_key, server.ssh_host_key_algo) == ("", "")
+    assert LogEntry.objects.filter(object_id=str(server.pk), change_message__contains="host key")
+
+
+def test_a_viewer_cannot_bootstrap_or_reset(org):
+    bastion = ServerFactory(
+        organization=org,
+        role=Server.Role.BASTION,
+        public_ip_address="198.51.100.4",
+        ssh_host_key="AAAA",
+    )
+    bob = console_for(staff_of(org, "viewer", "bob@acme.example"))
+
+    for action in ("bootstrap_now", "reset_host_key"):
+        bob.post(
+            "/admin/infrastructure/server/",
+            {"action": action, "_selected_action": [str(bastion.pk)]},
+        )
+
+    bastion.refresh_from_db()
+    assert (bastion.status, bastion.ssh_host_key) == ("pending", "AAAA")
+    assert not JobRun.objects.exists()
+
+
+def test_a_credential_secret_downloads_only_through_the_logged_action(alice, org):
+    credential = CredentialFactory(organization=org, name="prod")
+
+    page = alice.get(f"/admin/infrastructure/credential/{credential.pk}/change/")
+    download = alice.post(
+        "/admin/infrastructure/credential/",
+        {"action": "download_secret", "_selected_action": [str(credential.pk)]},
+    )
+
+    assert "CANARY" not in page.content.decode()
+    assert download.status_code == 200 and b"CANARY-prod" in download.content
+    assert LogEntry.objects.filter(object_id=str(credential.pk), change_message__contains="secret")
+
+
+def test_deleting_an_ssh_key_in_use_is_refused_naming_the_servers_using_it(alice, org):
+    server = ServerFactory(organization=org)
+
+    response = alice.post(
+        f"/admin/infrastructure/sshkey/{server.ssh_key_id}/delete/", {"post": "yes"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert "Cannot delete SSH key" in response.content.decode()
+    assert server.hostname in response.content.decode()  # what still uses it
+    assert SSHKey.objects.filter(pk=server.ssh_key_id).exists()
+
+
+def _credential_post(org, secret: str) -> dict:
+    return {
+        "organization": str(org.pk),
+        "name": "dns",
+        "provider": "aws",
+        "kind": "aws_access_key",
+        "schema_version": "1",
+        "scope_kind": "service",
+        "scope_version": "1",
+        "scope": '{"service": "route53"}',
+        "account_id": "",
+        "region": "",
+        "secret": secret,
+    }
+
+
+def test_a_credential_added_in_the_console_is_validated_by_the_registry(alice, org):
+    secret = '{"access_key_id": "AKIACANARY0000000001", "secret_access_key": "CANARY-new"}'
+
+    response = alice.post("/admin/infrastructure/credential/add/", _credential_post(org, secret))
+
+    assert response.status_code == 302, form_errors(response)
+    credential = Credential.objects.get(name="dns")
+    assert credential.scope == {"service": "route53"} and credential.scope_fingerprint
+    assert "CANARY-new" in credential.secret
+    page = alice.get(f"/admin/infrastructure/credential/{credential.pk}/change/")
+    assert "CANARY-new" not in page.content.decode()
+
+
+def test_an_invalid_credential_secret_is_a_form_error_and_never_echoed(alice, org):
+    secret = '{"access_key_id": "AKIACANARY0000000001", "secret_access_keyy": "CANARY-typo"}'
+
+    response = alice.post("/admin/infrastructure/credential/add/", _credential_post(org, secret))
+
+    errors = response.context["adminform"].form.errors
+    assert "secret_access_keyy: is not a known field" in str(errors["secret"])
+    assert "CANARY-typo" not in response.content.decode()
+    assert not Credential.objects.filter(name="dns").exists()

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
@@ -161,7 +162,8 @@ class Command(BaseCommand):
     # --- Helpers ------------------------------------------------------------------------------
 
     def _scope(self, value: str) -> uuid.UUID | None:
-        from apps.orgs.models import Organization
+        # Looked up by label, not imported: core imports no app.
+        Organization = django_apps.get_model("orgs", "Organization")  # noqa: N806
 
         if value == "platform":
             return None

@@ -175,11 +175,9 @@ class Command(BaseCommand):
             call_command("createcachetable", verbosity=0)
 
     def _ensure_signing_key(self) -> None:
-        """Sign-in needs a JWT signing key; a fresh installation gets one on first start."""
-        from apps.accounts import jwt
-
-        if jwt.ensure_signing_key():
-            self.stdout.write(f"Generated a JWT signing key (kid {jwt.active_keys()[0].kid}).")
+        """Sign-in needs a JWT signing key; a fresh installation gets one on first start. Through
+        the accounts app's own command (race-safe, prints what it did): core imports no app."""
+        call_command("keys", "ensure", stdout=self.stdout)
 
     def _stop(self, processes: dict[str, subprocess.Popen]) -> None:
         # Beat first (no new work), then the web, then the worker, which finishes its tasks.

@@ -1,0 +1,45 @@
+"""The console's view of the audit log: read-only. Entries are written by the application and
+never edited, so the admin offers no add, change or delete."""
+
+from django.contrib import admin
+
+from apps.audit.models import AuditEntry
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Browse and search every chain's entries."""
+
+    list_display = [
+        "occurred_at",
+        "chain",
+        "seq",
+        "event",
+        "actor_type",
+        "actor_label",
+        "object_type",
+        "object_repr",
+        "ip",
+    ]
+    list_filter = ["event", "actor_type", "object_type"]
+    search_fields = [
+        "=id",
+        "=organization_id",
+        "=object_id",
+        "=actor_id",
+        "=request_id",
+        "object_repr",
+    ]
+    date_hierarchy = "occurred_at"
+    ordering = ["-occurred_at"]
+    readonly_fields = [field.name for field in AuditEntry._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,112 @@
+"""Audit entries (one hash chain per organization plus one for the platform) and idempotency
+records. Entries are append-only: nothing in the code updates or deletes one except retention
+(`audit_prune`), and `manage.py audit verify` finds any row changed behind its back."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from apps.core.fields import EncryptedTextField
+
+PLATFORM_CHAIN = "platform"
+
+
+class AuditChainHead(models.Model):
+    """The last link of one chain: its sequence number and hash. Appends lock this row (an
+    upsert), so concurrent writers in one organization queue up instead of forking the chain,
+    and verify compares it with the last entry, so cutting entries off the end is noticed too.
+    """
+
+    chain = models.CharField(primary_key=True, max_length=64)
+    seq = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, blank=True, default="")
+    # Retention removes old entries from the start of a chain; verification starts here then.
+    base_seq = models.BigIntegerField(default=0)
+    base_hash = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["chain"]
+
+    def __str__(self) -> str:
+        return f"{self.chain} @ {self.seq}"
+
+
+class AuditEntry(models.Model):
+    """One audited event: who (actor), where (org, IP, user agent, request id), what (event,
+    object, before/after diff with secrets redacted), linked to the previous entry of its chain
+    by `prev_hash` and sealed by `hash` (SHA-256 over the canonical form, apps.audit.chain).
+
+    `organization_id` is a plain UUID, not a foreign key: entries outlive the organization they
+    describe (its deletion is itself an entry on the platform chain).
+    """
+
+    class ActorType(models.TextChoices):
+        USER = "user"
+        ORG_KEY = "org_key"
+        JOB = "job"
+        SYSTEM = "system"
+        ANONYMOUS = "anonymous"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    chain = models.CharField(max_length=64)
+    seq = models.BigIntegerField()
+    occurred_at = models.DateTimeField(db_index=True)
+    organization_id = models.UUIDField(null=True, blank=True)
+    event = models.CharField(max_length=64, db_index=True)
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_id = models.CharField(max_length=64, blank=True, default="")
+    actor_label = models.CharField(max_length=255, blank=True, default="")
+    ip = models.CharField(max_length=64, blank=True, default="")
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    object_type = models.CharField(max_length=100, blank=True, default="")
+    object_id = models.CharField(max_length=64, blank=True, default="")
+    object_repr = models.CharField(max_length=255, blank=True, default="")
+    changes = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["chain", "seq"]
+        verbose_name_plural = "audit entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain", "seq"], name="%(app_label)s_%(class)s_unique_chain_seq"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization_id", "-seq"], name="audit_entry_org_seq"),
+            models.Index(fields=["chain", "occurred_at"], name="audit_entry_chain_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chain}#{self.seq} {self.event}"
+
+
+class IdempotencyRecord(models.Model):
+    """A POST made with an `Idempotency-Key`: the first one reserves the key for its principal
+    (`completed_at` null while it runs); its response is stored so a repeat gets it back.
+
+    Responses that carry a secret (`Cache-Control: no-store`) are stored encrypted under the
+    platform data key (`body_secret`), never in `body`.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # sha256 of the principal (user or org key, and the X-Org-ID it acts in) and the key.
+    scope = models.CharField(max_length=64, unique=True)
+    request_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True, default="")
+    body_secret = EncryptedTextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"idempotency {self.scope[:12]}"

@@ -1,0 +1,58 @@
+"""Per-user and per-key rate limits, applied once DRF has authenticated the request.
+
+The per-IP and sign-in limits run earlier, in apps.core.middleware.RateLimitMiddleware; this
+adds the caller's own buckets (RATE_LIMIT_USER per person, whatever credential they use;
+RATE_LIMIT_KEY per user API key or org key) and counts them in the same single round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework.throttling import BaseThrottle
+
+from apps.core.middleware import rate_hit
+from apps.core.tenancy import OrgKeyPrincipal
+
+
+def _buckets(request: Any) -> list[tuple[str, str]]:
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, OrgKeyPrincipal):
+        return [(f"key:{auth.key_id}", settings.RATE_LIMIT_KEY)]
+    user = getattr(request, "user", None)
+    buckets = []
+    if user is not None and getattr(user, "pk", None):
+        buckets.append((f"user:{user.pk}", settings.RATE_LIMIT_USER))
+    if isinstance(auth, dict) and auth.get("key_id"):
+        buckets.append((f"key:{auth['key_id']}", settings.RATE_LIMIT_KEY))
+    return buckets
+
+
+class PrincipalRateThrottle(BaseThrottle):
+    """429 `rate_limited` when the caller's user or key bucket is spent."""
+
+    def __init__(self) -> None:
+        self._wait: float | None = None
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        buckets = _buckets(request)
+        if not buckets:
+            return True
+        try:
+            usages, _ = rate_hit(buckets)
+        except Exception:  # noqa: BLE001 - fail open, as the middleware does (it logs)
+            return True
+        django_request = request._request
+        django_request.rate_limit_usages = [
+            *getattr(django_request, "rate_limit_usages", []),
+            *usages,
+        ]
+        for usage in usages:
+            if usage.exceeded:
+                self._wait = usage.reset
+                return False
+        return True
+
+    def wait(self) -> float | None:
+        return self._wait

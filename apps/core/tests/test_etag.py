@@ -1,0 +1,147 @@
+"""Optimistic concurrency on tenant resources: ETag on single-object reads and writes, If-Match
+on PATCH and DELETE (412 when stale). Without the header, nothing changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.clusters.models import Label
+from apps.clusters.tests.factories import LabelFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _tag(api, label) -> str:
+    return api.get(f"/api/v1/labels/{label.pk}")["ETag"]
+
+
+def test_single_object_reads_and_writes_carry_an_etag_and_lists_do_not(api, org):
+    created = api.post("/api/v1/labels", {"key": "k", "value": "v"}, format="json")
+    label_id = created.json()["id"]
+
+    read = api.get(f"/api/v1/labels/{label_id}")
+
+    assert created["ETag"] == read["ETag"]
+    assert read["ETag"].startswith('"') and read["ETag"].endswith('"')
+    assert "ETag" not in api.get("/api/v1/labels")
+
+
+def test_a_patch_with_the_current_tag_succeeds_and_returns_a_new_one(api, org):
+    label = LabelFactory(organization=org, value="a")
+    tag = _tag(api, label)
+
+    response = api.patch(
+        f"/api/v1/labels/{label.pk}", {"value": "b"}, format="json", HTTP_IF_MATCH=tag
+    )
+
+    assert response.status_code == 200
+    assert response["ETag"] != tag
+    assert response["ETag"] == _tag(api, label)
+
+
+def test_a_patch_with_a_stale_tag_is_412_and_changes_nothing(api, org):
+    label = LabelFactory(organization=org, value="a")
+    stale = _tag(api, label)
+    api.patch(f"/api/v1/labels/{label.pk}", {"value": "b"}, format="json")
+
+    response = api.patch(
+        f"/api/v1/labels/{label.pk}", {"value": "c"}, format="json", HTTP_IF_MATCH=stale
+    )
+
+    assert response.status_code == 412
+    assert response.json()["code"] == "precondition_failed"
+    label.refresh_from_db()
+    assert label.value == "b"
+
+
+def test_a_delete_with_a_stale_tag_is_412_and_with_the_current_one_deletes(api, org):
+    label = LabelFactory(organization=org, value="a")
+    stale = _tag(api, label)
+    api.patch(f"/api/v1/labels/{label.pk}", {"value": "b"}, format="json")
+
+    refused = api.delete(f"/api/v1/labels/{label.pk}", HTTP_IF_MATCH=stale)
+    deleted = api.delete(f"/api/v1/labels/{label.pk}", HTTP_IF_MATCH=_tag(api, label))
+
+    assert refused.status_code == 412
+    assert deleted.status_code == 204
+    assert not Label.objects.filter(pk=label.pk).exists()
+
+
+def test_an_absent_empty_or_star_if_match_keeps_the_unconditional_behaviour(api, org):
+    label = LabelFactory(organization=org, value="a")
+
+    no_header = api.patch(f"/api/v1/labels/{label.pk}", {"value": "b"}, format="json")
+    empty = api.patch(f"/api/v1/labels/{label.pk}", {"value": "c"}, format="json", HTTP_IF_MATCH="")
+    star = api.patch(f"/api/v1/labels/{label.pk}", {"value": "d"}, format="json", HTTP_IF_MATCH="*")
+
+    assert [r.status_code for r in (no_header, empty, star)] == [200, 200, 200]
+
+
+def test_one_of_several_tags_may_match(api, org):
+    label = LabelFactory(organization=org, value="a")
+    tags = f'"0000", {_tag(api, label)}'
+
+    response = api.patch(
+        f"/api/v1/labels/{label.pk}", {"value": "b"}, format="json", HTTP_IF_MATCH=tags
+    )
+
+    assert response.status_code == 200
+
+
+def test_another_orgs_object_is_404_whatever_the_tag(api, other_org):
+    label = LabelFactory(organization=other_org)
+
+    response = api.patch(
+        f"/api/v1/labels/{label.pk}", {"value": "x"}, format="json", HTTP_IF_MATCH='"x"'
+    )
+
+    assert response.status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_patches_with_one_tag_let_exactly_one_through(live_server, org, member):
+    import threading
+
+    import requests
+
+    from apps.accounts import services as account_services
+
+    label = LabelFactory(organization=org, value="a")
+    key = account_services.api_key_create_for_user(user=member, name="race").plain
+    headers = {"X-API-KEY": key, "X-Org-ID": str(org.pk)}
+    url = f"{live_server.url}/api/v1/labels/{label.pk}"
+    tag = requests.get(url, headers=headers, timeout=30).headers["ETag"]
+    writers = 4
+    barrier = threading.Barrier(writers)
+    statuses: list[int] = []
+
+    def write(value: str) -> None:
+        barrier.wait()
+        response = requests.patch(
+            url, json={"value": value}, headers={**headers, "If-Match": tag}, timeout=30
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=write, args=(f"v{i}",)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [200] + [412] * (writers - 1)
+
+
+def test_the_tag_returned_by_a_service_backed_patch_is_good_for_the_next_one(
+    client_for, owner, org
+):
+    from apps.infrastructure.tests.factories import CredentialFactory
+
+    client = client_for(owner, org)
+    credential = CredentialFactory(organization=org)
+    url = f"/api/v1/credentials/{credential.pk}"
+
+    first = client.patch(url, {"name": "one"}, format="json", HTTP_IF_MATCH=client.get(url)["ETag"])
+    second = client.patch(url, {"name": "two"}, format="json", HTTP_IF_MATCH=first["ETag"])
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert client.get(url)["ETag"] == second["ETag"]

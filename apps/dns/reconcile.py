@@ -1,0 +1,557 @@
+"""The reconciler's pure part: from what Route 53 holds and what Autoglue wants, the changes to
+make (with an ownership verdict for each), packed into as few batches as Route 53 allows.
+
+No database and no network here, so the rules are tested directly and the plan endpoint and the
+job compute exactly the same thing.
+
+Ownership (compatible with the original's markers, see docs/dns.md):
+- next to every record set it owns at `<fqdn>`, Autoglue keeps a TXT marker at
+  `_autoglue.<fqdn>` with one value per owned record set:
+  `v=ag1 org=<org id> rec=<record set id> fp=<16 hex> type=<TYPE>` (the original's values have
+  no `type=`; such a value is matched through its record id or the guard records below);
+- and the external-dns "poison" TXT records `extdns-<fqdn>` and `extdns-<type>-<fqdn>` naming
+  the owner `autoglue-lock`, so an external-dns instance treats the names as someone else's;
+- a record set in the zone is Autoglue's only when a marker value names this organization;
+  anything else is foreign and never changed or deleted. A wanted record set that would touch a
+  foreign one, or that external-dns claims, is a conflict reported on the record set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.dns.clients import RRset
+from apps.dns.names import DEFAULT_TTL, EXTDNS_PREFIX, MARKER_PREFIX, compare_value
+
+# Route 53's limits per ChangeResourceRecordSets request; UPSERT counts twice in both.
+MAX_BATCH_RECORDS = 1000
+MAX_BATCH_CHARS = 32000
+
+GUARD_TTL = 300
+MARKER_TTL = 300
+POISON_VALUE = (
+    '"heritage=external-dns,external-dns/owner=autoglue-lock,external-dns/resource=manual/autoglue"'
+)
+LOCK_OWNER = "autoglue-lock"
+
+CREATE, UPSERT, DELETE = "CREATE", "UPSERT", "DELETE"
+_ACTION_WORDS = {CREATE: "create", UPSERT: "update", DELETE: "delete"}
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A record set Autoglue wants in the zone (already in wire form)."""
+
+    record_id: str
+    fqdn: str
+    type: str
+    ttl: int | None
+    values: tuple[str, ...]
+    fingerprint: str
+
+    @property
+    def effective_ttl(self) -> int:
+        return self.ttl if self.ttl is not None else DEFAULT_TTL
+
+
+@dataclass
+class Change:
+    """One change of a batch. `record_id` names the record set it serves (markers and guards
+    serve the record sets at their name: `record_ids`)."""
+
+    action: str
+    rrset: RRset
+    kind: str  # "record", "marker" or "guard"
+    record_ids: tuple[str, ...] = ()
+    previous: RRset | None = None
+
+    @property
+    def weight_records(self) -> int:
+        return len(self.rrset.values) * (2 if self.action == UPSERT else 1)
+
+    @property
+    def weight_chars(self) -> int:
+        chars = sum(len(value) for value in self.rrset.values)
+        return chars * (2 if self.action == UPSERT else 1)
+
+    def to_aws(self) -> dict[str, Any]:
+        return {"Action": self.action, "ResourceRecordSet": self.rrset.to_aws()}
+
+    def describe(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "action": _ACTION_WORDS[self.action],
+            "kind": self.kind,
+            "name": self.rrset.name,
+            "type": self.rrset.type,
+            "ttl": self.rrset.ttl,
+            "values": list(self.rrset.values),
+            "owner": "autoglue",
+            "record_set_ids": list(self.record_ids),
+        }
+        if self.previous is not None:
+            item["previous"] = {"ttl": self.previous.ttl, "values": list(self.previous.values)}
+        return item
+
+    def log_line(self) -> str:
+        values = " ".join(self.rrset.values)
+        if len(values) > 200:
+            values = values[:200] + "..."
+        return f"{self.action} {self.rrset.type} {self.rrset.name} ttl={self.rrset.ttl} {values}"
+
+
+@dataclass
+class Conflict:
+    record_id: str
+    fqdn: str
+    type: str
+    reason: str
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "conflict",
+            "kind": "record",
+            "name": self.fqdn,
+            "type": self.type,
+            "owner": "external",
+            "record_set_ids": [self.record_id],
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class Plan:
+    """The outcome of comparing a zone with the wanted record sets."""
+
+    groups: list[list[Change]] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    # Wanted record sets Autoglue owns after this plan (already right, or changed by it).
+    accepted: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[Change]:
+        return [change for group in self.groups for change in group]
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [c.describe() for c in self.changes] + [c.describe() for c in self.conflicts]
+
+    def summary(self) -> dict[str, int]:
+        counts = {"create": 0, "update": 0, "delete": 0, "conflict": len(self.conflicts)}
+        for change in self.changes:
+            if change.kind == "record":
+                counts[_ACTION_WORDS[change.action]] += 1
+        counts["changes"] = len(self.changes)
+        return counts
+
+
+# --- markers ----------------------------------------------------------------------------------
+
+
+def _unquote(value: str) -> str:
+    """The text of a TXT value: its quoted strings joined (escapes of `"` and `\\` undone)."""
+    parts = re.findall(r'"((?:[^"\\]|\\.)*)"', value)
+    if not parts:
+        return value
+    return "".join(re.sub(r"\\(.)", r"\1", part) for part in parts)
+
+
+def marker_value(*, org_id: str, wanted: Wanted) -> str:
+    return (
+        f'"v=ag1 org={org_id} rec={wanted.record_id} fp={wanted.fingerprint[:16]} '
+        f'type={wanted.type}"'
+    )
+
+
+@dataclass(frozen=True)
+class MarkerEntry:
+    org: str
+    rec: str
+    type: str | None
+    raw: str
+
+
+def parse_marker(value: str) -> MarkerEntry | None:
+    text = _unquote(value)
+    if not text.startswith("v=ag1"):
+        return None
+    fields = dict(part.split("=", 1) for part in text.split() if "=" in part)
+    if "org" not in fields or "rec" not in fields:
+        return None
+    return MarkerEntry(
+        org=fields["org"].lower(),
+        rec=fields["rec"].lower(),
+        type=fields.get("type", "").upper() or None,
+        raw=value,
+    )
+
+
+def external_dns_owner(rrset: RRset | None) -> str | None:
+    """The owner an external-dns TXT registry record names, or None if it is not one."""
+    if rrset is None or rrset.type != "TXT":
+        return None
+    for value in rrset.values:
+        fields = dict(part.split("=", 1) for part in _unquote(value).split(",") if "=" in part)
+        if fields.get("heritage") == "external-dns":
+            return fields.get("external-dns/owner", "")
+    return None
+
+
+def in_zone(name: str, zone_name: str) -> bool:
+    return name == zone_name or name.endswith("." + zone_name)
+
+
+def in_domain(name: str, domain_name: str) -> bool:
+    return name == domain_name or name.endswith("." + domain_name)
+
+
+def valid_name(name: str) -> bool:
+    """Whether Route 53 accepts the name: 253 characters, labels of 1-63 (a guard's prefixed
+    label can outgrow 63 while the record's own name is fine)."""
+    return len(name) <= 253 and all(0 < len(label) <= 63 for label in name.split("."))
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+def _same(current: RRset, wanted: RRset) -> bool:
+    if current.ttl != wanted.ttl:
+        return False
+    left = sorted(compare_value(current.type, v) for v in current.values)
+    right = sorted(compare_value(wanted.type, v) for v in wanted.values)
+    return left == right
+
+
+def _put(
+    group: list[Change], current: RRset | None, wanted: RRset, kind: str, ids: tuple[str, ...]
+) -> None:
+    """CREATE when absent, UPSERT when different, nothing when equal."""
+    if current is None:
+        group.append(Change(CREATE, wanted, kind, ids))
+    elif current.special or not _same(current, wanted):
+        group.append(Change(UPSERT, wanted, kind, ids, previous=current))
+
+
+def _remove(group: list[Change], current: RRset | None, kind: str, ids: tuple[str, ...]) -> None:
+    if current is not None and not current.special:
+        group.append(Change(DELETE, current, kind, ids))
+
+
+class _Zone:
+    def __init__(self, rrsets: Iterable[RRset]) -> None:
+        self.by_key: dict[tuple[str, str], RRset] = {}
+        self.types_at: dict[str, set[str]] = defaultdict(set)
+        for rrset in rrsets:
+            self.by_key[rrset.key] = rrset
+            self.types_at[rrset.name].add(rrset.type)
+
+    def get(self, name: str, rtype: str) -> RRset | None:
+        return self.by_key.get((name, rtype))
+
+    def is_lock(self, name: str) -> bool:
+        return external_dns_owner(self.get(name, "TXT")) == LOCK_OWNER
+
+
+def compute_plan(
+    *,
+    zone_rrsets: Iterable[RRset],
+    wanted: Sequence[Wanted],
+    org_id: str,
+    domain_name: str,
+    zone_name: str,
+    sibling_ids: frozenset[str] = frozenset(),
+) -> Plan:
+    """Compare the zone with the wanted record sets of one domain (all of them: a record set
+    of the domain that is not wanted any more is simply absent) and decide every change.
+
+    `sibling_ids` are the record sets of the organization's other domains in the same zone
+    (e.g. `dev.example.com` next to `example.com`): their marker entries name this
+    organization but are not this domain's to change or delete, so they are kept as they are."""
+    zone = _Zone(zone_rrsets)
+    org_id = org_id.lower()
+    wanted_at: dict[str, dict[str, Wanted]] = defaultdict(dict)
+    for item in wanted:
+        wanted_at[item.fqdn][item.type] = item
+    wanted_ids = {item.record_id: item for item in wanted}
+
+    # Names where this organization's markers say it owns something.
+    markers: dict[str, list[MarkerEntry]] = {}
+    for (name, rtype), rrset in zone.by_key.items():
+        if rtype != "TXT" or not name.startswith(MARKER_PREFIX):
+            continue
+        target = name[len(MARKER_PREFIX) :]
+        if not in_domain(target, domain_name):
+            continue
+        entries = [entry for entry in map(parse_marker, rrset.values) if entry is not None]
+        if entries:
+            markers[target] = entries
+
+    plan = Plan()
+    owned_names = {n for n, e in markers.items() if _has_org(e, org_id, sibling_ids)}
+    for fqdn in sorted(set(wanted_at) | owned_names):
+        group = _plan_name(
+            zone=zone,
+            fqdn=fqdn,
+            wanted=wanted_at.get(fqdn, {}),
+            entries=markers.get(fqdn, []),
+            wanted_ids=wanted_ids,
+            org_id=org_id,
+            zone_name=zone_name,
+            plan=plan,
+            sibling_ids=sibling_ids,
+        )
+        if group:
+            plan.groups.append(group)
+    return plan
+
+
+def _has_org(entries: list[MarkerEntry], org_id: str, sibling_ids: frozenset[str]) -> bool:
+    return any(entry.org == org_id and entry.rec not in sibling_ids for entry in entries)
+
+
+def _owned_types(
+    zone: _Zone, fqdn: str, ours: list[MarkerEntry], wanted_ids: dict[str, Wanted]
+) -> set[str]:
+    owned: set[str] = set()
+    for entry in ours:
+        if entry.type:
+            owned.add(entry.type)
+        elif entry.rec in wanted_ids and wanted_ids[entry.rec].fqdn == fqdn:
+            owned.add(wanted_ids[entry.rec].type)
+        else:
+            # An original marker of a record set deleted since: the type guards it left say
+            # which record sets were its.
+            owned |= {
+                rtype
+                for rtype in zone.types_at.get(fqdn, set())
+                if zone.is_lock(f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}")
+            }
+    return owned
+
+
+def _plan_name(
+    *,
+    zone: _Zone,
+    fqdn: str,
+    wanted: dict[str, Wanted],
+    entries: list[MarkerEntry],
+    wanted_ids: dict[str, Wanted],
+    org_id: str,
+    zone_name: str,
+    plan: Plan,
+    sibling_ids: frozenset[str] = frozenset(),
+) -> list[Change]:
+    ours = [e for e in entries if e.org == org_id and e.rec not in sibling_ids]
+    foreign = [e for e in entries if e.org != org_id]
+    # Entries of this organization's other domains: kept in the marker, never acted on.
+    siblings = {e.raw for e in entries if e.org == org_id and e.rec in sibling_ids}
+    owned = _owned_types(zone, fqdn, ours, wanted_ids)
+    name_guard = f"{EXTDNS_PREFIX}{fqdn}"
+    name_claim = _claim(zone, name_guard) or _claim(zone, fqdn)
+
+    accepted: dict[str, Wanted] = {}
+    for rtype, item in sorted(wanted.items()):
+        reason = _refusal(zone, fqdn, rtype, item, owned, foreign, name_claim, wanted)
+        if reason:
+            plan.conflicts.append(Conflict(item.record_id, fqdn, rtype, reason))
+        else:
+            accepted[rtype] = item
+
+    deletes: list[Change] = []
+    puts: list[Change] = []
+    # Owned record sets nobody wants any more (conflicted ones stay as they are).
+    for rtype in sorted(owned - set(wanted)):
+        ids = tuple(e.rec for e in ours if e.type in (rtype, None))
+        _remove(deletes, zone.get(fqdn, rtype), "record", ids)
+        guard = f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}"
+        if zone.is_lock(guard):
+            _remove(deletes, zone.get(guard, "TXT"), "guard", ids)
+
+    for rtype, item in accepted.items():
+        record = RRset(fqdn, rtype, item.effective_ttl, item.values)
+        _put(puts, zone.get(fqdn, rtype), record, "record", (item.record_id,))
+        guard = f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}"
+        if in_zone(guard, zone_name) and valid_name(guard):
+            poison = RRset(guard, "TXT", GUARD_TTL, (POISON_VALUE,))
+            _put(puts, zone.get(guard, "TXT"), poison, "guard", (item.record_id,))
+        plan.accepted.append(item.record_id)
+
+    # The marker: foreign values kept, ours rewritten for what we own after this plan (the
+    # accepted record sets, and owned ones a conflict keeps in place).
+    kept_owned = {
+        e.raw for e in ours if (e.type or "") in owned & set(wanted) and e.type not in accepted
+    }
+    marker_name = f"{MARKER_PREFIX}{fqdn}"
+    current_marker = zone.get(marker_name, "TXT")
+    # Values at the marker's name that are no marker at all are someone else's: kept as they are.
+    strangers = {
+        v for v in (current_marker.values if current_marker else ()) if parse_marker(v) is None
+    }
+    values = sorted(
+        {e.raw for e in foreign}
+        | strangers
+        | siblings
+        | kept_owned
+        | {marker_value(org_id=org_id, wanted=item) for item in accepted.values()}
+    )
+    ids = tuple(item.record_id for item in accepted.values())
+    if values:
+        _put(
+            puts,
+            current_marker,
+            RRset(marker_name, "TXT", MARKER_TTL, tuple(values)),
+            "marker",
+            ids,
+        )
+    else:
+        _remove(deletes, current_marker, "marker", tuple(e.rec for e in ours))
+
+    name_guard_rrset = zone.get(name_guard, "TXT")
+    if accepted and in_zone(name_guard, zone_name) and valid_name(name_guard):
+        poison = RRset(name_guard, "TXT", GUARD_TTL, (POISON_VALUE,))
+        _put(puts, name_guard_rrset, poison, "guard", ids)
+    elif not values and zone.is_lock(name_guard):
+        _remove(deletes, name_guard_rrset, "guard", tuple(e.rec for e in ours))
+    # Deletions first: a CNAME may replace an A record at the same name in one batch.
+    return deletes + puts
+
+
+def _claim(zone: _Zone, name: str) -> str | None:
+    owner = external_dns_owner(zone.get(name, "TXT"))
+    return None if owner in (None, LOCK_OWNER) else owner
+
+
+def _refusal(
+    zone: _Zone,
+    fqdn: str,
+    rtype: str,
+    item: Wanted,
+    owned: set[str],
+    foreign: list[MarkerEntry],
+    name_claim: str | None,
+    wanted: dict[str, Wanted],
+) -> str:
+    """Why a wanted record set may not be written, or "" when it may."""
+    # external-dns's registry names: with our `extdns-` prefix (the original's), and its own
+    # default new format `<type>-<fqdn>` (no prefix), whose older format is `<fqdn>` itself.
+    claim = (
+        name_claim
+        or _claim(zone, f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}")
+        or _claim(zone, f"{rtype.lower()}-{fqdn}")
+    )
+    if claim is not None:
+        return (
+            f"ownership_conflict: external-dns (owner {claim or 'unknown'}) claims {fqdn}; "
+            "Autoglue leaves it alone"
+        )
+    if foreign:
+        return (
+            f"ownership_conflict: {fqdn} is managed by another organization's Autoglue "
+            f"(marker at {MARKER_PREFIX}{fqdn})"
+        )
+    for guard in (f"{EXTDNS_PREFIX}{fqdn}", f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}"):
+        held = zone.get(guard, "TXT")
+        if held is not None and external_dns_owner(held) is None:
+            # The guard would be written over a TXT record that is neither ours nor external-dns's.
+            return (
+                f"ownership_conflict: TXT {guard} exists in Route 53 and is not an external-dns "
+                "record; Autoglue will not overwrite it"
+            )
+    existing = zone.get(fqdn, rtype)
+    if existing is not None and (rtype not in owned or existing.special):
+        return (
+            f"ownership_conflict: {rtype} {fqdn} already exists in Route 53 and was not "
+            "created by Autoglue; delete it there or choose another name"
+        )
+    # (A CNAME is never wanted at the apex, whose SOA and NS would otherwise count here.)
+    others = {t for t in zone.types_at.get(fqdn, set()) if t not in owned}
+    if rtype == "CNAME" and others:
+        return (
+            f"cname_conflict: {fqdn} already has {', '.join(sorted(others))} record sets in "
+            "Route 53 that are not Autoglue's; a CNAME must be alone at its name"
+        )
+    if rtype != "CNAME" and "CNAME" in zone.types_at.get(fqdn, set()) and "CNAME" not in owned:
+        return f"cname_conflict: {fqdn} has a CNAME in Route 53 that is not Autoglue's"
+    return ""
+
+
+# --- batches ----------------------------------------------------------------------------------
+
+
+def batch_weight(changes: Sequence[Change]) -> tuple[int, int]:
+    """(ResourceRecord elements, value characters) as Route 53 counts them, UPSERT twice."""
+    return (sum(c.weight_records for c in changes), sum(c.weight_chars for c in changes))
+
+
+def lower_bound(changes: Sequence[Change]) -> int:
+    """The fewest ChangeResourceRecordSets calls Route 53's limits allow for these changes."""
+    records, chars = batch_weight(changes)
+    if not changes:
+        return 0
+    return max(-(-records // MAX_BATCH_RECORDS), -(-chars // MAX_BATCH_CHARS), 1)
+
+
+def _fits(records: int, chars: int) -> bool:
+    return records <= MAX_BATCH_RECORDS and chars <= MAX_BATCH_CHARS
+
+
+def _split_oversized(group: list[Change]) -> list[list[Change]]:
+    """A name's changes normally go in one batch (atomic: record, marker and guards together).
+    A group too big for one batch is sent change by change, and an UPSERT too big for one
+    batch as a DELETE followed by a CREATE."""
+    if _fits(*batch_weight(group)):
+        return [group]
+    pieces: list[list[Change]] = []
+    for change in group:
+        if _fits(change.weight_records, change.weight_chars):
+            pieces.append([change])
+        elif change.action == UPSERT and change.previous is not None:
+            pieces.append([Change(DELETE, change.previous, change.kind, change.record_ids)])
+            pieces.append([Change(CREATE, change.rrset, change.kind, change.record_ids)])
+        else:
+            pieces.append([change])  # refused by Route 53; reported on its record sets
+    return pieces
+
+
+def build_batches(groups: Sequence[list[Change]]) -> list[list[Change]]:
+    """Pack the groups, in order, into batches within Route 53's limits: each batch is filled
+    until the next group would not fit. Groups are small next to a batch, so this stays within
+    one group's size of the bound per batch."""
+    batches: list[list[Change]] = []
+    current: list[Change] = []
+    records = chars = 0
+    for group in groups:
+        for piece in _split_oversized(group):
+            piece_records, piece_chars = batch_weight(piece)
+            if current and not _fits(records + piece_records, chars + piece_chars):
+                batches.append(current)
+                current, records, chars = [], 0, 0
+            current.extend(piece)
+            records += piece_records
+            chars += piece_chars
+    if current:
+        batches.append(current)
+    return batches
+
+
+def digest(items: Iterable[Any]) -> str:
+    """A stable SHA-256 of JSON-able items (the zone's contents, the wanted record sets)."""
+    hasher = hashlib.sha256()
+    for item in items:
+        hasher.update(json.dumps(item, sort_keys=True, separators=(",", ":")).encode())
+        hasher.update(b"\n")
+    return hasher.hexdigest()
+
+
+def zone_digest(rrsets: Iterable[RRset]) -> str:
+    return digest(sorted([r.name, r.type, r.ttl, sorted(r.values), r.special] for r in rrsets))
+
+
+def wanted_digest(wanted: Iterable[Wanted]) -> str:
+    return digest(
+        sorted([w.record_id, w.fqdn, w.type, w.ttl, list(w.values), w.fingerprint] for w in wanted)
+    )

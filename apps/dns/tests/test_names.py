@@ -1,0 +1,119 @@
+"""Names and values: one stored form, every type's values checked where they enter."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.dns.names import (
+    InvalidName,
+    decode_route53_name,
+    normalize_domain_name,
+    normalize_record_name,
+    validate_ttl,
+    validate_values,
+    wire_value,
+)
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("Example.COM.", "example.com"),
+        ("bücher.de", "xn--bcher-kva.de"),
+        (" sub.example.com ", "sub.example.com"),
+    ],
+)
+def test_domain_names_are_stored_lower_case_without_dot_in_idna(given, stored):
+    assert normalize_domain_name(given) == stored
+
+
+@pytest.mark.parametrize("bad", ["", ".example.com", "a..b", "localhost", "exa mple.com", "-a.com"])
+def test_malformed_domain_names_are_refused(bad):
+    with pytest.raises(InvalidName) as caught:
+        normalize_domain_name(bad)
+    assert caught.value.field == "domain_name"
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("", "@"),
+        ("@", "@"),
+        ("example.com", "@"),
+        ("example.com.", "@"),
+        ("API", "api"),
+        ("api.example.com", "api"),
+        ("api.example.com.", "api"),
+        ("a.b", "a.b"),
+        ("*.apps", "*.apps"),
+        ("_acme-challenge", "_acme-challenge"),
+    ],
+)
+def test_record_names_relative_or_fqdn_are_stored_relative(given, stored):
+    assert normalize_record_name(given, "example.com") == stored
+
+
+@pytest.mark.parametrize(
+    "bad", ["api.other.org.", "a.*.b", "_autoglue.api", "extdns-api", "a..b", "x" * 64]
+)
+def test_record_names_outside_the_domain_reserved_or_malformed_are_refused(bad):
+    with pytest.raises(InvalidName):
+        normalize_record_name(bad, "example.com")
+
+
+@pytest.mark.parametrize(
+    ("rtype", "values"),
+    [
+        ("A", ["203.0.113.1", "198.51.100.2"]),
+        ("AAAA", ["2001:db8::1"]),
+        ("CNAME", ["target.example.net."]),
+        ("TXT", ["plain text", '"already" "quoted"']),
+        ("MX", ["10 mail.example.com"]),
+        ("NS", ["ns1.example.net"]),
+        ("SRV", ["10 5 443 svc.example.com"]),
+        ("CAA", ['0 issue "letsencrypt.org"']),
+    ],
+)
+def test_well_formed_values_of_every_type_are_accepted(rtype, values):
+    assert validate_values(rtype, values) == values
+
+
+@pytest.mark.parametrize(
+    ("rtype", "values", "message"),
+    [
+        ("A", ["2001:db8::1"], "not an IPv4 address"),
+        ("AAAA", ["203.0.113.1"], "not an IPv6 address"),
+        ("CNAME", ["a.example.net", "b.example.net"], "exactly one value"),
+        ("CNAME", ["not a host"], "not a host name"),
+        ("MX", ["mail.example.com"], "MX value"),
+        ("MX", ["70000 mail.example.com"], "MX priority"),
+        ("SRV", ["10 5 svc.example.com"], "SRV value"),
+        ("CAA", ["0 is$ue x"], "CAA tag"),
+        ("TXT", ['"' + "x" * 256 + '"'], "longer than 255 bytes"),
+        ("TXT", ['"open" text "x"'], "outside double quotes"),
+        ("A", [], "at least one value"),
+        ("A", ["203.0.113.1", " 203.0.113.1"], "duplicate values"),
+    ],
+)
+def test_malformed_values_are_refused_with_the_reason(rtype, values, message):
+    with pytest.raises(InvalidName) as caught:
+        validate_values(rtype, values)
+    assert message in caught.value.message
+
+
+def test_long_txt_values_are_split_into_255_byte_strings_and_escaped():
+    assert wire_value("TXT", 'say "hi"') == '"say \\"hi\\""'
+    wire = wire_value("TXT", "é" * 200)  # 400 bytes
+    strings = wire.split('" "')
+    assert len(strings) == 2
+    assert wire.startswith('"\\303\\251')  # octal, as Route 53 reads it
+
+
+@pytest.mark.parametrize("ttl", [0, 86401, "300", True, 1.5])
+def test_ttl_outside_bounds_is_refused(ttl):
+    with pytest.raises(InvalidName):
+        validate_ttl(ttl)
+
+
+def test_route53_names_are_decoded():
+    assert decode_route53_name("\\052.Apps.example.com.") == "*.apps.example.com"

@@ -1,0 +1,242 @@
+"""Job runs in the console: the list (status, kind, subject, duration), retry and cancel through
+apps.jobs.services, and a live log viewer fed by the jobs' SSE stream (apps.jobs.stream)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from apps.jobs import registry, services
+from apps.jobs.models import JobRun
+from apps.jobs.selectors import LogScope
+from apps.jobs.stream import sse_response
+from apps.orgs.console_base import OrgScopedAdmin, is_platform_admin
+
+
+class KindFilter(admin.SimpleListFilter):
+    """The registered kinds (a free-text column in the table)."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in sorted(registry.names())]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+def _duration(job: JobRun) -> str:
+    if job.started_at is None:
+        return ""
+    seconds = ((job.finished_at or timezone.now()) - job.started_at).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+# The console page of each kind of subject (app_model), linked from a run.
+_SUBJECT_PAGES: dict[str, str] = {
+    JobRun.SubjectType.SERVER: "infrastructure_server",
+    JobRun.SubjectType.CLUSTER_RUN: "clusters_clusterrun",
+    JobRun.SubjectType.DOMAIN: "dns_domain",
+}
+
+
+@admin.register(JobRun)
+class JobRunAdmin(OrgScopedAdmin):
+    """Read-only runs; operators act on them with retry and cancel (logged as admin entries).
+    Members see their organizations' runs (the console's org-scoped base); platform jobs, with
+    no organization, and retry/cancel are for platform admins, as on /admin/archer."""
+
+    list_display = [
+        "kind",
+        "status",
+        "organization",
+        "subject",
+        "queued_at",
+        "duration",
+        "attempts",
+        "short_error",
+    ]
+    list_filter = ["status", KindFilter, "subject_type", "queue"]
+    list_select_related = ["organization"]
+    search_fields = ["kind", "error"]
+    search_help_text = "Kind or error text, or a run's or subject's id."
+    date_hierarchy = "queued_at"
+    actions = ["retry_selected", "cancel_selected"]
+    change_form_template = "admin/jobs/jobrun/change_form.html"
+    readonly_fields = [
+        "id",
+        "kind",
+        "status",
+        "organization",
+        "subject_type",
+        "subject_id",
+        "queue",
+        "attempts",
+        "max_attempts",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "duration",
+        "heartbeat_at",
+        "cancel_requested",
+        "worker",
+        "error",
+        "payload",
+        "result",
+    ]
+    fields = tuple(readonly_fields)
+
+    @admin.display(description="subject")
+    def subject(self, job: JobRun) -> str:
+        if not job.subject_id:
+            return "—"
+        label = f"{job.subject_type} {job.subject_id}"
+        target = _SUBJECT_PAGES.get(job.subject_type)
+        try:
+            url = reverse(f"admin:{target}_change", args=[job.subject_id]) if target else ""
+        except NoReverseMatch:
+            url = ""
+        # The subject's own page applies its own access rules.
+        return format_html('<a href="{}">{}</a>', url, label) if url else label
+
+    @admin.display(description="duration")
+    def duration(self, job: JobRun) -> str:
+        return _duration(job)
+
+    @admin.display(description="error")
+    def short_error(self, job: JobRun) -> str:
+        return job.error[:80]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        try:
+            value = uuid.UUID(term)
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(pk=value) | queryset.filter(subject_id=value), False
+
+    # Runs are written by services only; operators retry or cancel them.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        # As on the API's /admin/archer routes: platform admins only.
+        return is_platform_admin(request)
+
+    def _transition(self, request: HttpRequest, job: JobRun, verb: str) -> bool:
+        action = services.job_retry if verb == "retry" else services.job_request_cancel
+        try:
+            action(job=job)
+        except services.JobStateError as exc:
+            self.message_user(request, f"{job.kind} {job.pk}: {exc}", messages.ERROR)
+            return False
+        self.log_change(request, job, f"{verb} requested from the console")
+        return True
+
+    @admin.action(description="Retry selected failed or canceled runs", permissions=["operate"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = sum(self._transition(request, job, "retry") for job in queryset)
+        if done:
+            self.message_user(request, f"{done} run(s) queued again.", messages.SUCCESS)
+
+    @admin.action(description="Cancel selected runs", permissions=["operate"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = sum(self._transition(request, job, "cancel") for job in queryset)
+        if done:
+            self.message_user(
+                request, f"{done} run(s) canceled or asked to stop.", messages.SUCCESS
+            )
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<uuid:job_id>/log/stream/",
+                view(self.log_stream_view),
+                name="jobs_jobrun_log_stream",
+            ),
+            *(
+                path(
+                    f"<uuid:job_id>/{verb}/",
+                    view(require_POST(self.transition_view)),
+                    {"verb": verb},
+                    name=f"jobs_jobrun_{verb}",
+                )
+                for verb in ("retry", "cancel")
+            ),
+            *super().get_urls(),
+        ]
+
+    def _visible_job(self, request: HttpRequest, job_id: uuid.UUID) -> JobRun:
+        job = self.get_queryset(request).filter(pk=job_id).first()
+        if job is None or not self.has_view_permission(request, job):
+            raise Http404("job run not found")
+        return job
+
+    def transition_view(self, request: HttpRequest, job_id: uuid.UUID, verb: str) -> HttpResponse:
+        if verb not in ("retry", "cancel") or not self.has_operate_permission(request):
+            raise Http404("no such action")
+        job = self._visible_job(request, job_id)
+        if self._transition(request, job, verb):
+            self.message_user(request, f"{verb.capitalize()} requested.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_jobrun_change", args=[job.pk]))
+
+    def log_stream_view(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponseBase:
+        """The run's own lines as Server-Sent Events: backlog, live lines, then `end`."""
+        job = self._visible_job(request, job_id)
+        after = request.GET.get("after", "")
+        cursor = int(after) if re.fullmatch(r"[0-9]{1,18}", after) else 0
+
+        def is_done() -> bool:
+            return not JobRun.objects.filter(pk=job.pk, status__in=JobRun.ACTIVE_STATUSES).exists()
+
+        scope = LogScope(
+            subject_type=job.subject_type,
+            subject_id=job.subject_id,
+            organization_id=job.organization_id,
+            is_done=is_done,
+            job_id=job.pk,
+        )
+        return sse_response(request, scope=scope, after=cursor)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = dict(extra_context or {})
+        job = self.get_object(request, object_id)
+        if job is not None:
+            context.update(
+                log_stream_url=reverse("admin:jobs_jobrun_log_stream", args=[job.pk]),
+                can_operate=self.has_operate_permission(request),
+                can_retry=job.status in (JobRun.Status.FAILED, JobRun.Status.CANCELED),
+                can_cancel=job.status in JobRun.ACTIVE_STATUSES,
+                title=f"{job.kind} run ({job.status})",
+            )
+        return super().change_view(request, object_id, form_url, context)

@@ -1,0 +1,505 @@
+"""The console's base classes: every admin page of an org-owned model goes through these, so the
+console is exactly as safe as the API.
+
+- Who sees what: platform admins (`User.is_superuser`) see every organization; anyone else sees
+  the rows of the organizations they belong to, and the same role table the API uses
+  (`apps.core.permissions.ROLE_PERMISSIONS`) decides what they may view, add, change and delete.
+- Choices: every foreign key and autocomplete offers only rows of the user's organizations (and
+  of the edited object's organization once it has one); the form refuses any reference to a row
+  of another organization, whatever was posted.
+- Fixed fields: an existing object's organization (and each admin's `immutable_fields`) cannot
+  change; posting another value is a form error, not a silent no-op.
+- One path for every write: admins save through the API's services. A service's refusal
+  (`APIError`, `ValidationError`) raised while saving rolls the whole save back and shows the
+  same page again with the service's message as a form error (`changeform_view`), never a 500.
+- Secrets render as "set" / "not set" (`secret_state`); reveals and downloads are explicit,
+  role-checked actions that write a LogEntry (`log_reveal`).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar, cast
+from urllib.parse import urlsplit
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import Resolver404, resolve
+
+from apps.core.api.errors import APIError
+from apps.core.permissions import Perm, role_allows
+from apps.orgs.models import Membership, Organization
+
+# --- who may do what ---------------------------------------------------------------------------
+
+
+def is_platform_admin(request: HttpRequest) -> bool:
+    return bool(getattr(request.user, "is_superuser", False))
+
+
+def console_roles(request: HttpRequest) -> dict[uuid.UUID, str]:
+    """The request user's role in each of their organizations, read once per request."""
+    roles = getattr(request, "_console_roles", None)
+    if roles is None:
+        user = request.user
+        roles = {}
+        if getattr(user, "is_authenticated", False) and user.pk:
+            roles = dict(
+                Membership.objects.filter(user_id=user.pk).values_list("organization_id", "role")
+            )
+        request._console_roles = roles  # type: ignore[attr-defined]
+    return roles
+
+
+def orgs_allowing(request: HttpRequest, perm: Perm) -> list[uuid.UUID]:
+    """Ids of the organizations where the request user's role holds `perm`."""
+    return [org_id for org_id, role in console_roles(request).items() if role_allows(role, perm)]
+
+
+def can(request: HttpRequest, perm: Perm, organization_id: Any) -> bool:
+    """Whether the request user holds `perm` in that organization (platform admins always)."""
+    if is_platform_admin(request):
+        return True
+    if organization_id is None:
+        return False
+    return role_allows(console_roles(request).get(organization_id, ""), perm)
+
+
+def is_saved(obj: models.Model) -> bool:
+    """Whether the row exists (UUID primary keys are set before the first save)."""
+    return not obj._state.adding
+
+
+# The organization filter of a changelist: only the organizations among the rows the user may
+# see (Django's plain related filter would list every organization's name).
+ORG_FILTER = ("organization", admin.RelatedOnlyFieldListFilter)
+
+
+def secret_state(value: Any) -> str:
+    """How a secret column shows in the console: whether it is set, never what it is."""
+    return "set" if value else "not set"
+
+
+# --- service refusals as form errors ---------------------------------------------------------
+
+# "field: message", "field[2]: message" or "field.inner.path: message" (the API's messages).
+_FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*)((?:\.[\w-]+|\[\d+\])*): (.+)$", re.DOTALL)
+SERVICE_ERRORS = (APIError, ValidationError)
+
+
+def refusal_messages(exc: Exception) -> list[tuple[str | None, str]]:
+    """(field or None, message) pairs of a service's refusal."""
+    if isinstance(exc, APIError):
+        match = _FIELD_PREFIX.match(exc.message)
+        if not match:
+            return [(None, exc.message)]
+        field, path, message = match.groups()
+        path = path.lstrip(".")
+        return [(field, f"{path}: {message}" if path else message)]
+    if isinstance(exc, ValidationError):
+        if hasattr(exc, "error_dict"):
+            return [
+                (None if field == "__all__" else field, message)
+                for field, errors in exc.message_dict.items()
+                for message in errors
+            ]
+        return [(None, message) for message in exc.messages]
+    return [(None, str(exc))]
+
+
+def refusal_text(exc: Exception) -> str:
+    return "; ".join(f"{f}: {m}" if f else m for f, m in refusal_messages(exc))
+
+
+class ConsoleModelForm(forms.ModelForm):
+    """The form base of every console admin. `console_admin` and `console_request` are bound by
+    `OrgScopedAdmin.get_form` (or the inline's `get_formset`)."""
+
+    console_admin: ClassVar[Any] = None
+    console_request: ClassVar[Any] = None
+    # For inline forms: the parent object the row belongs to.
+    console_parent: ClassVar[Any] = None
+
+    def console_org_id(self) -> Any:
+        """The organization this form's object belongs (or will belong) to."""
+        if self.console_parent is not None:
+            return getattr(self.console_parent, "organization_id", None)
+        if is_saved(self.instance) and hasattr(self.instance, "organization_id"):
+            return self.instance.organization_id
+        org = self.cleaned_data.get("organization") if hasattr(self, "cleaned_data") else None
+        return getattr(org, "pk", None)
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        # ModelForm.clean answers cleaned_data (its stub allows None for forms in general).
+        cleaned = self.cleaned_data
+        self._refuse_immutable_changes()
+        self._refuse_other_orgs_references(cleaned)
+        self._refuse_org_without_role(cleaned)
+        refusal = getattr(self.console_request, "_console_refusal", None)
+        if refusal is not None and self.console_parent is None:
+            for field, message in refusal_messages(refusal):
+                # The API names a reference `credential_id` where the form has `credential`.
+                if field and field not in self.fields and field.removesuffix("_id") in self.fields:
+                    field = field.removesuffix("_id")
+                if field in self.fields:
+                    self.add_error(field, message)
+                else:
+                    self.add_error(None, f"{field}: {message}" if field else message)
+        return cleaned
+
+    def _refuse_immutable_changes(self) -> None:
+        if not is_saved(self.instance) or self.console_admin is None:
+            return
+        for name in self.console_admin.get_immutable_fields():
+            key = self.add_prefix(name)
+            if key not in self.data:
+                continue
+            current = getattr(self.instance, self.instance._meta.get_field(name).attname)
+            posted = self.data.get(key) or ""
+            if str(posted).strip() != ("" if current is None else str(current)):
+                label = self.instance._meta.get_field(name).verbose_name
+                noun = self.instance._meta.verbose_name
+                self.add_error(None, f"{label}: cannot be changed on an existing {noun}")
+
+    def _refuse_other_orgs_references(self, cleaned: dict[str, Any]) -> None:
+        org_id = self.console_org_id()
+        if org_id is None:
+            return
+        for name, value in cleaned.items():
+            if name == "organization" or name not in self.fields:
+                continue
+            values = value if isinstance(value, models.QuerySet | list | tuple) else [value]
+            for item in values:
+                item_org = getattr(item, "organization_id", None)
+                if isinstance(item, models.Model) and item_org is not None and item_org != org_id:
+                    self.add_error(name, f"{item} belongs to another organization")
+                    break
+
+    def _refuse_org_without_role(self, cleaned: dict[str, Any]) -> None:
+        org = cleaned.get("organization")
+        if is_saved(self.instance) or self.console_admin is None:
+            return
+        if not isinstance(org, Organization):
+            return
+        if not can(self.console_request, self.console_admin.add_perm, org.pk):
+            self.add_error("organization", "your role in this organization does not allow this")
+
+
+class _ScopedChoices:
+    """Foreign-key choices limited to the user's organizations and the edited object's one."""
+
+    # Extra limits per foreign key, e.g. {"bastion_server": Q(role="bastion")}.
+    fk_filters: ClassVar[dict[str, models.Q]] = {}
+
+    def _console_obj_org(self, request: HttpRequest) -> Any:
+        obj = getattr(request, "_console_obj", None)
+        return getattr(obj, "organization_id", None)
+
+    def scoped_choices(self, request: HttpRequest, model: type[models.Model], name: str):
+        qs = model._default_manager.all()
+        if model is Organization:
+            if not is_platform_admin(request):
+                perm = getattr(self, "add_perm", Perm.WRITE)
+                qs = qs.filter(pk__in=orgs_allowing(request, perm))
+        elif any(f.name == "organization" for f in model._meta.concrete_fields):
+            if not is_platform_admin(request):
+                qs = qs.filter(organization_id__in=orgs_allowing(request, Perm.READ))
+            org_id = self._console_obj_org(request)
+            if org_id is not None:
+                qs = qs.filter(organization_id=org_id)
+        if name in self.fk_filters:
+            qs = qs.filter(self.fk_filters[name])
+        return qs
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any):
+        if "queryset" not in kwargs:
+            kwargs["queryset"] = self.scoped_choices(
+                request, db_field.remote_field.model, db_field.name
+            )
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):  # type: ignore[attr-defined]
+            kwargs["widget"] = SafeAutocompleteSelect(
+                db_field,
+                self.admin_site,  # type: ignore[attr-defined]
+                using=kwargs.get("using"),
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+
+class SafeAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete widget, except that re-rendering a form posted with a malformed id
+    (not a UUID) shows the field's error instead of failing while looking the id up."""
+
+    def optgroups(self, name: str, value: Sequence[Any], attr: dict | None = None) -> list:
+        remote = self.field.remote_field
+        target = remote.model._meta.get_field(
+            getattr(remote, "field_name", None) or remote.model._meta.pk.name
+        )
+        valid = []
+        for item in value:
+            try:
+                target.to_python(item)
+            except ValidationError:
+                continue
+            valid.append(item)
+        return super().optgroups(name, valid, attr)
+
+
+def _edited_object_org(request: HttpRequest) -> Any:
+    """The organization of the object whose change page asks an autocomplete (its Referer), so
+    the widget offers only that organization's rows; None on add pages or anything else. The
+    form refuses another organization's row anyway; this keeps it out of the choices."""
+    referer = urlsplit(request.META.get("HTTP_REFERER", "")).path
+    try:
+        match = resolve(referer)
+    except Resolver404:
+        return None
+    model_admin = getattr(match.func, "model_admin", None)
+    if not (match.url_name or "").endswith("_change") or model_admin is None:
+        return None
+    try:
+        obj = model_admin.get_queryset(request).filter(pk=match.kwargs.get("object_id")).first()
+    except (ValidationError, ValueError):
+        return None
+    if obj is None:
+        return None
+    if isinstance(obj, Organization):
+        return obj.pk
+    return getattr(obj, "organization_id", None)
+
+
+# --- the base admin ----------------------------------------------------------------------------
+
+
+class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):
+    """Admin of a model with an `organization` foreign key (or, with `org_field = None` and
+    `platform_only = True`, a platform-wide model only platform admins reach)."""
+
+    form = ConsoleModelForm
+    org_field: ClassVar[str | None] = "organization"
+    platform_only: ClassVar[bool] = False
+    view_perm: ClassVar[Perm] = Perm.READ
+    change_perm: ClassVar[Perm] = Perm.WRITE
+    add_perm: ClassVar[Perm] = Perm.WRITE
+    delete_perm: ClassVar[Perm] = Perm.WRITE
+    immutable_fields: ClassVar[tuple[str, ...]] = ()
+    # Autocomplete limits by the field asking: {("cluster", "bastion_server"): Q(role=...)}.
+    autocomplete_filters: ClassVar[dict[tuple[str, str], models.Q]] = {}
+
+    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
+        fields = list(super().get_autocomplete_fields(request))
+        if self.org_field == "organization" and "organization" not in fields:
+            # Scoped like every choice (OrganizationAdmin lists only the user's organizations).
+            fields.append("organization")
+        return fields
+
+    def get_immutable_fields(self) -> list[str]:
+        fields = list(self.immutable_fields)
+        if self.org_field == "organization" and "organization" not in fields:
+            fields.insert(0, "organization")
+        return fields
+
+    # Who sees what
+
+    def obj_org_id(self, obj: Any) -> Any:
+        return getattr(obj, f"{self.org_field}_id", None) if self.org_field else None
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        qs = super().get_queryset(request)
+        if is_platform_admin(request):
+            # Platform admins run the platform: every organization's rows.
+            return qs
+        if self.platform_only or not self.org_field:
+            return qs.none()
+        return qs.filter(**{f"{self.org_field}__in": orgs_allowing(request, self.view_perm)})
+
+    def _allowed(self, request: HttpRequest, perm: Perm, obj: Any) -> bool:
+        if is_platform_admin(request):
+            return True
+        if self.platform_only or not self.org_field:
+            return False
+        if obj is None:
+            return bool(orgs_allowing(request, perm))
+        return can(request, perm, self.obj_org_id(obj))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._allowed(request, self.view_perm, None)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request, self.view_perm, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request, self.change_perm, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._allowed(request, self.add_perm, None)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request, self.delete_perm, obj)
+
+    # Forms
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields += [f for f in self.get_immutable_fields() if f not in fields]
+        return fields
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        request._console_obj = obj  # type: ignore[attr-defined]
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"console_admin": self, "console_request": request})
+
+    def get_search_results(self, request: HttpRequest, queryset: models.QuerySet, search_term: str):
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "autocomplete":
+            key = (request.GET.get("model_name", ""), request.GET.get("field_name", ""))
+            if key in self.autocomplete_filters:
+                queryset = queryset.filter(self.autocomplete_filters[key])
+            org_id = _edited_object_org(request)
+            if org_id is not None and self.org_field == "organization":
+                queryset = queryset.filter(organization_id=org_id)
+        return super().get_search_results(request, queryset, search_term)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except SERVICE_ERRORS as exc:
+            # The save ran inside the admin's transaction, which the exception rolled back.
+            # Show the same form again with the service's refusal as its error.
+            if request.method != "POST" or getattr(request, "_console_refusal", None):
+                raise
+            request._console_refusal = exc  # type: ignore[attr-defined]
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except SERVICE_ERRORS as exc:
+            self.message_user(request, refusal_text(exc), messages.ERROR)
+            return HttpResponseRedirect(request.path)
+
+    def response_action(self, request: HttpRequest, queryset: models.QuerySet):
+        try:
+            return super().response_action(request, queryset)
+        except SERVICE_ERRORS as exc:
+            self.message_user(request, refusal_text(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    # Actions
+
+    def require(self, request: HttpRequest, perm: Perm, obj: Any) -> None:
+        """Refuse an action on `obj` unless the user's role in its organization holds `perm`."""
+        if not can(request, perm, self.obj_org_id(obj)):
+            raise PermissionDenied
+
+    def each_allowed(self, request: HttpRequest, queryset: models.QuerySet, perm: Perm):
+        """The selected objects the user may act on; the others are reported, not touched."""
+        for obj in queryset:
+            if can(request, perm, self.obj_org_id(obj)):
+                yield obj
+            else:
+                self.message_user(request, f"{obj}: your role does not allow this", messages.ERROR)
+
+    def log_reveal(self, request: HttpRequest, obj: Any, what: str) -> None:
+        """A LogEntry for an explicit secret read (the audit trail picks these up)."""
+        self.log_change(request, obj, f"Revealed {what}")
+
+
+class OrgScopedInlineFormSet(BaseInlineFormSet):
+    """Inline rows take their parent's organization; they cannot be pointed at another's."""
+
+    @classmethod
+    def get_default_prefix(cls) -> str:
+        # Join models with related_name="+" would all get an empty prefix.
+        # The inline formset factory always sets `model`; the stub allows None for formsets.
+        return super().get_default_prefix() or cls.model._meta.model_name  # type: ignore[union-attr]
+
+    def _construct_form(self, i: int, **kwargs: Any):
+        # A private Django hook (absent from the stubs): the one place each row form is built.
+        form = super()._construct_form(i, **kwargs)  # type: ignore[misc]
+        if hasattr(form.instance, "organization_id") and hasattr(self.instance, "organization_id"):
+            form.instance.organization_id = self.instance.organization_id
+        return form
+
+
+class OrgScopedInline(_ScopedChoices, admin.TabularInline):
+    """An inline of an org-owned child. Its rights are its parent's: whoever may change the
+    parent may add, change and delete its rows."""
+
+    form = ConsoleModelForm
+    formset = OrgScopedInlineFormSet
+    extra = 0
+    exclude: ClassVar[tuple[str, ...]] = ("organization",)
+
+    def _parent_admin(self) -> OrgScopedAdmin:
+        # OrgScopedInline is used only on the pages of OrgScopedAdmins.
+        return cast("OrgScopedAdmin", self.admin_site._registry[self.parent_model])
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
+        formset = super().get_formset(request, obj, **kwargs)
+        form = type(
+            formset.form.__name__,
+            (formset.form,),
+            {
+                "console_admin": None,
+                "console_request": request,
+                "console_parent": obj,
+            },
+        )
+        formset.form = form
+        return formset
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        # Each row's title is its target's name (the join models' __str__).
+        qs = super().get_queryset(request).select_related(*self.autocomplete_fields)
+        if is_platform_admin(request):
+            return qs
+        return qs.filter(organization_id__in=orgs_allowing(request, Perm.READ))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._parent_admin().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        parent = self._parent_admin()
+        if obj is None:
+            return parent.has_add_permission(request)
+        return parent.has_change_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_add_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_add_permission(request, obj)
+
+
+def adopt(obj: models.Model, created: models.Model) -> None:
+    """Make the admin's unsaved `obj` the row a service just created, so the rest of the admin's
+    save (inlines, the redirect, the LogEntry) works on that row."""
+    for field in obj._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(created, field.attname))
+    obj._state.adding = False
+    obj._state.db = created._state.db
+
+
+def record_formset_save(
+    formset: Any, *, new: list[Any], changed: list[Any], deleted: list[Any]
+) -> None:
+    """What `formset.save()` would have recorded, for an admin that saved the rows through a
+    service instead: the admin's change message (its LogEntry) is built from these."""
+    formset.new_objects = new
+    formset.changed_objects = [(obj, ["row"]) for obj in changed]
+    formset.deleted_objects = deleted

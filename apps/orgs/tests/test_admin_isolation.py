@@ -1,0 +1,215 @@
+"""For every model in the console, the staff of one organization cannot see or reach another
+organization's objects: not in a list, not on a change, delete or history page, not among the
+choices of any autocomplete, not through an action."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from apps.orgs.console_base import OrgScopedAdmin
+from apps.orgs.tests.admin_support import build_world, console_for, staff_of
+from apps.orgs.tests.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _url(model, view: str, *args) -> str:
+    opts = model._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=args)
+
+
+def _scoped_admins() -> list:
+    """Every console page of a model that belongs to an organization, whoever wrote it."""
+    return [
+        (model, model_admin)
+        for model, model_admin in sorted(
+            admin.site._registry.items(), key=lambda item: item[0]._meta.label
+        )
+        if isinstance(model_admin, OrgScopedAdmin)
+        or any(f.attname == "organization_id" for f in model._meta.concrete_fields)
+    ]
+
+
+def _theirs(world, model):
+    return [o for o in world.objects.values() if isinstance(o, model)]
+
+
+@pytest.fixture
+def worlds(org, other_org):
+    return build_world(org, "acme"), build_world(other_org, "globex")
+
+
+@pytest.fixture
+def alice(org):
+    """The owner of `org` (every right there, none elsewhere)."""
+    return console_for(staff_of(org, "owner", "alice@acme.example"))
+
+
+def test_lists_show_only_the_staff_members_own_organizations_objects(worlds, alice):
+    ours, theirs = worlds
+    checked = 0
+    for model, _ in _scoped_admins():
+        response = alice.get(_url(model, "changelist"))
+        if response.status_code == 403:
+            continue
+        assert response.status_code == 200, model
+        shown = {obj.pk for obj in response.context["cl"].result_list}
+        # Not a name of theirs anywhere on the page (rows, filters, choices).
+        assert "globex" not in response.content.decode().lower(), model
+        for other in _theirs(theirs, model):
+            assert other.pk not in shown, (model, other)
+        for mine in _theirs(ours, model):
+            assert mine.pk in shown, (model, mine)
+        checked += 1
+    assert checked >= 15
+
+
+def test_another_organizations_objects_cannot_be_opened_changed_or_deleted(worlds, alice):
+    _, theirs = worlds
+    for model, _ in _scoped_admins():
+        for other in _theirs(theirs, model):
+            for view in ("change", "delete", "history"):
+                response = alice.get(_url(model, view, other.pk))
+                assert response.status_code in (302, 403), (model, view, response.status_code)
+                assert str(other) not in response.content.decode(), (model, view)
+            posted = alice.post(_url(model, "change", other.pk), {"name": "taken over"})
+            assert posted.status_code in (302, 403), (model, posted.status_code)
+            deleted = alice.post(_url(model, "delete", other.pk), {"post": "yes"})
+            assert deleted.status_code in (302, 403), (model, deleted.status_code)
+            assert model._default_manager.filter(pk=other.pk).exists(), model
+
+
+def test_actions_on_the_changelist_never_touch_another_organizations_objects(worlds, alice):
+    _, theirs = worlds
+    for model, model_admin in _scoped_admins():
+        others = _theirs(theirs, model)
+        if not others:
+            continue
+        before = {o.pk: o.updated_at for o in others if hasattr(o, "updated_at")}
+        for action in model_admin.actions or []:
+            name = action if isinstance(action, str) else action.__name__
+            alice.post(
+                _url(model, "changelist"),
+                {"action": name, "_selected_action": [str(o.pk) for o in others], "apply": "1"},
+            )
+        alice.post(
+            _url(model, "changelist"),
+            {
+                "action": "delete_selected",
+                "_selected_action": [str(o.pk) for o in others],
+                "post": "yes",
+            },
+        )
+        for other in others:
+            row = model._default_manager.filter(pk=other.pk).first()
+            assert row is not None, model
+            if other.pk in before:
+                assert row.updated_at == before[other.pk], (model, "changed by an action")
+
+
+def _autocomplete_fields() -> list[tuple]:
+    """(source model, field name) for every autocomplete widget of the console, inlines too."""
+    found = []
+    for model, model_admin in admin.site._registry.items():
+        for name in model_admin.get_autocomplete_fields(None):
+            found.append((model, name))
+        for inline in model_admin.inlines:
+            for name in inline.autocomplete_fields:
+                found.append((inline.model, name))
+    return found
+
+
+def test_no_autocomplete_offers_another_organizations_objects(worlds, alice):
+    ours, theirs = worlds
+    fields = _autocomplete_fields()
+    assert len(fields) >= 12
+    for source, name in fields:
+        target = source._meta.get_field(name).remote_field.model
+        response = alice.get(
+            "/admin/autocomplete/",
+            {
+                "app_label": source._meta.app_label,
+                "model_name": source._meta.model_name,
+                "field_name": name,
+                "term": "",
+            },
+        )
+        if response.status_code == 403:
+            continue
+        assert response.status_code == 200, (source, name, response.status_code)
+        offered = {row["id"] for row in response.json()["results"]}
+        for other in _theirs(theirs, target):
+            assert str(other.pk) not in offered, (source, name, other)
+
+
+def test_the_bastion_autocomplete_offers_only_bastions_and_the_node_pool_one_none(worlds, alice):
+    ours, _ = worlds
+
+    def offered(model_name: str, field_name: str, app_label: str = "clusters") -> set[str]:
+        response = alice.get(
+            "/admin/autocomplete/",
+            {"app_label": app_label, "model_name": model_name, "field_name": field_name},
+        )
+        return {row["id"] for row in response.json()["results"]}
+
+    assert offered("cluster", "bastion_server") == {str(ours["bastion"].pk)}
+    assert offered("nodepoolserver", "server") == {str(ours["server"].pk)}
+
+
+def test_a_platform_admin_sees_every_organization(worlds):
+    from apps.accounts.tests.factories import UserFactory
+
+    ours, theirs = worlds
+    root = console_for(UserFactory(primary_email="root@autoglue.example", is_admin=True))
+    response = root.get(_url(type(theirs["cluster"]), "changelist"))
+    shown = {obj.pk for obj in response.context["cl"].result_list}
+    assert {ours["cluster"].pk, theirs["cluster"].pk} <= shown
+
+
+def test_platform_models_are_closed_to_organization_staff(worlds, alice):
+    from apps.accounts.models import RefreshToken, SigningKey, UserEmail
+    from apps.clusters.models import Action
+    from apps.core.models import DataKey
+
+    for model in (SigningKey, RefreshToken, UserEmail, Action, DataKey):
+        assert alice.get(_url(model, "changelist")).status_code == 403, model
+
+
+def test_an_autocomplete_on_a_change_page_offers_only_that_objects_organization(
+    worlds, org, other_org
+):
+    ours, theirs = worlds
+    both = staff_of(org, "owner", "olga@acme.example")
+    MembershipFactory(user=both, organization=other_org, role="owner")
+    console = console_for(both)
+    query = {"app_label": "clusters", "model_name": "cluster", "field_name": "bastion_server"}
+
+    on_ours = console.get(
+        "/admin/autocomplete/",
+        query,
+        HTTP_REFERER=f"http://testserver/admin/clusters/cluster/{ours['cluster'].pk}/change/",
+    )
+    on_add = console.get(
+        "/admin/autocomplete/", query, HTTP_REFERER="http://testserver/admin/clusters/cluster/add/"
+    )
+
+    assert {row["id"] for row in on_ours.json()["results"]} == {str(ours["bastion"].pk)}
+    assert {row["id"] for row in on_add.json()["results"]} == {
+        str(ours["bastion"].pk),
+        str(theirs["bastion"].pk),
+    }
+
+
+def test_a_person_in_no_organization_or_disabled_cannot_open_the_console(org):
+    from apps.accounts.tests.factories import UserFactory
+
+    loner = console_for(UserFactory(primary_email="loner@example.com"))
+    disabled = staff_of(org, "owner", "gone@acme.example")
+    disabled.is_disabled = True
+    disabled.save()
+
+    for client in (loner, console_for(disabled)):
+        response = client.get("/admin/clusters/cluster/")
+        assert response.status_code == 302 and "/login/" in response["Location"]
