@@ -10,7 +10,14 @@ class MaintenanceConfig(AppConfig):
     label = "maintenance"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from apps.jobs import registry
+        from apps.maintenance.schedules import apply_after_migrate
+
+        # Interval settings given in the environment win over the stored schedule at every
+        # migrate (apps/maintenance/schedules.py).
+        post_migrate.connect(apply_after_migrate, sender=self)
 
         registry.register(
             registry.JobKind(

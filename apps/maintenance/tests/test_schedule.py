@@ -146,3 +146,32 @@ def test_two_beats_ticking_at_the_same_moment_queue_one_run():
         thread.join(timeout=30)
     assert sum(1 for r in results if r is not None) == 1
     assert _scheduled("api_key_sweep").count() == 1
+
+
+def test_an_interval_given_in_the_environment_takes_effect_at_the_next_migrate(
+    monkeypatch, settings
+):
+    from django.core.management import call_command
+    from django_celery_beat.models import PeriodicTask
+
+    monkeypatch.setenv("BACKUP_INTERVAL_HOURS", "6")
+    settings.BACKUP_INTERVAL_HOURS = 6
+    call_command("migrate", verbosity=0)
+    task = PeriodicTask.objects.get(name="maintenance-backup")
+    assert (task.interval.every, task.interval.period) == (6, "hours")
+
+
+def test_an_interval_not_given_keeps_what_an_operator_set_on_the_schedule(monkeypatch, settings):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from apps.maintenance.schedules import schedules_apply_settings
+
+    monkeypatch.delenv("DNS_RECONCILE_INTERVAL_SECONDS", raising=False)
+    monkeypatch.delenv("DNS_RECONCILE_INTERVAL_SECONDS_FILE", raising=False)
+    settings.DNS_RECONCILE_INTERVAL_SECONDS = 60
+    task = PeriodicTask.objects.get(name="dns-reconcile")
+    task.interval, _ = IntervalSchedule.objects.get_or_create(every=300, period="seconds")
+    task.save()
+    assert "dns-reconcile" not in schedules_apply_settings()
+    task.refresh_from_db()
+    assert task.interval.every == 300
