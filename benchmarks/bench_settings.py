@@ -15,7 +15,10 @@ ROOT_URLCONF = "benchmarks.bench_urls"
 RATE_LIMIT = os.environ.get("BENCH_RATE_LIMIT", "")
 # The per-person and per-key limits follow the same switch: a benchmark's thousands of requests
 # from one key would otherwise meet the production 600/m and measure 429s.
-RATE_LIMIT_USER = RATE_LIMIT_KEY = RATE_LIMIT
+# The failed-credential budget too: with it on and the per-IP limit off, only requests that carry
+# a credential would pay the limiter's Redis round trip, and a key/anonymous ratio would measure
+# that instead of authentication.
+RATE_LIMIT_USER = RATE_LIMIT_KEY = RATE_LIMIT_AUTH = RATE_LIMIT_AUTH_FAILURES = RATE_LIMIT
 if os.environ.get("BENCH_BARE") == "1":
     # allauth refuses to boot without its (cheap) middleware; everything else goes.
     MIDDLEWARE = ["allauth.account.middleware.AccountMiddleware"]
