@@ -201,6 +201,8 @@ class APIKeyAdmin(OrgScopedAdmin):
         "created_at",
         "updated_at",
     ]
+    # Expiry and revocation change only through the services (mint, the revoke action): typed
+    # here, a revoked key could be brought back or an ephemeral key made permanent.
     readonly_fields = [
         "scope",
         "purpose",
@@ -209,6 +211,8 @@ class APIKeyAdmin(OrgScopedAdmin):
         "organization",
         "cluster_id",
         "is_ephemeral",
+        "expires_at",
+        "revoked_at",
         "last_used_at",
         "created_at",
         "updated_at",

@@ -331,17 +331,10 @@ def test_revoking_or_deleting_a_key_in_the_admin_stops_it_at_once(member):
         assert _key_client(created.plain).get("/api/v1/me").status_code == 200
     admin = Client()
     admin.force_login(User.objects.create_user("ops@example.com", is_admin=True))
+    # Revocation is the "Revoke the selected keys" action (the change form shows it read-only).
     change = admin.post(
-        f"/admin/accounts/apikey/{kept.key.pk}/change/",
-        {
-            "name": "kept",
-            "purpose": kept.key.purpose,
-            "cluster_id": "",
-            "expires_at_0": "",
-            "expires_at_1": "",
-            "revoked_at_0": "2020-01-01",
-            "revoked_at_1": "00:00:00",
-        },
+        "/admin/accounts/apikey/",
+        {"action": "revoke_keys", "_selected_action": [str(kept.key.pk)]},
     )
     assert change.status_code == 302, change.content
     assert _key_client(kept.plain).get("/api/v1/me").status_code == 401
