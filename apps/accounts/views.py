@@ -32,6 +32,7 @@ from apps.accounts.serializers import (
     UserSerializer,
 )
 from apps.core.api.pagination import list_response
+from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.tenancy import parse_uuid
 
 
@@ -48,14 +49,14 @@ def set_access_cookie(response: HttpResponse, request, access_token: str) -> Non
     )
 
 
-class PublicView(APIView):
+class PublicView(AtomicWritesMixin, APIView):
     """Routes anyone may call (credentials, if sent, are ignored)."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
 
-class UserView(APIView):
+class UserView(AtomicWritesMixin, APIView):
     permission_classes = [IsUserPrincipal]
 
 

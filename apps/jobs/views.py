@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api.errors import bad_request, not_found
+from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.permissions import IsPlatformAdmin
 from apps.core.tenancy import parse_uuid
 from apps.jobs import admin_jobs, registry, services
@@ -101,7 +102,7 @@ def _job(job_id: str) -> JobRun:
     return job
 
 
-class _JobTransitionView(APIView):
+class _JobTransitionView(AtomicWritesMixin, APIView):
     """POST /admin/archer/jobs/{id}/<transition>: a 400 names why the job's status refuses it."""
 
     permission_classes = [IsPlatformAdmin]

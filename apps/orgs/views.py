@@ -16,6 +16,7 @@ from apps.accounts.permissions import IsUserPrincipal
 from apps.accounts.serializers import CreateKeySerializer, OrganizationSerializer
 from apps.core.api.errors import not_found
 from apps.core.api.pagination import list_response
+from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.permissions import Perm
 from apps.core.tenancy import parse_uuid
 from apps.orgs import services
@@ -32,7 +33,7 @@ from apps.orgs.serializers import (
 _ORG = [OpenApiParameter("org_id", OpenApiTypes.UUID, OpenApiParameter.PATH)]
 
 
-class OrgsView(APIView):
+class OrgsView(AtomicWritesMixin, APIView):
     """GET/POST /orgs: the caller's organizations; create one (caller becomes owner)."""
 
     permission_classes = [IsUserPrincipal]
@@ -57,7 +58,7 @@ class OrgsView(APIView):
         return Response(OrganizationSerializer(org).data, status=status.HTTP_201_CREATED)
 
 
-class OrgPathView(APIView):
+class OrgPathView(AtomicWritesMixin, APIView):
     """Base of /orgs/{id}/...: `self.access` is the resolved organization and role."""
 
     permission_classes = [HasOrgPathPermission]

@@ -418,3 +418,20 @@ def test_a_write_whose_audit_entry_cannot_be_written_leaves_no_change(api, org, 
     response = api.post("/api/v1/labels", {"key": "tier", "value": "web"}, format="json")
     assert response.status_code == 500
     assert not Label.objects.filter(organization=org, key="tier").exists()
+
+
+@pytest.mark.django_db
+def test_a_write_outside_the_tenant_routes_is_one_transaction_with_its_audit_entry_too(
+    client_for, member, monkeypatch
+):
+    from apps.accounts.models import APIKey
+
+    def refuse(**kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr("apps.audit.signals.audit_record", refuse)
+    client = client_for(member)
+    client.raise_request_exception = False
+    response = client.post("/api/v1/me/api-keys", {"name": "ci"}, format="json")
+    assert response.status_code == 500
+    assert not APIKey.objects.filter(user=member).exists()

@@ -12,13 +12,14 @@ import hashlib
 import uuid
 from typing import Any, ClassVar, TypeVar
 
-from django.db import models, transaction
+from django.db import models
 from rest_framework import mixins, status, viewsets
-from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from apps.core.api.errors import APIError, not_found
 from apps.core.api.pagination import LinkHeaderCursorPagination
+from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.permissions import HasOrgPermission, Perm
 from apps.core.tenancy import Tenant, get_tenant, parse_uuid
 
@@ -47,7 +48,7 @@ def _if_match_tags(value: str) -> list[str]:
     return [tag.strip().removeprefix("W/") for tag in value.split(",") if tag.strip()]
 
 
-class OrgScopedViewSet(viewsets.GenericViewSet):
+class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
     permission_classes = [IsAuthenticated, HasOrgPermission]
     # Lists answer every row unless the client asks for `?limit=` (apps.core.api.pagination).
     pagination_class = LinkHeaderCursorPagination
@@ -107,23 +108,14 @@ class OrgScopedViewSet(viewsets.GenericViewSet):
                 f"If-Match: the {self._resource_name()} has changed since that ETag was issued",
             )
 
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if request.method in SAFE_METHODS:
-            return super().dispatch(request, *args, **kwargs)
-        # Every write is one transaction: the change and its audit entries (written by signals)
-        # commit together or not at all, and a write that fails unexpectedly (5xx) leaves
-        # nothing behind. A refusal (4xx) keeps what the service chose to record first (a
-        # failure status, a last_error), as it always has. A conditional write checks the tag
-        # and writes under one row lock (see _find_object), so two writers holding the same
-        # tag cannot both succeed; a refused one (412) changes nothing.
+    def rolls_back(self, request: Any, response: Any) -> bool:
+        # Besides a 5xx (AtomicWritesMixin): a conditional write checks the tag and writes under
+        # one row lock (see _find_object), so two writers holding the same tag cannot both
+        # succeed, and a refused one (412 or any other refusal) changes nothing.
         conditional = (
             request.method in _IF_MATCH_METHODS and request.headers.get("If-Match", "").strip()
         )
-        with transaction.atomic():
-            response = super().dispatch(request, *args, **kwargs)
-            if response.status_code >= 500 or (conditional and response.status_code >= 400):
-                transaction.set_rollback(True)
-            return response
+        return response.status_code >= 500 or bool(conditional and response.status_code >= 400)
 
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
