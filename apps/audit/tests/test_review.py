@@ -435,3 +435,21 @@ def test_a_write_outside_the_tenant_routes_is_one_transaction_with_its_audit_ent
     response = client.post("/api/v1/me/api-keys", {"name": "ci"}, format="json")
     assert response.status_code == 500
     assert not APIKey.objects.filter(user=member).exists()
+
+
+@pytest.mark.django_db
+def test_a_database_error_answered_as_a_400_inside_a_write_leaves_no_change(api, org, monkeypatch):
+    """A value PostgreSQL refuses (a DataError, answered 400 `invalid_input`) aborts the
+    request's transaction: the answer is still the 400, and nothing of the write remains."""
+    from django.db import connection
+
+    from apps.clusters.models import Label
+
+    def refuse(**kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")
+
+    monkeypatch.setattr("apps.audit.signals.audit_record", refuse)
+    response = api.post("/api/v1/labels", {"key": "tier", "value": "web"}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_input"
+    assert not Label.objects.filter(organization=org, key="tier").exists()

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from psycopg import pq
 from rest_framework.permissions import SAFE_METHODS
 
 
@@ -24,9 +25,16 @@ class AtomicWritesMixin:
             return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
         with transaction.atomic():
             response = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
-            if self.rolls_back(request, response):
+            if _aborted() or self.rolls_back(request, response):
                 transaction.set_rollback(True)
             return response
 
     def rolls_back(self, request: Any, response: Any) -> bool:
         return response.status_code >= 500
+
+
+def _aborted() -> bool:
+    """A database error the exception handler answered (a `DataError` is a 400) leaves
+    PostgreSQL's transaction aborted: nothing in it can commit, so it is rolled back."""
+    raw = connection.connection
+    return raw is not None and raw.info.transaction_status == pq.TransactionStatus.INERROR
