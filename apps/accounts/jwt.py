@@ -109,7 +109,11 @@ def keyring() -> _Keyring:
     ring = _keyring
     if ring is None or time.monotonic() - ring.loaded_at > settings.JWT_KEY_CACHE_SECONDS:
         with _lock:
-            ring = _keyring = _load()
+            # Threads that queued on the lock behind a reload use its result.
+            current = _keyring
+            if current is None or current is ring:
+                current = _keyring = _load()
+            ring = current
     return ring
 
 
@@ -125,7 +129,11 @@ def _verifier(kid: str) -> _KidTokenBackend | None:
     backend = ring.verifiers.get(kid)
     if backend is None and time.monotonic() - ring.loaded_at > UNKNOWN_KID_RELOAD_SECONDS:
         with _lock:
-            ring = _keyring = _load()
+            # Once per window even when many requests with made-up kids wait on the lock.
+            current = _keyring
+            if current is None or current is ring:
+                current = _keyring = _load()
+            ring = current
         backend = ring.verifiers.get(kid)
     return backend
 

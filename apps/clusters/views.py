@@ -64,6 +64,7 @@ from apps.clusters.serializers import (
 from apps.core.api.errors import forbidden, not_found
 from apps.core.api.pagination import list_response
 from apps.core.api.responses import no_store
+from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.api.viewsets import OrgScopedModelViewSet, OrgScopedViewSet
 from apps.core.permissions import IsPlatformAdmin, Perm, role_allows
 from apps.core.tenancy import parse_uuid
@@ -565,7 +566,7 @@ class ClusterMetadataViewSet(OrgScopedModelViewSet):
         )
 
 
-class ActionViewSet(viewsets.ModelViewSet):
+class ActionViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
     """The action catalogue (/admin/actions): platform admins only."""
 
     permission_classes = [IsPlatformAdmin]

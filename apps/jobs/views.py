@@ -33,7 +33,7 @@ from apps.jobs.serializers import (
 _STATUSES = {choice for choice, _ in JobRun.Status.choices} | {"scheduled"}
 
 
-class JobListView(APIView):
+class JobListView(AtomicWritesMixin, APIView):
     permission_classes = [IsPlatformAdmin]
 
     @extend_schema(

@@ -9,10 +9,13 @@ An interval left unset keeps whatever the row holds.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 # Periodic task name -> (interval setting, django-celery-beat period).
 SCHEDULE_INTERVALS: dict[str, tuple[str, str]] = {
@@ -31,8 +34,10 @@ def _given(setting: str) -> bool:
     return bool(os.environ.get(setting) or os.environ.get(f"{setting}_FILE"))
 
 
-def schedules_apply_settings() -> list[str]:
-    """Put each interval given in the environment on its periodic task; the names changed."""
+def schedules_apply_settings(*, using: str = "default") -> list[str]:
+    """Put each interval given in the environment on its periodic task; the names changed. A
+    task an operator moved to a crontab (or solar, or clocked) schedule is left as it is: that
+    is a choice no interval setting can express."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     changed = []
@@ -40,19 +45,32 @@ def schedules_apply_settings() -> list[str]:
         if not _given(setting):
             continue
         every = int(getattr(settings, setting))
-        task = PeriodicTask.objects.select_related("interval").filter(name=name).first()
-        if task is None or (
-            task.interval is not None
-            and (task.interval.every, task.interval.period) == (every, period)
-        ):
+        tasks = PeriodicTask.objects.using(using).select_related("interval")
+        task = tasks.filter(name=name).first()
+        if task is None or task.interval is None:
             continue
-        task.interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
+        if (task.interval.every, task.interval.period) == (every, period):
+            continue
+        task.interval, _ = IntervalSchedule.objects.using(using).get_or_create(
+            every=every, period=period
+        )
         # save() (not update()) so django-celery-beat tells a running beat the schedule changed.
-        task.save()
+        task.save(using=using)
         changed.append(name)
     return changed
 
 
-def apply_after_migrate(**kwargs: Any) -> None:
-    """post_migrate receiver: the schedules' rows exist by then, on a fresh database too."""
-    schedules_apply_settings()
+def apply_after_migrate(*, using: str = "default", **kwargs: Any) -> None:
+    """post_migrate receiver: the schedules' rows exist by then, on a fresh database too. A
+    schedule it cannot update is logged, never a failed `migrate` (the start would stop)."""
+    from django.db import connections
+
+    if "django_celery_beat_periodictask" not in connections[using].introspection.table_names():
+        return  # beat's tables were migrated away (`migrate django_celery_beat zero`)
+    try:
+        changed = schedules_apply_settings(using=using)
+    except Exception:  # noqa: BLE001 - see the docstring
+        logger.warning("could not apply interval settings to the schedules", exc_info=True)
+        return
+    if changed:
+        logger.info("schedules re-timed from the environment: %s", ", ".join(changed))

@@ -453,3 +453,29 @@ def test_a_database_error_answered_as_a_400_inside_a_write_leaves_no_change(api,
     response = api.post("/api/v1/labels", {"key": "tier", "value": "web"}, format="json")
     assert response.status_code == 400 and response.json()["code"] == "invalid_input"
     assert not Label.objects.filter(organization=org, key="tier").exists()
+
+
+@pytest.mark.django_db
+def test_a_failed_write_still_records_that_its_key_was_used(member, monkeypatch):
+    """Authentication (its last-used touch, the rate counters) runs before the write's
+    transaction, so it holds no key row locked while the write works and a 5xx undoes none of
+    it."""
+    from rest_framework.test import APIClient
+
+    from apps.accounts.models import APIKey
+    from apps.accounts.services import api_key_create_for_user
+
+    created = api_key_create_for_user(user=member, name="ci")
+
+    def refuse(**kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr("apps.audit.signals.audit_record", refuse)
+    client = APIClient()
+    client.raise_request_exception = False
+    response = client.post(
+        "/api/v1/me/api-keys", {"name": "second"}, format="json", HTTP_X_API_KEY=created.plain
+    )
+    assert response.status_code == 500
+    assert APIKey.objects.filter(user=member).count() == 1
+    assert APIKey.objects.get(pk=created.key.pk).last_used_at is not None

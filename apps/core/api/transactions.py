@@ -10,6 +10,7 @@ streams hold none.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
@@ -18,16 +19,35 @@ from rest_framework.permissions import SAFE_METHODS
 
 
 class AtomicWritesMixin:
-    """Put first in a DRF view's bases; `rolls_back` decides which answers undo the write."""
+    """Put first in a DRF view's bases; `rolls_back` decides which answers undo the write.
 
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if request.method in SAFE_METHODS:
-            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
-        with transaction.atomic():
-            response = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
-            if _aborted() or self.rolls_back(request, response):
-                transaction.set_rollback(True)
-            return response
+    The transaction wraps the handler only, after `initial()`: authentication, its
+    `last_used_at` touch and the rate-limit counters run and commit on their own, so a write
+    never holds an API key's row (or, without Redis, a rate-limit row) locked while it works,
+    and a failed write is still counted."""
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        name = request.method.lower()
+        handler = getattr(self, name, None)
+        if request.method not in SAFE_METHODS and handler is not None:
+            # A view instance serves one request, so wrapping its bound handler is local to it.
+            setattr(self, name, self._in_transaction(request, handler))
+
+    def _in_transaction(self, request: Any, handler: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with transaction.atomic():
+                try:
+                    response = handler(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - answered here, inside the transaction
+                    # A refusal raised after a deliberate write keeps it (see the module
+                    # docstring); DRF would otherwise answer it after the block had rolled back.
+                    response = self.handle_exception(exc)  # type: ignore[attr-defined]
+                if _aborted() or self.rolls_back(request, response):
+                    transaction.set_rollback(True)
+                return response
+
+        return run
 
     def rolls_back(self, request: Any, response: Any) -> bool:
         return response.status_code >= 500

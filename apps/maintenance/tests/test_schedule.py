@@ -175,3 +175,20 @@ def test_an_interval_not_given_keeps_what_an_operator_set_on_the_schedule(monkey
     assert "dns-reconcile" not in schedules_apply_settings()
     task.refresh_from_db()
     assert task.interval.every == 300
+
+
+def test_a_schedule_an_operator_moved_to_a_crontab_is_left_alone_and_migrate_still_runs(
+    monkeypatch, settings
+):
+    from django.core.management import call_command
+    from django_celery_beat.models import CrontabSchedule
+
+    monkeypatch.setenv("BACKUP_INTERVAL_HOURS", "6")
+    settings.BACKUP_INTERVAL_HOURS = 6
+    task = PeriodicTask.objects.get(name="maintenance-backup")
+    task.interval = None
+    task.crontab = CrontabSchedule.objects.create(minute="0", hour="3")
+    task.save()
+    call_command("migrate", verbosity=0)
+    task.refresh_from_db()
+    assert task.interval is None and task.crontab is not None
