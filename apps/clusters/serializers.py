@@ -25,8 +25,8 @@ from apps.clusters.models import (
 )
 from apps.core.api.serializers import FastReadMixin, GoShapeMixin, prefetched
 from apps.core.validators import validate_docker_image, validate_docker_tag, validate_make_target
-from apps.dns.models import RecordSet
 from apps.dns.serializers import DomainSerializer as DomainSummarySerializer
+from apps.dns.serializers import RecordSetSerializer as RecordSetSummarySerializer
 from apps.infrastructure.models import LoadBalancer, Server
 from apps.infrastructure.serializers import LoadBalancerSerializer, ServerSerializer
 
@@ -91,30 +91,6 @@ class LoadBalancerSummarySerializer(GoShapeMixin, FastReadMixin, serializers.Mod
     class Meta:
         model = LoadBalancer
         fields = LoadBalancerSerializer.Meta.fields
-        read_only_fields = fields
-
-
-class RecordSetSummarySerializer(FastReadMixin, serializers.ModelSerializer):
-    """dto.RecordSetResponse."""
-
-    domain_id = serializers.UUIDField(read_only=True)
-
-    class Meta:
-        model = RecordSet
-        fields = [
-            "id",
-            "domain_id",
-            "name",
-            "type",
-            "ttl",
-            "values",
-            "fingerprint",
-            "status",
-            "last_error",
-            "owner",
-            "created_at",
-            "updated_at",
-        ]
         read_only_fields = fields
 
 

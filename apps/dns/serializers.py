@@ -51,8 +51,9 @@ class DomainUpdateSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=STATUSES, required=False)
 
 
-class RecordSetSerializer(GoShapeMixin, serializers.ModelSerializer):
-    """dto.RecordSetResponse (`ttl` left out when unset, as the original's `*int`)."""
+class RecordSetSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer):
+    """dto.RecordSetResponse (`ttl` left out when unset, as the original's `*int`); also a
+    cluster's nested `control_plane_record_set`."""
 
     omit_if_none = ("ttl",)
     domain_id = serializers.UUIDField(read_only=True)
