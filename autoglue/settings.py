@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from autoglue.env import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -26,6 +28,11 @@ Env.read_env(BASE_DIR / ".env", overwrite=False)
 AUTOGLUE_ENV = env.str("AUTOGLUE_ENV", default="production")
 DEVELOPMENT = AUTOGLUE_ENV == "development"
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+if not (env.str("DJANGO_SECRET_KEY", default="") or env.str("DJANGO_SECRET_KEY_FILE", default="")):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set: give it (or DJANGO_SECRET_KEY_FILE) in the environment; "
+        "`make run` writes a development one into .env on first start."
+    )
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",

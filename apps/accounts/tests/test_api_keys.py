@@ -345,3 +345,28 @@ def test_revoking_or_deleting_a_key_in_the_admin_stops_it_at_once(member):
     assert delete.status_code == 302
     assert not APIKey.objects.filter(pk=gone.key.pk).exists()
     assert _key_client(gone.plain).get("/api/v1/me").status_code == 401
+
+
+def test_create_admin_with_org_gives_a_fresh_installation_an_organization_it_owns(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from apps.orgs.models import Membership
+
+    out = StringIO()
+    call_command("create_admin", "--email", "ops@example.com", "--org", "Acme", stdout=out)
+    membership = Membership.objects.get(user__primary_email="ops@example.com")
+    assert (membership.organization.name, membership.role) == ("Acme", "owner")
+    assert str(membership.organization.pk) in out.getvalue()
+    # Run again (a start script): no second organization.
+    call_command("create_admin", "--email", "ops@example.com", "--org", "Acme", stdout=StringIO())
+    assert Membership.objects.filter(user__primary_email="ops@example.com").count() == 1
+
+
+def test_create_admin_refuses_an_org_name_the_api_refuses(db):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--org"):
+        call_command("create_admin", "--email", "ops@example.com", "--org", "   ")

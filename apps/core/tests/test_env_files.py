@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from apps.core.crypto.master import format_entry, generate_master_key
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -108,3 +110,25 @@ def test_an_unreadable_file_stops_the_process_naming_the_variable(tmp_path):
     )
     assert done.returncode != 0
     assert f"DJANGO_SECRET_KEY_FILE: cannot read {missing}" in done.stderr
+
+
+def test_manage_py_without_a_secret_key_prints_one_line_naming_the_variable(tmp_path):
+    if (ROOT / ".env").exists():
+        pytest.skip("a local .env (written by `make run`) provides the key in this checkout")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.removesuffix("_FILE") != "DJANGO_SECRET_KEY" and k != "DJANGO_SETTINGS_MODULE"
+    }
+    env.update(AUTOGLUE_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, str(ROOT / "manage.py"), "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr

@@ -6,6 +6,10 @@ the first line of a pipe or file, or, in a terminal, a prompt that does not echo
 `--if-no-admin` does nothing once any platform admin exists, so a start script (the compose
 stack's setup step) can run it on every start without resetting a password or re-enabling an
 admin someone disabled.
+
+`--org NAME` also gives the admin an organization of that name to own (created unless the admin
+already belongs to one so named): every tenant route needs an organization, and a fresh
+installation has none.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts import services
 from apps.accounts.models import User
+from apps.orgs import services as org_services
+from apps.orgs.models import Membership
+from apps.orgs.serializers import OrgWriteSerializer
 
 
 class Command(BaseCommand):
@@ -36,6 +43,11 @@ class Command(BaseCommand):
             action="store_true",
             help="do nothing if a platform admin already exists (first start)",
         )
+        parser.add_argument(
+            "--org",
+            metavar="NAME",
+            help="also create an organization of this name, owned by the admin",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["if_no_admin"] and User.objects.filter(is_admin=True).exists():
@@ -51,6 +63,24 @@ class Command(BaseCommand):
         user, created = services.user_get_or_create_admin(email=options["email"], password=password)
         verb = "created" if created else "promoted"
         self.stdout.write(f"{verb} platform admin {user.primary_email} ({user.pk})")
+        if options["org"] is not None:
+            self._ensure_org(user, options["org"])
+
+    def _ensure_org(self, user: User, name: str) -> None:
+        # The API's own validation, so the command cannot make an organization the API refuses.
+        form = OrgWriteSerializer(data={"name": name})
+        if not form.is_valid():
+            raise CommandError(f"--org: {'; '.join(str(e) for e in form.errors['name'])}")
+        name = form.validated_data["name"]
+        existing = Membership.objects.filter(user=user, organization__name=name).first()
+        if existing is not None:
+            self.stdout.write(f"{user.primary_email} already belongs to organization {name}")
+            return
+        org = org_services.organization_create(creator=user, name=name)
+        self.stdout.write(
+            f"created organization {org.name} ({org.pk}), owned by {user.primary_email}; "
+            f"API clients send its id as X-Org-ID"
+        )
 
     def _read_password(self) -> str:
         if not sys.stdin.isatty():

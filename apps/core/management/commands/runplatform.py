@@ -9,8 +9,10 @@ platform is worse than a stopped one.
 from __future__ import annotations
 
 import os
+import errno
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 STOP_TIMEOUT_SECONDS = 15
 # The banner's hints (create_admin asks for the password when run in a terminal).
@@ -50,6 +52,9 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=2)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Before migrating and before any child starts: a busy port would otherwise surface as
+        # gunicorn's "Address already in use" after the banner, with no hint what to change.
+        self._check_port_free(options["host"], options["port"])
         self._prepare()
         bin_dir = os.path.dirname(sys.executable)
         children = {
@@ -157,6 +162,26 @@ class Command(BaseCommand):
         if exit_code:
             sys.exit(exit_code)
         self.stdout.write("Stopped.")
+
+    @staticmethod
+    def _check_port_free(host: str, port: int) -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise CommandError(f"AUTOGLUE_HOST={host}: cannot resolve it ({exc.strerror}).") from None
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As gunicorn binds: a port left in TIME_WAIT by a previous run is not "in use".
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise CommandError(
+                        f"Port {port} on {host} is already in use. Stop what uses it, or choose "
+                        f"another port: AUTOGLUE_PORT={port + 1} make run (or --port)."
+                    ) from None
+                raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
 
     def _prepare(self) -> None:
         if settings.EMBEDDED_DATABASE or settings.DEVELOPMENT:
