@@ -559,9 +559,11 @@ MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=10 * 1024 * 1
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 # Requests per client IP; "N/s", "N/m" or "N/h". Empty disables the limit.
 RATE_LIMIT = env.str("RATE_LIMIT", default="1000/m")
-# Requests per signed-in user (any credential) and per API key or org key.
-RATE_LIMIT_USER = env.str("RATE_LIMIT_USER", default="600/m")
-RATE_LIMIT_KEY = env.str("RATE_LIMIT_KEY", default="600/m")
+# Requests per signed-in user (any credential) and per API key or org key. Never stricter by
+# default than the original's 1000/min per IP: its Terraform provider does not retry on 429, so
+# a lower per-key limit would fail a run the original serves. Lower them per installation.
+RATE_LIMIT_USER = env.str("RATE_LIMIT_USER", default="1000/m")
+RATE_LIMIT_KEY = env.str("RATE_LIMIT_KEY", default="1000/m")
 # Sign-in and token routes (SSO start/callback, refresh, logout, console login), per client IP.
 RATE_LIMIT_AUTH = env.str("RATE_LIMIT_AUTH", default="30/m")
 # Requests answered 401 per client IP; past it, requests carrying credentials get 429 at once.

@@ -14,7 +14,7 @@ from autoglue.test_settings import *  # noqa: E402, F403
 ROOT_URLCONF = "benchmarks.bench_urls"
 RATE_LIMIT = os.environ.get("BENCH_RATE_LIMIT", "")
 # The per-person and per-key limits follow the same switch: a benchmark's thousands of requests
-# from one key would otherwise meet the production 600/m and measure 429s.
+# from one key would otherwise meet the production 1000/m and measure 429s.
 # The failed-credential budget too: with it on and the per-IP limit off, only requests that carry
 # a credential would pay the limiter's Redis round trip, and a key/anonymous ratio would measure
 # that instead of authentication.

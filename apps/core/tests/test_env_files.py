@@ -132,3 +132,21 @@ def test_manage_py_without_a_secret_key_prints_one_line_naming_the_variable(tmp_
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+def test_default_per_user_and_per_key_limits_are_never_stricter_than_the_originals_1000_a_minute(
+    tmp_path,
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RATE_LIMIT")}
+    env.update(DJANGO_SETTINGS_MODULE="autoglue.settings", AUTOGLUE_DATA_DIR=str(tmp_path))
+    env.setdefault("DJANGO_SECRET_KEY", "defaults-test-secret-key-0123456789-abcdefghijklmnop")
+    snippet = (
+        "from django.conf import settings as s; from apps.core.middleware import parse_rate; "
+        "print(*(60 * n / w for n, w in map(parse_rate, "
+        "(s.RATE_LIMIT, s.RATE_LIMIT_USER, s.RATE_LIMIT_KEY))))"
+    )
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-c", snippet], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert all(float(per_minute) >= 1000 for per_minute in result.stdout.split())
