@@ -15,7 +15,7 @@ from django.http.response import HttpResponseBase
 from apps.console import selectors
 from apps.console.forms import ThrottledAdminAuthenticationForm
 from apps.core.permissions import Perm
-from apps.orgs.console_base import is_platform_admin, orgs_allowing
+from apps.orgs.console_base import console_roles, is_platform_admin, orgs_allowing
 
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
@@ -53,7 +53,13 @@ class ConsoleAdminSite(admin.AdminSite):
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         org_ids = None if is_platform_admin(request) else orgs_allowing(request, Perm.READ)
-        context = {"dashboard": selectors.dashboard(org_ids=org_ids), **(extra_context or {})}
+        context = {
+            "dashboard": selectors.dashboard(org_ids=org_ids),
+            # A fresh installation: nothing works until the signed-in person has an organization,
+            # so the dashboard says so first and offers to create one (platform admins may).
+            "first_run": not console_roles(request),
+            **(extra_context or {}),
+        }
         return super().index(request, context)
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:

@@ -109,3 +109,18 @@ def test_the_dashboard_shows_the_newest_backup(console):
     response = console.get("/admin/")
     assert response.context["dashboard"].last_backup.object_key == "new.dump"
     assert b"No backups yet." not in response.content
+
+
+def test_a_fresh_admin_with_no_organization_is_offered_to_create_one(console):
+    page = console.get("/admin/").content.decode()
+    assert "You belong to no organization yet" in page
+    assert 'href="/admin/orgs/organization/add/"' in page
+
+
+def test_the_first_run_prompt_is_gone_once_the_admin_belongs_to_an_organization(
+    console, platform_admin, org
+):
+    from apps.orgs.tests.factories import MembershipFactory
+
+    MembershipFactory(user=platform_admin, organization=org, role="owner")
+    assert b"You belong to no organization yet" not in console.get("/admin/").content
