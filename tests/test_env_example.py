@@ -39,9 +39,7 @@ def test_the_scan_finds_the_settings_it_must():
 
 
 def test_every_variable_the_code_reads_is_listed_in_env_example():
-    listed = set(
-        re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M)
-    )
+    listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     missing = {
         name: where
         for name, where in _variables_read_by_the_code().items()

@@ -8,8 +8,8 @@ platform is worse than a stopped one.
 
 from __future__ import annotations
 
-import os
 import errno
+import os
 import shlex
 import signal
 import socket
@@ -168,7 +168,9 @@ class Command(BaseCommand):
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            raise CommandError(f"AUTOGLUE_HOST={host}: cannot resolve it ({exc.strerror}).") from None
+            raise CommandError(
+                f"AUTOGLUE_HOST={host}: cannot resolve it ({exc.strerror})."
+            ) from None
         family, _, _, _, address = infos[0]
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             # As gunicorn binds: a port left in TIME_WAIT by a previous run is not "in use".
