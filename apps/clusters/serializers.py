@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from apps.clusters.models import (
@@ -123,8 +124,10 @@ class ClusterSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer
     """dto.ClusterResponse (read side). Absent references and `control_plane_fqdn` are omitted,
     as the original's pointers with `omitempty`. With `join_secrets` true in the context it adds
     `random_token` and `certificate_key` (load them with `selectors.with_join_secrets`); with
-    `revealed_secrets` (see `selectors.cluster_secrets`) also the kubeconfig."""
+    `revealed_secrets` (see `selectors.cluster_secrets`) also the kubeconfig. `base_url` is the
+    installation's public URL (AUTOGLUE_BASE_URL), as the original's later versions answer it."""
 
+    base_url = serializers.SerializerMethodField()
     captain_domain = DomainSummarySerializer(read_only=True)
     control_plane_record_set = RecordSetSummarySerializer(read_only=True)
     control_plane_fqdn = serializers.SerializerMethodField()
@@ -149,6 +152,7 @@ class ClusterSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer
         fields = [
             "id",
             "name",
+            "base_url",
             "captain_domain",
             "control_plane_record_set",
             "control_plane_fqdn",
@@ -167,6 +171,9 @@ class ClusterSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_base_url(self, cluster: Cluster) -> str:
+        return settings.BASE_URL
 
     def get_control_plane_fqdn(self, cluster: Cluster) -> str | None:
         record_set = cluster.control_plane_record_set

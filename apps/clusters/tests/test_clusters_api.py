@@ -570,3 +570,19 @@ def test_releasing_a_record_set_resets_only_the_clusters_using_it(org):
     bystander.refresh_from_db()
     assert (user.control_plane_record_set_id, user.status) == (None, Cluster.Status.PRE_PENDING)
     assert bystander.status == "ready"
+
+
+def test_every_cluster_response_carries_the_installations_base_url(api, org, settings):
+    settings.BASE_URL = "https://autoglue.example.com"
+    created = api.post(
+        "/api/v1/clusters",
+        {"name": "edge", "cluster_provider": "aws", "region": "us-east-1"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["base_url"] == "https://autoglue.example.com"
+    cluster_id = created.json()["id"]
+    assert api.get(f"/api/v1/clusters/{cluster_id}").json()["base_url"] == settings.BASE_URL
+    assert [c["base_url"] for c in api.get("/api/v1/clusters").json()] == [settings.BASE_URL]
+    patched = api.patch(f"/api/v1/clusters/{cluster_id}", {"region": "eu-west-1"}, format="json")
+    assert patched.json()["base_url"] == settings.BASE_URL
