@@ -23,10 +23,10 @@ console is exactly as safe as the API.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
@@ -128,7 +128,7 @@ def refusal_text(exc: Exception) -> str:
 # --- the API's rules on console forms -------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class APIRules:
     """The API request serializers a console form's values must pass, as the same value posted
     to the API would.
@@ -141,8 +141,8 @@ class APIRules:
 
     create: type[serializers.Serializer]
     update: type[serializers.Serializer] | None = None
-    wire_names: Mapping[str, str] = field(default_factory=dict)
-    console_only: Mapping[str, str] = field(default_factory=dict)
+    wire_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    console_only: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def serializer_for(self, *, saved: bool) -> type[serializers.Serializer]:
         return (self.update or self.create) if saved else self.create
@@ -150,11 +150,11 @@ class APIRules:
     def checks(self, name: str) -> bool:
         """Whether the API has a rule for the form field `name` (on create or update)."""
         wire = self.wire_names.get(name, name)
-        return any(
-            wire in cls().fields and not cls().fields[wire].read_only
-            for cls in (self.create, self.update)
-            if cls is not None
-        )
+        for cls in (self.create, self.update):
+            wire_field = cls().fields.get(wire) if cls is not None else None
+            if wire_field is not None and not wire_field.read_only:
+                return True
+        return False
 
 
 def _error_texts(detail: Any, path: str = "") -> list[str]:
@@ -179,6 +179,9 @@ class APIRulesFormMixin:
         return instance if instance is not None and is_saved(instance) else None
 
     def check_api_rules(self, cleaned: dict[str, Any]) -> None:
+        """Run the values through the API's serializer; its refusals become form errors, and
+        accepted values are saved as the API would save them (normalised by the serializer: a
+        lowercased choice, a domain without its trailing dot, no address stored as None)."""
         rules = self.console_api_rules
         if rules is None:
             return
@@ -188,41 +191,55 @@ class APIRulesFormMixin:
         wire_fields = serializer_class().fields
         # Like a PATCH, a change is checked on the fields it changes.
         names = form.changed_data if instance is not None else list(form.fields)
-        data: dict[str, Any] = {}
-        form_name: dict[str, str] = {}
-        for name in names:
-            wire = rules.wire_names.get(name, name)
-            wire_field = wire_fields.get(wire)
-            if name not in cleaned or wire_field is None or wire_field.read_only:
-                continue
-            value = cleaned[name]
-            if isinstance(value, models.Model | models.QuerySet):
-                continue  # a reference: _refuse_other_orgs_references checks it
-            if value is None and not wire_field.allow_null:
-                if not getattr(wire_field, "allow_blank", False):
-                    continue  # unset: whether it is required is the form's rule
-                value = ""
-            data[wire] = value
-            form_name[wire] = name
+        data, form_names = _api_payload(rules, wire_fields, cleaned, names)
         if not data:
             return
         serializer = serializer_class(instance, data=data, partial=True)
         try:
-            serializer.is_valid()
+            valid = serializer.is_valid()
         except SERVICE_ERRORS as exc:  # a validate_<field> that answers with the API's code
-            refusals = refusal_messages(exc)
+            valid, refusals = False, refusal_messages(exc)
         else:
             refusals = [
                 (wire, text)
                 for wire, detail in serializer.errors.items()
                 for text in _error_texts(detail)
             ]
+        if valid:
+            for wire_name, form_name in form_names.items():
+                source = wire_fields[wire_name].source
+                if source in serializer.validated_data:
+                    cleaned[form_name] = serializer.validated_data[source]
         for wire, message in refusals:
-            name = form_name.get(wire or "")
-            if name is not None:
-                form.add_error(name, message)
+            target = form_names.get(wire or "")
+            if target is not None:
+                form.add_error(target, message)
             else:
                 form.add_error(None, f"{wire}: {message}" if wire else message)
+
+
+def _api_payload(
+    rules: APIRules, wire_fields: Mapping[str, Any], cleaned: dict[str, Any], names: list[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(the request body the API would get, wire name -> form field) for the form fields
+    `names` that the serializer has."""
+    data: dict[str, Any] = {}
+    form_names: dict[str, str] = {}
+    for name in names:
+        wire = rules.wire_names.get(name, name)
+        wire_field = wire_fields.get(wire)
+        if name not in cleaned or wire_field is None or wire_field.read_only:
+            continue
+        value = cleaned[name]
+        if isinstance(value, models.Model | models.QuerySet):
+            continue  # a reference: _refuse_other_orgs_references checks it
+        if value is None and not wire_field.allow_null:
+            if not getattr(wire_field, "allow_blank", False):
+                continue  # unset: whether it is required is the form's rule
+            value = ""
+        data[wire] = value
+        form_names[wire] = name
+    return data, form_names
 
 
 class ConsoleModelForm(APIRulesFormMixin, forms.ModelForm):
