@@ -6,9 +6,24 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.urls import get_resolver
 
 from apps.clusters.models import Label
-from apps.clusters.tests.factories import LabelFactory
+from apps.clusters.tests.factories import (
+    AnnotationFactory,
+    ClusterFactory,
+    ClusterMetadataFactory,
+    LabelFactory,
+    NodePoolFactory,
+    TaintFactory,
+)
+from apps.core.api.viewsets import OrgScopedViewSet
+from apps.dns.tests.factories import DomainFactory, RecordSetFactory
+from apps.infrastructure.tests.factories import (
+    CredentialFactory,
+    LoadBalancerFactory,
+    ServerFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +151,6 @@ def test_two_concurrent_patches_with_one_tag_let_exactly_one_through(live_server
 def test_the_tag_returned_by_a_service_backed_patch_is_good_for_the_next_one(
     client_for, owner, org
 ):
-    from apps.infrastructure.tests.factories import CredentialFactory
 
     client = client_for(owner, org)
     credential = CredentialFactory(organization=org)
@@ -154,20 +168,6 @@ def test_the_tag_returned_by_a_service_backed_patch_is_good_for_the_next_one(
 
 def _patch_routes() -> dict[str, tuple]:
     """Tenant PATCH route -> (make an object of `org`, its URL, a valid body, the field it sets)."""
-    from apps.clusters.tests.factories import (
-        AnnotationFactory,
-        ClusterFactory,
-        ClusterMetadataFactory,
-        NodePoolFactory,
-        TaintFactory,
-    )
-    from apps.dns.tests.factories import DomainFactory, RecordSetFactory
-    from apps.infrastructure.tests.factories import (
-        CredentialFactory,
-        LoadBalancerFactory,
-        ServerFactory,
-    )
-
     return {
         "labels": (LabelFactory, lambda o: f"labels/{o.pk}", {"value": "b"}, "value"),
         "annotations": (
@@ -212,10 +212,6 @@ def _patch_routes() -> dict[str, tuple]:
 
 def _routed_patch_prefixes() -> set[str]:
     """Every registered tenant route whose viewset answers PATCH, as its router prefix."""
-    from django.urls import get_resolver
-
-    from apps.core.api.viewsets import OrgScopedViewSet
-
     prefixes = set()
 
     def walk(patterns) -> None:
