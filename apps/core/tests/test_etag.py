@@ -151,7 +151,6 @@ def test_two_concurrent_patches_with_one_tag_let_exactly_one_through(live_server
 def test_the_tag_returned_by_a_service_backed_patch_is_good_for_the_next_one(
     client_for, owner, org
 ):
-
     client = client_for(owner, org)
     credential = CredentialFactory(organization=org)
     url = f"/api/v1/credentials/{credential.pk}"
