@@ -20,10 +20,13 @@ from django.utils import timezone
 
 from apps.accounts import services
 from apps.accounts.models import APIKey, OAuthIdentity, RefreshToken, SigningKey, User, UserEmail
+from apps.accounts.serializers import CreateKeySerializer, UpdateMeSerializer
 from apps.core.api.errors import APIError
 from apps.core.permissions import Perm
 from apps.orgs.console_base import (
     ORG_FILTER,
+    APIRules,
+    APIRulesFormMixin,
     OrgScopedAdmin,
     adopt,
     can,
@@ -75,6 +78,17 @@ class UserAdmin(OrgScopedAdmin):
         "updated_at",
     ]
     readonly_fields = ["last_login", "created_at", "updated_at"]
+    # The API lets a person change only their own display name; the rest is platform-admin
+    # business with no API route, checked by the model's fields.
+    api_rules = APIRules(
+        create=UpdateMeSerializer,
+        console_only={
+            "primary_email": "no API route sets it; an EmailField, unique",
+            "avatar_url": "no API route sets it (sign-in copies it); a URLField",
+            "is_admin": "no API route sets it; a boolean",
+            "is_disabled": "no API route sets it; a boolean",
+        },
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = admin.ModelAdmin.get_queryset(self, request)
@@ -122,6 +136,15 @@ class UserEmailAdmin(_PlatformAdmin):
     list_select_related = ["user"]
     autocomplete_fields = ["user"]
     readonly_fields = ["created_at", "updated_at"]
+    # The API only reads these rows (sign-in writes them).
+    api_rules = APIRules(
+        create=UpdateMeSerializer,
+        console_only={
+            "email": "no API route writes it; an EmailField, unique",
+            "is_primary": "no API route writes it; a boolean",
+            "is_verified": "no API route writes it; a boolean",
+        },
+    )
 
 
 @admin.register(OAuthIdentity)
@@ -150,7 +173,9 @@ class OAuthIdentityAdmin(_PlatformAdmin):
 # --- API keys --------------------------------------------------------------------------------
 
 
-class MintOrgKeyForm(forms.Form):
+class MintOrgKeyForm(APIRulesFormMixin, forms.Form):
+    console_api_rules = APIRules(create=CreateKeySerializer)
+
     organization = forms.ModelChoiceField(queryset=Organization.objects.none())
     name = forms.CharField(max_length=255, required=False)
     expires_in_hours = forms.IntegerField(
@@ -164,6 +189,11 @@ class MintOrgKeyForm(forms.Form):
             orgs = orgs.filter(pk__in=orgs_allowing(request, Perm.MANAGE_KEYS))
         # The form's own copy of the ModelChoiceField declared above.
         cast(forms.ModelChoiceField, self.fields["organization"]).queryset = orgs
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        self.check_api_rules(self.cleaned_data)
+        return self.cleaned_data
 
 
 @admin.register(APIKey)
@@ -218,6 +248,7 @@ class APIKeyAdmin(OrgScopedAdmin):
         "updated_at",
     ]
     actions = ["revoke_keys"]
+    api_rules = APIRules(create=CreateKeySerializer)
 
     def obj_org_id(self, obj: Any) -> Any:
         return obj.organization_id

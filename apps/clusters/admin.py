@@ -34,11 +34,22 @@ from apps.clusters.models import (
     NodePoolTaint,
     Taint,
 )
+from apps.clusters.serializers import (
+    ActionSerializer,
+    AnnotationSerializer,
+    ClusterCreateSerializer,
+    ClusterMetadataSerializer,
+    ClusterUpdateSerializer,
+    LabelSerializer,
+    NodePoolSerializer,
+    TaintSerializer,
+)
 from apps.core.api.errors import APIError
 from apps.core.permissions import Perm
 from apps.infrastructure.models import Server
 from apps.orgs.console_base import (
     ORG_FILTER,
+    APIRules,
     OrgScopedAdmin,
     OrgScopedInline,
     adopt,
@@ -48,12 +59,21 @@ from apps.orgs.console_base import (
 )
 
 
-@admin.register(Label, Annotation)
 class KeyValueAdmin(OrgScopedAdmin):
     list_display = ("key", "value", "organization", "created_at")
     list_filter = (ORG_FILTER,)
     search_fields = ("key", "value")
     list_select_related = ("organization",)
+
+
+@admin.register(Label)
+class LabelAdmin(KeyValueAdmin):
+    api_rules = APIRules(create=LabelSerializer)
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(KeyValueAdmin):
+    api_rules = APIRules(create=AnnotationSerializer)
 
 
 @admin.register(Taint)
@@ -62,6 +82,7 @@ class TaintAdmin(OrgScopedAdmin):
     list_filter = ("effect", ORG_FILTER)
     search_fields = ("key", "value")
     list_select_related = ("organization",)
+    api_rules = APIRules(create=TaintSerializer)
 
 
 # --- Node pools ------------------------------------------------------------------------------
@@ -141,6 +162,7 @@ class NodePoolAdmin(OrgScopedAdmin):
     search_fields = ("name",)
     list_select_related = ("organization",)
     readonly_fields = ("created_at", "updated_at")
+    api_rules = APIRules(create=NodePoolSerializer)
     inlines = [
         NodePoolServerInline,
         NodePoolLabelInline,
@@ -175,6 +197,7 @@ class ClusterNodePoolInline(OrgScopedInline):
 class ClusterMetadataInline(OrgScopedInline):
     model = ClusterMetadata
     fields = ("key", "value")
+    api_rules = APIRules(create=ClusterMetadataSerializer)
 
 
 class RunActionForm(forms.Form):
@@ -225,6 +248,12 @@ class ClusterAdmin(OrgScopedAdmin):
     list_select_related = ("organization", "bastion_server")
     autocomplete_fields = REFERENCES
     fk_filters = {"bastion_server": Q(role=Server.Role.BASTION)}
+    # docker_image and docker_tag reach the bastion's command line: the API's validators.
+    api_rules = APIRules(
+        create=ClusterCreateSerializer,
+        update=ClusterUpdateSerializer,
+        wire_names={"provider": "cluster_provider"},
+    )
     fieldsets = (
         (None, {"fields": ("organization", "name", "provider", "region")}),
         ("Image", {"fields": ("docker_image", "docker_tag")}),
@@ -410,6 +439,8 @@ class ActionAdmin(OrgScopedAdmin):
     list_display = ("label", "make_target", "created_at")
     search_fields = ("label", "make_target", "description")
     readonly_fields = ("created_at", "updated_at")
+    # make_target reaches the bastion's command line: the API's validator.
+    api_rules = APIRules(create=ActionSerializer)
 
     def save_model(self, request: HttpRequest, obj: Action, form: Any, change: bool) -> None:
         values = {n: form.cleaned_data[n] for n in ("label", "description", "make_target")}

@@ -35,7 +35,7 @@ from apps.clusters.models import Cluster, ClusterRun
 from apps.clusters.selectors import cluster_queryset, cluster_secrets
 from apps.clusters.serializers import ClusterSerializer
 from apps.core.api.serializers import prefetched
-from apps.core.validators import check_cluster_for_run, check_server_for_ssh
+from apps.core.validators import check_cluster_for_run, check_server_for_ssh, validate_make_target
 from apps.infrastructure import ssh_errors
 from apps.infrastructure.clients import CommandStopped, ServerSSHClient
 from apps.infrastructure.models import Server
@@ -110,11 +110,22 @@ def _attachment_problems(cluster: Cluster, pool_count: int, servers: list[Server
     return problems
 
 
-def _validate(cluster: Cluster) -> tuple[Server, list[Server]]:
-    """The cluster can run an action: every problem named, in one message. Returns the bastion
+def _make_target_problems(run: ClusterRun) -> list[str]:
+    """The run's make target goes on the bastion's command line: re-checked here as the image
+    and servers are, since a stored action may predate the rule or have been written around the
+    API. The message never repeats the value."""
+    try:
+        validate_make_target(run.action)
+    except ValidationError as exc:
+        return [f"action {run.action_ref_id or ''}: make_target: {m}" for m in exc.messages]
+    return []
+
+
+def _validate(cluster: Cluster, run: ClusterRun) -> tuple[Server, list[Server]]:
+    """The cluster can run the action: every problem named, in one message. Returns the bastion
     and the node servers."""
     pool_count, servers = _node_servers(cluster)
-    problems = _attachment_problems(cluster, pool_count, servers)
+    problems = _make_target_problems(run) + _attachment_problems(cluster, pool_count, servers)
     try:
         check_cluster_for_run(cluster)
         for server in [cluster.bastion_server, *servers]:
@@ -307,9 +318,9 @@ def cluster_action(ctx: JobContext) -> dict[str, Any]:
     cluster = cluster_queryset().filter(pk=run.cluster_id).select_related("organization").first()
     if cluster is None:
         raise JobFailed("the cluster no longer exists")
-    log.system(f"run {run.pk}: make {run.action} on cluster {cluster.name} ({cluster.pk})")
     _set_cluster(cluster.pk, Cluster.Status.BOOTSTRAPPING, run_id=run.pk)
-    bastion, servers = _validate(cluster)
+    bastion, servers = _validate(cluster, run)
+    log.system(f"run {run.pk}: make {run.action} on cluster {cluster.name} ({cluster.pk})")
     ctx.check()
     files = _bastion_files(ctx, cluster, bastion, servers)
     host, port, user = str(bastion.public_ip_address), bastion.ssh_port, bastion.ssh_user
@@ -386,4 +397,6 @@ def cluster_action_failed(job: JobRun, status: str, error: str) -> None:
     # A run canceled before it started leaves the cluster as it was.
     if changed and started:
         prefix = "canceled" if run_status == ClusterRun.Status.CANCELED else "failed"
-        _set_cluster(run.cluster_id, Cluster.Status.FAILED, f"{run.action} {prefix}: {error}")
+        # A refused make target is not repeated (it may hold anything).
+        what = run.action if not _make_target_problems(run) else "the action"
+        _set_cluster(run.cluster_id, Cluster.Status.FAILED, f"{what} {prefix}: {error}")

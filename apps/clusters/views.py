@@ -317,15 +317,17 @@ class ClusterViewSet(
 
     @extend_schema(request=ClusterUpdateSerializer, responses=ClusterSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        cluster_id = self._cluster_id()
+        # Found through the base (get_object), which checks If-Match under the row lock, as
+        # every other PATCH is; the service then writes that row.
+        cluster = self.get_object()
         serializer = ClusterUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.cluster_update(
             organization=self.organization,
-            cluster_id=cluster_id,
+            cluster_id=cluster.pk,
             changes=serializer.column_changes(),
         )
-        return self._fresh(cluster_id)
+        return self._fresh(cluster.pk)
 
     def _reference(
         self,

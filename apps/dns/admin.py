@@ -21,9 +21,17 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.core.permissions import Perm
 from apps.dns import services
 from apps.dns.models import DNSPlan, DNSSettings, Domain, RecordSet
+from apps.dns.serializers import (
+    DNSSettingsSerializer,
+    DomainCreateSerializer,
+    DomainUpdateSerializer,
+    RecordSetCreateSerializer,
+    RecordSetUpdateSerializer,
+)
 from apps.orgs.console_base import (
     ORG_FILTER,
     SERVICE_ERRORS,
+    APIRules,
     OrgScopedAdmin,
     OrgScopedInline,
     adopt,
@@ -34,12 +42,15 @@ from apps.orgs.console_base import (
 )
 
 RECORD_FIELDS = ("name", "type", "ttl", "values")
+# The services normalise and check names and values; the serializers bound them first.
+RECORD_RULES = APIRules(create=RecordSetCreateSerializer, update=RecordSetUpdateSerializer)
 
 
 class RecordSetInline(OrgScopedInline):
     model = RecordSet
     fields = ("name", "type", "ttl", "values", "owner", "status", "last_error")
     readonly_fields = ("owner", "status", "last_error")
+    api_rules = RECORD_RULES
 
 
 @admin.register(Domain)
@@ -60,6 +71,7 @@ class DomainAdmin(OrgScopedAdmin):
         "updated_at",
     )
     readonly_fields = ("status", "last_error", "created_at", "updated_at")
+    api_rules = APIRules(create=DomainCreateSerializer, update=DomainUpdateSerializer)
     inlines = [RecordSetInline]
     actions = ["reconcile_now", "show_plan"]
 
@@ -185,6 +197,7 @@ class RecordSetAdmin(OrgScopedAdmin):
         "updated_at",
     )
     readonly_fields = ("owner", "status", "last_error", "fingerprint", "created_at", "updated_at")
+    api_rules = RECORD_RULES
 
     def save_model(self, request: HttpRequest, obj: RecordSet, form: Any, change: bool) -> None:
         data = form.cleaned_data
@@ -259,6 +272,7 @@ class DNSSettingsAdmin(OrgScopedAdmin):
     list_select_related = ("organization",)
     fields = ("organization", "require_plan", "created_at", "updated_at")
     readonly_fields = ("created_at", "updated_at")
+    api_rules = APIRules(create=DNSSettingsSerializer)
     add_perm = Perm.MANAGE_ORG
     change_perm = Perm.MANAGE_ORG
 

@@ -17,8 +17,16 @@ from apps.core.tenancy import Tenant
 from apps.infrastructure import bootstrap, registry, services
 from apps.infrastructure.keygen import RSA_BITS
 from apps.infrastructure.models import Credential, LoadBalancer, Server, SSHKey
+from apps.infrastructure.serializers import (
+    CredentialCreateSerializer,
+    CredentialUpdateSerializer,
+    LoadBalancerSerializer,
+    ServerSerializer,
+    SSHKeyCreateSerializer,
+)
 from apps.orgs.console_base import (
     ORG_FILTER,
+    APIRules,
     ConsoleModelForm,
     OrgScopedAdmin,
     adopt,
@@ -79,6 +87,8 @@ class SSHKeyAdmin(OrgScopedAdmin):
     search_fields = ["name", "fingerprint", "comment"]
     list_select_related = ["organization"]
     immutable_fields = ("key_type", "bits", "public_key", "fingerprint")
+    # The comment ends up on the one-line public key: the API's control-character rule.
+    api_rules = APIRules(create=SSHKeyCreateSerializer, wire_names={"key_type": "type"})
     actions = ["download_private_key"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
@@ -149,6 +159,7 @@ class SSHKeyAdmin(OrgScopedAdmin):
 # --- Servers ---------------------------------------------------------------------------------
 
 
+# What the console writes; `status` is shown only: bootstraps and jobs move it.
 SERVER_FIELDS = [
     "hostname",
     "public_ip_address",
@@ -157,7 +168,6 @@ SERVER_FIELDS = [
     "ssh_port",
     "ssh_key",
     "role",
-    "status",
 ]
 
 
@@ -180,6 +190,7 @@ class ServerAdmin(OrgScopedAdmin):
     fields = [
         "organization",
         *SERVER_FIELDS,
+        "status",
         "last_error",
         "host_key_state",
         "ssh_host_key_algo",
@@ -187,6 +198,7 @@ class ServerAdmin(OrgScopedAdmin):
         "updated_at",
     ]
     readonly_fields = [
+        "status",
         "last_error",
         "host_key_state",
         "ssh_host_key_algo",
@@ -199,6 +211,8 @@ class ServerAdmin(OrgScopedAdmin):
         ("cluster", "bastion_server"): Q(role=Server.Role.BASTION),
         ("nodepoolserver", "server"): ~Q(role=Server.Role.BASTION),
     }
+    # Everything but the key reaches SSH: the API's validators.
+    api_rules = APIRules(create=ServerSerializer)
     actions = ["bootstrap_now", "reset_host_key"]
 
     @admin.display(description="pinned SSH host key")
@@ -326,6 +340,12 @@ class CredentialAdmin(OrgScopedAdmin):
         "updated_at",
     ]
     actions = ["download_secret"]
+    # The registry checks provider, kind, scope and secret when the service saves.
+    api_rules = APIRules(
+        create=CredentialCreateSerializer,
+        update=CredentialUpdateSerializer,
+        wire_names={"provider": "credential_provider"},
+    )
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         if obj is None:
@@ -393,6 +413,7 @@ class LoadBalancerAdmin(OrgScopedAdmin):
     search_fields = ["name", "public_ip_address", "private_ip_address"]
     list_select_related = ["organization"]
     readonly_fields = ["created_at", "updated_at"]
+    api_rules = APIRules(create=LoadBalancerSerializer)
 
     # Through the service, so clusters using it go back to `pre_pending` as with the API.
     def delete_model(self, request: HttpRequest, obj: LoadBalancer) -> None:

@@ -19,6 +19,7 @@ from apps.core.permissions import Perm
 from apps.orgs import services
 from apps.orgs.console_base import (
     ORG_FILTER,
+    APIRules,
     OrgScopedAdmin,
     OrgScopedInline,
     adopt,
@@ -29,6 +30,9 @@ from apps.orgs.console_base import (
     record_formset_save,
 )
 from apps.orgs.models import Membership, Organization
+from apps.orgs.serializers import MemberUpsertSerializer, OrgWriteSerializer
+
+MEMBER_RULES = APIRules(create=MemberUpsertSerializer)
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -46,6 +50,7 @@ class MembershipInline(OrgScopedInline):
     exclude = ()
     fields = ["user", "role"]
     autocomplete_fields = ["user"]
+    api_rules = MEMBER_RULES
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return (
@@ -100,6 +105,7 @@ class OrganizationAdmin(OrgScopedAdmin):
     search_fields = ["name", "domain"]
     readonly_fields = ["domain_verified_at", "created_at", "updated_at"]
     fields = ["name", "domain", "domain_verified_at", "created_at", "updated_at"]
+    api_rules = APIRules(create=OrgWriteSerializer)
     inlines = [MembershipInline]
     actions = ["verify_domain", "rotate_data_key"]
 
@@ -185,6 +191,7 @@ class MembershipAdmin(OrgScopedAdmin):
     autocomplete_fields = ["user", "organization"]
     fields = ["organization", "user", "role", "created_at", "updated_at"]
     readonly_fields = ["created_at", "updated_at"]
+    api_rules = MEMBER_RULES
 
     def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
         saved = services.membership_upsert(

@@ -9,6 +9,11 @@ console is exactly as safe as the API.
   of another organization, whatever was posted.
 - Fixed fields: an existing object's organization (and each admin's `immutable_fields`) cannot
   change; posting another value is a form error, not a silent no-op.
+- The API's rules for every value: each admin names the API request serializers of its model
+  (`api_rules`, an `APIRules`), and every form field they also have is run through them on
+  each save (`APIRulesFormMixin`): a value the API answers 400 is a form error here, never a
+  saved row. A field the API has no rule for is listed in `APIRules.console_only` with the
+  reason; `tests/test_admin_walk.py` fails for any editable console field that is neither.
 - One path for every write: admins save through the API's services. A service's refusal
   (`APIError`, `ValidationError`) raised while saving rolls the whole save back and shows the
   same page again with the service's message as a form error (`changeform_view`), never a 500.
@@ -18,9 +23,10 @@ console is exactly as safe as the API.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
@@ -32,6 +38,7 @@ from django.db import models
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve
+from rest_framework import serializers
 
 from apps.core.api.errors import APIError
 from apps.core.permissions import Perm, role_allows
@@ -118,9 +125,127 @@ def refusal_text(exc: Exception) -> str:
     return "; ".join(f"{f}: {m}" if f else m for f, m in refusal_messages(exc))
 
 
-class ConsoleModelForm(forms.ModelForm):
-    """The form base of every console admin. `console_admin` and `console_request` are bound by
-    `OrgScopedAdmin.get_form` (or the inline's `get_formset`)."""
+# --- the API's rules on console forms -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class APIRules:
+    """The API request serializers a console form's values must pass, as the same value posted
+    to the API would.
+
+    `create` checks a new row, `update` (default: `create`) the fields changed on an existing
+    one, both partially: the form itself decides which fields are required. `wire_names` maps a
+    form field to its name in the API where they differ (`provider` -> `cluster_provider`).
+    `console_only` lists the form fields the API has no rule for, each with the reason (a
+    reference field needs none: the form refuses another organization's row)."""
+
+    create: type[serializers.Serializer]
+    update: type[serializers.Serializer] | None = None
+    wire_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    console_only: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def serializer_for(self, *, saved: bool) -> type[serializers.Serializer]:
+        return (self.update or self.create) if saved else self.create
+
+    def checks(self, name: str) -> bool:
+        """Whether the API has a rule for the form field `name` (on create or update)."""
+        wire = self.wire_names.get(name, name)
+        for cls in (self.create, self.update):
+            wire_field = cls().fields.get(wire) if cls is not None else None
+            if wire_field is not None and not wire_field.read_only:
+                return True
+        return False
+
+
+def _error_texts(detail: Any, path: str = "") -> list[str]:
+    """DRF's nested error detail (lists, `{index: [...]}` for list items) as flat messages."""
+    if isinstance(detail, dict):
+        return [text for key, inner in detail.items() for text in _error_texts(inner, f"[{key}]")]
+    if isinstance(detail, list):
+        return [text for inner in detail for text in _error_texts(inner, path)]
+    return [f"{path}: {detail}" if path else str(detail)]
+
+
+class APIRulesFormMixin:
+    """Runs a form's cleaned values through the API's serializers (`console_api_rules`) and
+    shows their refusals as the form's errors, so the console accepts exactly what the API
+    accepts."""
+
+    console_api_rules: ClassVar[APIRules | None] = None
+
+    def api_rules_instance(self) -> Any:
+        """The row being changed (so uniqueness checks exclude it), or None for a new one."""
+        instance = getattr(self, "instance", None)
+        return instance if instance is not None and is_saved(instance) else None
+
+    def check_api_rules(self, cleaned: dict[str, Any]) -> None:
+        """Run the values through the API's serializer; its refusals become form errors, and
+        accepted values are saved as the API would save them (normalised by the serializer: a
+        lowercased choice, a domain without its trailing dot, no address stored as None)."""
+        rules = self.console_api_rules
+        if rules is None:
+            return
+        form = cast("forms.BaseForm", self)
+        instance = self.api_rules_instance()
+        serializer_class = rules.serializer_for(saved=instance is not None)
+        wire_fields = serializer_class().fields
+        # Like a PATCH, a change is checked on the fields it changes.
+        names = form.changed_data if instance is not None else list(form.fields)
+        data, form_names = _api_payload(rules, wire_fields, cleaned, names)
+        if not data:
+            return
+        serializer = serializer_class(instance, data=data, partial=True)
+        try:
+            valid = serializer.is_valid()
+        except SERVICE_ERRORS as exc:  # a validate_<field> that answers with the API's code
+            valid, refusals = False, refusal_messages(exc)
+        else:
+            refusals = [
+                (wire, text)
+                for wire, detail in serializer.errors.items()
+                for text in _error_texts(detail)
+            ]
+        if valid:
+            for wire_name, form_name in form_names.items():
+                source = wire_fields[wire_name].source
+                if source in serializer.validated_data:
+                    cleaned[form_name] = serializer.validated_data[source]
+        for wire, message in refusals:
+            target = form_names.get(wire or "")
+            if target is not None:
+                form.add_error(target, message)
+            else:
+                form.add_error(None, f"{wire}: {message}" if wire else message)
+
+
+def _api_payload(
+    rules: APIRules, wire_fields: Mapping[str, Any], cleaned: dict[str, Any], names: list[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(the request body the API would get, wire name -> form field) for the form fields
+    `names` that the serializer has."""
+    data: dict[str, Any] = {}
+    form_names: dict[str, str] = {}
+    for name in names:
+        wire = rules.wire_names.get(name, name)
+        wire_field = wire_fields.get(wire)
+        if name not in cleaned or wire_field is None or wire_field.read_only:
+            continue
+        value = cleaned[name]
+        if isinstance(value, models.Model | models.QuerySet):
+            continue  # a reference: _refuse_other_orgs_references checks it
+        if value is None and not wire_field.allow_null:
+            if not getattr(wire_field, "allow_blank", False):
+                continue  # unset: whether it is required is the form's rule
+            value = ""
+        data[wire] = value
+        form_names[wire] = name
+    return data, form_names
+
+
+class ConsoleModelForm(APIRulesFormMixin, forms.ModelForm):
+    """The form base of every console admin. `console_admin`, `console_request` and
+    `console_api_rules` are bound by `OrgScopedAdmin.get_form` (or the inline's
+    `get_formset`)."""
 
     console_admin: ClassVar[Any] = None
     console_request: ClassVar[Any] = None
@@ -143,6 +268,7 @@ class ConsoleModelForm(forms.ModelForm):
         self._refuse_immutable_changes()
         self._refuse_other_orgs_references(cleaned)
         self._refuse_org_without_role(cleaned)
+        self.check_api_rules(cleaned)
         refusal = getattr(self.console_request, "_console_refusal", None)
         if refusal is not None and self.console_parent is None:
             for field, message in refusal_messages(refusal):
@@ -292,6 +418,8 @@ class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):
     immutable_fields: ClassVar[tuple[str, ...]] = ()
     # Autocomplete limits by the field asking: {("cluster", "bastion_server"): Q(role=...)}.
     autocomplete_filters: ClassVar[dict[tuple[str, str], models.Q]] = {}
+    # The API's rules for this model's values (see APIRules); None only where nothing is edited.
+    api_rules: ClassVar[APIRules | None] = None
 
     def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
         fields = list(super().get_autocomplete_fields(request))
@@ -355,7 +483,12 @@ class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         request._console_obj = obj  # type: ignore[attr-defined]
         form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"console_admin": self, "console_request": request})
+        bound = {
+            "console_admin": self,
+            "console_request": request,
+            "console_api_rules": self.api_rules,
+        }
+        return type(form.__name__, (form,), bound)
 
     def get_search_results(self, request: HttpRequest, queryset: models.QuerySet, search_term: str):
         match = getattr(request, "resolver_match", None)
@@ -444,6 +577,8 @@ class OrgScopedInline(_ScopedChoices, admin.TabularInline):
     formset = OrgScopedInlineFormSet
     extra = 0
     exclude: ClassVar[tuple[str, ...]] = ("organization",)
+    # The API's rules for the rows' values (see APIRules); None only for rows of references.
+    api_rules: ClassVar[APIRules | None] = None
 
     def _parent_admin(self) -> OrgScopedAdmin:
         # OrgScopedInline is used only on the pages of OrgScopedAdmins.
@@ -458,6 +593,7 @@ class OrgScopedInline(_ScopedChoices, admin.TabularInline):
                 "console_admin": None,
                 "console_request": request,
                 "console_parent": obj,
+                "console_api_rules": self.api_rules,
             },
         )
         formset.form = form

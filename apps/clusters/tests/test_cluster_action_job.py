@@ -207,3 +207,26 @@ def test_run_logs_of_another_organization_are_not_found(org, other_org, api, hos
     for suffix in ("logs", "logs/stream", "cancel"):
         method = api.post if suffix == "cancel" else api.get
         assert method(f"/api/v1/clusters/{cluster.pk}/runs/{run.pk}/{suffix}").status_code == 404
+
+
+def test_a_stored_action_with_a_hostile_make_target_fails_the_run_before_the_bastion(
+    org, api, hosts, settings, tmp_path
+):
+    # Saved around the API (an old row, or a write path that skipped the validator).
+    bastion_sshd, node_sshd = hosts
+    cluster, action, _ = cluster_ready_for_actions(
+        org, bastion_sshd=bastion_sshd, node_sshd=node_sshd, make_target="--eval=$(shell id)"
+    )
+    ran = tmp_path / "docker-ran"
+    recording = tmp_path / "recording-docker"
+    recording.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    recording.chmod(0o755)
+    settings.CLUSTER_ACTION_DOCKER = str(recording)
+    run = _start_run(api, cluster, action)
+
+    assert run_queued() == [JobRun.Status.FAILED]
+
+    run_row = ClusterRun.objects.get(pk=run["id"])
+    assert run_row.status == "failed"
+    assert "make_target" in run_row.error and "must be a make target name" in run_row.error
+    assert not ran.exists()

@@ -3,10 +3,27 @@ on PATCH and DELETE (412 when stale). Without the header, nothing changes."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.urls import get_resolver
 
 from apps.clusters.models import Label
-from apps.clusters.tests.factories import LabelFactory
+from apps.clusters.tests.factories import (
+    AnnotationFactory,
+    ClusterFactory,
+    ClusterMetadataFactory,
+    LabelFactory,
+    NodePoolFactory,
+    TaintFactory,
+)
+from apps.core.api.viewsets import OrgScopedViewSet
+from apps.dns.tests.factories import DomainFactory, RecordSetFactory
+from apps.infrastructure.tests.factories import (
+    CredentialFactory,
+    LoadBalancerFactory,
+    ServerFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -134,8 +151,6 @@ def test_two_concurrent_patches_with_one_tag_let_exactly_one_through(live_server
 def test_the_tag_returned_by_a_service_backed_patch_is_good_for_the_next_one(
     client_for, owner, org
 ):
-    from apps.infrastructure.tests.factories import CredentialFactory
-
     client = client_for(owner, org)
     credential = CredentialFactory(organization=org)
     url = f"/api/v1/credentials/{credential.pk}"
@@ -145,3 +160,102 @@ def test_the_tag_returned_by_a_service_backed_patch_is_good_for_the_next_one(
 
     assert (first.status_code, second.status_code) == (200, 200)
     assert client.get(url)["ETag"] == second["ETag"]
+
+
+# --- every tenant PATCH route honours If-Match ---------------------------------------------------
+
+
+def _patch_routes() -> dict[str, tuple]:
+    """Tenant PATCH route -> (make an object of `org`, its URL, a valid body, the field it sets)."""
+    return {
+        "labels": (LabelFactory, lambda o: f"labels/{o.pk}", {"value": "b"}, "value"),
+        "annotations": (
+            AnnotationFactory,
+            lambda o: f"annotations/{o.pk}",
+            {"value": "b"},
+            "value",
+        ),
+        "taints": (TaintFactory, lambda o: f"taints/{o.pk}", {"value": "b"}, "value"),
+        "node-pools": (NodePoolFactory, lambda o: f"node-pools/{o.pk}", {"name": "np-b"}, "name"),
+        "clusters": (ClusterFactory, lambda o: f"clusters/{o.pk}", {"name": "renamed"}, "name"),
+        "clusters/{clusterID}/metadata": (
+            lambda organization: ClusterMetadataFactory(
+                cluster=ClusterFactory(organization=organization)
+            ),
+            lambda o: f"clusters/{o.cluster_id}/metadata/{o.pk}",
+            {"value": "b"},
+            "value",
+        ),
+        "servers": (ServerFactory, lambda o: f"servers/{o.pk}", {"hostname": "b"}, "hostname"),
+        "credentials": (CredentialFactory, lambda o: f"credentials/{o.pk}", {"name": "b"}, "name"),
+        "load-balancers": (
+            LoadBalancerFactory,
+            lambda o: f"load-balancers/{o.pk}",
+            {"name": "b"},
+            "name",
+        ),
+        "dns/domains": (
+            DomainFactory,
+            lambda o: f"dns/domains/{o.pk}",
+            {"zone_id": "ZNEW"},
+            "zone_id",
+        ),
+        "dns/records": (
+            lambda organization: RecordSetFactory(domain=DomainFactory(organization=organization)),
+            lambda o: f"dns/records/{o.pk}",
+            {"ttl": 600},
+            "ttl",
+        ),
+    }
+
+
+def _routed_patch_prefixes() -> set[str]:
+    """Every registered tenant route whose viewset answers PATCH, as its router prefix."""
+    prefixes = set()
+
+    def walk(patterns) -> None:
+        for pattern in patterns:
+            if hasattr(pattern, "url_patterns"):
+                walk(pattern.url_patterns)
+                continue
+            cls = getattr(pattern.callback, "cls", None)
+            actions = getattr(pattern.callback, "actions", None) or {}
+            if (
+                cls is None
+                or not issubclass(cls, OrgScopedViewSet)
+                or "patch" not in actions
+                or "patch" not in cls.http_method_names
+            ):
+                continue
+            # "^api/v1/clusters/(?P<clusterID>[^/.]+)/metadata/(?P<pk>[^/.]+)/?$" ->
+            # "clusters/{clusterID}/metadata": the route without its own object's id.
+            route = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", str(pattern.pattern))
+            route = route.removeprefix("^").removeprefix("api/v1/").removesuffix("/?$")
+            prefix, _, lookup = route.rpartition("/")
+            if lookup == f"{{{cls.lookup_url_kwarg or cls.lookup_field}}}":
+                prefixes.add(prefix)
+
+    walk(get_resolver().url_patterns)
+    return prefixes
+
+
+def test_the_if_match_table_lists_every_tenant_patch_route():
+    assert _routed_patch_prefixes() == set(_patch_routes())
+
+
+@pytest.mark.parametrize("route", sorted(_patch_routes()))
+def test_every_patch_with_a_stale_tag_is_412_and_changes_nothing(client_for, owner, org, route):
+    make, path, body, field = _patch_routes()[route]
+    client = client_for(owner, org)
+    obj = make(organization=org)
+    url = f"/api/v1/{path(obj)}"
+    before = getattr(obj, field)
+
+    refused = client.patch(url, body, format="json", HTTP_IF_MATCH='"stale"')
+
+    assert refused.status_code == 412, refused.content
+    assert refused.json()["code"] == "precondition_failed"
+    obj.refresh_from_db()
+    assert getattr(obj, field) == before
+    accepted = client.patch(url, body, format="json", HTTP_IF_MATCH=client.get(url)["ETag"])
+    assert accepted.status_code == 200, accepted.content
