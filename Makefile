@@ -61,3 +61,4 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/list_speed.py
 	$(PY) benchmarks/backup_memory.py
 	$(PY) benchmarks/dns_sync.py
+	$(PY) benchmarks/first_start.py

@@ -102,7 +102,7 @@ def time_plain_pip(work: Path, warm: bool) -> float:
     env = _clean_env(work, warm)
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)  # noqa: S603
-    subprocess.run(  # noqa: S603 - fixed argv
+    install = subprocess.run(  # noqa: S603 - fixed argv
         [
             str(venv / "bin" / "python"),
             "-m",
@@ -114,9 +114,12 @@ def time_plain_pip(work: Path, warm: bool) -> float:
             "-r",
             str(ROOT / "requirements-embedded.txt"),
         ],
-        check=True,
         env=env,
+        capture_output=True,
+        text=True,
     )
+    if install.returncode:
+        raise SystemExit(f"pip install failed:\n{install.stderr}")
     return time.monotonic() - started
 
 
