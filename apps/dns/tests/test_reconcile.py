@@ -10,6 +10,7 @@ from apps.clusters.models import Cluster
 from apps.clusters.tests.factories import ClusterFactory
 from apps.dns import services
 from apps.dns.models import DNSPlan, Domain, RecordSet
+from apps.dns.reconcile import marker_mac
 from apps.dns.tests.conftest import run_reconciles
 from apps.jobs.models import JobLog, JobRun
 
@@ -90,7 +91,16 @@ def test_a_record_set_is_created_with_its_marker_and_external_dns_guards(
     ]
     assert zone_now[("api.example.com", "A")]["TTL"] == 60
     marker = route53.values(zone, "_autoglue.api.example.com", "TXT")
-    assert marker == [f'"v=ag1 org={org.pk} rec={record.pk} fp={record.fingerprint[:16]} type=A"']
+    mac = marker_mac(
+        services.dns_marker_key(organization_id=org.pk),
+        org_id=str(org.pk),
+        record_id=str(record.pk),
+        rtype="A",
+        fqdn="api.example.com",
+    )
+    assert marker == [
+        f'"v=ag1 org={org.pk} rec={record.pk} fp={record.fingerprint[:16]} type=A mac={mac}"'
+    ]
     assert route53.values(zone, "extdns-api.example.com", "TXT") == [POISON]
     assert route53.values(zone, "extdns-a-api.example.com", "TXT") == [POISON]
     # The apex guard would lie outside the zone, so none is written for it.
