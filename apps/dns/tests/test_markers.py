@@ -220,3 +220,23 @@ def test_our_own_deleted_record_set_is_still_removed_through_its_signed_marker(
     assert api.delete(f"/api/v1/dns/records/{www.pk}").status_code == 204
     run_reconciles()
     assert not {n for n in route53.rrsets(zone) if "www" in n[0]}
+
+
+def test_the_marker_key_is_made_once_per_organization_and_survives_a_data_key_rotation(
+    org, other_org
+):
+    from apps.core.crypto.rotation import data_key_rotate, secrets_reencrypt
+    from apps.dns.models import DNSSettings
+
+    key = services.dns_marker_key(organization_id=org.pk)
+    assert len(key) == 32
+    assert services.dns_marker_key(organization_id=org.pk) == key
+    assert services.dns_marker_key(organization_id=other_org.pk) != key
+
+    stored = DNSSettings.objects.filter(organization=org).values_list("marker_key", flat=True)
+    before = str(stored.get())
+    assert before.startswith("ag1:")  # encrypted at rest
+    data_key_rotate(organization_id=org.pk)
+    assert secrets_reencrypt(organization_id=org.pk).ok
+    assert str(stored.get()) != before  # re-encrypted under the new data key version
+    assert services.dns_marker_key(organization_id=org.pk) == key
