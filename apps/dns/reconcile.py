@@ -437,15 +437,8 @@ def _plan_name(
         # Every wanted record set here is a conflict (above); nothing at this name changes.
         return []
 
-    deletes: list[Change] = []
+    deletes = _unwanted(zone, fqdn, owned - set(wanted), ours)
     puts: list[Change] = []
-    # Owned record sets nobody wants any more (conflicted ones stay as they are).
-    for rtype in sorted(owned - set(wanted)):
-        ids = tuple(e.rec for e in ours if e.type == rtype)
-        _remove(deletes, zone.get(fqdn, rtype), "record", ids)
-        guard = f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}"
-        if zone.is_lock(guard):
-            _remove(deletes, zone.get(guard, "TXT"), "guard", ids)
 
     for rtype, item in accepted.items():
         record = RRset(fqdn, rtype, item.effective_ttl, item.values)
@@ -489,6 +482,19 @@ def _plan_name(
         _remove(deletes, name_guard_rrset, "guard", tuple(e.rec for e in ours))
     # Deletions first: a CNAME may replace an A record at the same name in one batch.
     return deletes + puts
+
+
+def _unwanted(zone: _Zone, fqdn: str, rtypes: set[str], ours: list[MarkerEntry]) -> list[Change]:
+    """Deletes of owned record sets nobody wants any more, with their type guards (conflicted
+    ones stay as they are)."""
+    deletes: list[Change] = []
+    for rtype in sorted(rtypes):
+        ids = tuple(e.rec for e in ours if e.type == rtype)
+        _remove(deletes, zone.get(fqdn, rtype), "record", ids)
+        guard = f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}"
+        if zone.is_lock(guard):
+            _remove(deletes, zone.get(guard, "TXT"), "guard", ids)
+    return deletes
 
 
 def _claim(zone: _Zone, name: str) -> str | None:

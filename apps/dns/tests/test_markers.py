@@ -12,6 +12,7 @@ import pytest
 
 from apps.dns import services
 from apps.dns.models import Domain, RecordSet
+from apps.dns.reconcile import POISON_VALUE as POISON
 from apps.dns.tests.conftest import run_reconciles
 from apps.dns.tests.factories import DomainFactory, RecordSetFactory
 from apps.dns.tests.test_api import aws
@@ -19,27 +20,11 @@ from apps.infrastructure.models import Credential
 
 pytestmark = pytest.mark.django_db
 
-POISON = (
-    '"heritage=external-dns,external-dns/owner=autoglue-lock,external-dns/resource=manual/autoglue"'
-)
-
 
 @pytest.fixture
-def zone(route53):
-    return route53.create_zone("example.com")
-
-
-@pytest.fixture
-def alice_domain(api, route53, zone, route53_credential):
-    """Organization A's domain `example.com`, ready in the shared zone."""
-    response = api.post(
-        "/api/v1/dns/domains",
-        {"domain_name": "example.com", "credential_id": str(route53_credential.pk)},
-        format="json",
-    )
-    assert response.status_code == 201, response.json()
-    assert run_reconciles() == ["succeeded"]
-    return Domain.objects.get(pk=response.json()["id"])
+def alice_domain(ready_domain):
+    """Organization A's domain `example.com`, ready in the zone B shares."""
+    return ready_domain
 
 
 @pytest.fixture
@@ -196,9 +181,7 @@ def test_a_planted_marker_naming_us_never_makes_our_reconcile_delete_a_hand_made
         assert route53.values(zone, "_autoglue.www.example.com", "TXT") == [forged]
 
 
-def test_our_signed_marker_copied_to_another_name_is_not_trusted(
-    api, route53, zone, alice_domain
-):
+def test_our_signed_marker_copied_to_another_name_is_not_trusted(api, route53, zone, alice_domain):
     www = _add_record(api, alice_domain, name="www", type="A", values=["203.0.113.5"])
     run_reconciles()
     signed = route53.values(zone, "_autoglue.www.example.com", "TXT")

@@ -121,7 +121,11 @@ def test_route53_names_are_decoded():
 
 @pytest.mark.parametrize(
     "value",
-    ['0 issue "letsencrypt.org\nexample.net"', '0 issue "ca.example"\r\n0 issue "x"', "0\tissue\vx"],
+    [
+        '0 issue "letsencrypt.org\nexample.net"',
+        '0 issue "ca.example"\r\n0 issue "x"',
+        "0\tissue\vx",
+    ],
 )
 def test_a_caa_value_with_an_embedded_line_break_or_control_character_is_refused(value):
     with pytest.raises(InvalidName) as caught:

@@ -22,24 +22,8 @@ POISON = (
 
 
 @pytest.fixture
-def zone(route53):
-    return route53.create_zone("example.com")
-
-
-@pytest.fixture
-def domain(api, route53, zone, route53_credential):
-    response = api.post(
-        "/api/v1/dns/domains",
-        {"domain_name": "Example.COM.", "credential_id": str(route53_credential.pk)},
-        format="json",
-    )
-    assert response.status_code == 201, response.json()
-    assert response.json()["status"] == "pending"
-    assert run_reconciles() == ["succeeded"]
-    found = Domain.objects.get(pk=response.json()["id"])
-    assert found.status == Domain.Status.READY and found.zone_id == zone
-    route53.proxy.reset_counts()
-    return found
+def domain(ready_domain):
+    return ready_domain
 
 
 def add_record(api, domain, **body):
