@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from apps.core.fields import EncryptedTextField
 from apps.core.models import OrgOwnedModel
 
 
@@ -77,6 +78,10 @@ class RecordSet(OrgOwnedModel):
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="record_sets")
     name = models.CharField(max_length=253)
+    # The name exactly as the client last sent it (`api.example.com.`, `API`, ...): answered
+    # back so a client comparing what it sent with what it reads (Terraform) sees no change.
+    # `name` is the one normalized form everything else (uniqueness, reconcile) uses.
+    name_as_given = models.CharField(max_length=253, blank=True, default="")
     type = models.CharField(max_length=10, choices=Type.choices, db_index=True)
     ttl = models.PositiveIntegerField(null=True, blank=True)
     values = models.JSONField(default=list, blank=True)
@@ -98,6 +103,12 @@ class RecordSet(OrgOwnedModel):
         return f"{self.name} {self.type}"
 
     @property
+    def name_for_client(self) -> str:
+        """The name as the client gave it (the stored form for rows written before it was
+        kept, or by the console)."""
+        return self.name_as_given or self.name
+
+    @property
     def fqdn(self) -> str:
         """The record's full name, e.g. `api.example.com` (the domain itself for the apex)."""
         if self.name in ("", "@"):
@@ -110,6 +121,12 @@ class DNSSettings(OrgOwnedModel):
     on its own: changes reach Route 53 only when someone applies a plan they reviewed."""
 
     require_plan = models.BooleanField(default=False)
+    # The organization's key for signing ownership markers (32 random bytes, base64), made on
+    # first use and never shown: a marker value is trusted only with a valid signature, so a
+    # value someone else wrote into the zone can neither claim nor disown a record
+    # (docs/dns.md, "Ownership"). Encrypted under the organization's data key like any secret,
+    # so key rotation re-encrypts it and leaves the signing key, and every marker, unchanged.
+    marker_key = EncryptedTextField(blank=True, default="")
 
     class Meta:
         verbose_name = "DNS settings"

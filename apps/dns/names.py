@@ -15,10 +15,12 @@ import re
 import idna
 
 APEX = "@"
-# Names Autoglue writes next to every record it owns (its marker and the external-dns guard);
-# a record set of ours may not take them.
+# Names Autoglue writes next to every record it owns (its marker and the external-dns guard).
+# No label of a domain or record name may take them: a name like `_autoglue.www.<zone>` (as a
+# domain, or under one) would let a tenant write another record set's marker.
 MARKER_PREFIX = "_autoglue."
 EXTDNS_PREFIX = "extdns-"
+_RESERVED_LABEL_PREFIXES = (MARKER_PREFIX[:-1], EXTDNS_PREFIX)
 
 MIN_TTL = 1
 MAX_TTL = 86400
@@ -35,6 +37,15 @@ MAX_WIRE_VALUE_CHARS = 4000
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _HOST_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _CAA_TAG = re.compile(r"^[A-Za-z0-9]{1,15}$")
+
+
+def reserved_label(name: str) -> str | None:
+    """The first label of `name` that starts with a prefix Autoglue reserves for its markers and
+    guards (`_autoglue`, `extdns-`), or None."""
+    for label in name.lower().split("."):
+        if label.startswith(_RESERVED_LABEL_PREFIXES):
+            return label
+    return None
 
 
 class InvalidName(ValueError):
@@ -71,6 +82,7 @@ def normalize_domain_name(value: object, *, field: str = "domain_name") -> str:
     for label in labels:
         if not _LABEL.match(label):
             raise InvalidName(field, f"label {label!r} is not a valid DNS label")
+    _refuse_reserved(labels, field)
     result = ".".join(labels)
     if len(result) > 253:
         raise InvalidName(field, "is longer than 253 characters")
@@ -117,10 +129,17 @@ def _check_relative_labels(labels: list[str], field: str) -> None:
             continue
         if not _LABEL.match(label):
             raise InvalidName(field, f"label {label!r} is not a valid DNS label")
-    if labels[0] == MARKER_PREFIX[:-1]:
-        raise InvalidName(field, "names starting with _autoglue are reserved for ownership markers")
-    if labels[0].startswith(EXTDNS_PREFIX):
-        raise InvalidName(field, "names starting with extdns- are reserved (external-dns guard)")
+    _refuse_reserved(labels, field)
+
+
+def _refuse_reserved(labels: list[str], field: str) -> None:
+    found = reserved_label(".".join(labels))
+    if found is not None:
+        raise InvalidName(
+            field,
+            f"label {found!r} is reserved: labels starting with _autoglue or extdns- are "
+            "Autoglue's ownership markers and external-dns guards",
+        )
 
 
 def fqdn(name: str, domain_name: str) -> str:
@@ -286,8 +305,15 @@ def _check_route53_sizes(wire: list[str], field: str) -> None:
         )
 
 
-def validate_values(rtype: str, values: object, *, field: str = "values") -> list[str]:
-    """Check a record set's values for its type; returns them (stripped) in the given order."""
+def _has_control_characters(text: str) -> bool:
+    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+
+
+def validate_values(
+    rtype: str, values: object, *, field: str = "values", owner_fqdn: str | None = None
+) -> list[str]:
+    """Check a record set's values for its type; returns them (stripped) in the given order.
+    `owner_fqdn`, the record set's full name, refuses a CNAME that points at itself."""
     if not isinstance(values, list) or not values:
         raise InvalidName(field, "at least one value is required")
     if len(values) > MAX_VALUES:
@@ -300,10 +326,18 @@ def validate_values(rtype: str, values: object, *, field: str = "values") -> lis
         if len(value) > MAX_VALUE_CHARS:
             raise InvalidName(where, f"is longer than {MAX_VALUE_CHARS} characters")
         text = value if rtype == "TXT" else value.strip()
+        if rtype != "TXT" and _has_control_characters(text):
+            # A TXT value escapes them; in any other value a line break would be taken as a
+            # field separator (or a second record) by zone files, logs and Route 53 alike.
+            raise InvalidName(
+                where, "must not contain control characters (line breaks, tabs and the like)"
+            )
         _CHECKS[rtype](text, where)
         cleaned.append(text)
     if rtype == "CNAME" and len(cleaned) != 1:
         raise InvalidName(field, "a CNAME record set has exactly one value")
+    if rtype == "CNAME" and owner_fqdn is not None and _hostname(cleaned[0], field) == owner_fqdn:
+        raise InvalidName(f"{field}[0]", f"a CNAME at {owner_fqdn} points at itself")
     wire = wire_values(rtype, cleaned)
     if len(set(wire)) != len(wire):
         raise InvalidName(field, "duplicate values")

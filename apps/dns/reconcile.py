@@ -11,14 +11,22 @@ Ownership (compatible with the original's markers, see docs/dns.md):
   no `type=`; such a value is matched through its record id or the guard records below);
 - and the external-dns "poison" TXT records `extdns-<fqdn>` and `extdns-<type>-<fqdn>` naming
   the owner `autoglue-lock`, so an external-dns instance treats the names as someone else's;
-- a record set in the zone is Autoglue's only when a marker value names this organization;
-  anything else is foreign and never changed or deleted. A wanted record set that would touch a
-  foreign one, or that external-dns claims, is a conflict reported on the record set.
+- a marker value is trusted only when Autoglue signed it for that very record: `mac=` is an
+  HMAC-SHA256 under the organization's marker key over (organization, record set id, type, full
+  name). An unsigned value (the original's, or one from before signing) is trusted only for a
+  record set of this organization wanted at that very name, so at most it lets Autoglue write
+  what it wants there anyway, never delete. Anything else at a marker name (another
+  organization's value, a forged or copied one, a value that is no marker) makes every wanted
+  record set at that name a conflict, and nothing at that name is written or deleted;
+- a record set in the zone is Autoglue's only when a trusted marker value says so; anything else
+  is foreign and never changed or deleted. A wanted record set that would touch a foreign one,
+  or that external-dns claims, is a conflict reported on the record set.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections import defaultdict
@@ -27,7 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apps.dns.clients import RRset
-from apps.dns.names import DEFAULT_TTL, EXTDNS_PREFIX, MARKER_PREFIX, compare_value
+from apps.dns.names import (
+    DEFAULT_TTL,
+    EXTDNS_PREFIX,
+    MARKER_PREFIX,
+    compare_value,
+    reserved_label,
+)
 
 # Route 53's limits per ChangeResourceRecordSets request; UPSERT counts twice in both.
 MAX_BATCH_RECORDS = 1000
@@ -160,10 +174,26 @@ def _unquote(value: str) -> str:
     return "".join(re.sub(r"\\(.)", r"\1", part) for part in parts)
 
 
-def marker_value(*, org_id: str, wanted: Wanted) -> str:
+# 128 bits of HMAC-SHA256, hex: enough against forgery, short enough for a TXT string.
+MAC_HEX_CHARS = 32
+
+
+def marker_mac(key: bytes, *, org_id: str, record_id: str, rtype: str, fqdn: str) -> str:
+    """The signature of a marker value: it binds the organization, the record set, its type and
+    the name the marker stands for, so a value copied to another name or type is worthless."""
+    message = "\0".join(
+        ("autoglue-dns-marker-v1", org_id.lower(), record_id.lower(), rtype.upper(), fqdn.lower())
+    )
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:MAC_HEX_CHARS]
+
+
+def marker_value(*, org_id: str, wanted: Wanted, key: bytes) -> str:
+    mac = marker_mac(
+        key, org_id=org_id, record_id=wanted.record_id, rtype=wanted.type, fqdn=wanted.fqdn
+    )
     return (
         f'"v=ag1 org={org_id} rec={wanted.record_id} fp={wanted.fingerprint[:16]} '
-        f'type={wanted.type}"'
+        f'type={wanted.type} mac={mac}"'
     )
 
 
@@ -173,6 +203,7 @@ class MarkerEntry:
     rec: str
     type: str | None
     raw: str
+    mac: str | None = None
 
 
 def parse_marker(value: str) -> MarkerEntry | None:
@@ -187,6 +218,7 @@ def parse_marker(value: str) -> MarkerEntry | None:
         rec=fields["rec"].lower(),
         type=fields.get("type", "").upper() or None,
         raw=value,
+        mac=fields.get("mac", "").lower() or None,
     )
 
 
@@ -263,11 +295,13 @@ def compute_plan(
     org_id: str,
     domain_name: str,
     zone_name: str,
+    marker_key: bytes,
     sibling_ids: frozenset[str] = frozenset(),
 ) -> Plan:
     """Compare the zone with the wanted record sets of one domain (all of them: a record set
     of the domain that is not wanted any more is simply absent) and decide every change.
 
+    `marker_key` is the organization's key that signs its marker values (and checks them).
     `sibling_ids` are the record sets of the organization's other domains in the same zone
     (e.g. `dev.example.com` next to `example.com`): their marker entries name this
     organization but are not this domain's to change or delete, so they are kept as they are."""
@@ -276,61 +310,102 @@ def compute_plan(
     wanted_at: dict[str, dict[str, Wanted]] = defaultdict(dict)
     for item in wanted:
         wanted_at[item.fqdn][item.type] = item
-    wanted_ids = {item.record_id: item for item in wanted}
+    trust = _Trust(
+        key=marker_key,
+        org_id=org_id,
+        wanted_ids={item.record_id: item for item in wanted},
+        sibling_ids=sibling_ids,
+    )
 
-    # Names where this organization's markers say it owns something.
-    markers: dict[str, list[MarkerEntry]] = {}
+    # Marker names under the domain, read once: their values sorted by trust.
+    markers: dict[str, _MarkerSet] = {}
     for (name, rtype), rrset in zone.by_key.items():
         if rtype != "TXT" or not name.startswith(MARKER_PREFIX):
             continue
         target = name[len(MARKER_PREFIX) :]
-        if not in_domain(target, domain_name):
-            continue
-        entries = [entry for entry in map(parse_marker, rrset.values) if entry is not None]
-        if entries:
-            markers[target] = entries
+        if in_domain(target, domain_name):
+            markers[target] = trust.sort(target, rrset.values)
 
     plan = Plan()
-    owned_names = {n for n, e in markers.items() if _has_org(e, org_id, sibling_ids)}
+    # Names where a trusted marker says this domain owns something.
+    owned_names = {n for n, found in markers.items() if found.ours}
     for fqdn in sorted(set(wanted_at) | owned_names):
         group = _plan_name(
             zone=zone,
             fqdn=fqdn,
             wanted=wanted_at.get(fqdn, {}),
-            entries=markers.get(fqdn, []),
-            wanted_ids=wanted_ids,
-            org_id=org_id,
+            found=markers.get(fqdn, _MarkerSet()),
+            trust=trust,
             zone_name=zone_name,
             plan=plan,
-            sibling_ids=sibling_ids,
         )
         if group:
             plan.groups.append(group)
     return plan
 
 
-def _has_org(entries: list[MarkerEntry], org_id: str, sibling_ids: frozenset[str]) -> bool:
-    return any(entry.org == org_id and entry.rec not in sibling_ids for entry in entries)
+@dataclass
+class _MarkerSet:
+    """The values at one marker name, by what Autoglue may do with them."""
+
+    ours: list[MarkerEntry] = field(default_factory=list)  # this domain's, trusted
+    siblings: set[str] = field(default_factory=set)  # the organization's other domains'
+    foreign_orgs: set[str] = field(default_factory=set)  # other organizations named
+    untrusted: list[str] = field(default_factory=list)  # everything Autoglue did not write
 
 
-def _owned_types(
-    zone: _Zone, fqdn: str, ours: list[MarkerEntry], wanted_ids: dict[str, Wanted]
-) -> set[str]:
-    owned: set[str] = set()
-    for entry in ours:
-        if entry.type:
-            owned.add(entry.type)
-        elif entry.rec in wanted_ids and wanted_ids[entry.rec].fqdn == fqdn:
-            owned.add(wanted_ids[entry.rec].type)
-        else:
-            # An original marker of a record set deleted since: the type guards it left say
-            # which record sets were its.
-            owned |= {
-                rtype
-                for rtype in zone.types_at.get(fqdn, set())
-                if zone.is_lock(f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}")
-            }
-    return owned
+@dataclass(frozen=True)
+class _Trust:
+    """Decides which marker values at a name Autoglue wrote for this organization."""
+
+    key: bytes
+    org_id: str
+    wanted_ids: dict[str, Wanted]
+    sibling_ids: frozenset[str]
+
+    def signed(self, entry: MarkerEntry, fqdn: str) -> bool:
+        if entry.mac is None or entry.type is None:
+            return False
+        expected = marker_mac(
+            self.key, org_id=self.org_id, record_id=entry.rec, rtype=entry.type, fqdn=fqdn
+        )
+        return hmac.compare_digest(entry.mac, expected)
+
+    def unsigned_ok(self, entry: MarkerEntry, fqdn: str) -> bool:
+        """An unsigned value (the original's, or from before signing) stands only for a record
+        set of ours wanted at this very name and type: it can let Autoglue keep writing what it
+        wants anyway, never delete anything."""
+        item = self.wanted_ids.get(entry.rec)
+        return (
+            entry.mac is None
+            and item is not None
+            and item.fqdn == fqdn
+            and entry.type in (None, item.type)
+        )
+
+    def sort(self, fqdn: str, values: Iterable[str]) -> _MarkerSet:
+        found = _MarkerSet()
+        for value in values:
+            entry = parse_marker(value)
+            if entry is None:
+                found.untrusted.append(value)
+            elif entry.org != self.org_id:
+                found.foreign_orgs.add(entry.org)
+                found.untrusted.append(value)
+            elif entry.rec in self.sibling_ids and (entry.mac is None or self.signed(entry, fqdn)):
+                found.siblings.add(value)
+            elif self.signed(entry, fqdn) or self.unsigned_ok(entry, fqdn):
+                found.ours.append(entry)
+            else:
+                found.untrusted.append(value)
+        return found
+
+    def entry_type(self, entry: MarkerEntry) -> str:
+        """The type a trusted value stands for (an unsigned one may not say: its record set's)."""
+        return entry.type or self.wanted_ids[entry.rec].type
+
+    def owned_types(self, ours: list[MarkerEntry]) -> set[str]:
+        return {self.entry_type(entry) for entry in ours}
 
 
 def _plan_name(
@@ -338,38 +413,32 @@ def _plan_name(
     zone: _Zone,
     fqdn: str,
     wanted: dict[str, Wanted],
-    entries: list[MarkerEntry],
-    wanted_ids: dict[str, Wanted],
-    org_id: str,
+    found: _MarkerSet,
+    trust: _Trust,
     zone_name: str,
     plan: Plan,
-    sibling_ids: frozenset[str] = frozenset(),
 ) -> list[Change]:
-    ours = [e for e in entries if e.org == org_id and e.rec not in sibling_ids]
-    foreign = [e for e in entries if e.org != org_id]
-    # Entries of this organization's other domains: kept in the marker, never acted on.
-    siblings = {e.raw for e in entries if e.org == org_id and e.rec in sibling_ids}
-    owned = _owned_types(zone, fqdn, ours, wanted_ids)
+    ours = found.ours
+    owned = trust.owned_types(ours)
     name_guard = f"{EXTDNS_PREFIX}{fqdn}"
     name_claim = _claim(zone, name_guard) or _claim(zone, fqdn)
+    marker_name = f"{MARKER_PREFIX}{fqdn}"
 
     accepted: dict[str, Wanted] = {}
     for rtype, item in sorted(wanted.items()):
-        reason = _refusal(zone, fqdn, rtype, item, owned, foreign, name_claim, wanted)
+        reason = _refusal(zone, fqdn, rtype, item, owned, found, name_claim, wanted)
         if reason:
             plan.conflicts.append(Conflict(item.record_id, fqdn, rtype, reason))
         else:
             accepted[rtype] = item
+    if found.untrusted:
+        # The marker holds values Autoglue did not write for this organization: it is not ours
+        # to rewrite (their author would lose them), and what it says is not ours to act on.
+        # Every wanted record set here is a conflict (above); nothing at this name changes.
+        return []
 
-    deletes: list[Change] = []
+    deletes = _unwanted(zone, fqdn, owned - set(wanted), ours)
     puts: list[Change] = []
-    # Owned record sets nobody wants any more (conflicted ones stay as they are).
-    for rtype in sorted(owned - set(wanted)):
-        ids = tuple(e.rec for e in ours if e.type in (rtype, None))
-        _remove(deletes, zone.get(fqdn, rtype), "record", ids)
-        guard = f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}"
-        if zone.is_lock(guard):
-            _remove(deletes, zone.get(guard, "TXT"), "guard", ids)
 
     for rtype, item in accepted.items():
         record = RRset(fqdn, rtype, item.effective_ttl, item.values)
@@ -380,23 +449,18 @@ def _plan_name(
             _put(puts, zone.get(guard, "TXT"), poison, "guard", (item.record_id,))
         plan.accepted.append(item.record_id)
 
-    # The marker: foreign values kept, ours rewritten for what we own after this plan (the
-    # accepted record sets, and owned ones a conflict keeps in place).
-    kept_owned = {
-        e.raw for e in ours if (e.type or "") in owned & set(wanted) and e.type not in accepted
-    }
-    marker_name = f"{MARKER_PREFIX}{fqdn}"
+    # The marker: ours rewritten (signed) for what we own after this plan (the accepted record
+    # sets, and owned ones a conflict keeps in place); the organization's other domains' values
+    # kept as they are.
+    kept_owned = {e.raw for e in ours if trust.entry_type(e) in set(wanted) - set(accepted)}
     current_marker = zone.get(marker_name, "TXT")
-    # Values at the marker's name that are no marker at all are someone else's: kept as they are.
-    strangers = {
-        v for v in (current_marker.values if current_marker else ()) if parse_marker(v) is None
-    }
     values = sorted(
-        {e.raw for e in foreign}
-        | strangers
-        | siblings
+        found.siblings
         | kept_owned
-        | {marker_value(org_id=org_id, wanted=item) for item in accepted.values()}
+        | {
+            marker_value(org_id=trust.org_id, wanted=item, key=trust.key)
+            for item in accepted.values()
+        }
     )
     ids = tuple(item.record_id for item in accepted.values())
     if values:
@@ -420,6 +484,19 @@ def _plan_name(
     return deletes + puts
 
 
+def _unwanted(zone: _Zone, fqdn: str, rtypes: set[str], ours: list[MarkerEntry]) -> list[Change]:
+    """Deletes of owned record sets nobody wants any more, with their type guards (conflicted
+    ones stay as they are)."""
+    deletes: list[Change] = []
+    for rtype in sorted(rtypes):
+        ids = tuple(e.rec for e in ours if e.type == rtype)
+        _remove(deletes, zone.get(fqdn, rtype), "record", ids)
+        guard = f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}"
+        if zone.is_lock(guard):
+            _remove(deletes, zone.get(guard, "TXT"), "guard", ids)
+    return deletes
+
+
 def _claim(zone: _Zone, name: str) -> str | None:
     owner = external_dns_owner(zone.get(name, "TXT"))
     return None if owner in (None, LOCK_OWNER) else owner
@@ -431,11 +508,20 @@ def _refusal(
     rtype: str,
     item: Wanted,
     owned: set[str],
-    foreign: list[MarkerEntry],
+    found: _MarkerSet,
     name_claim: str | None,
     wanted: dict[str, Wanted],
 ) -> str:
     """Why a wanted record set may not be written, or "" when it may."""
+    label = reserved_label(fqdn)
+    if label is not None:
+        # Only rows from before such names were refused get here: their records would be (or
+        # overwrite) Autoglue's own markers and guards, another record set's included.
+        return (
+            f"ownership_conflict: {fqdn} has the reserved label {label!r} (Autoglue's markers "
+            "and external-dns guards); Autoglue never writes such a name: delete this record set "
+            "or its domain"
+        )
     # external-dns's registry names: with our `extdns-` prefix (the original's), and its own
     # default new format `<type>-<fqdn>` (no prefix), whose older format is `<fqdn>` itself.
     claim = (
@@ -448,10 +534,16 @@ def _refusal(
             f"ownership_conflict: external-dns (owner {claim or 'unknown'}) claims {fqdn}; "
             "Autoglue leaves it alone"
         )
-    if foreign:
+    if found.foreign_orgs:
         return (
             f"ownership_conflict: {fqdn} is managed by another organization's Autoglue "
-            f"(marker at {MARKER_PREFIX}{fqdn})"
+            f"(marker at {MARKER_PREFIX}{fqdn}); Autoglue leaves it alone"
+        )
+    if found.untrusted:
+        return (
+            f"ownership_conflict: TXT {MARKER_PREFIX}{fqdn} holds values Autoglue did not write "
+            "for this organization (not a marker, or not signed by it for this record); Autoglue "
+            "neither trusts nor overwrites them: remove them in Route 53 if they are not wanted"
         )
     for guard in (f"{EXTDNS_PREFIX}{fqdn}", f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}"):
         held = zone.get(guard, "TXT")

@@ -57,6 +57,8 @@ class RecordSetSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializ
 
     omit_if_none = ("ttl",)
     domain_id = serializers.UUIDField(read_only=True)
+    # As the client sent it (relative or FQDN, as the provider documents), as values are.
+    name = serializers.CharField(source="name_for_client", read_only=True)
     values = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:

@@ -8,9 +8,11 @@ and applies the difference in as few batches as Route 53 allows.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
+import os
 import re
 import time
 import uuid
@@ -301,7 +303,7 @@ def record_set_create(
     try:
         rname = normalize_record_name(name, domain.domain_name)
         ttl = validate_ttl(ttl)
-        values = validate_values(rtype, values)
+        values = validate_values(rtype, values, owner_fqdn=fqdn(rname, domain.domain_name))
     except InvalidName as exc:
         raise _invalid(exc) from None
     existing = RecordSet.objects.filter(domain=domain, name=rname, type=rtype).first()
@@ -314,6 +316,7 @@ def record_set_create(
         organization_id=domain.organization_id,
         domain=domain,
         name=rname,
+        name_as_given=name if isinstance(name, str) else "",
         type=rtype,
         ttl=ttl,
         values=values,
@@ -336,10 +339,16 @@ def record_set_update(*, record_set: RecordSet, changes: Mapping[str, Any]) -> R
             record.type = _record_type(changes["type"])
         if "name" in changes:
             record.name = normalize_record_name(changes["name"], domain.domain_name)
+            record.name_as_given = changes["name"] if isinstance(changes["name"], str) else ""
         if "ttl" in changes:
             record.ttl = validate_ttl(changes["ttl"])
-        if "values" in changes or "type" in changes:
-            record.values = validate_values(record.type, changes.get("values", record.values))
+        if changes.keys() & {"values", "type", "name"}:
+            # A rename too: a CNAME may come to point at its own new name.
+            record.values = validate_values(
+                record.type,
+                changes.get("values", record.values),
+                owner_fqdn=fqdn(record.name, domain.domain_name),
+            )
     except InvalidName as exc:
         raise _invalid(exc) from None
     clash = (
@@ -392,6 +401,24 @@ def dns_settings_update(*, organization_id: uuid.UUID, require_plan: bool) -> DN
     return dns_settings
 
 
+def dns_marker_key(*, organization_id: uuid.UUID) -> bytes:
+    """The organization's key that signs its ownership markers: 32 random bytes made on first
+    use, kept encrypted in its DNS settings (so it survives data key and master key rotations
+    unchanged, and every marker stays valid)."""
+    found = DNSSettings.objects.filter(organization_id=organization_id).first()
+    if found is not None and found.marker_key:
+        return base64.b64decode(str(found.marker_key))
+    # Made once, under the row's lock, so concurrent first reconciles agree on one key.
+    with transaction.atomic():
+        dns_settings, _ = DNSSettings.objects.select_for_update().get_or_create(
+            organization_id=organization_id
+        )
+        if not dns_settings.marker_key:
+            dns_settings.marker_key = base64.b64encode(os.urandom(32)).decode()
+            dns_settings.save(update_fields=["marker_key", "updated_at"])
+    return base64.b64decode(str(dns_settings.marker_key))
+
+
 def _requires_plan(organization_id: uuid.UUID) -> bool:
     return DNSSettings.objects.filter(organization_id=organization_id, require_plan=True).exists()
 
@@ -420,6 +447,7 @@ def _compute(
         org_id=str(domain.organization_id),
         domain_name=domain.domain_name,
         zone_name=domain.zone_name or domain.domain_name,
+        marker_key=dns_marker_key(organization_id=domain.organization_id),
         sibling_ids=_sibling_record_ids(domain),
     )
     return plan, reconcile.zone_digest(rrsets), reconcile.wanted_digest(wanted)
@@ -761,6 +789,7 @@ def domain_purge(
             org_id=str(organization_id),
             domain_name=domain_name,
             zone_name=domain_name,
+            marker_key=dns_marker_key(organization_id=organization_id),
         )
         # Only removals: what a live domain wants is that domain's own reconcile's business.
         plan.groups = [

@@ -83,6 +83,32 @@ def route53_credential(org):
     )
 
 
+@pytest.fixture
+def zone(route53):
+    """The hosted zone `example.com` on moto."""
+    return route53.create_zone("example.com")
+
+
+@pytest.fixture
+def ready_domain(api, route53, zone, route53_credential):
+    """The organization's domain `example.com`, created through the API and reconciled (its
+    zone found), with the proxy's counts reset."""
+    from apps.dns.models import Domain
+
+    response = api.post(
+        "/api/v1/dns/domains",
+        {"domain_name": "Example.COM.", "credential_id": str(route53_credential.pk)},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["status"] == "pending"
+    assert run_reconciles() == ["succeeded"]
+    found = Domain.objects.get(pk=response.json()["id"])
+    assert found.status == Domain.Status.READY and found.zone_id == zone
+    route53.proxy.reset_counts()
+    return found
+
+
 def run_reconciles() -> list[str]:
     """Run every queued DNS job in this process, as a worker would."""
     return run_queued("dns_reconcile") + run_queued("dns_purge")

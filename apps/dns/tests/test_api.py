@@ -224,13 +224,15 @@ def test_a_record_set_is_created_in_the_contracts_shape(api, domain):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert set(body) == RECORD_KEYS - {"ttl"}  # unset TTL is left out, as the original
+    # The name as sent (issue 21), stored relative.
     assert (body["name"], body["type"], body["status"], body["owner"]) == (
-        "api",
+        "API.example.com.",
         "A",
         "pending",
         "autoglue",
     )
     assert len(body["fingerprint"]) == 64
+    assert RecordSet.objects.get(pk=body["id"]).name == "api"
 
 
 @pytest.mark.parametrize(
@@ -380,3 +382,67 @@ def test_clusters_attach_a_real_domain_and_record_set_and_show_the_control_plane
     api.delete(f"/api/v1/dns/records/{record_id}")
     body = api.get(f"/api/v1/clusters/{cluster.pk}").json()
     assert "control_plane_record_set" not in body and body["status"] == "pre_pending"
+
+
+def test_a_cname_that_points_at_itself_is_a_400_on_create_and_on_rename(api, domain):
+    url = f"/api/v1/dns/domains/{domain.pk}/records"
+    response = api.post(
+        url, {"name": "loop", "type": "CNAME", "values": ["loop.example.com."]}, format="json"
+    )
+    assert response.status_code == 400, response.json()
+    assert "points at itself" in response.json()["message"]
+    created = api.post(
+        url, {"name": "a", "type": "CNAME", "values": ["b.example.com"]}, format="json"
+    ).json()
+    response = api.patch(f"/api/v1/dns/records/{created['id']}", {"name": "b"}, format="json")
+    assert response.status_code == 400, response.json()
+    assert "points at itself" in response.json()["message"]
+
+
+def test_a_caa_value_with_an_embedded_newline_is_a_400(api, domain):
+    response = api.post(
+        f"/api/v1/dns/domains/{domain.pk}/records",
+        {"name": "@", "type": "CAA", "values": ['0 issue "ca.example"\n0 iodef "x"']},
+        format="json",
+    )
+    assert response.status_code == 400, response.json()
+    assert response.json()["message"].startswith("values[0]:")
+
+
+def test_a_name_given_as_an_fqdn_is_answered_as_given_and_stored_relative(api, domain):
+    url = f"/api/v1/dns/domains/{domain.pk}/records"
+    created = api.post(
+        url, {"name": "edge.example.com", "type": "A", "values": ["203.0.113.7"]}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert body["name"] == "edge.example.com"
+    record = RecordSet.objects.get(pk=body["id"])
+    assert record.name == "edge"  # one stored, reconciled form
+    assert api.get(f"/api/v1/dns/records/{record.pk}").json()["name"] == "edge.example.com"
+    assert [r["name"] for r in api.get(url).json()] == ["edge.example.com"]
+    assert [r["name"] for r in api.get(url + "?name=edge").json()] == ["edge.example.com"]
+
+    # A PATCH without a name keeps the form given; one with a name answers the new form.
+    patched = api.patch(f"/api/v1/dns/records/{record.pk}", {"ttl": 60}, format="json").json()
+    assert patched["name"] == "edge.example.com"
+    patched = api.patch(
+        f"/api/v1/dns/records/{record.pk}", {"name": "Edge2.example.com."}, format="json"
+    ).json()
+    assert patched["name"] == "Edge2.example.com."
+    record.refresh_from_db()
+    assert record.name == "edge2"
+
+    # The same name in another form is still the same record set.
+    clash = api.post(url, {"name": "edge2", "type": "A", "values": ["203.0.113.8"]}, format="json")
+    assert clash.status_code == 409
+
+
+def test_an_apex_given_as_the_domain_is_answered_as_given(api, domain):
+    body = api.post(
+        f"/api/v1/dns/domains/{domain.pk}/records",
+        {"name": "example.com", "type": "TXT", "values": ["hello"]},
+        format="json",
+    ).json()
+    assert body["name"] == "example.com"
+    assert RecordSet.objects.get(pk=body["id"]).name == "@"

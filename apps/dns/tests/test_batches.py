@@ -53,6 +53,7 @@ def test_ten_thousand_new_records_fit_route53s_limits_near_the_lower_bound():
         org_id=ORG,
         domain_name="example.com",
         zone_name="example.com",
+        marker_key=b"test-marker-key-0123456789abcdef",
     )
     assert len(plan.changes) == 40_000  # record, marker, two external-dns guards each
     batches = build_batches(plan.groups)

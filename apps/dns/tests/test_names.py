@@ -117,3 +117,49 @@ def test_ttl_outside_bounds_is_refused(ttl):
 
 def test_route53_names_are_decoded():
     assert decode_route53_name("\\052.Apps.example.com.") == "*.apps.example.com"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '0 issue "letsencrypt.org\nexample.net"',
+        '0 issue "ca.example"\r\n0 issue "x"',
+        "0\tissue\vx",
+    ],
+)
+def test_a_caa_value_with_an_embedded_line_break_or_control_character_is_refused(value):
+    with pytest.raises(InvalidName) as caught:
+        validate_values("CAA", [value])
+    assert "control characters" in caught.value.message
+
+
+def test_an_mx_value_split_by_a_line_break_is_refused():
+    with pytest.raises(InvalidName):
+        validate_values("MX", ["10\nmail.example.com"])
+
+
+@pytest.mark.parametrize("target", ["api.example.com", "API.example.com.", "api.example.com."])
+def test_a_cname_pointing_at_its_own_name_is_refused(target):
+    with pytest.raises(InvalidName) as caught:
+        validate_values("CNAME", [target], owner_fqdn="api.example.com")
+    assert "points at itself" in caught.value.message
+    assert validate_values("CNAME", ["api.example.net"], owner_fqdn="api.example.com")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["_autoglue.api", "api._autoglue", "extdns-a.api", "a.b.extdns-x", "x._AUTOGLUE.example.com."],
+)
+def test_a_reserved_label_anywhere_in_a_record_name_is_refused(name):
+    with pytest.raises(InvalidName) as caught:
+        normalize_record_name(name, "example.com")
+    assert "reserved" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "name", ["_autoglue.www.example.com", "www._autoglue.example.com", "a.extdns-b.example.com"]
+)
+def test_a_reserved_label_anywhere_in_a_domain_name_is_refused(name):
+    with pytest.raises(InvalidName) as caught:
+        normalize_domain_name(name)
+    assert "reserved" in caught.value.message

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from apps.dns.clients import RRset
-from apps.dns.reconcile import POISON_VALUE, Wanted, compute_plan
+from apps.dns.reconcile import POISON_VALUE, Wanted, compute_plan, marker_mac, marker_value
 
 ORG = "11111111-1111-1111-1111-111111111111"
 REC = "22222222-2222-2222-2222-222222222222"
+KEY = b"test-marker-key-0123456789abcdef"
+
+
+def signed(name: str, rtype: str) -> str:
+    """A marker value as Autoglue writes it for REC at `name`."""
+    mac = marker_mac(KEY, org_id=ORG, record_id=REC, rtype=rtype, fqdn=name)
+    return f'"v=ag1 org={ORG} rec={REC} fp=0 type={rtype} mac={mac}"'
 
 
 def plan(zone, wanted):
@@ -16,13 +23,14 @@ def plan(zone, wanted):
         org_id=ORG,
         domain_name="example.com",
         zone_name="example.com",
+        marker_key=KEY,
     )
 
 
 def owned_a(name: str, value: str) -> list[RRset]:
     return [
         RRset(name, "A", 300, (value,)),
-        RRset(f"_autoglue.{name}", "TXT", 300, (f'"v=ag1 org={ORG} rec={REC} fp=0 type=A"',)),
+        RRset(f"_autoglue.{name}", "TXT", 300, (signed(name, "A"),)),
         RRset(f"extdns-{name}", "TXT", 300, (POISON_VALUE,)),
         RRset(f"extdns-a-{name}", "TXT", 300, (POISON_VALUE,)),
     ]
@@ -72,7 +80,7 @@ def test_a_cname_next_to_a_foreign_record_is_refused():
 def test_nothing_to_do_is_an_empty_plan():
     zone = owned_a("api.example.com", "192.0.2.1")
     item = wanted("api.example.com", "A", "192.0.2.1")
-    marker = f'"v=ag1 org={ORG} rec={REC} fp={"f" * 16} type=A"'
+    marker = marker_value(org_id=ORG, wanted=item, key=KEY)
     zone[1] = RRset("_autoglue.api.example.com", "TXT", 300, (marker,))
     assert plan(zone, [item]).changes == []
 
@@ -85,3 +93,34 @@ def test_foreign_records_and_other_domains_markers_are_never_deleted():
         *owned_a("elsewhere.example.org", "192.0.2.9"),  # not in this domain
     ]
     assert plan(zone, []).changes == []
+
+
+def test_an_unsigned_marker_of_a_record_set_no_longer_wanted_deletes_nothing():
+    # What the original left for a record set deleted since (no `type=`, no signature, its
+    # guards): it could be anyone's writing, so the A record stays, and so does the marker.
+    zone = owned_a("old.example.com", "192.0.2.1")
+    zone[1] = RRset("_autoglue.old.example.com", "TXT", 300, (f'"v=ag1 org={ORG} rec={REC} fp=0"',))
+    assert plan(zone, []).changes == []
+
+
+def test_an_unsigned_marker_of_a_wanted_record_set_is_adopted_and_signed():
+    zone = owned_a("api.example.com", "192.0.2.1")
+    zone[1] = RRset("_autoglue.api.example.com", "TXT", 300, (f'"v=ag1 org={ORG} rec={REC} fp=0"',))
+    item = wanted("api.example.com", "A", "192.0.2.2")
+    result = plan(zone, [item])
+    assert not result.conflicts
+    (marker,) = [c for c in result.changes if c.kind == "marker"]
+    assert marker.rrset.values == (marker_value(org_id=ORG, wanted=item, key=KEY),)
+
+
+def test_a_signed_marker_under_another_key_or_for_another_type_is_not_trusted():
+    zone = owned_a("api.example.com", "192.0.2.1")
+    other_key = marker_mac(b"x" * 32, org_id=ORG, record_id=REC, rtype="A", fqdn="api.example.com")
+    for value in (
+        f'"v=ag1 org={ORG} rec={REC} fp=0 type=A mac={other_key}"',
+        signed("api.example.com", "MX").replace("type=MX", "type=A"),
+    ):
+        zone[1] = RRset("_autoglue.api.example.com", "TXT", 300, (value,))
+        assert plan(zone, []).changes == []
+        result = plan(zone, [wanted("api.example.com", "A", "192.0.2.2")])
+        assert result.changes == [] and "did not write" in result.conflicts[0].reason

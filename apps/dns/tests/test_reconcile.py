@@ -10,6 +10,7 @@ from apps.clusters.models import Cluster
 from apps.clusters.tests.factories import ClusterFactory
 from apps.dns import services
 from apps.dns.models import DNSPlan, Domain, RecordSet
+from apps.dns.reconcile import marker_mac
 from apps.dns.tests.conftest import run_reconciles
 from apps.jobs.models import JobLog, JobRun
 
@@ -21,24 +22,8 @@ POISON = (
 
 
 @pytest.fixture
-def zone(route53):
-    return route53.create_zone("example.com")
-
-
-@pytest.fixture
-def domain(api, route53, zone, route53_credential):
-    response = api.post(
-        "/api/v1/dns/domains",
-        {"domain_name": "Example.COM.", "credential_id": str(route53_credential.pk)},
-        format="json",
-    )
-    assert response.status_code == 201, response.json()
-    assert response.json()["status"] == "pending"
-    assert run_reconciles() == ["succeeded"]
-    found = Domain.objects.get(pk=response.json()["id"])
-    assert found.status == Domain.Status.READY and found.zone_id == zone
-    route53.proxy.reset_counts()
-    return found
+def domain(ready_domain):
+    return ready_domain
 
 
 def add_record(api, domain, **body):
@@ -90,7 +75,16 @@ def test_a_record_set_is_created_with_its_marker_and_external_dns_guards(
     ]
     assert zone_now[("api.example.com", "A")]["TTL"] == 60
     marker = route53.values(zone, "_autoglue.api.example.com", "TXT")
-    assert marker == [f'"v=ag1 org={org.pk} rec={record.pk} fp={record.fingerprint[:16]} type=A"']
+    mac = marker_mac(
+        services.dns_marker_key(organization_id=org.pk),
+        org_id=str(org.pk),
+        record_id=str(record.pk),
+        rtype="A",
+        fqdn="api.example.com",
+    )
+    assert marker == [
+        f'"v=ag1 org={org.pk} rec={record.pk} fp={record.fingerprint[:16]} type=A mac={mac}"'
+    ]
     assert route53.values(zone, "extdns-api.example.com", "TXT") == [POISON]
     assert route53.values(zone, "extdns-a-api.example.com", "TXT") == [POISON]
     # The apex guard would lie outside the zone, so none is written for it.

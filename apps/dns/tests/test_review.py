@@ -25,6 +25,7 @@ from apps.jobs.models import JobLog, JobRun
 pytestmark = pytest.mark.django_db
 
 ORG = "11111111-1111-1111-1111-111111111111"
+KEY = b"test-marker-key-0123456789abcdef"
 
 
 def _create_domain(api, credential, **body):
@@ -110,6 +111,7 @@ def test_markers_and_guards_of_a_long_name_are_valid_dns_names_or_left_out():
         org_id=ORG,
         domain_name="example.com",
         zone_name="example.com",
+        marker_key=KEY,
     )
     names = [change.rrset.name for change in plan.changes]
     assert name in names and f"_autoglue.{name}" in names
@@ -166,6 +168,7 @@ def test_a_record_set_too_big_for_any_route53_batch_is_a_400(api, org):
         org_id=ORG,
         domain_name="example.com",
         zone_name="example.com",
+        marker_key=KEY,
     )
     for batch in build_batches(plan.groups):
         assert sum(len(v) for c in batch for v in c.rrset.values) <= 32000
@@ -281,6 +284,7 @@ def _plan_for(zone, name="api.example.com"):
         org_id=ORG,
         domain_name="example.com",
         zone_name="example.com",
+        marker_key=KEY,
     )
 
 
@@ -292,11 +296,12 @@ def test_a_foreign_txt_record_at_a_guards_name_is_a_conflict_not_overwritten():
     assert plan.changes == []
 
 
-def test_foreign_values_at_a_markers_name_are_kept_when_the_marker_is_written():
+def test_foreign_values_at_a_markers_name_are_a_conflict_never_merged_or_overwritten():
+    # (Issue 19: a value merged into a marker set could later be read as a marker.)
     foreign = RRset("_autoglue.api.example.com", "TXT", 300, ('"hello"',))
     plan = _plan_for([foreign])
-    (marker,) = [c for c in plan.changes if c.kind == "marker"]
-    assert '"hello"' in marker.rrset.values and len(marker.rrset.values) == 2
+    assert plan.changes == []
+    assert "holds values Autoglue did not write" in plan.conflicts[0].reason
 
 
 def test_patching_an_empty_zone_id_onto_a_domain_in_its_own_zone_changes_nothing_in_route53(
