@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from apps.core.validators import check_server_for_ssh
 from apps.infrastructure import ssh_errors
@@ -64,7 +65,7 @@ def bastion_bootstrap_start(*, server: Server) -> JobRun | None:
                 subject_id=server.pk,
             )
             Server.objects.filter(pk=server.pk).update(
-                status=Server.Status.PROVISIONING, last_error=""
+                status=Server.Status.PROVISIONING, last_error="", updated_at=timezone.now()
             )
     except jobs.JobActive:
         return None
@@ -194,7 +195,7 @@ def bootstrap_bastion(ctx: JobContext) -> dict[str, Any]:
     # A retried job (POST /admin/archer/jobs/{id}/retry) finds its server `failed`.
     Server.objects.filter(
         pk=server.pk, status__in=[Server.Status.PROVISIONING, Server.Status.FAILED]
-    ).update(status=Server.Status.READY, last_error="")
+    ).update(status=Server.Status.READY, last_error="", updated_at=timezone.now())
     ctx.log.system("bastion ready")
     return {"server_id": str(server.pk), "status": "ready"}
 
@@ -206,7 +207,7 @@ def bootstrap_failed(job: JobRun, status: str, error: str) -> None:
         return
     Server.objects.filter(
         pk=job.subject_id, status__in=[Server.Status.PROVISIONING, Server.Status.PENDING]
-    ).update(status=Server.Status.FAILED, last_error=error[:2000])
+    ).update(status=Server.Status.FAILED, last_error=error[:2000], updated_at=timezone.now())
 
 
 def bastion_sweep_job(ctx: JobContext) -> dict[str, Any]:

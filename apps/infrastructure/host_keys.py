@@ -3,6 +3,8 @@ kept below both the client and the services so neither imports the other."""
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from apps.infrastructure.models import Server
 
 
@@ -18,7 +20,7 @@ def server_pin_host_key(*, server: Server, algo: str, key_b64: str) -> bool:
     """Pin a host key on first contact. Compare-and-set: only a server with no pinned key takes
     it, so two concurrent first contacts cannot overwrite each other. True if pinned now."""
     changed = Server.objects.filter(pk=server.pk, ssh_host_key="").update(
-        ssh_host_key=key_b64, ssh_host_key_algo=algo
+        ssh_host_key=key_b64, ssh_host_key_algo=algo, updated_at=timezone.now()
     )
     if changed:
         server.ssh_host_key, server.ssh_host_key_algo = key_b64, algo

@@ -157,3 +157,24 @@ def test_server_logs_of_another_organization_are_not_found(org, other_org, sshd_
 
     assert api.get(f"/api/v1/servers/{server.pk}/logs").status_code == 404
     assert api.get(f"/api/v1/servers/{server.pk}/logs/stream").status_code == 404
+
+
+def test_every_status_a_bootstrap_sets_moves_the_servers_updated_at_and_its_etag(
+    org, sshd_factory, api
+):
+    server = bastion_on(sshd_factory(), org)
+    created = server.updated_at
+    etag = api.get(f"/api/v1/servers/{server.pk}").headers["ETag"]
+
+    bootstrap.bastion_sweep()
+    server.refresh_from_db()
+    assert server.status == Server.Status.PROVISIONING
+    provisioning = server.updated_at
+    assert provisioning > created
+
+    assert run_queued() == [JobRun.Status.SUCCEEDED]
+    server.refresh_from_db()
+    assert server.status == Server.Status.READY
+    assert server.updated_at > provisioning
+    # A client holding the old ETag sees that the server changed under it.
+    assert api.get(f"/api/v1/servers/{server.pk}").headers["ETag"] != etag
