@@ -13,6 +13,7 @@ the server `ready`, or `failed` with `last_error`.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import shlex
 from collections import deque
@@ -51,6 +52,38 @@ TOGGLES = (
     "BANNER",
     "APT_LOCK_WAIT_SECS",
 )
+
+
+# The blocks that change the machine the script reaches (waiting for cloud-init changes nothing).
+MACHINE_BLOCKS = (
+    "BASELINE_PKGS",
+    "INSTALL_DOCKER",
+    "SSH_HARDEN",
+    "FIREWALL",
+    "AUTO_UPDATES",
+    "TIME_SYNC",
+    "FAIL2BAN",
+    "BANNER",
+)
+
+
+def bootstrap_toggles(server: Server) -> tuple[dict[str, Any], bool]:
+    """(the script's toggles for this server, whether the machine blocks were switched off).
+
+    A loopback bastion (allowed only with AUTOGLUE_ALLOW_LOOPBACK_TARGETS, for tests and demos)
+    is the machine Autoglue itself runs on: hardening it would install Docker, rewrite sshd's
+    settings and turn on a firewall on an operator's own laptop. There every machine block
+    defaults to off; BASTION_BOOTSTRAP_ENV may still switch one on, deliberately."""
+    toggles = dict(settings.BASTION_BOOTSTRAP_ENV)
+    try:
+        loopback = ipaddress.ip_address(str(server.public_ip_address)).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return toggles, False
+    for name in MACHINE_BLOCKS:
+        toggles.setdefault(name, "0")
+    return toggles, True
 
 
 def bastion_bootstrap_start(*, server: Server) -> JobRun | None:
@@ -143,10 +176,16 @@ def _run_script(ctx: JobContext, client: ServerSSHClient, server: Server) -> int
         tail.append(text)
         ctx.log.write(stream, text)
 
+    toggles, guarded = bootstrap_toggles(server)
+    if guarded:
+        ctx.log.system(
+            "the bastion is a loopback address (this machine): the script's blocks that change "
+            "a machine are off unless BASTION_BOOTSTRAP_ENV switches them on"
+        )
     ctx.log.system("running the bootstrap script")
     try:
         code = client.stream(
-            bootstrap_command(settings.BASTION_BOOTSTRAP_ENV),
+            bootstrap_command(toggles),
             on_output=output,
             stdin=_script(),
             stop=ctx.cancel_event,

@@ -178,3 +178,26 @@ def test_every_status_a_bootstrap_sets_moves_the_servers_updated_at_and_its_etag
     assert server.updated_at > provisioning
     # A client holding the old ETag sees that the server changed under it.
     assert api.get(f"/api/v1/servers/{server.pk}").headers["ETag"] != etag
+
+
+def test_a_loopback_bastion_runs_with_every_machine_block_off_unless_switched_on(
+    org, sshd_factory, settings
+):
+    # Only what is asked for: no block named, except cloud-init (which changes nothing).
+    settings.BASTION_BOOTSTRAP_ENV = {"WAIT_CLOUD_INIT": "0", "BANNER": "0"}
+    server = bastion_on(sshd_factory(), org)
+    bootstrap.bastion_sweep()
+
+    assert run_queued() == [JobRun.Status.SUCCEEDED]
+    text = _transcript(server)
+    assert "the bastion is a loopback address (this machine)" in text
+    for name in bootstrap.MACHINE_BLOCKS:
+        assert f"(skipped: {name}=0)" in text
+
+
+def test_a_routable_bastion_keeps_the_configured_blocks(org, settings):
+    from apps.infrastructure.tests.factories import ServerFactory
+
+    settings.BASTION_BOOTSTRAP_ENV = {"FIREWALL": "0"}
+    server = ServerFactory.build(organization=org, public_ip_address="203.0.113.7")
+    assert bootstrap.bootstrap_toggles(server) == ({"FIREWALL": "0"}, False)
