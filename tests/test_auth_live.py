@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -113,5 +112,91 @@ def test_a_forged_forwarded_for_neither_opens_a_new_failure_bucket_nor_reaches_t
         # Every forged address is one client, the socket peer: its failure budget runs out.
         assert statuses[:5] == [401] * 5
         assert statuses[5:] == [429] * 3
+    finally:
+        web.stop()
+
+
+@pytest.fixture
+def owner_key(owner):
+    return api_key_create_for_user(user=owner).plain
+
+
+def _servers(url: str, org_key) -> int:
+    response = requests.get(
+        f"{url}/api/v1/servers",
+        headers={"X-ORG-KEY": org_key.plain, "X-ORG-SECRET": org_key.secret},
+        timeout=10,
+    )
+    return response.status_code
+
+
+def _revoke(url: str, org, owner_key: str, org_key) -> requests.Response:
+    return requests.delete(
+        f"{url}/api/v1/orgs/{org.pk}/api-keys/{org_key.key.pk}",
+        headers={"X-API-KEY": owner_key},
+        timeout=10,
+    )
+
+
+def test_an_org_key_revoked_through_one_web_process_is_refused_by_the_other_at_once(
+    org, owner_key, tmp_path
+):
+    env = live.process_env()
+    first, first_url = live.start_web(tmp_path, env, workers=1)
+    second, second_url = live.start_web(tmp_path, env, workers=1)
+    try:
+        org_key = api_key_create_for_org(organization=org)
+        # Both processes have verified (and remember) the key.
+        assert _servers(first_url, org_key) == 200
+        assert _servers(second_url, org_key) == 200
+        assert _servers(second_url, org_key) == 200
+
+        assert _revoke(first_url, org, owner_key, org_key).status_code == 204
+        assert _servers(second_url, org_key) == 401
+        assert _servers(first_url, org_key) == 401
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_with_redis_down_keys_still_authenticate_from_the_database_and_revocation_holds(
+    org, member, owner_key, own_redis, tmp_path
+):
+    env = live.process_env(
+        REDIS_URL=own_redis.url, GOOGLE_CLIENT_ID="client", GOOGLE_CLIENT_SECRET="secret"
+    )
+    web, url = live.start_web(tmp_path, env, workers=1)
+    try:
+        member_key = api_key_create_for_user(user=member).plain
+        org_key = api_key_create_for_org(organization=org)
+        doomed = api_key_create_for_org(organization=org)
+        for key in (org_key, doomed):
+            assert _servers(url, key) == 200
+        me = {"X-API-KEY": member_key}
+        assert requests.get(f"{url}/api/v1/me", headers=me, timeout=10).status_code == 200
+
+        own_redis.kill()
+        statuses = []
+        for _ in range(3):
+            statuses.append(requests.get(f"{url}/api/v1/me", headers=me, timeout=10).status_code)
+            statuses.append(_servers(url, org_key))
+        assert statuses == [200] * 6
+        # A key this process has never seen is verified against the database alone.
+        fresh = api_key_create_for_org(organization=org)
+        assert _servers(url, fresh) == 200
+        # Revocation works, and holds at once, while the cache is down.
+        assert _revoke(url, org, owner_key, doomed).status_code == 204
+        assert _servers(url, doomed) == 401
+        # What truly needs Redis (here the sign-in's cached provider discovery) is a 503.
+        started = requests.post(f"{url}/api/v1/auth/google/start", timeout=10)
+        assert started.status_code == 503, started.text
+        assert started.json()["code"] == "service_unavailable"
+        assert int(started.headers["Retry-After"]) > 0
+
+        own_redis.start()
+        # Back to normal, and the revocation made during the outage still holds.
+        assert _servers(url, org_key) == 200
+        assert _servers(url, doomed) == 401
+        assert " 500" not in web.output()
     finally:
         web.stop()

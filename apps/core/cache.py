@@ -1,4 +1,5 @@
-"""Django's Redis cache, minus two costs on the per-request path (the rate limiter's counter).
+"""Django's Redis cache, minus two costs on the per-request path (the rate limiter's counter),
+and the *credential generation* every process checks its remembered credentials against.
 
 Django's client builds a new `redis.Redis` object for every call and increments with two round
 trips (EXISTS, then INCRBY). This client keeps one `redis.Redis` per connection pool (it is
@@ -8,11 +9,20 @@ Behaviour is otherwise Django's own.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
+import redis.exceptions
+from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+
+# The shared cache is unreachable (refused, reset, timed out, or still loading after a restart).
+CACHE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 # Increment only an existing key, atomically, in one round trip; nil when the key is missing.
 _INCR_EXISTING = """
@@ -55,3 +65,75 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict) -> None:
         super().__init__(server, params)
         self._class = FastRedisCacheClient
+
+
+# --- The credential generation ----------------------------------------------------------------
+#
+# Whatever a process remembers about a verified credential (apps.accounts.apikeys) is stamped
+# with the generation it was checked under, and trusted only while the generation is unchanged.
+# Revoking a key sets a new generation once the revocation is committed, so every process, on its
+# next request, sees that its memory is older and checks the database again: revocation takes
+# effect everywhere at once. The generation is read in the rate limiter's round trip (no extra
+# one on the hot path). Its values are random, never a counter, so a Redis that restarts empty
+# can never bring back a value something was stamped with before.
+AUTH_GENERATION_KEY = "auth-generation"
+
+# Set when this process failed to reach the cache; the next successful read sets a new generation
+# first, so anything stamped before an outage (during which a key may have been revoked without
+# the cache hearing of it) is checked again.
+_outage_seen = False
+
+
+def auth_generation_bump() -> int:
+    """Set a new generation (raises CACHE_UNAVAILABLE if the cache is down)."""
+    value = secrets.randbits(62)
+    cache.set(AUTH_GENERATION_KEY, value, timeout=None)
+    return value
+
+
+def auth_generation_bump_quietly() -> None:
+    """A new generation, or, with the cache down, one as soon as this process reaches it again."""
+    try:
+        auth_generation_bump()
+    except CACHE_UNAVAILABLE:
+        auth_generation_unavailable()
+
+
+def auth_generation_unavailable() -> None:
+    """Note that the cache could not be reached: the generation is unknown for this request."""
+    global _outage_seen  # noqa: PLW0603 - one flag per process, by design
+    _outage_seen = True
+
+
+def auth_generation_seen(value: Any) -> int | None:
+    """The generation for this request, from what a read that reached the cache found there
+    (None when missing: the cache was flushed or restarted, so a new one starts)."""
+    global _outage_seen  # noqa: PLW0603 - one flag per process, by design
+    if value is None or _outage_seen:
+        try:
+            value = auth_generation_bump()
+        except CACHE_UNAVAILABLE:
+            auth_generation_unavailable()
+            return None
+        _outage_seen = False
+    return int(value)
+
+
+def auth_generation_read() -> int | None:
+    """The current generation in one round trip, for a request the rate limiter did not read it
+    for; None when the cache is down."""
+    try:
+        value = cache.get(AUTH_GENERATION_KEY)
+    except CACHE_UNAVAILABLE:
+        auth_generation_unavailable()
+        return None
+    return auth_generation_seen(value)
+
+
+def request_auth_generation(request: Any) -> int | None:
+    """The generation read for this request (by the rate limiter, or now); None: cache down."""
+    django_request = getattr(request, "_request", request)
+    if not hasattr(django_request, "auth_generation"):
+        django_request.auth_generation = auth_generation_read()
+    generation: int | None = django_request.auth_generation
+    return generation

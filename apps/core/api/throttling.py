@@ -40,7 +40,7 @@ class PrincipalRateThrottle(BaseThrottle):
         if not buckets:
             return True
         try:
-            usages, _ = rate_hit(buckets)
+            usages = rate_hit(buckets).usages
         except Exception:  # noqa: BLE001 - fail open, as the middleware does (it logs)
             return True
         django_request = request._request
