@@ -345,3 +345,82 @@ def test_revoking_or_deleting_a_key_in_the_admin_stops_it_at_once(member):
     assert delete.status_code == 302
     assert not APIKey.objects.filter(pk=gone.key.pk).exists()
     assert _key_client(gone.plain).get("/api/v1/me").status_code == 401
+
+
+def test_a_key_revoked_in_another_process_is_refused_here_once_the_generation_changes(member, org):
+    from apps.core.cache import auth_generation_bump
+
+    user_key = services.api_key_create_for_user(user=member)
+    org_key = services.api_key_create_for_org(organization=org)
+    org_client = APIClient()
+    org_client.credentials(HTTP_X_ORG_KEY=org_key.plain, HTTP_X_ORG_SECRET=org_key.secret)
+    assert _key_client(user_key.plain).get("/api/v1/me").status_code == 200
+    assert org_client.get("/api/v1/servers").status_code == 200
+    # Revoked by another process: its rows changed, this process still remembers both keys...
+    APIKey.objects.filter(pk__in=[user_key.key.pk, org_key.key.pk]).update(
+        revoked_at=timezone.now()
+    )
+    # ...until that process, having committed, sets a new credential generation.
+    auth_generation_bump()
+    assert _key_client(user_key.plain).get("/api/v1/me").status_code == 401
+    assert org_client.get("/api/v1/servers").status_code == 401
+
+
+def test_an_unrelated_revocation_costs_a_remembered_key_one_query_and_no_slow_hash(
+    member, hash_calls
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.core.cache import auth_generation_bump
+
+    created = services.api_key_create_for_user(user=member)
+    client = _key_client(created.plain)
+    assert client.get("/api/v1/me").status_code == 200
+    with CaptureQueriesContext(connection) as steady:
+        assert client.get("/api/v1/me").status_code == 200
+    auth_generation_bump()
+    with CaptureQueriesContext(connection) as after_bump:
+        assert client.get("/api/v1/me").status_code == 200
+    assert len(after_bump) == len(steady) + 1  # the key's row, checked again
+    assert len(hash_calls) == 1
+
+
+DEAD_CACHE = {
+    "default": {
+        "BACKEND": "apps.core.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+    }
+}
+
+
+def test_with_the_cache_down_keys_are_checked_against_the_database_on_every_request(
+    member, settings, hash_calls
+):
+    from django.conf import settings as live_settings
+
+    remembered = services.api_key_create_for_user(user=member)
+    fresh = services.api_key_create_for_user(user=member)
+    healthy = live_settings.CACHES
+    assert _key_client(remembered.plain).get("/api/v1/me").status_code == 200
+
+    settings.CACHES = DEAD_CACHE
+    assert _key_client(remembered.plain).get("/api/v1/me").status_code == 200
+    assert _key_client(fresh.plain).get("/api/v1/me").status_code == 200
+    assert _key_client(f"u_{fresh.key.public_id}_{'A' * 43}").get("/api/v1/me").status_code == 401
+    APIKey.objects.filter(pk=remembered.key.pk).update(revoked_at=timezone.now())
+    assert _key_client(remembered.plain).get("/api/v1/me").status_code == 401
+    # The process's memory still spares the slow hash for a key it verified before.
+    assert len(hash_calls) == 3
+    assert _key_client(fresh.plain).get("/api/v1/me").status_code == 200
+    assert len(hash_calls) == 3
+
+    settings.CACHES = healthy
+    # Reaching the cache again, this process first sets a new generation: what was stamped
+    # before the outage (when a revocation may have missed the cache) is checked again.
+    cache.set(API_KEY_CACHE_PREFIX + remembered.key.public_id, {"stale": True})
+    from apps.core.cache import AUTH_GENERATION_KEY
+
+    before = cache.get(AUTH_GENERATION_KEY)
+    assert _key_client(fresh.plain).get("/api/v1/me").status_code == 200
+    assert cache.get(AUTH_GENERATION_KEY) not in (None, before)
