@@ -83,6 +83,12 @@ def api_key_forget(*, public_id: str) -> None:
         auth_generation_unavailable()
     # After the commit: a process that checks the row before it would stamp the old state with
     # the new generation.
+    api_key_generation_change()
+
+
+def api_key_generation_change() -> None:
+    """Once the surrounding transaction commits, set a new credential generation: every process
+    checks the keys it remembers against their rows (and users) on its next request."""
     transaction.on_commit(auth_generation_bump_quietly)
 
 

@@ -128,8 +128,32 @@ def test_a_disabled_users_key_is_refused(member):
     assert client.get("/api/v1/me").status_code == 200
     member.is_disabled = True
     member.save()
-    # Other processes learn it within API_KEY_LOCAL_CACHE_SECONDS; simulated by forgetting.
+    # Saved behind the services' back (no new generation): a process that has not remembered
+    # the key checks the user.
     forget_local_key()
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_disabling_a_user_in_the_admin_stops_their_remembered_key_at_once(
+    member, django_capture_on_commit_callbacks
+):
+    created = services.api_key_create_for_user(user=member)
+    client = _key_client(created.plain)
+    assert client.get("/api/v1/me").status_code == 200
+    admin = Client()
+    admin.force_login(User.objects.create_user("ops@example.com", is_admin=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        change = admin.post(
+            f"/admin/accounts/user/{member.pk}/change/",
+            {
+                "primary_email": member.primary_email,
+                "display_name": member.display_name,
+                "avatar_url": member.avatar_url,
+                "is_disabled": "on",
+            },
+        )
+    assert change.status_code == 302, change.content
+    assert User.objects.get(pk=member.pk).is_disabled
     assert client.get("/api/v1/me").status_code == 401
 
 
