@@ -35,6 +35,14 @@ def _key_client(plain: str) -> APIClient:
     return client
 
 
+def _used_key(user: User) -> tuple[services.CreatedKey, APIClient]:
+    """A new user key and a client sending it, used once (so this process remembers it)."""
+    created = services.api_key_create_for_user(user=user)
+    client = _key_client(created.plain)
+    assert client.get("/api/v1/me").status_code == 200
+    return created, client
+
+
 def test_a_created_user_key_is_shown_once_and_then_authenticates(bearer_client, member):
     client = bearer_client(member)
     response = client.post(
@@ -137,9 +145,7 @@ def test_a_disabled_users_key_is_refused(member):
 def test_disabling_a_user_in_the_admin_stops_their_remembered_key_at_once(
     member, django_capture_on_commit_callbacks
 ):
-    created = services.api_key_create_for_user(user=member)
-    client = _key_client(created.plain)
-    assert client.get("/api/v1/me").status_code == 200
+    _, client = _used_key(member)
     admin = Client()
     admin.force_login(User.objects.create_user("ops@example.com", is_admin=True))
     with django_capture_on_commit_callbacks(execute=True):
@@ -398,9 +404,7 @@ def test_an_unrelated_revocation_costs_a_remembered_key_one_query_and_no_slow_ha
 
     from apps.core.cache import auth_generation_bump
 
-    created = services.api_key_create_for_user(user=member)
-    client = _key_client(created.plain)
-    assert client.get("/api/v1/me").status_code == 200
+    _, client = _used_key(member)
     with CaptureQueriesContext(connection) as steady:
         assert client.get("/api/v1/me").status_code == 200
     auth_generation_bump()
