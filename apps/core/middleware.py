@@ -20,7 +20,12 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
 from apps.core.api.errors import error_response
-from apps.core.cache import AUTH_GENERATION_KEY, auth_generation_seen, auth_generation_unavailable
+from apps.core.cache import (
+    AUTH_GENERATION_KEY,
+    CACHE_UNAVAILABLE,
+    auth_generation_seen,
+    auth_generation_unavailable,
+)
 from apps.core.logging import request_id_var
 
 Handler = Callable[[HttpRequest], HttpResponse]
@@ -352,9 +357,12 @@ class RateLimitMiddleware:
             # A request with a credential also reads the credential generation, in the same
             # round trip: authentication checks what it remembers against it.
             usages, failures, generation = rate_hit(buckets, peek=peek, generation=credential)
-        except Exception:  # any cache backend error: fail open, loudly
+        except Exception as exc:  # any cache backend error: fail open, loudly
+            # An outage is one line per request, without a traceback; anything else keeps it.
             logger.warning(
-                "rate limiter unavailable", exc_info=True, extra={"event": "ratelimit_unavailable"}
+                "rate limiter unavailable",
+                exc_info=not isinstance(exc, CACHE_UNAVAILABLE),
+                extra={"event": "ratelimit_unavailable", "error": type(exc).__name__},
             )
             auth_generation_unavailable()
             request.auth_generation = None  # type: ignore[attr-defined]
