@@ -234,9 +234,8 @@ def _shared_entry(cache_key: str) -> dict[str, Any] | None:
 
 def _key_valid(key_id: str, *, touch: bool) -> bool:
     """Whether the key's row still allows it (not revoked, not expired, its user not disabled),
-    in one indexed query;
-    with `touch`, the same statement records `last_used_at`. A key revoked or expired meanwhile
-    updates no row, so a touch can never revive a dead key."""
+    in one indexed query; with `touch`, the same statement records `last_used_at`. A key revoked
+    or expired meanwhile updates no row, so a touch can never revive a dead key."""
     now = timezone.now()
     rows = (
         APIKey.objects.filter(pk=key_id, revoked_at__isnull=True)
