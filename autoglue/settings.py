@@ -174,11 +174,20 @@ AUTOGLUE_ROTATION_BATCH_SIZE = env.int("AUTOGLUE_ROTATION_BATCH_SIZE", default=5
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
+    # How long a cache call waits on a Redis that does not answer (partitioned, frozen) before
+    # giving up; redis-py's own default is 5 s. Every cache call of a request is small, and after
+    # a failure each process leaves the cache alone for a moment (apps.core.cache.cache_down),
+    # so an unanswering Redis costs one request per process this long, not every request.
+    _redis_timeout = env.float("REDIS_CACHE_TIMEOUT_SECONDS", default=1.0)
     CACHES = {
         "default": {
             "BACKEND": "apps.core.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="autoglue"),
+            "OPTIONS": {
+                "socket_connect_timeout": _redis_timeout,
+                "socket_timeout": _redis_timeout,
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL

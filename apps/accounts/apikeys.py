@@ -41,6 +41,7 @@ from apps.core.cache import (
     CACHE_UNAVAILABLE,
     auth_generation_bump_quietly,
     auth_generation_unavailable,
+    cache_down,
 )
 
 API_KEY_CACHE_PREFIX = "apikey:"
@@ -64,6 +65,8 @@ def api_key_credential_digest(*, scope: str, credential: str) -> str:
 
 
 def api_key_remember_good(*, public_id: str, digest: str) -> None:
+    if cache_down():
+        return
     try:
         cache.set(API_KEY_GOOD_PREFIX + public_id, digest, timeout=API_KEY_GOOD_SECONDS)
     except CACHE_UNAVAILABLE:
@@ -77,10 +80,13 @@ def api_key_forget(*, public_id: str) -> None:
     then checking the database anyway, and this one sets a new generation when it reaches the
     cache again."""
     forget_local_key(public_id)
-    try:
-        cache.delete_many([API_KEY_CACHE_PREFIX + public_id, API_KEY_GOOD_PREFIX + public_id])
-    except CACHE_UNAVAILABLE:
+    if cache_down():
         auth_generation_unavailable()
+    else:
+        try:
+            cache.delete_many([API_KEY_CACHE_PREFIX + public_id, API_KEY_GOOD_PREFIX + public_id])
+        except CACHE_UNAVAILABLE:
+            auth_generation_unavailable()
     # After the commit: a process that checks the row before it would stamp the old state with
     # the new generation.
     api_key_generation_change()
@@ -250,6 +256,8 @@ def _key_valid(key_id: str, *, touch: bool) -> bool:
 def _refuse(public_id: str) -> APIError:
     """The key is no longer valid: drop what is remembered of it, answer 401."""
     forget_local_key(public_id)
+    if cache_down():
+        return unauthorized()
     try:
         cache.delete(API_KEY_CACHE_PREFIX + public_id)
     except CACHE_UNAVAILABLE:

@@ -10,6 +10,7 @@ Behaviour is otherwise Django's own.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,24 @@ AUTH_GENERATION_KEY = "auth-generation"
 # first, so anything stamped before an outage (during which a key may have been revoked without
 # the cache hearing of it) is checked again.
 _outage_seen = False
+# After a failure this process leaves the cache alone for a moment: a Redis that does not answer
+# (partitioned, frozen) costs one request the socket timeout, not every request, and a refused one
+# costs no connection attempt per request. Meanwhile the rate limit fails open and keys are
+# checked against the database, as during any outage.
+CACHE_RETRY_SECONDS = 2.0
+_down_until = 0.0
+
+
+def cache_outage_forget() -> None:
+    """Forget that the cache failed (tests: each one starts with it reachable)."""
+    global _outage_seen, _down_until  # noqa: PLW0603 - one flag per process, by design
+    _outage_seen = False
+    _down_until = 0.0
+
+
+def cache_down() -> bool:
+    """Whether this process failed to reach the cache within the last CACHE_RETRY_SECONDS."""
+    return time.monotonic() < _down_until
 
 
 def auth_generation_bump() -> int:
@@ -93,6 +112,9 @@ def auth_generation_bump() -> int:
 
 def auth_generation_bump_quietly() -> None:
     """A new generation, or, with the cache down, one as soon as this process reaches it again."""
+    if cache_down():
+        auth_generation_unavailable()
+        return
     try:
         auth_generation_bump()
     except CACHE_UNAVAILABLE:
@@ -100,9 +122,11 @@ def auth_generation_bump_quietly() -> None:
 
 
 def auth_generation_unavailable() -> None:
-    """Note that the cache could not be reached: the generation is unknown for this request."""
-    global _outage_seen  # noqa: PLW0603 - one flag per process, by design
+    """Note that the cache could not be reached: the generation is unknown for this request, and
+    the cache is left alone for CACHE_RETRY_SECONDS (`cache_down`)."""
+    global _outage_seen, _down_until  # noqa: PLW0603 - one flag per process, by design
     _outage_seen = True
+    _down_until = time.monotonic() + CACHE_RETRY_SECONDS
 
 
 def auth_generation_seen(value: Any) -> int | None:
@@ -122,6 +146,8 @@ def auth_generation_seen(value: Any) -> int | None:
 def auth_generation_read() -> int | None:
     """The current generation in one round trip, for a request the rate limiter did not read it
     for; None when the cache is down."""
+    if cache_down():
+        return None
     try:
         value = cache.get(AUTH_GENERATION_KEY)
     except CACHE_UNAVAILABLE:

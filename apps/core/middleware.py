@@ -25,6 +25,7 @@ from apps.core.cache import (
     CACHE_UNAVAILABLE,
     auth_generation_seen,
     auth_generation_unavailable,
+    cache_down,
 )
 from apps.core.logging import request_id_var
 
@@ -339,7 +340,7 @@ class RateLimitMiddleware:
             return _too_many(failures, usages)
         request.rate_limit_usages = usages  # type: ignore[attr-defined]
         response = self.get_response(request)
-        if response.status_code == 401 and credential and peek is not None:
+        if response.status_code == 401 and credential and peek is not None and not cache_down():
             with contextlib.suppress(Exception):
                 rate_hit([peek])
         if path.startswith(_API_PREFIX):
@@ -353,6 +354,9 @@ class RateLimitMiddleware:
         peek: tuple[str, str] | None,
         credential: bool,
     ) -> tuple[list[RateUsage], RateUsage | None]:
+        if cache_down():  # failed a moment ago (and said so): fail open without waiting again
+            request.auth_generation = None  # type: ignore[attr-defined]
+            return [], None
         try:
             # A request with a credential also reads the credential generation, in the same
             # round trip: authentication checks what it remembers against it.

@@ -423,9 +423,11 @@ DEAD_CACHE = {
 
 
 def test_with_the_cache_down_keys_are_checked_against_the_database_on_every_request(
-    member, settings, hash_calls
+    member, settings, hash_calls, monkeypatch
 ):
     from django.conf import settings as live_settings
+
+    from apps.core import cache as core_cache
 
     remembered = services.api_key_create_for_user(user=member)
     fresh = services.api_key_create_for_user(user=member)
@@ -444,6 +446,7 @@ def test_with_the_cache_down_keys_are_checked_against_the_database_on_every_requ
     assert len(hash_calls) == 3
 
     settings.CACHES = healthy
+    monkeypatch.setattr(core_cache, "_down_until", 0.0)  # as if the retry delay had passed
     # Reaching the cache again, this process first sets a new generation: what was stamped
     # before the outage (when a revocation may have missed the cache) is checked again.
     cache.set(API_KEY_CACHE_PREFIX + remembered.key.public_id, {"stale": True})
@@ -452,3 +455,52 @@ def test_with_the_cache_down_keys_are_checked_against_the_database_on_every_requ
     before = cache.get(AUTH_GENERATION_KEY)
     assert _key_client(fresh.plain).get("/api/v1/me").status_code == 200
     assert cache.get(AUTH_GENERATION_KEY) not in (None, before)
+
+
+@pytest.fixture
+def silent_cache(settings):
+    """A cache that accepts connections and never answers (a partitioned or frozen Redis), with
+    the count of connections it was offered."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            **DEAD_CACHE["default"],
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_timeout": 0.3, "socket_connect_timeout": 0.3},
+        }
+    }
+    yield accepted
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_a_cache_that_stops_answering_is_waited_for_once_not_on_every_request(member, silent_cache):
+    created = services.api_key_create_for_user(user=member)
+    client = _key_client(created.plain)
+    for _ in range(5):
+        assert client.get("/api/v1/me").status_code == 200
+    # The first request waited for the silent cache and gave up; the others, within the
+    # retry delay, went to the database without trying it again.
+    assert len(silent_cache) == 1
