@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -64,6 +65,10 @@ class OwnRedis:
             return bool(redis.Redis.from_url(self.url, socket_timeout=0.5).ping())
         except redis.RedisError:
             return False
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -132,6 +137,20 @@ def _servers(url: str, org_key) -> int:
     return response.status_code
 
 
+def _wait_for_the_limiter(url: str, org_key) -> None:
+    """Until the web process uses the cache again (its rate-limit headers are back)."""
+
+    def counted() -> bool:
+        response = requests.get(
+            f"{url}/api/v1/servers",
+            headers={"X-ORG-KEY": org_key.plain, "X-ORG-SECRET": org_key.secret},
+            timeout=10,
+        )
+        return "RateLimit-Limit" in response.headers
+
+    live.wait_until(counted, 20, "the rate limiter to use Redis again", interval=0.5)
+
+
 def _revoke(url: str, org, owner_key: str, org_key) -> requests.Response:
     return requests.delete(
         f"{url}/api/v1/orgs/{org.pk}/api-keys/{org_key.key.pk}",
@@ -196,10 +215,35 @@ def test_with_redis_down_keys_still_authenticate_from_the_database_and_revocatio
         assert int(started.headers["Retry-After"]) > 0
 
         own_redis.start()
+        _wait_for_the_limiter(url, org_key)
         # Back to normal, and the revocation made during the outage still holds.
         assert _servers(url, org_key) == 200
         assert _servers(url, doomed) == 401
         # Nothing was a 500, in the access log of every request made.
         assert not re.search(r"status\W+500\b", web.log.read_text(errors="replace"))
     finally:
+        web.stop()
+
+
+def test_a_key_revoked_while_redis_was_frozen_stays_revoked_when_it_answers_again(
+    org, owner_key, own_redis, tmp_path
+):
+    env = live.process_env(REDIS_URL=own_redis.url)
+    web, url = live.start_web(tmp_path, env, workers=1)
+    try:
+        org_key = api_key_create_for_org(organization=org)
+        doomed = api_key_create_for_org(organization=org)
+        for key in (org_key, doomed):  # both remembered, in the process and in Redis
+            assert _servers(url, key) == 200
+        own_redis.signal(signal.SIGSTOP)  # accepts connections, answers nothing
+        assert _servers(url, org_key) == 200
+        assert _revoke(url, org, owner_key, doomed).status_code == 204
+        assert _servers(url, doomed) == 401
+        # Redis answers again, with the entry for the revoked key it never heard was deleted.
+        own_redis.signal(signal.SIGCONT)
+        _wait_for_the_limiter(url, org_key)
+        assert _servers(url, doomed) == 401
+        assert _servers(url, org_key) == 200
+    finally:
+        own_redis.signal(signal.SIGCONT)
         web.stop()
