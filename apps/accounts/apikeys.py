@@ -40,8 +40,8 @@ from apps.core.api.errors import APIError
 from apps.core.cache import (
     CACHE_UNAVAILABLE,
     auth_generation_bump_quietly,
-    auth_generation_unavailable,
     cache_down,
+    cache_failed,
 )
 
 API_KEY_CACHE_PREFIX = "apikey:"
@@ -70,7 +70,7 @@ def api_key_remember_good(*, public_id: str, digest: str) -> None:
     try:
         cache.set(API_KEY_GOOD_PREFIX + public_id, digest, timeout=API_KEY_GOOD_SECONDS)
     except CACHE_UNAVAILABLE:
-        auth_generation_unavailable()  # only an exemption from the budget is lost
+        cache_failed()  # only an exemption from the budget is lost
 
 
 def api_key_forget(*, public_id: str) -> None:
@@ -81,12 +81,12 @@ def api_key_forget(*, public_id: str) -> None:
     cache again."""
     forget_local_key(public_id)
     if cache_down():
-        auth_generation_unavailable()
+        cache_failed()
     else:
         try:
             cache.delete_many([API_KEY_CACHE_PREFIX + public_id, API_KEY_GOOD_PREFIX + public_id])
         except CACHE_UNAVAILABLE:
-            auth_generation_unavailable()
+            cache_failed()
     # After the commit: a process that checks the row before it would stamp the old state with
     # the new generation.
     api_key_generation_change()
@@ -117,7 +117,7 @@ def _budget_spent(client_ip: str, shared: bool) -> bool:
         try:
             count = cache.get(_failure_key(client_ip)) or 0
         except CACHE_UNAVAILABLE:
-            auth_generation_unavailable()
+            cache_failed()
             shared = False
     if not shared:
         minute, count = _local_failures.get(client_ip, (0, 0))
@@ -137,7 +137,7 @@ def _record_failure(client_ip: str, shared: bool) -> None:
                 cache.set(key, 1, timeout=60)
             return
         except CACHE_UNAVAILABLE:
-            auth_generation_unavailable()
+            cache_failed()
     minute = int(time.time() // 60)
     if len(_local_failures) >= _LOCAL_MAX_ENTRIES:
         _local_failures.clear()
@@ -153,7 +153,7 @@ def _known_good(public_id: str, digest: str, shared: bool) -> bool:
     try:
         remembered = cache.get(API_KEY_GOOD_PREFIX + public_id)
     except CACHE_UNAVAILABLE:
-        auth_generation_unavailable()
+        cache_failed()
         return False
     return remembered is not None and tokens.digests_equal(remembered, digest)
 
@@ -233,7 +233,7 @@ def _shared_entry(cache_key: str) -> dict[str, Any] | None:
     try:
         entry: dict[str, Any] | None = cache.get(cache_key)
     except CACHE_UNAVAILABLE:
-        auth_generation_unavailable()
+        cache_failed()
         return None
     return entry
 
@@ -261,7 +261,7 @@ def _refuse(public_id: str) -> APIError:
     try:
         cache.delete(API_KEY_CACHE_PREFIX + public_id)
     except CACHE_UNAVAILABLE:
-        auth_generation_unavailable()
+        cache_failed()
     return unauthorized()
 
 
@@ -284,7 +284,7 @@ def _touch(
                 API_KEY_CACHE_PREFIX + public_id, entry, timeout=settings.API_KEY_CACHE_SECONDS
             )
         except CACHE_UNAVAILABLE:
-            auth_generation_unavailable()
+            cache_failed()
     return entry
 
 

@@ -113,17 +113,18 @@ def auth_generation_bump() -> int:
 def auth_generation_bump_quietly() -> None:
     """A new generation, or, with the cache down, one as soon as this process reaches it again."""
     if cache_down():
-        auth_generation_unavailable()
+        cache_failed()
         return
     try:
         auth_generation_bump()
     except CACHE_UNAVAILABLE:
-        auth_generation_unavailable()
+        cache_failed()
 
 
-def auth_generation_unavailable() -> None:
-    """Note that the cache could not be reached: the generation is unknown for this request, and
-    the cache is left alone for CACHE_RETRY_SECONDS (`cache_down`)."""
+def cache_failed() -> None:
+    """Note that the cache could not be reached: the credential generation is unknown for this
+    request, a new one is set on the next successful read, and the cache is left alone for
+    CACHE_RETRY_SECONDS (`cache_down`)."""
     global _outage_seen, _down_until  # noqa: PLW0603 - one flag per process, by design
     _outage_seen = True
     _down_until = time.monotonic() + CACHE_RETRY_SECONDS
@@ -137,7 +138,7 @@ def auth_generation_seen(value: Any) -> int | None:
         try:
             value = auth_generation_bump()
         except CACHE_UNAVAILABLE:
-            auth_generation_unavailable()
+            cache_failed()
             return None
         _outage_seen = False
     return int(value)
@@ -151,7 +152,7 @@ def auth_generation_read() -> int | None:
     try:
         value = cache.get(AUTH_GENERATION_KEY)
     except CACHE_UNAVAILABLE:
-        auth_generation_unavailable()
+        cache_failed()
         return None
     return auth_generation_seen(value)
 

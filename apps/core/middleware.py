@@ -24,8 +24,8 @@ from apps.core.cache import (
     AUTH_GENERATION_KEY,
     CACHE_UNAVAILABLE,
     auth_generation_seen,
-    auth_generation_unavailable,
     cache_down,
+    cache_failed,
 )
 from apps.core.logging import request_id_var
 
@@ -368,7 +368,7 @@ class RateLimitMiddleware:
                 exc_info=not isinstance(exc, CACHE_UNAVAILABLE),
                 extra={"event": "ratelimit_unavailable", "error": type(exc).__name__},
             )
-            auth_generation_unavailable()
+            cache_failed()
             request.auth_generation = None  # type: ignore[attr-defined]
             return [], None
         if credential:
