@@ -20,9 +20,15 @@ from apps.core.tenancy import MachineUser, OrgKeyPrincipal
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Rate-limit counters and cached lookups live in the real Redis; start every test empty."""
+    """Rate-limit counters and cached lookups live in the real Redis; start every test empty,
+    and with no memory of a cache outage (a process leaves the cache alone for a moment after
+    one, apps.core.cache.cache_down)."""
+    from apps.core.cache import cache_outage_forget
+
+    cache_outage_forget()
     cache.clear()
     yield
+    cache_outage_forget()
     cache.clear()
 
 

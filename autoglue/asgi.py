@@ -1,5 +1,5 @@
 """ASGI entry point: the supported web deployment is
-`gunicorn autoglue.asgi --worker-class uvicorn_worker.UvicornWorker`.
+`gunicorn autoglue.asgi --worker-class autoglue.workers.UvicornWorker`.
 
 Ordinary (synchronous) views run on a thread of their own per request; live log streams
 (apps.jobs.stream) are async and wait without holding a thread, so any number of viewers can

@@ -181,11 +181,20 @@ AUTOGLUE_ROTATION_BATCH_SIZE = env.int("AUTOGLUE_ROTATION_BATCH_SIZE", default=5
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
+    # How long a cache call waits on a Redis that does not answer (partitioned, frozen) before
+    # giving up; redis-py's own default is 5 s. Every cache call of a request is small, and after
+    # a failure each process leaves the cache alone for a moment (apps.core.cache.cache_down),
+    # so an unanswering Redis costs one request per process this long, not every request.
+    _redis_timeout = env.float("REDIS_CACHE_TIMEOUT_SECONDS", default=1.0)
     CACHES = {
         "default": {
             "BACKEND": "apps.core.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="autoglue"),
+            "OPTIONS": {
+                "socket_connect_timeout": _redis_timeout,
+                "socket_timeout": _redis_timeout,
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
@@ -398,10 +407,11 @@ REFRESH_TOKEN_SECONDS = env.int("REFRESH_TOKEN_SECONDS", default=30 * 24 * 3600)
 REFRESH_FAMILY_SECONDS = env.int("REFRESH_FAMILY_SECONDS", default=90 * 24 * 3600)
 # Keyed hash for token digests; defaults to one derived from SECRET_KEY.
 TOKEN_PEPPER = env.str("TOKEN_PEPPER", default="")
-# A verified API key is remembered this long (<= 60 s: revocation takes effect within it).
+# A verified API key is remembered this long (<= 60 s). Revocation does not wait for it: every
+# process checks the credential generation on each request (docs/identity.md).
 API_KEY_CACHE_SECONDS = min(env.int("API_KEY_CACHE_SECONDS", default=60), 60)
 # Each process also keeps a verified key (and its user) in memory this long, so the hot path
-# makes no network round trip; revocation and disabling reach other processes within it.
+# makes no extra network round trip; trusted only while the credential generation is unchanged.
 API_KEY_LOCAL_CACHE_SECONDS = min(env.int("API_KEY_LOCAL_CACHE_SECONDS", default=10), 60)
 API_KEY_LAST_USED_THROTTLE_SECONDS = env.int("API_KEY_LAST_USED_THROTTLE_SECONDS", default=60)
 # Failed API-key verifications per client address per minute; past it the slow hash is only
@@ -573,7 +583,8 @@ RATELIMIT_USE_CACHE = "default"
 # through instead of answering 429 to an innocent client.
 RATELIMIT_FAIL_OPEN = True
 # How many reverse proxies in front of us append to X-Forwarded-For. 0 means the socket peer
-# is the client and X-Forwarded-For is ignored, so a forged header opens no new bucket.
+# is the client and X-Forwarded-For is ignored, so a forged header opens no new bucket. The web
+# worker (autoglue.workers.UvicornWorker) leaves the header alone, so this is the only say.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 CORS_ALLOWED_ORIGINS = env.list(

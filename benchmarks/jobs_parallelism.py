@@ -384,7 +384,7 @@ def start_web(args, env, procs: Processes, headers: dict[str, str]):  # type: ig
         "web",
         [
             str(BIN / "gunicorn"), "autoglue.asgi",
-            "--worker-class", "uvicorn_worker.UvicornWorker",
+            "--worker-class", "autoglue.workers.UvicornWorker",
             "--workers", "2", "--bind", f"127.0.0.1:{port}",
             "--access-logfile", "/dev/null", "--graceful-timeout", "3",
         ],

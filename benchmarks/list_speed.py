@@ -316,7 +316,7 @@ def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
                 "gunicorn",
                 "autoglue.asgi",
                 "--worker-class",
-                "uvicorn_worker.UvicornWorker",
+                "autoglue.workers.UvicornWorker",
                 "--workers",
                 "2",
                 "--bind",

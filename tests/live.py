@@ -87,7 +87,7 @@ def start_web(tmp: Path, env: dict[str, str], workers: int = 2) -> tuple[Process
             str(BIN / "gunicorn"),
             "autoglue.asgi",
             "--worker-class",
-            "uvicorn_worker.UvicornWorker",
+            "autoglue.workers.UvicornWorker",
             "--workers",
             str(workers),
             "--bind",

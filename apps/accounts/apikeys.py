@@ -12,6 +12,14 @@ Three memories, from fastest to slowest (docs/identity.md, "API keys"):
 - the *known good* marker `apikey-good:<public id>`: a digest of the rightful credential, kept
   from creation and every success, which never authenticates by itself but exempts that
   credential from the per-address failure budget (`API_KEY_MAX_FAILURES` a minute).
+
+The first two are stamped with the credential generation they were checked under
+(`apps.core.cache`) and trusted only while it is unchanged. A revocation sets a new generation
+once committed, so the next request in any process checks the key's row again (one indexed
+query, no slow hash: the credential's digest was verified before): revocation is immediate
+everywhere. With the cache down the generation is unknown, and every request is checked against
+the database, as the original does: the process's memory still spares the slow hash, and the
+failure budget is kept per process.
 """
 
 from __future__ import annotations
@@ -22,12 +30,19 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts import tokens
 from apps.accounts.models import APIKey
 from apps.core.api.errors import APIError
+from apps.core.cache import (
+    CACHE_UNAVAILABLE,
+    auth_generation_bump_quietly,
+    cache_down,
+    cache_failed,
+)
 
 API_KEY_CACHE_PREFIX = "apikey:"
 # A digest of each key's full credential, remembered from its creation and every successful
@@ -50,14 +65,37 @@ def api_key_credential_digest(*, scope: str, credential: str) -> str:
 
 
 def api_key_remember_good(*, public_id: str, digest: str) -> None:
-    cache.set(API_KEY_GOOD_PREFIX + public_id, digest, timeout=API_KEY_GOOD_SECONDS)
+    if cache_down():
+        return
+    try:
+        cache.set(API_KEY_GOOD_PREFIX + public_id, digest, timeout=API_KEY_GOOD_SECONDS)
+    except CACHE_UNAVAILABLE:
+        cache_failed()  # only an exemption from the budget is lost
 
 
 def api_key_forget(*, public_id: str) -> None:
-    """Forget everything remembered about a key (the shared entries and this process's), so the
-    next request re-reads the row."""
-    cache.delete_many([API_KEY_CACHE_PREFIX + public_id, API_KEY_GOOD_PREFIX + public_id])
+    """Forget everything remembered about a key (the shared entries and this process's) and,
+    once the surrounding transaction commits, set a new credential generation, so every process
+    checks the key's row again on its next request. Works with the cache down: every process is
+    then checking the database anyway, and this one sets a new generation when it reaches the
+    cache again."""
     forget_local_key(public_id)
+    if cache_down():
+        cache_failed()
+    else:
+        try:
+            cache.delete_many([API_KEY_CACHE_PREFIX + public_id, API_KEY_GOOD_PREFIX + public_id])
+        except CACHE_UNAVAILABLE:
+            cache_failed()
+    # After the commit: a process that checks the row before it would stamp the old state with
+    # the new generation.
+    api_key_generation_change()
+
+
+def api_key_generation_change() -> None:
+    """Once the surrounding transaction commits, set a new credential generation: every process
+    checks the keys it remembers against their rows (and users) on its next request."""
+    transaction.on_commit(auth_generation_bump_quietly)
 
 
 # --- The failure budget ------------------------------------------------------------------------
@@ -69,25 +107,54 @@ def _failure_key(client_ip: str) -> str:
     return f"{_FAILURE_PREFIX}{client_ip}"
 
 
-def _budget_spent(client_ip: str) -> bool:
-    count = cache.get(_failure_key(client_ip)) or 0
+# With the cache down, failures are counted per process (address -> (minute, count)): a flood
+# still burns at most the budget's worth of slow hashes per process and minute.
+_local_failures: dict[str, tuple[int, int]] = {}
+
+
+def _budget_spent(client_ip: str, shared: bool) -> bool:
+    if shared:
+        try:
+            count = cache.get(_failure_key(client_ip)) or 0
+        except CACHE_UNAVAILABLE:
+            cache_failed()
+            shared = False
+    if not shared:
+        minute, count = _local_failures.get(client_ip, (0, 0))
+        count = count if minute == int(time.time() // 60) else 0
     return bool(count >= settings.API_KEY_MAX_FAILURES)
 
 
-def _record_failure(client_ip: str) -> None:
-    key = _failure_key(client_ip)
-    if cache.add(key, 1, timeout=60):
-        return
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=60)
+def _record_failure(client_ip: str, shared: bool) -> None:
+    if shared:
+        key = _failure_key(client_ip)
+        try:
+            if cache.add(key, 1, timeout=60):
+                return
+            try:
+                cache.incr(key)
+            except ValueError:
+                cache.set(key, 1, timeout=60)
+            return
+        except CACHE_UNAVAILABLE:
+            cache_failed()
+    minute = int(time.time() // 60)
+    if len(_local_failures) >= _LOCAL_MAX_ENTRIES:
+        _local_failures.clear()
+    last, count = _local_failures.get(client_ip, (minute, 0))
+    _local_failures[client_ip] = (minute, count + 1 if last == minute else 1)
 
 
-def _known_good(public_id: str, digest: str) -> bool:
+def _known_good(public_id: str, digest: str, shared: bool) -> bool:
     """Whether this exact credential was issued or verified before (see API_KEY_GOOD_PREFIX).
     Only ever lets a request *try* the slow hash."""
-    remembered = cache.get(API_KEY_GOOD_PREFIX + public_id)
+    if not shared:
+        return False
+    try:
+        remembered = cache.get(API_KEY_GOOD_PREFIX + public_id)
+    except CACHE_UNAVAILABLE:
+        cache_failed()
+        return False
     return remembered is not None and tokens.digests_equal(remembered, digest)
 
 
@@ -106,27 +173,36 @@ def _decoy_hash() -> str:
 
 
 def verify_api_key(
-    *, scope: str, public_id: str, secret: str, credential: str, client_ip: str = ""
+    *,
+    scope: str,
+    public_id: str,
+    secret: str,
+    credential: str,
+    client_ip: str = "",
+    generation: int | None = None,
 ) -> dict[str, Any]:
     """The cached facts about a valid key (`key_id`, `user_id`, `organization_id`), or 401.
 
     `credential` is the whole presented credential: its HMAC is what the cache remembers, so a
-    different secret for the same public id never matches a cached success."""
+    different secret for the same public id never matches a cached success. `generation` is the
+    request's credential generation (`apps.core.cache.request_auth_generation`); None means the
+    cache is down, and the key is then verified against the database alone."""
     cache_key = API_KEY_CACHE_PREFIX + public_id
     digest = api_key_credential_digest(scope=scope, credential=credential)
     now = time.time()
-    entry = cache.get(cache_key)
+    shared = generation is not None
+    entry = _shared_entry(cache_key) if shared else None
     if entry is not None and tokens.digests_equal(entry["digest"], digest):
         if entry["expires_at"] is not None and entry["expires_at"] <= now:
             raise unauthorized()
-        return _touch(public_id, entry, now)
+        return _touch(public_id, entry, now, generation)
 
     # Cache miss (or a different secret): the slow path. Every failure (unknown id, wrong
     # secret, revoked or expired key) costs one argon2 verification and counts against the
     # client address; once its budget is spent, only a credential known to be right still gets
     # verified, so a flood burns no more CPU and the key's owner is never locked out. Every
     # failure answers the same message.
-    if _budget_spent(client_ip) and not _known_good(public_id, digest):
+    if _budget_spent(client_ip, shared) and not _known_good(public_id, digest, shared):
         raise unauthorized()
     key = APIKey.objects.filter(public_id=public_id, scope=scope).first()
     verified = tokens.slow_verify(key.secret_hash if key else _decoy_hash(), secret)
@@ -136,9 +212,10 @@ def verify_api_key(
         or key.revoked_at is not None
         or (key.expires_at and key.expires_at <= timezone.now())
     ):
-        _record_failure(client_ip)
+        _record_failure(client_ip, shared)
         raise unauthorized()
-    api_key_remember_good(public_id=public_id, digest=digest)
+    if shared:
+        api_key_remember_good(public_id=public_id, digest=digest)
     entry = {
         "digest": digest,
         "key_id": str(key.pk),
@@ -146,33 +223,68 @@ def verify_api_key(
         "organization_id": str(key.organization_id) if key.organization_id else None,
         "expires_at": key.expires_at.timestamp() if key.expires_at else None,
         "touched": 0.0,
+        # Read before the row was, so a revocation committed after the read is a newer one.
+        "generation": generation,
     }
-    return _touch(public_id, entry, now)
+    return _touch(public_id, entry, now, generation)
 
 
-def _mark_used(public_id: str, key_id: str) -> None:
-    """Write `last_used_at`, but only while the key is still valid in the database. A key revoked
-    or expired meanwhile (another process, the admin, a lost cache delete) updates no row: its
-    cache entries are dropped and the request is 401, so a touch can never revive a dead key."""
+def _shared_entry(cache_key: str) -> dict[str, Any] | None:
+    try:
+        entry: dict[str, Any] | None = cache.get(cache_key)
+    except CACHE_UNAVAILABLE:
+        cache_failed()
+        return None
+    return entry
+
+
+def _key_valid(key_id: str, *, touch: bool) -> bool:
+    """Whether the key's row still allows it (not revoked, not expired, its user not disabled),
+    in one indexed query; with `touch`, the same statement records `last_used_at`. A key revoked
+    or expired meanwhile updates no row, so a touch can never revive a dead key."""
     now = timezone.now()
-    updated = (
+    rows = (
         APIKey.objects.filter(pk=key_id, revoked_at__isnull=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .update(last_used_at=now)
+        .filter(Q(user__isnull=True) | Q(user__is_disabled=False))
     )
-    if updated != 1:
+    if touch:
+        return rows.update(last_used_at=now) == 1
+    return rows.exists()
+
+
+def _refuse(public_id: str) -> APIError:
+    """The key is no longer valid: drop what is remembered of it, answer 401."""
+    forget_local_key(public_id)
+    if cache_down():
+        return unauthorized()
+    try:
         cache.delete(API_KEY_CACHE_PREFIX + public_id)
-        forget_local_key(public_id)
-        raise unauthorized()
+    except CACHE_UNAVAILABLE:
+        cache_failed()
+    return unauthorized()
 
 
-def _touch(public_id: str, entry: dict[str, Any], now: float) -> dict[str, Any]:
-    """Record `last_used_at`, at most once per throttle period per key."""
-    if now - entry["touched"] < settings.API_KEY_LAST_USED_THROTTLE_SECONDS:
+def _touch(
+    public_id: str, entry: dict[str, Any], now: float, generation: int | None
+) -> dict[str, Any]:
+    """Check the row again when the entry's generation is not the request's (a key was revoked
+    since, or the cache is down), and record `last_used_at` at most once per throttle period;
+    one query at most, none on the hot path."""
+    due = now - entry["touched"] >= settings.API_KEY_LAST_USED_THROTTLE_SECONDS
+    current = generation is not None and entry.get("generation") == generation
+    if current and not due:
         return entry
-    _mark_used(public_id, entry["key_id"])
-    entry = {**entry, "touched": now}
-    cache.set(API_KEY_CACHE_PREFIX + public_id, entry, timeout=settings.API_KEY_CACHE_SECONDS)
+    if not _key_valid(entry["key_id"], touch=due):
+        raise _refuse(public_id)
+    entry = {**entry, "generation": generation, "touched": now if due else entry["touched"]}
+    if generation is not None:
+        try:
+            cache.set(
+                API_KEY_CACHE_PREFIX + public_id, entry, timeout=settings.API_KEY_CACHE_SECONDS
+            )
+        except CACHE_UNAVAILABLE:
+            cache_failed()
     return entry
 
 
@@ -200,19 +312,21 @@ def forget_local_key(public_id: str | None = None) -> None:
         _local_keys.pop(public_id, None)
 
 
-def local_lookup(public_id: str, digest: str) -> tuple[Any, Any] | None:
-    """The principal this process verified for exactly this credential, while still fresh."""
+def local_lookup(public_id: str, digest: str, generation: int | None) -> tuple[Any, Any] | None:
+    """The principal this process verified for exactly this credential, while still fresh and
+    of the request's generation; otherwise (another generation, or the cache down) after
+    checking the key's row again. With the cache down the memory is used past its lifetime:
+    every use is checked against the database."""
     hit = _local_keys.get(public_id)
     if hit is None or not tokens.digests_equal(hit.digest, digest):
         return None
     now = time.time()
     expires_at = hit.entry["expires_at"]
-    if hit.until < time.monotonic() or (expires_at is not None and expires_at <= now):
+    stale = hit.until < time.monotonic() and generation is not None
+    if stale or (expires_at is not None and expires_at <= now):
         _local_keys.pop(public_id, None)
         return None
-    if now - hit.entry["touched"] >= settings.API_KEY_LAST_USED_THROTTLE_SECONDS:
-        _mark_used(public_id, hit.entry["key_id"])
-        hit.entry = {**hit.entry, "touched": now}
+    hit.entry = _touch(public_id, hit.entry, now, generation)
     return hit.principal
 
 

@@ -9,9 +9,11 @@
 Verifying API keys, and every cache behind it, lives in `apps.accounts.apikeys`, shared with the
 services that issue and revoke keys. Each process also remembers a verified key for
 `API_KEY_LOCAL_CACHE_SECONDS` (default 10 s), with its user, so the hot path is one HMAC and a
-dictionary lookup (P3: an API-key request costs at most 1.15x an anonymous one). Revoking a key,
-or disabling its user, therefore takes effect in other processes within that period; in the
-revoking process at once.
+dictionary lookup (P3: an API-key request costs at most 1.15x an anonymous one). What it
+remembers is trusted only under the credential generation it was checked in, read for each
+request in the rate limiter's round trip: revoking a key sets a new one, so the revocation takes
+effect in every process at once. With the cache down, every request is checked against the
+database (`apikeys`).
 
 A credential that is present but wrong is 401 at once (no fall-through to the next method).
 An empty header is not a credential, and an `Authorization` header with another scheme than
@@ -41,6 +43,7 @@ from apps.accounts import tokens
 from apps.accounts.apikeys import local_lookup, local_remember, unauthorized, verify_api_key
 from apps.accounts.models import APIKey, User
 from apps.core.api.errors import APIError
+from apps.core.cache import request_auth_generation
 from apps.core.tenancy import MachineUser, OrgKeyPrincipal
 
 COOKIE_NAME = "ag_jwt"
@@ -70,9 +73,7 @@ class AutoglueAuthentication(BaseAuthentication):
         # bearer token. The first credential actually present decides, as in the original.
         org_key = headers.get("X-ORG-KEY", "").strip()
         if org_key:
-            return self._org_key(
-                org_key, headers.get("X-ORG-SECRET", "").strip(), request_client_ip(request)
-            )
+            return self._org_key(request, org_key, headers.get("X-ORG-SECRET", "").strip())
         scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
         if scheme.lower() == "bearer":
             if not token.strip():
@@ -81,7 +82,7 @@ class AutoglueAuthentication(BaseAuthentication):
         # Any other Authorization scheme (Basic from a proxy, ...) is not ours to judge.
         api_key = headers.get("X-API-KEY", "").strip()
         if api_key:
-            return self._user_key(api_key, request_client_ip(request))
+            return self._user_key(request, api_key)
         cookie = request.COOKIES.get(COOKIE_NAME)
         if cookie and request.method in _SAFE_METHODS:
             token = cookie.removeprefix("Bearer ").strip()
@@ -92,22 +93,24 @@ class AutoglueAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
     def _org_key(
-        self, key: str, secret: str, client_ip: str
+        self, request: Request, key: str, secret: str
     ) -> tuple[MachineUser, OrgKeyPrincipal]:
         public_id = tokens.parse_org_key(key)
         if public_id is None or not secret:
             raise unauthorized("invalid org credentials")
         digest = tokens.keyed_digest(f"org:{key}:{secret}")
-        hit = local_lookup(public_id, digest)
-        if hit is not None:
-            return hit
+        generation = request_auth_generation(request)
         try:
+            hit = local_lookup(public_id, digest, generation)
+            if hit is not None:
+                return hit
             entry = verify_api_key(
                 scope=APIKey.Scope.ORG,
                 public_id=public_id,
                 secret=secret,
                 credential=f"{key}:{secret}",
-                client_ip=client_ip,
+                client_ip=request_client_ip(request),
+                generation=generation,
             )
         except APIError as exc:
             raise APIError(401, "unauthorized", "invalid org credentials") from exc
@@ -118,12 +121,13 @@ class AutoglueAuthentication(BaseAuthentication):
         local_remember(public_id, digest, entry, result)
         return result
 
-    def _user_key(self, token: str, client_ip: str) -> tuple[User, dict[str, Any]]:
+    def _user_key(self, request: Request, token: str) -> tuple[User, dict[str, Any]]:
         parsed = tokens.parse_user_key(token)
         if parsed is None:
             raise unauthorized()
         digest = tokens.keyed_digest(f"user:{token.strip()}")
-        hit = local_lookup(parsed.public_id, digest)
+        generation = request_auth_generation(request)
+        hit = local_lookup(parsed.public_id, digest, generation)
         if hit is not None:
             return hit
         entry = verify_api_key(
@@ -131,7 +135,8 @@ class AutoglueAuthentication(BaseAuthentication):
             public_id=parsed.public_id,
             secret=parsed.secret,
             credential=token.strip(),
-            client_ip=client_ip,
+            client_ip=request_client_ip(request),
+            generation=generation,
         )
         result = (_active_user(entry["user_id"]), entry)
         local_remember(parsed.public_id, digest, entry, result)

@@ -32,6 +32,12 @@ def user_update(*, user: User, display_name: str | None = None) -> User:
     return user
 
 
+def user_access_changed(*, user: User) -> None:
+    """A user was disabled or re-enabled: every process checks the keys it remembers (and their
+    users) again on its next request, so a disabled user's keys stop at once everywhere."""
+    apikeys.api_key_generation_change()
+
+
 @transaction.atomic
 def user_get_or_create_admin(*, email: str, password: str | None = None) -> tuple[User, bool]:
     """Create a platform admin, or promote (and re-enable) an existing user. A password is only

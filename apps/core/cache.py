@@ -1,4 +1,5 @@
-"""Django's Redis cache, minus two costs on the per-request path (the rate limiter's counter).
+"""Django's Redis cache, minus two costs on the per-request path (the rate limiter's counter),
+and the *credential generation* every process checks its remembered credentials against.
 
 Django's client builds a new `redis.Redis` object for every call and increments with two round
 trips (EXISTS, then INCRBY). This client keeps one `redis.Redis` per connection pool (it is
@@ -8,11 +9,21 @@ Behaviour is otherwise Django's own.
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
+import redis.exceptions
+from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+
+# The shared cache is unreachable (refused, reset, timed out, or still loading after a restart).
+CACHE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 # Increment only an existing key, atomically, in one round trip; nil when the key is missing.
 _INCR_EXISTING = """
@@ -55,3 +66,101 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict) -> None:
         super().__init__(server, params)
         self._class = FastRedisCacheClient
+
+
+# --- The credential generation ----------------------------------------------------------------
+#
+# Whatever a process remembers about a verified credential (apps.accounts.apikeys) is stamped
+# with the generation it was checked under, and trusted only while the generation is unchanged.
+# Revoking a key sets a new generation once the revocation is committed, so every process, on its
+# next request, sees that its memory is older and checks the database again: revocation takes
+# effect everywhere at once. The generation is read in the rate limiter's round trip (no extra
+# one on the hot path). Its values are random, never a counter, so a Redis that restarts empty
+# can never bring back a value something was stamped with before.
+AUTH_GENERATION_KEY = "auth-generation"
+
+# Set when this process failed to reach the cache; the next successful read sets a new generation
+# first, so anything stamped before an outage (during which a key may have been revoked without
+# the cache hearing of it) is checked again.
+_outage_seen = False
+# After a failure this process leaves the cache alone for a moment: a Redis that does not answer
+# (partitioned, frozen) costs one request the socket timeout, not every request, and a refused one
+# costs no connection attempt per request. Meanwhile the rate limit fails open and keys are
+# checked against the database, as during any outage.
+CACHE_RETRY_SECONDS = 2.0
+_down_until = 0.0
+
+
+def cache_outage_forget() -> None:
+    """Forget that the cache failed (tests: each one starts with it reachable)."""
+    global _outage_seen, _down_until  # noqa: PLW0603 - one flag per process, by design
+    _outage_seen = False
+    _down_until = 0.0
+
+
+def cache_down() -> bool:
+    """Whether this process failed to reach the cache within the last CACHE_RETRY_SECONDS."""
+    return time.monotonic() < _down_until
+
+
+def auth_generation_bump() -> int:
+    """Set a new generation (raises CACHE_UNAVAILABLE if the cache is down)."""
+    value = secrets.randbits(62)
+    cache.set(AUTH_GENERATION_KEY, value, timeout=None)
+    return value
+
+
+def auth_generation_bump_quietly() -> None:
+    """A new generation, or, with the cache down, one as soon as this process reaches it again."""
+    if cache_down():
+        cache_failed()
+        return
+    try:
+        auth_generation_bump()
+    except CACHE_UNAVAILABLE:
+        cache_failed()
+
+
+def cache_failed() -> None:
+    """Note that the cache could not be reached: the credential generation is unknown for this
+    request, a new one is set on the next successful read, and the cache is left alone for
+    CACHE_RETRY_SECONDS (`cache_down`)."""
+    global _outage_seen, _down_until  # noqa: PLW0603 - one flag per process, by design
+    _outage_seen = True
+    _down_until = time.monotonic() + CACHE_RETRY_SECONDS
+
+
+def auth_generation_seen(value: Any) -> int | None:
+    """The generation for this request, from what a read that reached the cache found there
+    (None when missing: the cache was flushed or restarted, so a new one starts)."""
+    global _outage_seen  # noqa: PLW0603 - one flag per process, by design
+    if value is None or _outage_seen:
+        try:
+            value = auth_generation_bump()
+        except CACHE_UNAVAILABLE:
+            cache_failed()
+            return None
+        _outage_seen = False
+    return int(value)
+
+
+def auth_generation_read() -> int | None:
+    """The current generation in one round trip, for a request the rate limiter did not read it
+    for; None when the cache is down."""
+    if cache_down():
+        return None
+    try:
+        value = cache.get(AUTH_GENERATION_KEY)
+    except CACHE_UNAVAILABLE:
+        cache_failed()
+        return None
+    return auth_generation_seen(value)
+
+
+def request_auth_generation(request: Any) -> int | None:
+    """The generation read for this request (by the rate limiter, or now); None: cache down."""
+    django_request = getattr(request, "_request", request)
+    if not hasattr(django_request, "auth_generation"):
+        django_request.auth_generation = auth_generation_read()
+    generation: int | None = django_request.auth_generation
+    return generation

@@ -1,17 +1,25 @@
 """Django-level error pages: JSON under /api/, plain pages elsewhere.
 
 DRF views answer their own errors; these catch what happens outside them (unknown paths,
-middleware crashes), so no HTML error page is ever served under /api/.
+middleware crashes, every page outside the API), so no HTML error page is ever served under
+/api/, and a dependency that is down is a 503 with Retry-After everywhere, never a 500.
 """
 
 from __future__ import annotations
+
+import sys
 
 from django.http import HttpRequest, HttpResponse
 from django.views.csrf import csrf_failure as default_csrf_failure
 from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import page_not_found, server_error
 
-from apps.core.api.errors import error_response
+from apps.core.api.errors import (
+    dependency_down,
+    error_response,
+    log_dependency_down,
+    service_unavailable,
+)
 
 
 def _is_api(request: HttpRequest) -> bool:
@@ -25,6 +33,12 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def internal_error(request: HttpRequest) -> HttpResponse:
+    # Django calls handler500 inside its `except` block, so the exception is at hand here.
+    exc = sys.exc_info()[1]
+    dependency = dependency_down(exc)
+    if exc is not None and dependency is not None:
+        log_dependency_down(dependency, exc)
+        return service_unavailable(api=_is_api(request))
     if _is_api(request):
         return error_response(500, "internal_error", "internal server error")
     return server_error(request)

@@ -13,12 +13,20 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
 from apps.core.api.errors import error_response
+from apps.core.cache import (
+    AUTH_GENERATION_KEY,
+    CACHE_UNAVAILABLE,
+    auth_generation_seen,
+    cache_down,
+    cache_failed,
+)
 from apps.core.logging import request_id_var
 
 Handler = Callable[[HttpRequest], HttpResponse]
@@ -197,12 +205,25 @@ class RateUsage:
         return self.count > self.limit
 
 
+class RateHit(NamedTuple):
+    """What one round trip counted and read: each bucket's usage, the peeked bucket's, and the
+    credential generation's raw value when asked for (None when not asked for, or missing)."""
+
+    usages: list[RateUsage]
+    peeked: RateUsage | None
+    generation: Any = None
+
+
 def rate_hit(
-    buckets: list[tuple[str, str]], *, peek: tuple[str, str] | None = None
-) -> tuple[list[RateUsage], RateUsage | None]:
-    """Count this request in each (bucket, rate) and read the `peek` bucket without counting,
-    in one round trip to Redis (a pipeline of INCR+EXPIRE per bucket). Fixed windows: the key
-    names the window, so a new window starts a new counter."""
+    buckets: list[tuple[str, str]],
+    *,
+    peek: tuple[str, str] | None = None,
+    generation: bool = False,
+) -> RateHit:
+    """Count this request in each (bucket, rate), read the `peek` bucket without counting, and
+    with `generation` read the credential generation (apps.core.cache), in one round trip to
+    Redis (a pipeline of INCR+EXPIRE per bucket). Fixed windows: the key names the window, so a
+    new window starts a new counter."""
     now = time.time()
     plans = []
     for bucket, rate in [*buckets, *([peek] if peek else [])]:
@@ -214,9 +235,9 @@ def rate_hit(
         key = cache.make_key(f"{_RATE_PREFIX}{bucket}:{period}:{window}")
         reset = max(1, int(period - (now % period)))
         plans.append((key, limit, period, reset, peek is not None and bucket == peek[0]))
-    if not plans:
-        return [], None
-    counts = _count(plans)
+    if not plans and not generation:
+        return RateHit([], None)
+    counts, read = _count(plans, AUTH_GENERATION_KEY if generation else None)
     usages, peeked = [], None
     for (_key, limit, _period, reset, is_peek), count in zip(plans, counts, strict=True):
         usage = RateUsage(limit=limit, count=count, reset=reset)
@@ -224,13 +245,14 @@ def rate_hit(
             peeked = usage
         else:
             usages.append(usage)
-    return usages, peeked
+    return RateHit(usages, peeked, read)
 
 
-def _count(plans: list[tuple[str, int, int, int, bool]]) -> list[int]:
+def _count(plans: list[tuple[str, int, int, int, bool]], read: str | None) -> tuple[list[int], Any]:
+    """The count of each plan, and the cache value under `read` (a key before `make_key`)."""
     raw = getattr(cache, "_cache", None)
     if raw is not None and hasattr(raw, "get_client"):
-        client = raw.get_client(plans[0][0], write=True)
+        client = raw.get_client(plans[0][0] if plans else None, write=True)
         pipe = client.pipeline(transaction=False)
         for key, _limit, period, _reset, is_peek in plans:
             if is_peek:
@@ -238,6 +260,8 @@ def _count(plans: list[tuple[str, int, int, int, bool]]) -> list[int]:
             else:
                 pipe.incr(key)
                 pipe.expire(key, period + 1)
+        if read is not None:
+            pipe.get(cache.make_key(read))
         results = iter(pipe.execute())
         counts = []
         for _key, _limit, _period, _reset, is_peek in plans:
@@ -245,7 +269,8 @@ def _count(plans: list[tuple[str, int, int, int, bool]]) -> list[int]:
             if not is_peek:
                 next(results)  # EXPIRE's answer
             counts.append(int(value or 0))
-        return counts
+        # Django's serializer stores integers as their digits, so the raw value is one.
+        return counts, (next(results) if read is not None else None)
     # Another cache (the embedded default's database cache): add-then-incr, not atomic.
     counts = []
     for key, _limit, period, _reset, is_peek in plans:
@@ -258,7 +283,7 @@ def _count(plans: list[tuple[str, int, int, int, bool]]) -> list[int]:
         except ValueError:
             cache.set(key, 1, timeout=period + 1)
             counts.append(1)
-    return counts
+    return counts, (cache.get(read) if read is not None else None)
 
 
 def rate_headers(response: HttpResponse, usages: list[RateUsage]) -> None:
@@ -307,14 +332,7 @@ class RateLimitMiddleware:
             buckets.append((f"auth:{ip}", settings.RATE_LIMIT_AUTH))
         credential = _carries_credential(request)
         peek = (f"authfail:{ip}", settings.RATE_LIMIT_AUTH_FAILURES) if credential else None
-        usages: list[RateUsage] = []
-        try:
-            usages, failures = rate_hit(buckets, peek=peek)
-        except Exception:  # any cache backend error: fail open, loudly
-            logger.warning(
-                "rate limiter unavailable", exc_info=True, extra={"event": "ratelimit_unavailable"}
-            )
-            failures = None
+        usages, failures = self._count(request, buckets, peek, credential)
         for usage in usages:
             if usage.exceeded:
                 return _too_many(usage, usages)
@@ -322,12 +340,40 @@ class RateLimitMiddleware:
             return _too_many(failures, usages)
         request.rate_limit_usages = usages  # type: ignore[attr-defined]
         response = self.get_response(request)
-        if response.status_code == 401 and credential and peek is not None:
+        if response.status_code == 401 and credential and peek is not None and not cache_down():
             with contextlib.suppress(Exception):
                 rate_hit([peek])
         if path.startswith(_API_PREFIX):
             rate_headers(response, getattr(request, "rate_limit_usages", usages))
         return response
+
+    @staticmethod
+    def _count(
+        request: HttpRequest,
+        buckets: list[tuple[str, str]],
+        peek: tuple[str, str] | None,
+        credential: bool,
+    ) -> tuple[list[RateUsage], RateUsage | None]:
+        if cache_down():  # failed a moment ago (and said so): fail open without waiting again
+            request.auth_generation = None  # type: ignore[attr-defined]
+            return [], None
+        try:
+            # A request with a credential also reads the credential generation, in the same
+            # round trip: authentication checks what it remembers against it.
+            usages, failures, generation = rate_hit(buckets, peek=peek, generation=credential)
+        except Exception as exc:  # any cache backend error: fail open, loudly
+            # An outage is one line per request, without a traceback; anything else keeps it.
+            logger.warning(
+                "rate limiter unavailable",
+                exc_info=not isinstance(exc, CACHE_UNAVAILABLE),
+                extra={"event": "ratelimit_unavailable", "error": type(exc).__name__},
+            )
+            cache_failed()
+            request.auth_generation = None  # type: ignore[attr-defined]
+            return [], None
+        if credential:
+            request.auth_generation = auth_generation_seen(generation)  # type: ignore[attr-defined]
+        return usages, failures
 
 
 class BodyLimitMiddleware:

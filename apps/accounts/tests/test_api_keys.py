@@ -35,6 +35,14 @@ def _key_client(plain: str) -> APIClient:
     return client
 
 
+def _used_key(user: User) -> tuple[services.CreatedKey, APIClient]:
+    """A new user key and a client sending it, used once (so this process remembers it)."""
+    created = services.api_key_create_for_user(user=user)
+    client = _key_client(created.plain)
+    assert client.get("/api/v1/me").status_code == 200
+    return created, client
+
+
 def test_a_created_user_key_is_shown_once_and_then_authenticates(bearer_client, member):
     client = bearer_client(member)
     response = client.post(
@@ -128,8 +136,30 @@ def test_a_disabled_users_key_is_refused(member):
     assert client.get("/api/v1/me").status_code == 200
     member.is_disabled = True
     member.save()
-    # Other processes learn it within API_KEY_LOCAL_CACHE_SECONDS; simulated by forgetting.
+    # Saved behind the services' back (no new generation): a process that has not remembered
+    # the key checks the user.
     forget_local_key()
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_disabling_a_user_in_the_admin_stops_their_remembered_key_at_once(
+    member, django_capture_on_commit_callbacks
+):
+    _, client = _used_key(member)
+    admin = Client()
+    admin.force_login(User.objects.create_user("ops@example.com", is_admin=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        change = admin.post(
+            f"/admin/accounts/user/{member.pk}/change/",
+            {
+                "primary_email": member.primary_email,
+                "display_name": member.display_name,
+                "avatar_url": member.avatar_url,
+                "is_disabled": "on",
+            },
+        )
+    assert change.status_code == 302, change.content
+    assert User.objects.get(pk=member.pk).is_disabled
     assert client.get("/api/v1/me").status_code == 401
 
 
@@ -370,3 +400,131 @@ def test_create_admin_refuses_an_org_name_the_api_refuses(db):
 
     with pytest.raises(CommandError, match="--org"):
         call_command("create_admin", "--email", "ops@example.com", "--org", "   ")
+
+
+def test_a_key_revoked_in_another_process_is_refused_here_once_the_generation_changes(member, org):
+    from apps.core.cache import auth_generation_bump
+
+    user_key = services.api_key_create_for_user(user=member)
+    org_key = services.api_key_create_for_org(organization=org)
+    org_client = APIClient()
+    org_client.credentials(HTTP_X_ORG_KEY=org_key.plain, HTTP_X_ORG_SECRET=org_key.secret)
+    assert _key_client(user_key.plain).get("/api/v1/me").status_code == 200
+    assert org_client.get("/api/v1/servers").status_code == 200
+    # Revoked by another process: its rows changed, this process still remembers both keys...
+    APIKey.objects.filter(pk__in=[user_key.key.pk, org_key.key.pk]).update(
+        revoked_at=timezone.now()
+    )
+    # ...until that process, having committed, sets a new credential generation.
+    auth_generation_bump()
+    assert _key_client(user_key.plain).get("/api/v1/me").status_code == 401
+    assert org_client.get("/api/v1/servers").status_code == 401
+
+
+def test_an_unrelated_revocation_costs_a_remembered_key_one_query_and_no_slow_hash(
+    member, hash_calls
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.core.cache import auth_generation_bump
+
+    _, client = _used_key(member)
+    with CaptureQueriesContext(connection) as steady:
+        assert client.get("/api/v1/me").status_code == 200
+    auth_generation_bump()
+    with CaptureQueriesContext(connection) as after_bump:
+        assert client.get("/api/v1/me").status_code == 200
+    assert len(after_bump) == len(steady) + 1  # the key's row, checked again
+    assert len(hash_calls) == 1
+
+
+DEAD_CACHE = {
+    "default": {
+        "BACKEND": "apps.core.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+    }
+}
+
+
+def test_with_the_cache_down_keys_are_checked_against_the_database_on_every_request(
+    member, settings, hash_calls, monkeypatch
+):
+    from django.conf import settings as live_settings
+
+    from apps.core import cache as core_cache
+
+    remembered = services.api_key_create_for_user(user=member)
+    fresh = services.api_key_create_for_user(user=member)
+    healthy = live_settings.CACHES
+    assert _key_client(remembered.plain).get("/api/v1/me").status_code == 200
+
+    settings.CACHES = DEAD_CACHE
+    assert _key_client(remembered.plain).get("/api/v1/me").status_code == 200
+    assert _key_client(fresh.plain).get("/api/v1/me").status_code == 200
+    assert _key_client(f"u_{fresh.key.public_id}_{'A' * 43}").get("/api/v1/me").status_code == 401
+    APIKey.objects.filter(pk=remembered.key.pk).update(revoked_at=timezone.now())
+    assert _key_client(remembered.plain).get("/api/v1/me").status_code == 401
+    # The process's memory still spares the slow hash for a key it verified before.
+    assert len(hash_calls) == 3
+    assert _key_client(fresh.plain).get("/api/v1/me").status_code == 200
+    assert len(hash_calls) == 3
+
+    settings.CACHES = healthy
+    monkeypatch.setattr(core_cache, "_down_until", 0.0)  # as if the retry delay had passed
+    # Reaching the cache again, this process first sets a new generation: what was stamped
+    # before the outage (when a revocation may have missed the cache) is checked again.
+    cache.set(API_KEY_CACHE_PREFIX + remembered.key.public_id, {"stale": True})
+    from apps.core.cache import AUTH_GENERATION_KEY
+
+    before = cache.get(AUTH_GENERATION_KEY)
+    assert _key_client(fresh.plain).get("/api/v1/me").status_code == 200
+    assert cache.get(AUTH_GENERATION_KEY) not in (None, before)
+
+
+@pytest.fixture
+def silent_cache(settings):
+    """A cache that accepts connections and never answers (a partitioned or frozen Redis), with
+    the count of connections it was offered."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            **DEAD_CACHE["default"],
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_timeout": 0.3, "socket_connect_timeout": 0.3},
+        }
+    }
+    yield accepted
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_a_cache_that_stops_answering_is_waited_for_once_not_on_every_request(member, silent_cache):
+    _, client = _used_key(member)
+    for _ in range(4):
+        assert client.get("/api/v1/me").status_code == 200
+    # The first request waited for the silent cache and gave up; the others, within the
+    # retry delay, went to the database without trying it again.
+    assert len(silent_cache) == 1

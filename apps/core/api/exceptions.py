@@ -1,8 +1,9 @@
 """The one DRF exception handler: every error leaves as `{"code", "message"}`.
 
 Validation errors name the field (`name: This field is required.`) in the message and list every
-field under `fields`. Anything unexpected is logged with its traceback and answered with a bare
-500, so no stack, SQL or secret ever reaches a client.
+field under `fields`. A dependency that is down (Redis, the broker, PostgreSQL) is a 503
+`service_unavailable` with `Retry-After`. Anything else unexpected is logged with its traceback
+and answered with a bare 500, so no stack, SQL or secret ever reaches a client.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from apps.core.api.errors import APIError, error_body
+from apps.core.api.errors import (
+    DEPENDENCY_RETRY_AFTER_SECONDS,
+    SERVICE_UNAVAILABLE_MESSAGE,
+    APIError,
+    dependency_down,
+    error_body,
+    log_dependency_down,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +119,16 @@ def exception_handler(exc: Exception, context: dict) -> Response:
                 # Logged without the request's values: the error text names the column only.
                 logger.warning(code, extra={"event": code, "error": type(exc).__name__})
             return Response(error_body(code, message), status=status_code)
+    dependency = dependency_down(exc)
+    if dependency is not None:
+        log_dependency_down(dependency, exc)
+        response = Response(
+            error_body("service_unavailable", SERVICE_UNAVAILABLE_MESSAGE),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)},
+        )
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        return response
     logger.exception("unhandled error", extra={"event": "http_panic"})
     return Response(
         error_body("internal_error", "internal server error"),

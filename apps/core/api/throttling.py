@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from apps.core.cache import cache_down
 from apps.core.middleware import rate_hit
 from apps.core.tenancy import OrgKeyPrincipal
 
@@ -37,10 +38,10 @@ class PrincipalRateThrottle(BaseThrottle):
 
     def allow_request(self, request: Any, view: Any) -> bool:
         buckets = _buckets(request)
-        if not buckets:
+        if not buckets or cache_down():  # the cache failed a moment ago: fail open at once
             return True
         try:
-            usages, _ = rate_hit(buckets)
+            usages = rate_hit(buckets).usages
         except Exception:  # noqa: BLE001 - fail open, as the middleware does (it logs)
             return True
         django_request = request._request

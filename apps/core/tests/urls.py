@@ -50,14 +50,60 @@ def plain_boom(request):
     raise RuntimeError("CANARY-outside-drf")
 
 
+# Nothing listens on port 1 of the loopback: real clients against a dependency that is down.
+DEAD_PORT = 1
+DEAD_DB_PASSWORD = "CANARY-db-password"  # noqa: S105 - a canary, grepped for in logs
+
+
+def _redis_down() -> None:
+    import redis
+
+    redis.Redis(host="127.0.0.1", port=DEAD_PORT, socket_connect_timeout=1).get("x")
+
+
+def _database_down() -> None:
+    from django.db import connections
+
+    default = connections["default"]
+    settings_dict = {
+        **default.settings_dict,
+        "PORT": DEAD_PORT,
+        "PASSWORD": DEAD_DB_PASSWORD,
+        "OPTIONS": {**default.settings_dict["OPTIONS"], "connect_timeout": 1},
+    }
+    dead = type(default)(settings_dict, alias="dead")
+    try:
+        dead.cursor()
+    finally:
+        dead.close()
+
+
+class DependencyView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def get(self, request, dependency):
+        {"redis": _redis_down, "database": _database_down}[dependency]()
+        return Response({})
+
+
+def plain_dependency(request, dependency):
+    {"redis": _redis_down, "database": _database_down}[dependency]()
+
+
 test_api = [
     re_path(r"^echo/?$", EchoView.as_view()),
     re_path(r"^boom/?$", BoomView.as_view()),
     re_path(r"^search/?$", SearchView.as_view()),
     re_path(r"^plain-boom/?$", plain_boom),
+    re_path(r"^down/(?P<dependency>redis|database)/?$", DependencyView.as_view()),
 ]
 
-urlpatterns = [path("api/v1/test/", include(test_api)), *project_urlpatterns]
+urlpatterns = [
+    path("api/v1/test/", include(test_api)),
+    re_path(r"^test-page/down/(?P<dependency>redis|database)/?$", plain_dependency),
+    *project_urlpatterns,
+]
 
 handler400 = "apps.core.handlers.bad_request"
 handler404 = "apps.core.handlers.not_found"

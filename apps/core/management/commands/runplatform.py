@@ -63,7 +63,7 @@ class Command(BaseCommand):
                 # ASGI under uvicorn workers: live log streams hold no thread while they wait.
                 "autoglue.asgi",
                 "--worker-class",
-                "uvicorn_worker.UvicornWorker",
+                "autoglue.workers.UvicornWorker",
                 "--bind",
                 f"{options['host']}:{options['port']}",
                 "--workers",
