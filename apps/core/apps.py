@@ -32,4 +32,4 @@ def strict_string_fields() -> None:
         return lenient(self, data)
 
     to_internal_value.autoglue_strict = True  # type: ignore[attr-defined]
-    fields.CharField.to_internal_value = to_internal_value  # type: ignore[method-assign]
+    fields.CharField.to_internal_value = to_internal_value  # type: ignore[method-assign,assignment]
