@@ -37,6 +37,9 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOCKER_IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
 _DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _MAKE_TARGET = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")
+# Characters that end a line or steer a terminal: C0/C1 controls (newline, ESC), DEL, the Unicode
+# line and paragraph separators, and the bidirectional overrides that reorder what is displayed.
+UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # "This network": Linux connects 0.x.x.x to the local host, like 0.0.0.0.
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 
