@@ -34,6 +34,7 @@ __all__ = ["REDACTED", "LogWriter", "Redactor", "log_quote"]
 if TYPE_CHECKING:
     from apps.jobs.models import JobRun
 
+
 class LogWriter:
     """The transcript of one job run."""
 
@@ -145,7 +146,6 @@ class LogWriter:
     def flush_if_due(self) -> None:
         if time.monotonic() - self._last_flush >= self._flush_seconds:
             self.flush()
-
 
 
 def _one_line(text: str) -> str:

@@ -49,9 +49,7 @@ def test_a_viewer_cannot_read_bootstrap_or_run_logs(client_for, viewer, org):
         assert response.json()["code"] == "forbidden"
 
 
-def test_members_and_org_keys_read_bootstrap_and_run_logs(
-    client_for, member, org, org_key_client
-):
+def test_members_and_org_keys_read_bootstrap_and_run_logs(client_for, member, org, org_key_client):
     for client in (client_for(member, org), org_key_client(org)):
         for url in _transcripts(org)[::2]:
             response = client.get(url)

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from apps.infrastructure.keygen import generate_key_pair
 from apps.infrastructure.tests.factories import ServerFactory
