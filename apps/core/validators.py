@@ -62,6 +62,18 @@ def _require_str(value: Any) -> str:
     return value
 
 
+def validate_name(value: str) -> None:
+    """A display name (cluster, node pool, key, credential, load balancer): free text, but one
+    line of it. Names are printed in job logs and written into files a job's tooling reads, so a
+    line break, a terminal escape or a bidirectional override would forge or disguise a line."""
+    value = _require_str(value)
+    if UNSAFE_TEXT.search(value):
+        raise ValidationError(
+            "must not contain control characters, line breaks or bidirectional overrides",
+            code="invalid",
+        )
+
+
 def validate_hostname(value: str) -> None:
     """An RFC 1123 host name (`node-1`, `db.example.com`), or empty for none."""
     value = _require_str(value)

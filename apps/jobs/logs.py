@@ -29,7 +29,7 @@ from apps.jobs import bus
 from apps.jobs.models import JobLog
 from apps.jobs.redaction import REDACTED, Redactor
 
-__all__ = ["REDACTED", "LogWriter", "Redactor", "log_quote"]
+__all__ = ["REDACTED", "LogWriter", "Redactor", "log_quote", "one_line"]
 
 if TYPE_CHECKING:
     from apps.jobs.models import JobRun
@@ -61,7 +61,7 @@ class LogWriter:
 
     def system(self, text: str) -> None:
         """A line of our own ("connecting to ...", "bastion ready"): always one line."""
-        self.write(JobLog.Stream.SYSTEM, _one_line(text.removesuffix("\n")) + "\n")
+        self.write(JobLog.Stream.SYSTEM, one_line(text.removesuffix("\n")) + "\n")
 
     def write(self, stream: str, text: str) -> None:
         if not text:
@@ -148,7 +148,8 @@ class LogWriter:
             self.flush()
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """`text` with every character that could end or restyle a line escaped (`\\n`, `\\x1b`)."""
     return UNSAFE_TEXT.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
 
 
@@ -156,4 +157,4 @@ def log_quote(value: object) -> str:
     """A value for a system line, quoted, with anything that could break or restyle the line
     escaped (`"prod\\nfake line"`): names come from users."""
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{_one_line(text)}"'
+    return f'"{one_line(text)}"'
