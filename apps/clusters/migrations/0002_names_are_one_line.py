@@ -5,20 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('clusters', '0001_initial'),
+        ("clusters", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='cluster',
-            name='name',
+            model_name="cluster",
+            name="name",
             field=models.CharField(max_length=255, validators=[apps.core.validators.validate_name]),
         ),
         migrations.AlterField(
-            model_name='nodepool',
-            name='name',
+            model_name="nodepool",
+            name="name",
             field=models.CharField(max_length=255, validators=[apps.core.validators.validate_name]),
         ),
     ]

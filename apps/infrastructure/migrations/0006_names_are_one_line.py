@@ -5,25 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('infrastructure', '0005_console_names'),
+        ("infrastructure", "0005_console_names"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='credential',
-            name='name',
-            field=models.CharField(blank=True, default='', max_length=100, validators=[apps.core.validators.validate_name]),
+            model_name="credential",
+            name="name",
+            field=models.CharField(
+                blank=True,
+                default="",
+                max_length=100,
+                validators=[apps.core.validators.validate_name],
+            ),
         ),
         migrations.AlterField(
-            model_name='loadbalancer',
-            name='name',
+            model_name="loadbalancer",
+            name="name",
             field=models.CharField(max_length=255, validators=[apps.core.validators.validate_name]),
         ),
         migrations.AlterField(
-            model_name='sshkey',
-            name='name',
+            model_name="sshkey",
+            name="name",
             field=models.CharField(max_length=255, validators=[apps.core.validators.validate_name]),
         ),
     ]

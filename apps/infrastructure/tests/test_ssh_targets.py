@@ -13,10 +13,9 @@ from apps.infrastructure.clients import ServerSSHClient, TargetRefused
 from apps.infrastructure.models import Server
 from apps.infrastructure.tests.factories import SSHKeyFactory
 from apps.infrastructure.tests.sshd import NotSSHServer
+from apps.infrastructure.tests.test_servers import URL, _payload
 from apps.jobs.models import JobLog, JobRun
 from apps.jobs.tests.support import bastion_on, run_queued
-
-URL = "/api/v1/servers"
 
 
 @pytest.fixture
@@ -24,18 +23,6 @@ def not_ssh():
     server = NotSSHServer()
     yield server
     server.stop()
-
-
-def _payload(key, **overrides):
-    return {
-        "hostname": "node-1",
-        "private_ip_address": "10.0.0.5",
-        "ssh_user": "ubuntu",
-        "ssh_key_id": str(key.pk),
-        "role": "bastion",
-        "public_ip_address": "203.0.113.7",
-        **overrides,
-    }
 
 
 @pytest.mark.django_db

@@ -21,10 +21,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from apps.infrastructure.keygen import generate_key_pair
-from apps.infrastructure.tests.factories import ServerFactory
 from apps.jobs.logs import REDACTED, LogWriter
-from apps.jobs.models import JobLog, JobRun
+from apps.jobs.models import JobLog
 from apps.jobs.redaction import CONTEXT, Redactor, normalize
+from apps.jobs.tests.support import bootstrap_job
 
 pytestmark = pytest.mark.django_db
 
@@ -117,17 +117,6 @@ def _secret_part(encoding: str, secret: str, params: Any) -> str:
     return printed[differs[0] : differs[-1] + 1] if differs else ""
 
 
-def _job(org) -> JobRun:
-    server = ServerFactory(organization=org, role="bastion", public_ip_address="203.0.113.9")
-    return JobRun.objects.create(
-        kind="bootstrap_bastion",
-        queue="ssh",
-        organization=org,
-        subject_type="server",
-        subject_id=server.pk,
-    )
-
-
 def _leaked(printed_view: str, stored: str) -> str:
     """A run of WINDOW characters of the secret's printed form still in the stored log."""
     stored_view = normalize(stored)[0]
@@ -165,7 +154,7 @@ def test_no_secret_a_job_holds_can_be_read_back_from_its_log_in_any_encoding(
 ):
     settings.JOB_LOG_FLUSH_BYTES = flush_bytes
     settings.JOB_LOG_FLUSH_SECONDS = 3600
-    job = _job(org)
+    job = bootstrap_job(org)
     writer = LogWriter(job)
     for value in SECRETS.values():
         writer.add_secret(value)
@@ -205,7 +194,7 @@ def test_any_text_registered_as_a_secret_is_redacted_in_every_encoding(secret, e
 
 def test_a_secret_split_across_two_flushed_batches_is_redacted_in_both(org, settings):
     settings.JOB_LOG_FLUSH_SECONDS = 3600
-    job = _job(org)
+    job = bootstrap_job(org)
     writer = LogWriter(job)
     token = SECRETS["join token"]
     writer.add_secret(token)
@@ -222,7 +211,7 @@ def test_a_secret_split_across_two_flushed_batches_is_redacted_in_both(org, sett
 def test_a_base64_wrapped_private_key_does_not_leave_its_header_in_the_log(org, settings):
     # `base64 key.pem`: 76-column lines; the first decodes to "-----BEGIN OPENSSH PRIVATE KEY".
     settings.JOB_LOG_FLUSH_SECONDS = 3600
-    job = _job(org)
+    job = bootstrap_job(org)
     writer = LogWriter(job)
     writer.add_secret(ED25519)
 
@@ -235,7 +224,7 @@ def test_a_base64_wrapped_private_key_does_not_leave_its_header_in_the_log(org, 
 
 def test_ordinary_output_around_secrets_is_left_alone(org, settings):
     settings.JOB_LOG_FLUSH_SECONDS = 3600
-    job = _job(org)
+    job = bootstrap_job(org)
     writer = LogWriter(job)
     for value in SECRETS.values():
         writer.add_secret(value)
