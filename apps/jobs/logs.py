@@ -44,8 +44,11 @@ class LogWriter:
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []
         self._partial: dict[str, str] = {}
-        # Per stream: the end of the last stored chunk, for a secret continuing in the next.
+        # Per stream: the end of the last stored chunk, for a secret continuing in the next, and
+        # the last line held back from a flush (held once only, so a quiet job's line is late
+        # by one flush at most).
         self._context: dict[str, str] = {}
+        self._held: dict[str, str] = {}
         self._pending_bytes = 0
         self._last_flush = time.monotonic()
         self._flush_bytes = int(settings.JOB_LOG_FLUSH_BYTES)
@@ -100,7 +103,11 @@ class LogWriter:
                 for stream, rest in self._partial.items():
                     self._pending.append((stream, rest))
                 self._partial.clear()
+            else:
+                self._release_held()
             pending, self._pending, self._pending_bytes = self._pending, [], 0
+            if not final:
+                pending = self._hold_back(pending)
             self._last_flush = time.monotonic()
             if not pending:
                 return 0
@@ -131,6 +138,34 @@ class LogWriter:
             self.lines_written += len(rows)
         bus.publish(self._channels, str(rows[-1].pk))
         return len(rows)
+
+    def _release_held(self) -> None:
+        """A line held back at the last flush and not yet followed by another goes out now."""
+        for stream, line in self._held.items():
+            rest = self._partial.get(stream, "")
+            if rest.startswith(line):
+                self._pending.append((stream, line))
+                if rest[len(line) :]:
+                    self._partial[stream] = rest[len(line) :]
+                else:
+                    del self._partial[stream]
+
+    def _hold_back(self, pending: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Keep each stream's last line for the next flush if it ends like the first piece of a
+        secret printed over several lines; that piece alone is too short to be recognised."""
+        last = {stream: number for number, (stream, _) in enumerate(pending)}
+        for stream, number in last.items():
+            text = pending[number][1]
+            if not text.endswith("\n"):
+                continue  # a piece of a long line: `write` already cut it outside any secret
+            head, _, line = text[:-1].rpartition("\n")
+            line += "\n"
+            if self._held.pop(stream, None) == line or not self.redact.may_continue(line):
+                continue
+            self._held[stream] = line
+            self._partial[stream] = line + self._partial.get(stream, "")
+            pending[number] = (stream, head + "\n" if head else "")
+        return [(stream, text) for stream, text in pending if text]
 
     @staticmethod
     def _merge(pending: list[tuple[str, str]]) -> list[tuple[str, str]]:

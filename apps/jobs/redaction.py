@@ -18,7 +18,9 @@ secret, a half of one, or one spread over many lines is found as one stretch, an
 characters under that stretch are replaced by a single `[REDACTED]`. Any piece of at least
 `GRAM + SAMPLE - 1` normalized characters of any form is found on its own; shorter pieces are
 found when they continue a longer one, across line breaks and (with the previous chunk's tail
-as context, see `redact`) across flushed chunks.
+as context, see `redact`) across flushed chunks. A streaming writer also holds back, once, a
+batch's last line when it ends like the start of a secret (`may_continue`), so a secret's first
+short piece is stored together with the rest.
 
 Memory is bounded by the secrets, not the output: about `7 * len(secret) / SAMPLE` index entries
 per secret, and `CONTEXT` characters per stream. Some boilerplate of a structured secret (PEM
@@ -36,6 +38,9 @@ GRAM = 16
 SAMPLE = 4
 # What a streaming caller keeps of a chunk (normalized) to find a secret continuing in the next.
 CONTEXT = GRAM + SAMPLE - 1
+# A flushed batch whose last line ends in this many characters found inside a secret's form is
+# held back until more output (or the next flush): that may be the first piece of a secret.
+HOLD_MIN = 8
 # Shorter secrets (and leftover fragments) are not worth hiding and would redact ordinary text.
 MIN_SECRET = 12
 # A k-gram that recurs in a form (runs of "AAAA" in key blobs) keeps only a few of its places.
@@ -164,6 +169,16 @@ class Redactor:
             cursor = last
         out.append(text[cursor:])
         return "".join(out), tail
+
+    def may_continue(self, line: str) -> bool:
+        """Whether `line` ends in what could be the first piece of a secret printed over several
+        lines: its last `HOLD_MIN` normalized characters occur in one of the forms."""
+        tail = normalize(line[-4 * CONTEXT :])[0][-HOLD_MIN:]
+        if len(tail) < HOLD_MIN:
+            return False
+        return any(tail in form for form in self._forms) or any(
+            tail in form for form in self._short
+        )
 
     def safe_cut(self, text: str, cut: int) -> int:
         """A place at or before `cut` to split `text` that falls inside no secret found in it."""

@@ -201,6 +201,7 @@ def test_a_secret_split_across_two_flushed_batches_is_redacted_in_both(org, sett
 
     writer.write("stdout", f"first half {token[:30]}\n")
     writer.flush()
+    writer.flush()  # held back once, then stored: the second half comes in another batch
     writer.write("stdout", f"{token[30:]} second half\n")
     writer.flush(final=True)
 
@@ -238,3 +239,33 @@ def test_ordinary_output_around_secrets_is_left_alone(org, settings):
     writer.flush(final=True)
 
     assert "".join(JobLog.objects.filter(job=job).values_list("chunk", flat=True)) == output
+
+
+def test_the_first_short_piece_of_a_secret_is_held_back_from_a_flush_until_the_rest_arrives(
+    org, settings
+):
+    settings.JOB_LOG_FLUSH_SECONDS = 3600
+    job = bootstrap_job(org)
+    writer = LogWriter(job)
+    token = SECRETS["join token"]
+    writer.add_secret(token)
+
+    writer.write("stdout", f"step one\n{token[:10]}\n")
+    writer.flush()  # the heartbeat's timed flush, between the two pieces
+    writer.write("stdout", f"{token[10:]}\nstep two\n")
+    writer.flush(final=True)
+
+    chunks = list(JobLog.objects.filter(job=job).order_by("id").values_list("chunk", flat=True))
+    assert chunks == ["step one\n", f"{REDACTED}\nstep two\n"]
+
+
+def test_a_held_back_line_is_stored_at_the_next_flush_even_if_nothing_follows(org, settings):
+    settings.JOB_LOG_FLUSH_SECONDS = 3600
+    job = bootstrap_job(org)
+    writer = LogWriter(job)
+    token = SECRETS["join token"]
+    writer.add_secret(token)
+
+    writer.write("stdout", f"{token[:10]}\n")
+    assert writer.flush() == 0
+    assert writer.flush() == 1  # held once only: a quiet job's line is late by one flush
