@@ -44,7 +44,8 @@ UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u2
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 # Cloud metadata and instance services outside the link-local ranges (169.254.0.0/16 and
 # fe80::/10 are refused as link-local already): AWS's IPv6 metadata, DNS and time endpoints,
-# and Alibaba Cloud's metadata service. An SSH attempt there is a probe, never a server.
+# Alibaba Cloud's metadata service and Azure's WireServer (168.63.129.16, which hands out VM
+# configuration). An SSH attempt there is a probe, never a server.
 METADATA_NETWORKS = tuple(
     ipaddress.ip_network(cidr)
     for cidr in (
@@ -52,6 +53,7 @@ METADATA_NETWORKS = tuple(
         "fd00:ec2::253/128",
         "fd00:ec2::123/128",
         "100.100.100.200/32",
+        "168.63.129.16/32",
     )
 )
 

@@ -26,7 +26,9 @@ def not_ssh():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("address", ["fd00:ec2::254", "100.100.100.200", "169.254.170.2"])
+@pytest.mark.parametrize(
+    "address", ["fd00:ec2::254", "100.100.100.200", "168.63.129.16", "169.254.170.2"]
+)
 @pytest.mark.parametrize("field", ["public_ip_address", "private_ip_address"])
 def test_cloud_metadata_addresses_are_refused_as_targets(api, org, address, field):
     response = api.post(
