@@ -106,7 +106,7 @@ class LogWriter:
             else:
                 self._release_held()
             pending, self._pending, self._pending_bytes = self._pending, [], 0
-            if not final:
+            if pending and not final:
                 pending = self._hold_back(pending)
             self._last_flush = time.monotonic()
             if not pending:
@@ -140,32 +140,31 @@ class LogWriter:
         return len(rows)
 
     def _release_held(self) -> None:
-        """A line held back at the last flush and not yet followed by another goes out now."""
+        """A line held back at the last flush and not yet followed by another goes out now,
+        before what was written since (it is older)."""
         for stream, line in self._held.items():
             rest = self._partial.get(stream, "")
             if rest.startswith(line):
-                self._pending.append((stream, line))
+                self._pending.insert(0, (stream, line))
                 if rest[len(line) :]:
                     self._partial[stream] = rest[len(line) :]
                 else:
                     del self._partial[stream]
 
     def _hold_back(self, pending: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Keep each stream's last line for the next flush if it ends like the first piece of a
-        secret printed over several lines; that piece alone is too short to be recognised."""
-        last = {stream: number for number, (stream, _) in enumerate(pending)}
-        for stream, number in last.items():
-            text = pending[number][1]
-            if not text.endswith("\n"):
-                continue  # a piece of a long line: `write` already cut it outside any secret
-            head, _, line = text[:-1].rpartition("\n")
-            line += "\n"
-            if self._held.pop(stream, None) == line or not self.redact.may_continue(line):
-                continue
-            self._held[stream] = line
-            self._partial[stream] = line + self._partial.get(stream, "")
-            pending[number] = (stream, head + "\n" if head else "")
-        return [(stream, text) for stream, text in pending if text]
+        """Keep the batch's last line for the next flush if it ends like the first piece of a
+        secret printed over several lines (that piece alone is too short to be recognised).
+        Only the very last line is held, so lines of the streams stay in the order written."""
+        stream, text = pending[-1]
+        if not text.endswith("\n"):
+            return pending  # a piece of a long line: `write` already cut it outside any secret
+        head, _, line = text[:-1].rpartition("\n")
+        line += "\n"
+        if self._held.pop(stream, None) == line or not self.redact.may_continue(line):
+            return pending
+        self._held[stream] = line
+        self._partial[stream] = line + self._partial.get(stream, "")
+        return pending[:-1] + ([(stream, head + "\n")] if head else [])
 
     @staticmethod
     def _merge(pending: list[tuple[str, str]]) -> list[tuple[str, str]]:

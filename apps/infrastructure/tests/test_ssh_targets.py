@@ -104,3 +104,17 @@ def test_a_peer_that_is_not_ssh_gets_a_fixed_message_and_none_of_its_bytes_are_k
     for kept in (transcript, server.last_error, job.error, caplog.text):
         assert "CANARY-BANNER" not in kept
     assert "did not answer as an SSH server" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_host_name_that_resolves_to_a_permitted_address_reaches_the_real_sshd(
+    org, sshd_factory
+):
+    # The checked socket tries each address the name resolves to (::1 has no sshd here).
+    sshd = sshd_factory()
+    server = bastion_on(sshd, org)
+
+    with ServerSSHClient(server=server, host="localhost", trust_on_first_use=True) as client:
+        result = client.run("echo reached")
+
+    assert (result.exit_status, result.stdout) == (0, "reached\n")

@@ -269,3 +269,23 @@ def test_a_held_back_line_is_stored_at_the_next_flush_even_if_nothing_follows(or
     writer.write("stdout", f"{token[:10]}\n")
     assert writer.flush() == 0
     assert writer.flush() == 1  # held once only: a quiet job's line is late by one flush
+
+
+def test_a_held_back_line_keeps_its_place_before_lines_of_other_streams_written_after_it(
+    org, settings
+):
+    settings.JOB_LOG_FLUSH_SECONDS = 3600
+    job = bootstrap_job(org)
+    writer = LogWriter(job)
+    token = SECRETS["join token"]
+    writer.add_secret(token)
+
+    writer.write("stdout", f"one\n{token[:10]}\n")
+    writer.flush()
+    writer.system("next step")
+    writer.flush()
+    writer.flush(final=True)
+
+    rows = list(JobLog.objects.filter(job=job).order_by("id").values_list("stream", "chunk"))
+    # Nothing followed the piece: it goes out alone (the documented residue), but in its place.
+    assert rows == [("stdout", "one\n"), ("stdout", token[:10] + "\n"), ("system", "next step\n")]
