@@ -107,9 +107,7 @@ def test_a_peer_that_is_not_ssh_gets_a_fixed_message_and_none_of_its_bytes_are_k
 
 
 @pytest.mark.django_db
-def test_a_host_name_that_resolves_to_a_permitted_address_reaches_the_real_sshd(
-    org, sshd_factory
-):
+def test_a_host_name_that_resolves_to_a_permitted_address_reaches_the_real_sshd(org, sshd_factory):
     # The checked socket tries each address the name resolves to (::1 has no sshd here).
     sshd = sshd_factory()
     server = bastion_on(sshd, org)
