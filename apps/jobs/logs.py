@@ -10,7 +10,8 @@ Redaction: every secret value the job holds is registered with `add_secret()` be
 and found in every chunk before the chunk is stored, in any encoding and however it is wrapped
 (apps.jobs.redaction). Each stream keeps the last few characters of its previous chunk as
 context, so a secret that straddles two flushes is still found in the second; the first is
-redacted on its own for any piece longer than `redaction.CONTEXT` characters.
+redacted on its own for any piece longer than `redaction.CONTEXT` characters, and a flush holds
+back its last line, once, when it ends like the start of a secret (`_hold_back`).
 
 System lines are one line each: a value with a line break or a control character in it is
 escaped (`log_quote`), so a name cannot forge a line of the transcript.
@@ -44,11 +45,12 @@ class LogWriter:
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []
         self._partial: dict[str, str] = {}
-        # Per stream: the end of the last stored chunk, for a secret continuing in the next, and
-        # the last line held back from a flush (held once only, so a quiet job's line is late
-        # by one flush at most).
+        # Per stream: the end of the last stored chunk, for a secret continuing in the next; the
+        # line held back from the last flush (at the start of `_partial`); and the last line
+        # held, which is never held twice (a quiet job's line is late by one flush at most).
         self._context: dict[str, str] = {}
         self._held: dict[str, str] = {}
+        self._held_once: dict[str, str] = {}
         self._pending_bytes = 0
         self._last_flush = time.monotonic()
         self._flush_bytes = int(settings.JOB_LOG_FLUSH_BYTES)
@@ -70,7 +72,10 @@ class LogWriter:
         if not text:
             return
         with self._lock:
+            # Another stream speaks: a held line goes out first, so streams keep their order.
+            self._release_held(keep=stream)
             held = self._partial.pop(stream, "") + text
+            self._held.pop(stream, None)
             complete, sep, rest = held.rpartition("\n")
             if sep:
                 self._pending.append((stream, complete + "\n"))
@@ -99,12 +104,11 @@ class LogWriter:
     def flush(self, *, final: bool = False) -> int:
         """Store what has gathered; with `final`, partial lines too. Returns rows written."""
         with self._lock:
+            self._release_held()
             if final:
                 for stream, rest in self._partial.items():
                     self._pending.append((stream, rest))
                 self._partial.clear()
-            else:
-                self._release_held()
             pending, self._pending, self._pending_bytes = self._pending, [], 0
             if pending and not final:
                 pending = self._hold_back(pending)
@@ -139,17 +143,16 @@ class LogWriter:
         bus.publish(self._channels, str(rows[-1].pk))
         return len(rows)
 
-    def _release_held(self) -> None:
-        """A line held back at the last flush and not yet followed by another goes out now,
-        before what was written since (it is older)."""
-        for stream, line in self._held.items():
-            rest = self._partial.get(stream, "")
-            if rest.startswith(line):
-                self._pending.insert(0, (stream, line))
-                if rest[len(line) :]:
-                    self._partial[stream] = rest[len(line) :]
-                else:
-                    del self._partial[stream]
+    def _release_held(self, keep: str = "") -> None:
+        """Lines held back at the last flush (but the stream `keep`'s) go out now, before
+        anything pending: what is pending was written after them, by their own stream."""
+        for stream in [name for name in self._held if name != keep]:
+            line = self._held.pop(stream)
+            rest = self._partial.pop(stream, "")[len(line) :]
+            self._pending.insert(0, (stream, line))
+            self._pending_bytes += len(line)
+            if rest:
+                self._partial[stream] = rest
 
     def _hold_back(self, pending: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Keep the batch's last line for the next flush if it ends like the first piece of a
@@ -160,9 +163,9 @@ class LogWriter:
             return pending  # a piece of a long line: `write` already cut it outside any secret
         head, _, line = text[:-1].rpartition("\n")
         line += "\n"
-        if self._held.pop(stream, None) == line or not self.redact.may_continue(line):
+        if self._held_once.get(stream) == line or not self.redact.may_continue(line):
             return pending
-        self._held[stream] = line
+        self._held[stream] = self._held_once[stream] = line
         self._partial[stream] = line + self._partial.get(stream, "")
         return pending[:-1] + ([(stream, head + "\n")] if head else [])
 
