@@ -22,8 +22,8 @@ as context, see `redact`) across flushed chunks. A streaming writer also holds b
 batch's last line when it ends like the start of a secret (`may_continue`), so a secret's first
 short piece is stored together with the rest.
 
-Memory is bounded by the secrets, not the output: about `7 * len(secret) / SAMPLE` index entries
-per secret, and `CONTEXT` characters per stream. Some boilerplate of a structured secret (PEM
+Memory is bounded by the secrets, not the output: one index entry per `SAMPLE` characters of each
+form (a few forms per secret), and `CONTEXT` characters per stream. Some boilerplate of a structured secret (PEM
 armour, kubeconfig keys) is redacted wherever it appears; that is the price of finding the rest.
 """
 
