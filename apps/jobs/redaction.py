@@ -23,8 +23,9 @@ batch's last line when it ends like the start of a secret (`may_continue`), so a
 short piece is stored together with the rest.
 
 Memory is bounded by the secrets, not the output: one index entry per `SAMPLE` characters of each
-form (a few forms per secret), and `CONTEXT` characters per stream. Some boilerplate of a structured secret (PEM
-armour, kubeconfig keys) is redacted wherever it appears; that is the price of finding the rest.
+form (a few forms per secret), and `CONTEXT` characters per stream. Some boilerplate of a
+structured secret (PEM armour, kubeconfig keys) is redacted wherever it appears; that is the
+price of finding the rest.
 """
 
 from __future__ import annotations

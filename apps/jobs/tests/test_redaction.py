@@ -117,6 +117,16 @@ def _secret_part(encoding: str, secret: str, params: Any) -> str:
     return printed[differs[0] : differs[-1] + 1] if differs else ""
 
 
+@pytest.fixture
+def token_writer(org, settings):
+    """A bootstrap run's writer that holds the join token, flushed only when a test says so."""
+    settings.JOB_LOG_FLUSH_SECONDS = 3600
+    job = bootstrap_job(org)
+    writer = LogWriter(job)
+    writer.add_secret(SECRETS["join token"])
+    return job, writer, SECRETS["join token"]
+
+
 def _leaked(printed_view: str, stored: str) -> str:
     """A run of WINDOW characters of the secret's printed form still in the stored log."""
     stored_view = normalize(stored)[0]
@@ -191,12 +201,8 @@ def test_any_text_registered_as_a_secret_is_redacted_in_every_encoding(secret, e
     assert _leaked(_secret_part(encoding, secret, params), redactor(printed)) == ""
 
 
-def test_a_secret_split_across_two_flushed_batches_is_redacted_in_both(org, settings):
-    settings.JOB_LOG_FLUSH_SECONDS = 3600
-    job = bootstrap_job(org)
-    writer = LogWriter(job)
-    token = SECRETS["join token"]
-    writer.add_secret(token)
+def test_a_secret_split_across_two_flushed_batches_is_redacted_in_both(token_writer):
+    job, writer, token = token_writer
 
     writer.write("stdout", f"first half {token[:30]}\n")
     writer.flush()
@@ -241,13 +247,9 @@ def test_ordinary_output_around_secrets_is_left_alone(org, settings):
 
 
 def test_the_first_short_piece_of_a_secret_is_held_back_from_a_flush_until_the_rest_arrives(
-    org, settings
+    token_writer,
 ):
-    settings.JOB_LOG_FLUSH_SECONDS = 3600
-    job = bootstrap_job(org)
-    writer = LogWriter(job)
-    token = SECRETS["join token"]
-    writer.add_secret(token)
+    job, writer, token = token_writer
 
     writer.write("stdout", f"step one\n{token[:10]}\n")
     writer.flush()  # the heartbeat's timed flush, between the two pieces
@@ -258,12 +260,8 @@ def test_the_first_short_piece_of_a_secret_is_held_back_from_a_flush_until_the_r
     assert chunks == ["step one\n", f"{REDACTED}\nstep two\n"]
 
 
-def test_a_held_back_line_is_stored_at_the_next_flush_even_if_nothing_follows(org, settings):
-    settings.JOB_LOG_FLUSH_SECONDS = 3600
-    job = bootstrap_job(org)
-    writer = LogWriter(job)
-    token = SECRETS["join token"]
-    writer.add_secret(token)
+def test_a_held_back_line_is_stored_at_the_next_flush_even_if_nothing_follows(token_writer):
+    job, writer, token = token_writer
 
     writer.write("stdout", f"{token[:10]}\n")
     assert writer.flush() == 0
@@ -271,13 +269,9 @@ def test_a_held_back_line_is_stored_at_the_next_flush_even_if_nothing_follows(or
 
 
 def test_a_held_back_line_keeps_its_place_before_lines_of_other_streams_written_after_it(
-    org, settings
+    token_writer,
 ):
-    settings.JOB_LOG_FLUSH_SECONDS = 3600
-    job = bootstrap_job(org)
-    writer = LogWriter(job)
-    token = SECRETS["join token"]
-    writer.add_secret(token)
+    job, writer, token = token_writer
 
     writer.write("stdout", f"one\n{token[:10]}\n")
     writer.flush()
