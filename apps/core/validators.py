@@ -37,14 +37,43 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOCKER_IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
 _DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _MAKE_TARGET = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")
+# Characters that end a line or steer a terminal: C0/C1 controls (newline, ESC), DEL, the Unicode
+# line and paragraph separators, and the bidirectional overrides that reorder what is displayed.
+UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # "This network": Linux connects 0.x.x.x to the local host, like 0.0.0.0.
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+# Cloud metadata and instance services outside the link-local ranges (169.254.0.0/16 and
+# fe80::/10 are refused as link-local already): AWS's IPv6 metadata, DNS and time endpoints,
+# Alibaba Cloud's metadata service and Azure's WireServer (168.63.129.16, which hands out VM
+# configuration). An SSH attempt there is a probe, never a server.
+METADATA_NETWORKS = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "fd00:ec2::254/128",
+        "fd00:ec2::253/128",
+        "fd00:ec2::123/128",
+        "100.100.100.200/32",
+        "168.63.129.16/32",
+    )
+)
 
 
 def _require_str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValidationError("must be a string", code="invalid")
     return value
+
+
+def validate_name(value: str) -> None:
+    """A display name (cluster, node pool, key, credential, load balancer): free text, but one
+    line of it. Names are printed in job logs and written into files a job's tooling reads, so a
+    line break, a terminal escape or a bidirectional override would forge or disguise a line."""
+    value = _require_str(value)
+    if UNSAFE_TEXT.search(value):
+        raise ValidationError(
+            "must not contain control characters, line breaks or bidirectional overrides",
+            code="invalid",
+        )
 
 
 def validate_hostname(value: str) -> None:
@@ -88,10 +117,13 @@ def validate_target_ip(value: str, *, allow_private_test_targets: bool | None = 
     """An address Autoglue may open an SSH connection to.
 
     Refused: loopback, link-local (169.254.169.254, the cloud metadata service, among them),
-    multicast, unspecified, "this network" (0/8) and reserved addresses (255.255.255.255 too).
-    Private (RFC 1918, ULA) addresses are allowed: servers have them. Loopback is allowed only
-    when `allow_private_test_targets` is true; left None, it is the
-    `AUTOGLUE_ALLOW_LOOPBACK_TARGETS` setting (tests SSH into a local sshd).
+    the other cloud metadata addresses (`METADATA_NETWORKS`: fd00:ec2::254, 100.100.100.200...),
+    multicast, unspecified, "this network" (0/8) and reserved addresses (255.255.255.255 too),
+    and whatever the operator lists in `SSH_TARGET_DENY_CIDRS` (their own internal ranges).
+    Private (RFC 1918, ULA) addresses are allowed otherwise: servers have them. Loopback is
+    allowed only when `allow_private_test_targets` is true; left None, it is the
+    `AUTOGLUE_ALLOW_LOOPBACK_TARGETS` setting (tests SSH into a local sshd). The metadata and
+    deny-list rules hold even then.
     """
     value = _require_str(value)
     try:
@@ -102,6 +134,7 @@ def validate_target_ip(value: str, *, allow_private_test_targets: bool | None = 
         address = address.ipv4_mapped
     if allow_private_test_targets is None:
         allow_private_test_targets = getattr(settings, "AUTOGLUE_ALLOW_LOOPBACK_TARGETS", False)
+    _refuse_listed(address)
     if address.is_loopback:
         if allow_private_test_targets:
             return
@@ -116,6 +149,17 @@ def validate_target_ip(value: str, *, allow_private_test_targets: bool | None = 
         raise ValidationError("must not be a multicast address", code="invalid")
     if address.is_reserved:
         raise ValidationError("must not be a reserved or broadcast address", code="invalid")
+
+
+def _refuse_listed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """Metadata services and the operator's deny-list: refused whatever else is allowed."""
+    if any(address in network for network in METADATA_NETWORKS):
+        raise ValidationError("must not be a cloud metadata address", code="invalid")
+    denied = getattr(settings, "SSH_TARGET_DENY_CIDRS", ())
+    if any(address in ipaddress.ip_network(cidr) for cidr in denied):
+        raise ValidationError(
+            "is in an address range this installation does not connect to", code="invalid"
+        )
 
 
 def validate_ssh_port(value: int) -> None:

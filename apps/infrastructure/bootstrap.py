@@ -30,6 +30,7 @@ from apps.infrastructure import ssh_errors
 from apps.infrastructure.clients import CommandStopped, ServerSSHClient
 from apps.infrastructure.models import Server
 from apps.jobs import services as jobs
+from apps.jobs.logs import log_quote
 from apps.jobs.models import JobRun
 from apps.jobs.runner import JobCanceled, JobFailed
 
@@ -153,7 +154,7 @@ def _usable_bastion(ctx: JobContext) -> Server:
     )
     if server is None:
         raise JobFailed("the server no longer exists")
-    ctx.log.system(f"claimed bastion {server.hostname or server.pk} ({server.pk})")
+    ctx.log.system(f"claimed bastion {log_quote(server.hostname or server.pk)} ({server.pk})")
     if server.role != Server.Role.BASTION:
         raise JobFailed(f"server {server.pk} is not a bastion (role {server.role})")
     if not server.public_ip_address:

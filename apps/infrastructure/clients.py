@@ -18,6 +18,7 @@ import codecs
 import hashlib
 import io
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +27,9 @@ from types import TracebackType
 from typing import Any
 
 import paramiko
+from django.core.exceptions import ValidationError
 
+from apps.core.validators import validate_target_ip
 from apps.infrastructure.host_keys import server_pin_host_key
 from apps.infrastructure.models import Server, SSHKey
 
@@ -43,6 +46,10 @@ class HostKeyChanged(Exception):
 
 class CommandStopped(Exception):
     """A streamed command was stopped (canceled or out of time) before it ended."""
+
+
+class TargetRefused(Exception):
+    """The host resolves to an address Autoglue never connects to (metadata, deny-listed...)."""
 
 
 class HostKeyMismatch(Exception):
@@ -68,6 +75,37 @@ def load_private_key(ssh_key: SSHKey) -> paramiko.PKey:
     text = ssh_key.private_key
     key_class: Any = paramiko.Ed25519Key if ssh_key.key_type == "ed25519" else paramiko.RSAKey
     return key_class.from_private_key(io.StringIO(text))
+
+
+def open_checked_socket(host: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to `host`, refused before any packet is sent if an address it resolves
+    to is not a permitted target (`validate_target_ip`). The check runs on the resolved address
+    and the socket connects to that very address, so a name cannot resolve to one address when
+    checked and another when used."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise TargetRefused(f"could not resolve {host}") from None
+    for *_, sockaddr in infos:
+        try:
+            validate_target_ip(str(sockaddr[0]))
+        except ValidationError as exc:
+            raise TargetRefused(
+                f"refusing to connect to {host}: the address it resolves to "
+                + "; ".join(exc.messages)
+            ) from None
+    error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, sockaddr in infos:
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error
 
 
 def _known_host_name(host: str, port: int) -> str:
@@ -165,9 +203,15 @@ class ServerSSHClient:
             raise HostKeyNotPinned(f"server {self.server.pk} has no pinned SSH host key")
         pkey = load_private_key(self.server.ssh_key)
         try:
+            sock = open_checked_socket(self.host, self.port, self.timeout)
+        except Exception:
+            client.close()
+            raise
+        try:
             client.connect(
                 hostname=self.host,
                 port=self.port,
+                sock=sock,
                 username=self.server.ssh_user,
                 pkey=pkey,
                 timeout=self.timeout,
@@ -178,6 +222,7 @@ class ServerSSHClient:
             )
         except paramiko.BadHostKeyException as exc:
             client.close()
+            sock.close()
             raise HostKeyMismatch(
                 f"host key of {self.host}:{self.port} changed: pinned "
                 f"{fingerprint(exc.expected_key)}, offered {fingerprint(exc.key)}; "
@@ -185,6 +230,7 @@ class ServerSSHClient:
             ) from None
         except Exception:
             client.close()
+            sock.close()
             raise
         self._client = client
         return self

@@ -14,7 +14,12 @@ from django.db import models
 
 from apps.core.fields import EncryptedTextField
 from apps.core.models import OrgOwnedModel
-from apps.core.validators import validate_hostname, validate_ssh_user, validate_target_ip
+from apps.core.validators import (
+    validate_hostname,
+    validate_name,
+    validate_ssh_user,
+    validate_target_ip,
+)
 
 
 class SSHKey(OrgOwnedModel):
@@ -25,7 +30,7 @@ class SSHKey(OrgOwnedModel):
         RSA = "rsa"
         ED25519 = "ed25519"
 
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[validate_name])
     key_type = models.CharField(max_length=16, choices=KeyType.choices, default=KeyType.RSA)
     bits = models.PositiveIntegerField(null=True, blank=True)
     comment = models.CharField(max_length=255, blank=True, default="")
@@ -129,7 +134,7 @@ class Credential(OrgOwnedModel):
     provider = models.CharField(max_length=50)
     kind = models.CharField(max_length=50)
     schema_version = models.PositiveIntegerField(default=1)
-    name = models.CharField(max_length=100, blank=True, default="")
+    name = models.CharField(max_length=100, blank=True, default="", validators=[validate_name])
     scope_kind = models.CharField(max_length=20)
     scope_version = models.PositiveIntegerField(default=1)
     scope = models.JSONField(default=dict, blank=True)
@@ -161,7 +166,7 @@ class LoadBalancer(OrgOwnedModel):
         GLUEOPS = "glueops"
         PUBLIC = "public"
 
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[validate_name])
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # The original stores empty strings when omitted; null is the natural empty value here.
     public_ip_address = models.GenericIPAddressField(null=True, blank=True)

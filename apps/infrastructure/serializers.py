@@ -6,7 +6,6 @@ them except the explicit reveal shapes.
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from rest_framework import serializers
@@ -14,7 +13,12 @@ from rest_framework import serializers
 from apps.core.api.errors import bad_request
 from apps.core.api.fields import OrgScopedPrimaryKeyRelatedField
 from apps.core.api.serializers import FastReadMixin, GoShapeMixin
-from apps.core.validators import validate_hostname, validate_ssh_user, validate_target_ip
+from apps.core.validators import (
+    validate_hostname,
+    validate_name,
+    validate_ssh_user,
+    validate_target_ip,
+)
 from apps.infrastructure.models import Credential, LoadBalancer, Server, SSHKey
 
 
@@ -72,23 +76,18 @@ class SSHKeyRevealSerializer(SSHKeySerializer):
         return data
 
 
-def no_control_characters(value: str) -> None:
-    """Refuse control characters (newline, tab, NUL, ...): the comment ends up on the one-line
-    OpenSSH public key, where a newline would smuggle in a second authorized_keys entry."""
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise serializers.ValidationError("must not contain control characters")
-
-
 class SSHKeyCreateSerializer(serializers.Serializer):
     """dto.CreateSSHRequest. `type` and `bits` are checked by the service (contract codes)."""
 
-    name = serializers.CharField(max_length=255, validators=[no_control_characters])
+    name = serializers.CharField(max_length=255, validators=[validate_name])
     comment = serializers.CharField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
-        validators=[no_control_characters],
+        # One line: it ends up on the OpenSSH public key, where a newline would smuggle in a
+        # second authorized_keys entry.
+        validators=[validate_name],
     )
     type = serializers.CharField(required=False, allow_blank=True, allow_null=True, default=None)
     bits = serializers.JSONField(required=False, allow_null=True, default=None)
@@ -185,7 +184,9 @@ class CredentialCreateSerializer(serializers.Serializer):
     credential_provider = serializers.CharField(max_length=50)
     kind = serializers.CharField(max_length=50)
     schema_version = serializers.IntegerField(min_value=1)
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="", validators=[validate_name]
+    )
     scope_kind = serializers.CharField(max_length=20)
     scope_version = serializers.IntegerField(min_value=1)
     scope = serializers.JSONField()
@@ -197,7 +198,9 @@ class CredentialCreateSerializer(serializers.Serializer):
 class CredentialUpdateSerializer(serializers.Serializer):
     """dto.UpdateCredentialRequest: every field optional; `secret` rotates."""
 
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, validators=[validate_name]
+    )
     account_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
     region = serializers.CharField(max_length=32, required=False, allow_blank=True)
     scope_kind = serializers.CharField(max_length=20, required=False)

@@ -208,6 +208,10 @@ class ServerViewSet(OrgScopedModelViewSet):
     serializer_class = ServerSerializer
     filterset_class = ServerFilterSet
     not_found_code = "server_not_found"
+    required_permissions: ClassVar[dict[str, Perm]] = {
+        "logs": Perm.READ_LOGS,
+        "logs_stream": Perm.READ_LOGS,
+    }
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = services.server_create(

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
@@ -16,11 +17,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from apps.core.permissions import Perm
 from apps.jobs import registry, services
 from apps.jobs.models import JobRun
 from apps.jobs.selectors import LogScope
 from apps.jobs.stream import sse_response
-from apps.orgs.console_base import OrgScopedAdmin, is_platform_admin
+from apps.orgs.console_base import OrgScopedAdmin, can, is_platform_admin
 
 
 class KindFilter(admin.SimpleListFilter):
@@ -205,8 +207,11 @@ class JobRunAdmin(OrgScopedAdmin):
         return HttpResponseRedirect(reverse("admin:jobs_jobrun_change", args=[job.pk]))
 
     def log_stream_view(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponseBase:
-        """The run's own lines as Server-Sent Events: backlog, live lines, then `end`."""
+        """The run's own lines as Server-Sent Events: backlog, live lines, then `end`. Only for
+        roles that may read job logs (docs/console-permissions.md), as on the API."""
         job = self._visible_job(request, job_id)
+        if not can(request, Perm.READ_LOGS, job.organization_id):
+            raise PermissionDenied("your role in this organization does not allow reading logs")
         after = request.GET.get("after", "")
         cursor = int(after) if re.fullmatch(r"[0-9]{1,18}", after) else 0
 
@@ -232,8 +237,11 @@ class JobRunAdmin(OrgScopedAdmin):
         context = dict(extra_context or {})
         job = self.get_object(request, object_id)
         if job is not None:
+            may_read_log = can(request, Perm.READ_LOGS, job.organization_id)
             context.update(
-                log_stream_url=reverse("admin:jobs_jobrun_log_stream", args=[job.pk]),
+                log_stream_url=(
+                    reverse("admin:jobs_jobrun_log_stream", args=[job.pk]) if may_read_log else ""
+                ),
                 can_operate=self.has_operate_permission(request),
                 can_retry=job.status in (JobRun.Status.FAILED, JobRun.Status.CANCELED),
                 can_cancel=job.status in JobRun.ACTIVE_STATUSES,

@@ -21,6 +21,7 @@ from django.utils import timezone
 from apps.audit import events as audit_events
 from apps.audit import services as audit
 from apps.jobs import bus, registry
+from apps.jobs.logs import one_line
 from apps.jobs.models import JobLog, JobRun
 
 logger = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ def _log_system(job: JobRun, text: str) -> None:
         subject_type=job.subject_type,
         subject_id=job.subject_id,
         stream=JobLog.Stream.SYSTEM,
-        chunk=text if text.endswith("\n") else text + "\n",
+        chunk=one_line(text.removesuffix("\n")) + "\n",
     )
 
 

@@ -6,6 +6,7 @@ from django.db import models
 
 from apps.core.fields import EncryptedTextField
 from apps.core.models import OrgOwnedModel
+from apps.core.validators import validate_name
 
 
 class Cluster(OrgOwnedModel):
@@ -28,7 +29,7 @@ class Cluster(OrgOwnedModel):
         FAILED = "failed"
         BOOTSTRAPPING = "bootstrapping"
 
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[validate_name])
     provider = models.CharField(max_length=255, blank=True)
     region = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PRE_PENDING)

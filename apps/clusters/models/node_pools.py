@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from apps.core.models import OrgOwnedModel
+from apps.core.validators import validate_name
 
 
 class NodePool(OrgOwnedModel):
@@ -15,7 +16,7 @@ class NodePool(OrgOwnedModel):
         MASTER = "master"
         WORKER = "worker"
 
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[validate_name])
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.WORKER)
     servers = models.ManyToManyField(
         "infrastructure.Server", through="NodePoolServer", related_name="node_pools"

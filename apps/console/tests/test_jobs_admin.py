@@ -159,3 +159,22 @@ def test_a_runs_subject_links_to_its_page(console, org):
     job_run(kind="bootstrap_bastion", subject_type="server", subject_id=server.pk, organization=org)
     page = console.get("/admin/jobs/jobrun/").content.decode()
     assert f'href="/admin/infrastructure/server/{server.pk}/change/"' in page
+
+
+def test_a_viewer_sees_a_run_but_not_its_log(org, viewer, member):
+    # Logs may hold what a viewer may not reveal (docs/console-permissions.md).
+    from django.test import Client
+
+    job = job_run(status="succeeded", organization=org, finished_at=timezone.now())
+    _log(job, "CANARY-log-line")
+    bob = Client()
+    bob.force_login(viewer)
+    page = bob.get(f"/admin/jobs/jobrun/{job.pk}/change/")
+    assert page.status_code == 200
+    assert "data-stream-url" not in page.content.decode()
+    assert "does not allow reading job logs" in page.content.decode()
+    assert bob.get(f"/admin/jobs/jobrun/{job.pk}/log/stream/").status_code == 403
+    alice = Client()
+    alice.force_login(member)
+    stream = alice.get(f"/admin/jobs/jobrun/{job.pk}/log/stream/")
+    assert "CANARY-log-line" in b"".join(stream.streaming_content).decode()

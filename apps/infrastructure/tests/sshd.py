@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -109,3 +110,43 @@ class SSHDaemon:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class NotSSHServer:
+    """A plain TCP service on a free loopback port that is not SSH: every connection gets
+    `lines` lines of `CANARY-BANNER-<n>` (a chatty SMTP or HTTP server, say), then is held open
+    until the client leaves. Counts connections, so a test can tell none was made."""
+
+    def __init__(self, *, lines: int = 120) -> None:
+        self.port = free_port()
+        self.lines = lines
+        self.accepted = 0
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener.settimeout(0.2)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def authorize(self, user: str, public_key: str) -> None:
+        """Nothing to authorize: it never gets as far as a login (`bastion_on` calls this)."""
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            with conn:
+                try:
+                    for number in range(self.lines):
+                        conn.sendall(f"CANARY-BANNER-{number} service ready\r\n".encode())
+                    conn.settimeout(5)
+                    conn.recv(1024)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        self._listener.close()

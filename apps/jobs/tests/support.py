@@ -57,6 +57,21 @@ rm -f "$local_cfg"
 )
 
 
+def bootstrap_job(organization, **fields) -> JobRun:
+    """A `bootstrap_bastion` run (not started) of a new bastion, for tests of its log."""
+    server = ServerFactory(
+        organization=organization, role=Server.Role.BASTION, public_ip_address="203.0.113.9"
+    )
+    return JobRun.objects.create(
+        kind="bootstrap_bastion",
+        queue="ssh",
+        organization=organization,
+        subject_type=JobRun.SubjectType.SERVER,
+        subject_id=server.pk,
+        **fields,
+    )
+
+
 def run_queued(kind: str | None = None) -> list[str]:
     """Run every queued job (of `kind`) in this process, as a worker would; their statuses."""
     jobs = JobRun.objects.filter(status=JobRun.Status.QUEUED).order_by("queued_at")
