@@ -126,7 +126,9 @@ class Stack:
         if os.geteuid() == 0:
             shutil.chown(self.pgdata, "postgres", "postgres")
             shutil.chown(self.tmp, "postgres", "postgres")
-        self._pg("initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._pg(
+            "initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8", "-N"
+        )
         self.postgres_up()
 
     def postgres_up(self) -> None:
@@ -199,7 +201,7 @@ class Stack:
         self.env = env
         return env
 
-    def web_up(self, workers: int) -> str:
+    def web_start(self, workers: int) -> None:
         self.web = self._spawn(
             "web",
             [
@@ -215,6 +217,10 @@ class Stack:
                 "5",
             ],
         )
+
+    def web_ready(self) -> str:
+        """Waits for the health probe; returns the base URL."""
+        assert self.web is not None  # noqa: S101 - started before
         url = f"http://127.0.0.1:{self.web_port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -335,13 +341,16 @@ class Record:
     alive: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     hot_pool: str = ""
     redis_down: float = 10.0
+    # Creates never answered 2xx after every retry, by the last answer.
+    gave_up: Counter[str] = field(default_factory=Counter)
 
     def in_window(self, attempt: Attempt) -> str:
-        """The fault a request overlapped (from sending to its answer), if any."""
-        for name, start, end in self.windows:
-            if attempt.started <= end and attempt.ended >= start:
-                return name
-        return ""
+        """The faults a request overlapped (from sending to its answer), if any."""
+        return "+".join(
+            name
+            for name, start, end in self.windows
+            if attempt.started <= end and attempt.ended >= start
+        )
 
 
 class Client:
@@ -357,6 +366,7 @@ class Client:
         self.ssh_key = ssh_key
         self.stop_at = stop_at
         self.rng = random.Random()  # noqa: S311 - a load mix, not a secret
+        self.last_code = ""
 
     def call(
         self, op: str, method: str, route: str, path: str, body: Any = None, **headers: str
@@ -386,6 +396,7 @@ class Client:
                     code = str(data.get("code", ""))
             except requests.RequestException as exc:
                 status, data, code = 0, None, type(exc).__name__
+            self.last_code = code
             self.record.attempts.append(
                 Attempt(
                     started,
@@ -462,6 +473,8 @@ class Client:
                     with self.record.lock:
                         self.record.creates[key][2].append(str(data["id"]))
             return object_id
+        with self.record.lock:
+            self.record.gave_up[f"{status or 'no answer'} {self.last_code}".strip()] += 1
         return None
 
     def read(self) -> None:
@@ -691,12 +704,16 @@ def prepare(
     import django
     from django.core.management import call_command
 
+    # The web role and the worker boot (imports, mostly) while the schema is written; the web
+    # role answers its health probe once the database is ready.
+    stack.worker_up()
+    stack.web_start(args.web_workers)
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
     call_command("keys", "ensure", stdout=io.StringIO())
     org_id, user_headers, org_headers = seed()
-    stack.worker_up()
-    url = stack.web_up(args.web_workers)
+    log("migrated and seeded")
+    url = stack.web_ready()
     return url, org_id, user_headers, org_headers
 
 
@@ -741,7 +758,8 @@ def report_requests(record: Record, web_log: Path) -> int:
     print(f"\nrequests sent: {len(attempts)} (retries included)")
     print("  by status class: " + ", ".join(f"{k} {v}" for k, v in sorted(classes.items())))
     codes = Counter(f"{a.status} {a.code}" for a in attempts if 400 <= a.status < 500)
-    print("  4xx by code: " + ", ".join(f"{k} x{v}" for k, v in codes.most_common(8)))
+    if codes:
+        print("  4xx by code: " + ", ".join(f"{k} x{v}" for k, v in codes.most_common(8)))
     conns = Counter(
         f"{a.code} during {record.in_window(a) or 'no fault'}" for a in attempts if a.status == 0
     )
@@ -949,6 +967,11 @@ def report(record: Record, found: Findings, web_log: Path, args: argparse.Namesp
         f"\ncreates: {len(record.creates)} logical ({answered} answered 2xx); deletes answered "
         f"2xx: {len(record.deleted_ok)}; PATCHes answered 2xx: {len(record.patched)}"
     )
+    if record.gave_up:
+        print(
+            "  creates given up after 8 attempts, by last answer: "
+            + ", ".join(f"{k} x{v}" for k, v in record.gave_up.most_common())
+        )
     print("integrity:")
     for line in found.details[:40]:
         print("    " + line)
