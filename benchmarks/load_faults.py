@@ -72,6 +72,7 @@ FAULTS = ("redis", "postgres", "web", "celery")
 # failing (backoff, reconnects) still belong to it.
 GRACE_SECONDS = 5.0
 TOKEN = re.compile(r"lf[0-9a-f]{12}")
+APP_FRAME = re.compile(r'File "[^"]*/(apps/[^"]+)", line \d+, in (\w+)')
 EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Deadlock\w*))(?::|$)", re.M)
 # kind -> (model label, field carrying the logical create's token, field a PATCH changes)
 KINDS = {
@@ -743,7 +744,9 @@ def exception_cause(text: str) -> str:
     name = raised[-1] if raised else "unknown"
     short = name.rsplit(".", 1)[-1]
     if "deadlock detected" in text:
-        return "PostgreSQL deadlock"
+        # Where our code waited: which lock met the other is what a fix needs.
+        frames = APP_FRAME.findall(text)
+        return "PostgreSQL deadlock" + (f" in {frames[-1][0]} {frames[-1][1]}" if frames else "")
     if name.startswith("redis.") or "redis.exceptions" in text:
         return f"Redis {short}"
     if short in ("OperationalError", "InterfaceError"):
@@ -953,6 +956,7 @@ def load(url: str, headers: list[dict[str, str]], stack: Stack, args: argparse.N
 
 
 FIGURES = ("lost", "duplicated", "resurrected", "unaudited", "chains broken")
+DETAILS_SHOWN = 8
 
 
 def report(record: Record, found: Findings, web_log: Path, args: argparse.Namespace) -> int:
@@ -973,10 +977,12 @@ def report(record: Record, found: Findings, web_log: Path, args: argparse.Namesp
             + ", ".join(f"{k} x{v}" for k, v in record.gave_up.most_common())
         )
     print("integrity:")
-    for line in found.details[:40]:
-        print("    " + line)
-    if len(found.details) > 40:
-        print(f"    ... and {len(found.details) - 40} more")
+    for name in FIGURES:
+        lines = [d for d in found.details if d.startswith(f"{name}: ")]
+        for line in lines[:DETAILS_SHOWN]:
+            print("    " + line)
+        if len(lines) > DETAILS_SHOWN:
+            print(f"    ... and {len(lines) - DETAILS_SHOWN} more {name}")
     for name in FIGURES:
         print(f"  {name.upper():14s} {found.figures[name]}")
     print(
