@@ -58,6 +58,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+from tests.live import Process, free_port, start_web, start_worker  # noqa: E402
+
 PG_BIN = Path(os.environ.get("FAULTS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 FAULTS = ("redis", "postgres", "web", "celery")
 # A fault's window stays open this long after the service is back: requests that were already
@@ -81,14 +84,15 @@ KINDS = {
     "node-pools": ("clusters.NodePool", "name", "name"),
     "clusters": ("clusters.Cluster", "name", "name"),
 }
+# The shared pool's attachments: (up to this roll, attach?, what).
+ATTACHMENTS = (
+    (0.3, True, "servers"),
+    (0.55, False, "servers"),
+    (0.7, True, "labels"),
+    (0.8, False, "labels"),
+)
 CREATE_EVENTS = {"resource.create", "resource.attach", "key.create", "job.launch"}
 DELETE_EVENTS = {"resource.delete", "resource.detach"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def log(message: str) -> None:
@@ -100,19 +104,18 @@ def log(message: str) -> None:
 
 class Stack:
     """The script's own PostgreSQL, Redis, web role and worker, each in its own session so a
-    signal reaches only what the script started."""
+    signal reaches only what the script started (web and worker: `tests/live.py`)."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.pg_port = free_port()
         self.redis_port = free_port()
-        self.web_port = free_port()
         self.pgdata = tmp / "pgdata"
-        self.redis: subprocess.Popen | None = None
-        self.web: subprocess.Popen | None = None
-        self.worker: subprocess.Popen | None = None
+        self.redis: Process | None = None
+        self.web: Process | None = None
+        self.worker: Process | None = None
+        self.workers_started = 0
         self.env: dict[str, str] = {}
-        self._logs: list[Any] = []
 
     # PostgreSQL refuses to run as root; as root the server runs as the `postgres` user.
     def _pg(self, *argv: str) -> None:
@@ -149,22 +152,9 @@ class Stack:
         self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
 
     def redis_up(self) -> None:
-        self.redis = self._spawn(
-            "redis",
-            [
-                "redis-server",
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp),
-            ],
-        )
+        argv = ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(self.tmp)]
+        self.redis = Process(argv, dict(os.environ), self.tmp / f"redis-{time.monotonic_ns()}.log")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with (
@@ -176,7 +166,8 @@ class Stack:
         raise RuntimeError("redis-server did not start")
 
     def redis_kill(self) -> None:
-        self._kill(self.redis)
+        if self.redis:
+            self.redis.kill()
 
     def make_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AUTOGLUE_"))}
@@ -202,109 +193,45 @@ class Stack:
         self.env = env
         return env
 
-    def web_start(self, workers: int) -> None:
-        self.web = self._spawn(
-            "web",
-            [
-                str(BIN / "gunicorn"),
-                "autoglue.asgi",
-                "--worker-class",
-                "uvicorn_worker.UvicornWorker",
-                "--workers",
-                str(workers),
-                "--bind",
-                f"127.0.0.1:{self.web_port}",
-                "--graceful-timeout",
-                "5",
-            ],
-        )
-
-    def web_ready(self) -> str:
-        """Waits for the health probe; returns the base URL."""
-        assert self.web is not None  # noqa: S101 - started before
-        url = f"http://127.0.0.1:{self.web_port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{url}/api/v1/healthz", timeout=2).status_code == 200:
-                    return url
-            if self.web.poll() is not None:
-                break
-            time.sleep(0.3)
-        raise RuntimeError(f"web did not start:\n{self.log_tail('web')}")
+    def web_up(self, workers: int) -> str:
+        self.web, url = start_web(self.tmp, self.env, workers=workers)
+        return url
 
     def web_workers(self) -> list[int]:
         assert self.web is not None  # noqa: S101 - started before
-        children = Path(f"/proc/{self.web.pid}/task/{self.web.pid}/children")
+        pid = self.web.proc.pid
         with contextlib.suppress(OSError):
-            return [int(pid) for pid in children.read_text().split()]
+            return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         return []
 
     def worker_up(self) -> None:
-        self.worker = self._spawn(
-            "worker",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "autoglue",
-                "worker",
-                "--queues",
-                "default,maintenance",
-                "--concurrency",
-                "1",
-                "--hostname",
-                f"faults-{os.getpid()}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "--loglevel",
-                "WARNING",
-            ],
+        self.workers_started += 1
+        self.worker = start_worker(
+            self.tmp,
+            self.env,
+            name=f"faults{self.workers_started}",
+            queues="default,maintenance",
+            pool="prefork",
+            concurrency=1,
         )
 
     def worker_kill(self) -> None:
-        self._kill(self.worker)
-
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        out = (self.tmp / f"{name}.log").open("ab")
-        self._logs.append(out)
-        return subprocess.Popen(  # noqa: S603 - our own binaries
-            argv,
-            cwd=ROOT,
-            env=self.env or None,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @staticmethod
-    def _kill(proc: subprocess.Popen | None, sig: int = signal.SIGKILL) -> None:
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if self.worker:
+            self.worker.kill()
 
     def stop_app(self) -> None:
         """The web role and the worker, gracefully: what they were doing ends first."""
         for proc in (self.web, self.worker):
-            self._kill(proc, signal.SIGTERM)
+            if proc:
+                proc.stop()
 
     def stop_all(self) -> None:
         self.stop_app()
-        self._kill(self.redis)
+        if self.redis:
+            self.redis.stop()
         if (self.pgdata / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.CalledProcessError):
                 self.postgres_down()
-        for handle in self._logs:
-            handle.close()
-
-    def log_tail(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
 
 
 # --- what the clients saw ----------------------------------------------------------------------
@@ -548,45 +475,29 @@ class Client:
         else:
             self.delete(kind, object_id)
 
+    def attachment(self, pool: str, attach: bool, kind: str) -> None:
+        """Attaches one of the live servers or labels to the pool, or detaches it."""
+        object_id = self.pick(kind)
+        if not object_id:
+            return
+        base, single = f"/api/v1/node-pools/{pool}/{kind}", kind[:-1]
+        if attach:
+            body = {f"{single}_ids": [object_id]}
+            self.call("pool-attach", "POST", f"/node-pools/{{id}}/{kind}", base, body)
+        else:
+            route = f"/node-pools/{{id}}/{kind}/{{{single}Id}}"
+            self.call("pool-detach", "DELETE", route, f"{base}/{object_id}")
+
     def pool_op(self) -> None:
         pool = self.record.hot_pool
         if not pool:
             return
         roll = self.rng.random()
-        server = self.pick("servers")
-        label = self.pick("labels")
-        base = f"/api/v1/node-pools/{pool}"
-        if roll < 0.3 and server:
-            self.call(
-                "pool-attach",
-                "POST",
-                "/node-pools/{id}/servers",
-                f"{base}/servers",
-                {"server_ids": [server]},
-            )
-        elif roll < 0.55 and server:
-            self.call(
-                "pool-detach",
-                "DELETE",
-                "/node-pools/{id}/servers/{serverId}",
-                f"{base}/servers/{server}",
-            )
-        elif roll < 0.7 and label:
-            self.call(
-                "pool-attach",
-                "POST",
-                "/node-pools/{id}/labels",
-                f"{base}/labels",
-                {"label_ids": [label]},
-            )
-        elif roll < 0.8 and label:
-            self.call(
-                "pool-detach",
-                "DELETE",
-                "/node-pools/{id}/labels/{labelId}",
-                f"{base}/labels/{label}",
-            )
-        elif roll < 0.97:
+        for threshold, attach, kind in ATTACHMENTS:
+            if roll < threshold:
+                self.attachment(pool, attach, kind)
+                return
+        if roll < 0.97:
             self.patch("node-pools", pool)
         else:
             # The pool goes while others attach to it; the next pool takes its place.
@@ -701,20 +612,18 @@ def prepare(
     if args.key_cache is not None:
         env["API_KEY_LOCAL_CACHE_SECONDS"] = str(args.key_cache)
     os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
     import django
     from django.core.management import call_command
 
-    # The web role and the worker boot (imports, mostly) while the schema is written; the web
-    # role answers its health probe once the database is ready.
+    # The web role and the worker boot (imports, mostly) while the schema is written.
     stack.worker_up()
-    stack.web_start(args.web_workers)
+    booting = ThreadPoolExecutor(1).submit(stack.web_up, args.web_workers)
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
     call_command("keys", "ensure", stdout=io.StringIO())
     org_id, user_headers, org_headers = seed()
     log("migrated and seeded")
-    url = stack.web_ready()
+    url = booting.result()
     return url, org_id, user_headers, org_headers
 
 
@@ -1022,7 +931,8 @@ def main() -> int:
         log(f"web on {url}; {args.clients} clients for {args.duration:.0f} s; {args.faults}")
         record = load(url, [user_headers, org_headers], stack, args)
         stack.stop_app()
-        failures = report(record, check_integrity(record, org_id), tmp / "web.log", args)
+        assert stack.web is not None  # noqa: S101 - started by prepare()
+        failures = report(record, check_integrity(record, org_id), stack.web.log, args)
         if args.keep:
             print(f"logs kept in {tmp}")
         return 1 if failures else 0
