@@ -93,6 +93,7 @@ ATTACHMENTS = (
 )
 CREATE_EVENTS = {"resource.create", "resource.attach", "key.create", "job.launch"}
 DELETE_EVENTS = {"resource.delete", "resource.detach"}
+JOB_KINDS = ("api_key_sweep", "refresh_token_purge")
 
 
 def log(message: str) -> None:
@@ -114,6 +115,7 @@ class Stack:
         self.redis: Process | None = None
         self.web: Process | None = None
         self.worker: Process | None = None
+        self.beat: Process | None = None
         self.workers_started = 0
         self.env: dict[str, str] = {}
 
@@ -189,6 +191,13 @@ class Stack:
             RATE_LIMIT="100000000/m",
             RATE_LIMIT_USER="100000000/m",
             RATE_LIMIT_KEY="100000000/m",
+            # The job system's recovery, on a scale the run can wait for: a run whose worker
+            # died is requeued after 10 s of silence (90 s in production), a message Redis lost
+            # is sent again after 10 s (300 s), and the reaper looks every 3 s (30 s).
+            JOB_HEARTBEAT_SECONDS="1",
+            JOB_HEARTBEAT_STALE_SECONDS="10",
+            JOB_RESEND_AFTER_SECONDS="10",
+            JOB_REAP_INTERVAL_SECONDS="3",
         )
         self.env = env
         return env
@@ -219,14 +228,19 @@ class Stack:
         if self.worker:
             self.worker.kill()
 
-    def stop_app(self) -> None:
-        """The web role and the worker, gracefully: what they were doing ends first."""
-        for proc in (self.web, self.worker):
-            if proc:
-                proc.stop()
+    def beat_up(self) -> None:
+        argv = [str(Path(sys.executable).parent / "celery"), "-A", "autoglue", "beat"]
+        argv += ["--loglevel", "WARNING", "--pidfile", ""]
+        self.beat = Process(argv, self.env, self.tmp / "beat.log")
+
+    def stop_web(self) -> None:
+        if self.web:
+            self.web.stop()
 
     def stop_all(self) -> None:
-        self.stop_app()
+        for proc in (self.web, self.worker, self.beat):
+            if proc:
+                proc.stop()
         if self.redis:
             self.redis.stop()
         if (self.pgdata / "postmaster.pid").exists():
@@ -269,6 +283,8 @@ class Record:
     alive: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     hot_pool: str = ""
     redis_down: float = 10.0
+    jobs_enqueued: int = 0
+    jobs_refused: Counter[str] = field(default_factory=Counter)
     # Creates never answered 2xx after every retry, by the last answer.
     gave_up: Counter[str] = field(default_factory=Counter)
 
@@ -578,6 +594,46 @@ def run_faults(
         record.windows.append((name, began, back + record.recoveries[name] + GRACE_SECONDS))
 
 
+def enqueue_jobs(record: Record, stop_at: float, every: float) -> None:
+    """Short maintenance runs (platform sweeps, harmless to repeat), marked in their payload, so
+    that afterwards each can be found finished exactly once."""
+    from django.db import connection
+
+    from apps.jobs import services as jobs
+
+    n = 0
+    while time.monotonic() < stop_at:
+        n += 1
+        try:
+            jobs.job_enqueue(kind=JOB_KINDS[n % len(JOB_KINDS)], payload={"faults": n})
+            record.jobs_enqueued += 1
+        except Exception as exc:  # noqa: BLE001 - counted: the database may be restarting
+            record.jobs_refused[type(exc).__name__] += 1
+            connection.close()
+        time.sleep(every)
+    connection.close()
+
+
+def settle_jobs(timeout: float) -> dict[str, int]:
+    """Waits (bounded) until no marked run is active; returns the runs by status, and those
+    claimed more than once."""
+    from django.db import connection
+    from django.db.models import Count
+
+    from apps.jobs.models import JobRun
+
+    connection.close()  # opened before PostgreSQL restarted
+    runs = JobRun.objects.filter(payload__has_key="faults")
+    deadline = time.monotonic() + timeout
+    while runs.filter(status__in=JobRun.ACTIVE_STATUSES).exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    figures = dict(runs.values_list("status").annotate(n=Count("pk")))
+    figures["claimed more than once"] = runs.filter(attempts__gt=1).count()
+    return figures
+
+
 # --- setup -------------------------------------------------------------------------------------
 
 
@@ -623,6 +679,7 @@ def prepare(
     call_command("keys", "ensure", stdout=io.StringIO())
     org_id, user_headers, org_headers = seed()
     log("migrated and seeded")
+    stack.beat_up()
     url = booting.result()
     return url, org_id, user_headers, org_headers
 
@@ -856,15 +913,20 @@ def load(url: str, headers: list[dict[str, str]], stack: Stack, args: argparse.N
         args=(stack, record, url, (args.faults, start, args.duration, headers[0])),
         daemon=True,
     )
-    for thread in [*threads, faults]:
+    enqueuer = threading.Thread(
+        target=enqueue_jobs, args=(record, stop_at, args.job_every), daemon=True
+    )
+    for thread in [*threads, faults, enqueuer]:
         thread.start()
-    for thread in [faults, *threads]:
+    for thread in [faults, enqueuer, *threads]:
         thread.join(timeout=max(1.0, stop_at + 90 - time.monotonic()))
-    log(f"load done in {time.monotonic() - start:.0f} s; stopping the web role and the worker")
+    log(f"load done in {time.monotonic() - start:.0f} s; waiting for the jobs")
     return record
 
 
 FIGURES = ("lost", "duplicated", "resurrected", "unaudited", "chains broken")
+# Longer than a resend (10 s) plus a stale heartbeat (10 s) plus a reaper pass (3 s).
+JOB_SETTLE_SECONDS = 40.0
 DETAILS_SHOWN = 8
 
 
@@ -899,9 +961,18 @@ def report(record: Record, found: Findings, web_log: Path, args: argparse.Namesp
         f"audit entries in the organization: {found.figures['audit entries']}"
     )
     print(f"  5xx not excused: {bad_5xx}")
-    failures = bad_5xx + sum(found.figures[name] for name in FIGURES)
-    print("RESULT: " + ("PASS" if not failures else "FAIL"))
-    return failures
+    return bad_5xx + sum(found.figures[name] for name in FIGURES)
+
+
+def report_jobs(record: Record, figures: dict[str, int]) -> int:
+    """Prints what became of the enqueued jobs; returns how many were lost or run twice."""
+    active = sum(figures.get(status, 0) for status in ("queued", "running", "retrying"))
+    twice = figures.get("claimed more than once", 0)
+    refused = ", ".join(f"{k} x{v}" for k, v in record.jobs_refused.items()) or "none"
+    print(f"jobs: {record.jobs_enqueued} enqueued (refused: {refused}); by status: {figures}")
+    print(f"  JOBS LOST      {active} (active after up to {JOB_SETTLE_SECONDS:.0f} s)")
+    print(f"  JOBS RUN TWICE {twice} (claimed more than once)")
+    return active + twice
 
 
 def main() -> int:
@@ -917,6 +988,9 @@ def main() -> int:
         help="API_KEY_LOCAL_CACHE_SECONDS of the web role (production: 10); an outage longer "
         "than it reaches the shared cache on every API-key request",
     )
+    parser.add_argument(
+        "--job-every", type=float, default=0.5, help="seconds between two enqueued jobs"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = parser.parse_args()
     args.faults = [f for f in args.faults.split(",") if f and f != "none"]
@@ -930,9 +1004,12 @@ def main() -> int:
         url, org_id, user_headers, org_headers = prepare(stack, args)
         log(f"web on {url}; {args.clients} clients for {args.duration:.0f} s; {args.faults}")
         record = load(url, [user_headers, org_headers], stack, args)
-        stack.stop_app()
+        stack.stop_web()
+        job_figures = settle_jobs(JOB_SETTLE_SECONDS)
         assert stack.web is not None  # noqa: S101 - started by prepare()
         failures = report(record, check_integrity(record, org_id), stack.web.log, args)
+        failures += report_jobs(record, job_figures)
+        print("RESULT: " + ("PASS" if not failures else "FAIL"))
         if args.keep:
             print(f"logs kept in {tmp}")
         return 1 if failures else 0
