@@ -684,6 +684,12 @@ def prepare(
     # The script's own Django (migrate, seeding, enqueueing) would print the platform's JSON
     # log lines among the figures; what went wrong there is counted instead.
     logging.disable(logging.CRITICAL)
+    # Nobody here waits for a job's Celery result (runs are tracked in the database); without
+    # this each message sent subscribes to its result in Redis, and the subscriptions left when
+    # Redis goes away complain at exit. Only this process: the worker stores results as usual.
+    from autoglue.celery import app as celery_app
+
+    celery_app.conf.result_backend = "disabled"
     call_command("migrate", interactive=False, verbosity=0)
     call_command("keys", "ensure", stdout=io.StringIO())
     org_id, user_headers, org_headers = seed()

@@ -4,6 +4,7 @@ working: a few clients for a few seconds, and one fault — Redis killed while t
 The full run (50 clients, every fault) is `make faults`, not part of the test suite.
 """
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +15,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 
+FIGURES = (
+    "LOST",
+    "DUPLICATED",
+    "RESURRECTED",
+    "UNAUDITED",
+    "CHAINS BROKEN",
+    "JOBS LOST",
+    "JOBS RUN TWICE",
+)
+FIGURE = re.compile(r"^  (" + "|".join(FIGURES) + r") +(\d+)", re.M)
+
 
 @pytest.mark.xfail(
     strict=False,
     reason="issue 20 point 1: a Redis outage answers 500 to API-key requests (and points 3-4: "
-    "deadlocks between node-pool locks and the audit chain, concurrent deletes audited twice); "
-    "remove once those fixes are merged",
+    "deadlocks between node-pool locks and the audit chain, concurrent deletes audited twice; "
+    "a PATCH racing a DELETE re-inserts the row); remove once those fixes are merged",
 )
 def test_a_redis_outage_under_load_loses_nothing_and_answers_no_500() -> None:
     # The outage outlasts the web role's in-process key cache (1 s here, 10 s in production),
@@ -31,11 +43,11 @@ def test_a_redis_outage_under_load_loses_nothing_and_answers_no_500() -> None:
             "--clients",
             "4",
             "--duration",
-            "12",
+            "10",
             "--faults",
             "redis",
             "--redis-down",
-            "4",
+            "3",
             "--key-cache",
             "1",
         ],
@@ -45,9 +57,8 @@ def test_a_redis_outage_under_load_loses_nothing_and_answers_no_500() -> None:
         timeout=150,
     )
     output = result.stdout + result.stderr
-    assert "LOST           0" in output, output
-    assert "DUPLICATED     0" in output, output
-    assert "RESURRECTED    0" in output, output
-    assert "UNAUDITED      0" in output, output
+    figures = dict(FIGURE.findall(output))
+    assert set(figures) == set(FIGURES), output  # the script printed every figure
+    assert figures == dict.fromkeys(FIGURES, "0"), output
     assert "5xx not excused: 0" in output, output
     assert result.returncode == 0, output
