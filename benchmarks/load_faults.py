@@ -6,7 +6,8 @@ never the machine's shared services: its own PostgreSQL (initdb + pg_ctl in a te
 so it can be restarted), its own redis-server (no persistence, so a restart loses everything, as
 a crashed cache does), migrations and `keys ensure` into them, gunicorn with uvicorn workers
 (`-w 2`, the production settings module), a Celery worker (default and maintenance queues) and
-beat (the reaper), with the job system's recovery periods shortened so a run can wait for them.
+two beats (the reaper), with the job system's recovery periods shortened so a run can wait for
+them.
 
 Clients (half with a user API key and `X-Org-ID`, half with the org key) loop until the
 duration ends: creates with an `Idempotency-Key` (servers, labels, node pools, clusters), reads,
@@ -36,7 +37,7 @@ line with the same request id), and the integrity figures:
 
     .venv/bin/python benchmarks/load_faults.py [--clients 50] [--duration 75]
         [--faults redis,postgres,web,celery] [--redis-down 10] [--key-cache N]
-        [--job-every 0.5] [--keep]
+        [--job-every 0.5] [--beats 2] [--keep]
 
 Exit status 0 when every integrity figure is zero, every chain verifies and every 5xx was a 503
 answered while an injected outage lasted; 1 otherwise. Results: docs/faults.md.
@@ -121,7 +122,7 @@ class Stack:
         self.redis: Process | None = None
         self.web: Process | None = None
         self.worker: Process | None = None
-        self.beat: Process | None = None
+        self.beats: list[Process] = []
         self.workers_started = 0
         self.env: dict[str, str] = {}
 
@@ -234,17 +235,17 @@ class Stack:
         if self.worker:
             self.worker.kill()
 
-    def beat_up(self) -> None:
+    def beats_up(self, count: int) -> None:
         argv = [str(Path(sys.executable).parent / "celery"), "-A", "autoglue", "beat"]
         argv += ["--loglevel", "WARNING", "--pidfile", ""]
-        self.beat = Process(argv, self.env, self.tmp / "beat.log")
+        self.beats = [Process(argv, self.env, self.tmp / f"beat-{n}.log") for n in range(count)]
 
     def stop_web(self) -> None:
         if self.web:
             self.web.stop()
 
     def stop_all(self) -> None:
-        for proc in (self.web, self.worker, self.beat):
+        for proc in (self.web, self.worker, *self.beats):
             if proc:
                 proc.stop()
         if self.redis:
@@ -694,7 +695,8 @@ def prepare(
     call_command("keys", "ensure", stdout=io.StringIO())
     org_id, user_headers, org_headers = seed()
     log("migrated and seeded")
-    stack.beat_up()
+    # Two beats by default, as the issue ran: a second one doubles messages, never effects.
+    stack.beats_up(args.beats)
     url = booting.result()
     return url, org_id, user_headers, org_headers
 
@@ -1010,6 +1012,7 @@ def main() -> int:
     parser.add_argument(
         "--job-every", type=float, default=0.5, help="seconds between two enqueued jobs"
     )
+    parser.add_argument("--beats", type=int, default=2, help="celery beat processes")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = parser.parse_args()
     args.faults = [f for f in args.faults.split(",") if f and f != "none"]
