@@ -62,3 +62,9 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/backup_memory.py
 	$(PY) benchmarks/dns_sync.py
 	$(PY) benchmarks/first_start.py
+
+## faults: 50 API clients for 75 s while Redis, PostgreSQL, a web worker and the Celery worker
+## fail, all started by the script on loopback; prints lost / duplicated / resurrected /
+## unaudited objects and 5xx by cause, fails if one is non-zero (docs/faults.md). Not in `make test`.
+faults: $(STAMP)
+	$(PY) benchmarks/load_faults.py $(FAULTS_ARGS)
