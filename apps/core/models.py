@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from typing import Self
+from typing import Any, Self
 
-from django.db import models
+from django.db import DatabaseError, models
+from django.http import Http404
+
+# What Django raises when an UPDATE it was told to do found no row.
+_NO_ROW_UPDATED = (
+    "Forced update did not affect any rows.",
+    "Save with update_fields did not affect any rows.",
+)
+
+
+class RowDeleted(Http404):
+    """A change to a row that another request deleted meanwhile: answered 404 like any missing
+    object (API and console), never a 500."""
 
 
 class TimeStampedModel(models.Model):
-    """UUID primary key (the API's ids) and creation/update times."""
+    """UUID primary key (the API's ids) and creation/update times.
+
+    A row loaded from the database is only ever UPDATEd by `save()`. Django's default falls back
+    to an INSERT when the UPDATE finds no row, so a PATCH that raced a DELETE would bring the
+    deleted row back (with a `create` audit entry); here that save raises `RowDeleted` instead.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -17,6 +34,16 @@ class TimeStampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding and not kwargs.get("force_insert"):
+            kwargs["force_update"] = True
+        try:
+            super().save(*args, **kwargs)
+        except DatabaseError as exc:
+            if str(exc) in _NO_ROW_UPDATED:
+                raise RowDeleted(f"{type(self).__name__} {self.pk} no longer exists") from None
+            raise
 
 
 class OrgQuerySet(models.QuerySet):
