@@ -84,8 +84,6 @@ MIDDLEWARE = [
     "apps.core.middleware.RateLimitMiddleware",
     "apps.core.middleware.BodyLimitMiddleware",
     "apps.core.middleware.JSONContentTypeMiddleware",
-    # After the body checks: it reads the body to recognise a repeated request.
-    "apps.audit.middleware.IdempotencyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -337,10 +335,9 @@ MAINTENANCE_VACUUM_TABLES = env.list(
 # Audit entries older than this are pruned daily (0 keeps them forever). Separate from, and
 # usually much longer than, job-log retention (JOB_RETENTION_DAYS).
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
-# How long an Idempotency-Key is remembered, and after how long a first request that never
-# finished (its process died) stops holding its key.
+# How long an Idempotency-Key is remembered. (A first request that never finished holds its key
+# only while its transaction is open: nothing to time out.)
 IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
-IDEMPOTENCY_IN_FLIGHT_SECONDS = env.int("IDEMPOTENCY_IN_FLIGHT_SECONDS", default=600)
 
 # --- DNS (docs/dns.md) -------------------------------------------------------------------------
 
