@@ -413,6 +413,12 @@ OAUTH_REDIRECT_BASE = env.str("OAUTH_REDIRECT_BASE", default=BASE_URL).rstrip("/
 SSO_ALLOWED_ORIGINS = env.list("SSO_ALLOWED_ORIGINS", default=[])
 # How long a started login (state, nonce, PKCE verifier) waits for its callback.
 SSO_STATE_SECONDS = env.int("SSO_STATE_SECONDS", default=600)
+# The provider's discovery document and keys are fetched at most this often (not on every
+# sign-in)...
+SSO_PROVIDER_CACHE_SECONDS = env.int("SSO_PROVIDER_CACHE_SECONDS", default=3600)
+# ...and when the provider cannot be reached, the last copy is used this much longer, so a short
+# outage of its discovery endpoint does not stop sign-ins (docs/identity.md).
+SSO_PROVIDER_STALE_SECONDS = env.int("SSO_PROVIDER_STALE_SECONDS", default=86400)
 
 # Console sign-in through django-allauth: Google only (as an OpenID Connect provider, so its
 # endpoints come from discovery at GOOGLE_OIDC_ISSUER), PKCE on, no local sign-up or password
