@@ -31,7 +31,8 @@ from rest_framework.response import Response
 from apps.audit.models import IdempotencyRecord
 from apps.core.api.errors import error_body
 from apps.core.api.transactions import WriteClaim
-from apps.core.tenancy import OrgKeyPrincipal
+from apps.core.permissions import Perm, role_allows
+from apps.core.tenancy import OrgKeyPrincipal, resolved_tenant
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -121,11 +122,22 @@ def idempotency_guard(request: Any) -> WriteClaim:
                 f"{IDEMPOTENCY_HEADER}: already used for a different request",
             )
         )
+    tenant = resolved_tenant(request)
+    role = tenant.role if tenant is not None else ""
+    if record is not None and _lost_secrets(record, role):
+        return WriteClaim(
+            answer=_error(
+                403,
+                "forbidden",
+                "your role in this organization may no longer read the secrets in the answer "
+                "stored for this key",
+            )
+        )
     if record is not None:
         return WriteClaim(answer=_replay(record))
 
     def complete(response: HttpResponseBase) -> None:
-        idempotency_store(scope=scope, request_hash=request_hash, response=response)
+        idempotency_store(scope=scope, request_hash=request_hash, response=response, role=role)
 
     return WriteClaim(complete=complete)
 
@@ -153,9 +165,22 @@ def _stored(scope: str) -> IdempotencyRecord | None:
     ).first()
 
 
-def idempotency_store(*, scope: str, request_hash: str, response: HttpResponseBase) -> None:
-    """Store the answer of the request that held the key, in that request's transaction. A
-    response that carries a secret (`no-store`) is kept encrypted."""
+def _lost_secrets(record: IdempotencyRecord, role: str) -> bool:
+    """Whether the stored answer carries secrets its role could read and the present role
+    cannot (an admin's cluster create with join secrets, repeated after a demotion to member)."""
+    return (
+        bool(record.body_secret)
+        and role_allows(record.role, Perm.REVEAL_SECRETS)
+        and not role_allows(role, Perm.REVEAL_SECRETS)
+    )
+
+
+def idempotency_store(
+    *, scope: str, request_hash: str, response: HttpResponseBase, role: str = ""
+) -> None:
+    """Store the answer of the request that held the key, in that request's transaction, with
+    the principal's role in the organization (`role`, "" outside one). A response that carries
+    a secret (`no-store`) is kept encrypted."""
     text = response.content.decode("utf-8", errors="replace")  # type: ignore[attr-defined]
     headers = {name: response[name] for name in REPLAYED_HEADERS if name in response}
     secret = "no-store" in headers.get("Cache-Control", "")
@@ -170,6 +195,7 @@ def idempotency_store(*, scope: str, request_hash: str, response: HttpResponseBa
             "headers": headers,
             "body": "" if secret else text,
             "body_secret": text if secret else "",
+            "role": role,
         },
     )
 

@@ -104,6 +104,9 @@ class IdempotencyRecord(models.Model):
     headers = models.JSONField(default=dict, blank=True)
     body = models.TextField(blank=True, default="")
     body_secret = EncryptedTextField(blank=True, default="")
+    # The principal's role in the organization when the answer was stored ("" outside one): an
+    # answer that carries secrets that role could read is replayed only to a role that still can.
+    role = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -511,3 +511,27 @@ def test_an_admin_removed_from_the_org_gets_no_replay_of_a_reveal(bearer_client,
 
     assert again.status_code in (403, 404)
     assert "CANARY" not in again.content.decode()
+
+
+def test_a_create_answered_with_join_secrets_is_not_replayed_to_a_role_that_lost_them(
+    bearer_client,  # noqa: F811
+    admin_user,
+    org,
+):
+    from apps.clusters.models import Cluster
+
+    client = bearer_client(admin_user, org)
+    first = client.post(
+        "/api/v1/clusters", {"name": "prod"}, format="json", HTTP_IDEMPOTENCY_KEY="c"
+    )
+    assert first.status_code == 201 and first.json()["random_token"]
+    # A member may still create clusters, but not see their join secrets.
+    admin_user.memberships.filter(organization=org).update(role="member")
+
+    again = client.post(
+        "/api/v1/clusters", {"name": "prod"}, format="json", HTTP_IDEMPOTENCY_KEY="c"
+    )
+
+    assert again.status_code == 403
+    assert first.json()["random_token"] not in again.content.decode()
+    assert Cluster.objects.filter(organization=org).count() == 1
