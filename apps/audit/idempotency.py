@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, HttpResponseBase
+from django.http.request import RawPostDataException
 from django.utils import timezone
 from rest_framework.response import Response
 
@@ -103,7 +104,7 @@ def idempotency_guard(request: Any) -> WriteClaim:
         method=request.method,
         path=request.path,
         query=request.META.get("QUERY_STRING", ""),
-        body=request._request.body,
+        body=_raw_body(request),
     )
     if not _hold(scope):
         response = _error(
@@ -140,6 +141,15 @@ def idempotency_guard(request: Any) -> WriteClaim:
         idempotency_store(scope=scope, request_hash=request_hash, response=response, role=role)
 
     return WriteClaim(complete=complete)
+
+
+def _raw_body(request: Any) -> bytes:
+    try:
+        return bytes(request._request.body)
+    except RawPostDataException:
+        # The body was already read as a stream (nothing in the API does so before the view:
+        # it only takes JSON); its parsed content then identifies the request.
+        return json.dumps(request.data, sort_keys=True, default=str).encode()
 
 
 def lock_key(scope: str) -> tuple[int, int]:
