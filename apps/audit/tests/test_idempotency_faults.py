@@ -46,7 +46,7 @@ def test_a_retry_after_the_database_restarted_around_the_commit_creates_one_clus
     own_postgres.copy_database(connection.settings_dict, "autoglue")
     with own_postgres.connect("autoglue") as db:
         db.execute(HOLD_AT_COMMIT)
-    env = process_env(DATABASE_URL=own_postgres.url("autoglue"), CONN_MAX_AGE="60")
+    env = process_env(DATABASE_URL=own_postgres.url("autoglue"), DATABASE_CONN_MAX_AGE="60")
     web, url = start_web(tmp_path, env, workers=1)
     headers = {
         "X-API-KEY": created.plain,
