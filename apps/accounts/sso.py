@@ -221,6 +221,13 @@ def _exchange(config: dict, provider: str, code: str, verifier: str) -> dict:
             auth=(settings.GOOGLE_CLIENT_ID, settings.GOOGLE_CLIENT_SECRET),
             timeout=_HTTP_TIMEOUT,
         )
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        # The provider is down, not refusing this sign-in: the person may simply try again.
+        logger.warning(
+            "identity provider unreachable",
+            extra={"event": "identity_provider_unreachable", "error": type(exc).__name__},
+        )
+        raise ProviderUnavailable from exc
     except requests.RequestException as exc:
         raise _unauthorized("exchange_failed", "could not exchange the code") from exc
     if response.status_code != 200:

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from apps.accounts.models import User
 from apps.accounts.tests.support import console_google
 from apps.accounts.tests.test_sso import _put_user
+from tests.live import free_port
 
 
 class Relay:
@@ -27,12 +28,14 @@ class Relay:
 
     def __init__(self, idp_url: str) -> None:
         relay = self
+        # Entries replacing the provider's own in the discovery document.
+        self.overrides: dict[str, str] = {}
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 config = requests.get(f"{idp_url}/.well-known/openid-configuration", timeout=5)
                 if self.path.startswith("/.well-known/openid-configuration"):
-                    body = {**config.json(), "jwks_uri": f"{relay.url}/jwks"}
+                    body = {**config.json(), "jwks_uri": f"{relay.url}/jwks", **relay.overrides}
                 elif self.path == "/jwks":
                     body = requests.get(config.json()["jwks_uri"], timeout=5).json()
                 else:
@@ -184,3 +187,20 @@ def test_a_provider_outage_does_not_stop_the_next_api_sign_in(google, settings, 
 
     assert response.status_code == 200, response.content
     assert response.json()["token_type"] == "Bearer"
+
+
+def test_a_token_endpoint_that_cannot_be_reached_is_a_503_not_a_refusal(google, idp_url, caplog):
+    google.overrides["token_endpoint"] = f"http://127.0.0.1:{free_port()}/oauth2/token"
+    _put_user(idp_url, "tom", email="tom@acme.example", email_verified=True, hd="acme.example")
+    browser = APIClient()
+    auth_url = browser.post("/api/v1/auth/google/start").json()["auth_url"]
+    approve = requests.post(
+        auth_url, data={"sub": "tom", "action": "authorize"}, allow_redirects=False, timeout=5
+    )
+    query = {k: v[0] for k, v in parse_qs(urlsplit(approve.headers["Location"]).query).items()}
+
+    response = browser.get("/api/v1/auth/google/callback", query)
+
+    assert response.status_code == 503 and response["Retry-After"]
+    assert response.json()["code"] == "identity_provider_unavailable"
+    _no_traceback(caplog)
