@@ -77,6 +77,8 @@ class AtomicWritesMixin:
                         return answer
                     try:
                         response = handler(*args, **kwargs)
+                    except (OperationalError, InterfaceError):
+                        raise  # the database failed: rolled back, then answered 503 below
                     except Exception as exc:  # noqa: BLE001 - answered here, inside the transaction
                         # A refusal raised after a deliberate write keeps it (see the module
                         # docstring); DRF would otherwise answer it after the block had rolled
@@ -93,11 +95,16 @@ class AtomicWritesMixin:
                             if claim.complete is not None:
                                 claim.complete(response)
                     return response
-            except (OperationalError, InterfaceError):
-                # The database went away during the write, possibly during the commit itself:
-                # the outcome is unknown here, so the client is told to retry (with its
-                # Idempotency-Key it then gets the original answer or a clean run).
-                logger.warning("database unavailable during a write", exc_info=True)
+            except (OperationalError, InterfaceError) as exc:
+                # The database failed during the write (gone, restarting, a lock it would not
+                # wait for), possibly during the commit itself: the outcome may be unknown here,
+                # so the client is told to retry (with its Idempotency-Key it then gets the
+                # original answer or a clean run). Logged by type only: the error text can quote
+                # the request's values.
+                logger.warning(
+                    "database unavailable during a write",
+                    extra={"event": "database_unavailable", "error": type(exc).__name__},
+                )
                 return _database_unavailable()
 
         return run
