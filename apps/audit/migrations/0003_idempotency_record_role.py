@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0002_prune_schedule'),
+        ("audit", "0002_prune_schedule"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='idempotencyrecord',
-            name='role',
-            field=models.CharField(blank=True, default='', max_length=32),
+            model_name="idempotencyrecord",
+            name="role",
+            field=models.CharField(blank=True, default="", max_length=32),
         ),
     ]
