@@ -92,8 +92,6 @@ MIDDLEWARE = [
     "apps.core.middleware.RateLimitMiddleware",
     "apps.core.middleware.BodyLimitMiddleware",
     "apps.core.middleware.JSONContentTypeMiddleware",
-    # After the body checks: it reads the body to recognise a repeated request.
-    "apps.audit.middleware.IdempotencyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -363,10 +361,9 @@ MAINTENANCE_VACUUM_TABLES = env.list(
 # Audit entries older than this are pruned daily (0 keeps them forever). Separate from, and
 # usually much longer than, job-log retention (JOB_RETENTION_DAYS).
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
-# How long an Idempotency-Key is remembered, and after how long a first request that never
-# finished (its process died) stops holding its key.
+# How long an Idempotency-Key is remembered. (A first request that never finished holds its key
+# only while its transaction is open: nothing to time out.)
 IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
-IDEMPOTENCY_IN_FLIGHT_SECONDS = env.int("IDEMPOTENCY_IN_FLIGHT_SECONDS", default=600)
 
 # --- DNS (docs/dns.md) -------------------------------------------------------------------------
 
@@ -443,6 +440,12 @@ OAUTH_REDIRECT_BASE = env.str("OAUTH_REDIRECT_BASE", default=BASE_URL).rstrip("/
 SSO_ALLOWED_ORIGINS = env.list("SSO_ALLOWED_ORIGINS", default=[])
 # How long a started login (state, nonce, PKCE verifier) waits for its callback.
 SSO_STATE_SECONDS = env.int("SSO_STATE_SECONDS", default=600)
+# The provider's discovery document and keys are fetched at most this often (not on every
+# sign-in)...
+SSO_PROVIDER_CACHE_SECONDS = env.int("SSO_PROVIDER_CACHE_SECONDS", default=3600)
+# ...and when the provider cannot be reached, the last copy is used this much longer, so a short
+# outage of its discovery endpoint does not stop sign-ins (docs/identity.md).
+SSO_PROVIDER_STALE_SECONDS = env.int("SSO_PROVIDER_STALE_SECONDS", default=86400)
 
 # Console sign-in through django-allauth: Google only (as an OpenID Connect provider, so its
 # endpoints come from discovery at GOOGLE_OIDC_ISSUER), PKCE on, no local sign-up or password

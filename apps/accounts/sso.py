@@ -14,7 +14,9 @@ import base64
 import hashlib
 import logging
 import secrets
+import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import jwt as pyjwt
@@ -35,8 +37,11 @@ _STATE_PREFIX = "sso:state:"
 # by the callback. Only the `ag_jwt` cookie depends on it (see views.SSOCallbackView).
 BINDING_COOKIE = "ag_sso_state"
 BINDING_COOKIE_PATH = "/api/v1/auth/"
-_DISCOVERY_PREFIX = "sso:discovery:"
-_HTTP_TIMEOUT = 10
+_PROVIDER_PREFIX = "sso:provider:"
+# Connect fast (an unreachable provider answers the person within seconds), read patiently.
+_HTTP_TIMEOUT = (3.05, 10)
+# What a 503 tells the client while the provider cannot be reached and nothing is cached.
+PROVIDER_RETRY_AFTER_SECONDS = 30
 SUPPORTED_PROVIDERS = ("google",)
 
 
@@ -57,6 +62,19 @@ class SSOResult:
 
 def _unauthorized(code: str, message: str) -> APIError:
     return APIError(401, code, message)
+
+
+class ProviderUnavailable(APIError):
+    """The identity provider's discovery document or keys cannot be fetched and no copy of them
+    is at hand: sign-in through it is impossible for now (503, never a 500)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "identity_provider_unavailable",
+            "the identity provider cannot be reached; try again in a minute",
+            retry_after=PROVIDER_RETRY_AFTER_SECONDS,
+        )
 
 
 def provider_configured(provider: str) -> bool:
@@ -80,22 +98,44 @@ def allowed_origins() -> set[str]:
     } - {""}
 
 
+def provider_document(url: str, *, refresh: bool = False) -> dict[str, Any]:
+    """A JSON document the identity provider publishes (its discovery document, its keys),
+    shared by the API's sign-in and the console's. Served from the cache for
+    SSO_PROVIDER_CACHE_SECONDS; past that (or with `refresh`) fetched again, and if the provider
+    cannot be reached then, the last copy is used for up to SSO_PROVIDER_STALE_SECONDS more, so a
+    short outage does not stop sign-ins. With no copy at all: `ProviderUnavailable`."""
+    key = _PROVIDER_PREFIX + hashlib.sha256(url.encode()).hexdigest()
+    cached = cache.get(key)
+    now = time.time()
+    if cached and not refresh and now - cached["fetched_at"] < settings.SSO_PROVIDER_CACHE_SECONDS:
+        return cached["document"]
+    try:
+        response = requests.get(url, timeout=_HTTP_TIMEOUT)
+        response.raise_for_status()
+        document = response.json()
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+    except (requests.RequestException, ValueError) as exc:
+        extra = {"event": "identity_provider_unreachable", "url": url, "error": str(exc)}
+        if cached:
+            logger.warning(
+                "identity provider unreachable: using its last known document",
+                extra={**extra, "age_seconds": int(now - cached["fetched_at"])},
+            )
+            return cached["document"]
+        logger.warning("identity provider unreachable", extra=extra)
+        raise ProviderUnavailable from exc
+    cache.set(
+        key,
+        {"fetched_at": now, "document": document},
+        timeout=settings.SSO_PROVIDER_CACHE_SECONDS + settings.SSO_PROVIDER_STALE_SECONDS,
+    )
+    return document
+
+
 def _discovery() -> dict:
     issuer = settings.GOOGLE_OIDC_ISSUER.rstrip("/")
-    key = _DISCOVERY_PREFIX + issuer
-    config = cache.get(key)
-    if config is None:
-        try:
-            response = requests.get(
-                f"{issuer}/.well-known/openid-configuration", timeout=_HTTP_TIMEOUT
-            )
-            response.raise_for_status()
-            config = response.json()
-        except (requests.RequestException, ValueError) as exc:
-            logger.warning("oidc discovery failed", extra={"error": str(exc)})
-            raise APIError(502, "oidc_discovery_failed", "identity provider unavailable") from exc
-        cache.set(key, config, timeout=3600)
-    return config
+    return provider_document(f"{issuer}/.well-known/openid-configuration")
 
 
 def _pkce_challenge(verifier: str) -> str:
@@ -181,6 +221,13 @@ def _exchange(config: dict, provider: str, code: str, verifier: str) -> dict:
             auth=(settings.GOOGLE_CLIENT_ID, settings.GOOGLE_CLIENT_SECRET),
             timeout=_HTTP_TIMEOUT,
         )
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        # The provider is down, not refusing this sign-in: the person may simply try again.
+        logger.warning(
+            "identity provider unreachable",
+            extra={"event": "identity_provider_unreachable", "error": type(exc).__name__},
+        )
+        raise ProviderUnavailable from exc
     except requests.RequestException as exc:
         raise _unauthorized("exchange_failed", "could not exchange the code") from exc
     if response.status_code != 200:
@@ -209,16 +256,7 @@ def id_token_claims(config: dict, id_token: str, *, audience: str) -> dict:
     audience and expiry check out; the nonce is the caller's to compare. Shared by the API's
     sign-in and the console's (apps.accounts.oidc)."""
     try:
-        jwks = pyjwt.PyJWKClient(config["jwks_uri"], timeout=_HTTP_TIMEOUT)
-        kid = pyjwt.get_unverified_header(id_token).get("kid")
-        if kid:
-            key = jwks.get_signing_key(kid).key
-        else:
-            # Without a kid only an unambiguous key set will do (Google always sends a kid).
-            keys = jwks.get_signing_keys()
-            if len(keys) != 1:
-                raise pyjwt.InvalidTokenError("ID token without kid and several provider keys")
-            key = keys[0].key
+        key = _signing_key(config["jwks_uri"], pyjwt.get_unverified_header(id_token).get("kid"))
         claims = pyjwt.decode(
             id_token,
             key,
@@ -232,6 +270,22 @@ def id_token_claims(config: dict, id_token: str, *, audience: str) -> dict:
         logger.warning("id token rejected", extra={"error": str(exc)})
         raise _unauthorized("id_token_invalid", "the ID token is not valid") from exc
     return claims
+
+
+def _signing_key(jwks_uri: str, kid: str | None) -> Any:
+    """The provider key an ID token names. The key set comes from `provider_document` (cached);
+    a kid it does not hold yet (the provider rotated its keys) fetches the set once more."""
+    for refresh in (False, True):
+        keys = pyjwt.PyJWKSet.from_dict(provider_document(jwks_uri, refresh=refresh)).keys
+        if not kid:
+            # Without a kid only an unambiguous key set will do (Google always sends a kid).
+            if len(keys) != 1:
+                raise pyjwt.InvalidTokenError("ID token without kid and several provider keys")
+            return keys[0].key
+        match = next((k.key for k in keys if k.key_id == kid), None)
+        if match is not None:
+            return match
+    raise pyjwt.InvalidTokenError("no provider key with the ID token's kid")
 
 
 def _check_identity(claims: dict) -> str:

@@ -11,5 +11,8 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.audit import signals
+        from apps.audit.idempotency import idempotency_guard
+        from apps.core.api.transactions import register_write_guard
 
         signals.connect()
+        register_write_guard(idempotency_guard)

@@ -1,25 +1,47 @@
 """Idempotency keys: a POST repeated with the same `Idempotency-Key` by the same principal gets
 the first response back instead of running again (so a retried Terraform apply never creates
 twice). Same key with a different body: 422. Same key while the first is still running: 409.
-Keys are kept IDEMPOTENCY_KEY_HOURS (24 h)."""
+Keys are kept IDEMPOTENCY_KEY_HOURS (24 h).
+
+`idempotency_guard` runs inside the write's own transaction (apps.core.api.transactions), after
+authentication and the view's permission checks, so:
+- the stored answer commits with the write or not at all: a write whose commit was lost (the
+  database restarted) leaves no record and a retry runs cleanly; one whose commit landed but
+  whose answer was lost leaves its record, and a retry gets the original answer;
+- the key is held while the first request runs by a transaction-scoped advisory lock, which
+  PostgreSQL releases with the transaction (commit, rollback, or the connection dying), so a
+  crashed request never leaves its key stuck;
+- a replay goes to a caller who may still make the request now: one demoted or removed since is
+  refused exactly as the request itself would be.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
+from django.http import HttpResponse, HttpResponseBase
+from django.http.request import RawPostDataException
 from django.utils import timezone
+from rest_framework.response import Response
 
 from apps.audit.models import IdempotencyRecord
+from apps.core.api.errors import error_body
+from apps.core.api.transactions import WriteClaim
+from apps.core.permissions import Perm, role_allows
+from apps.core.tenancy import OrgKeyPrincipal, resolved_tenant
 
-_TABLE = IdempotencyRecord._meta.db_table
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
 # Response headers worth replaying; the rest (request id, security headers) are per response.
 REPLAYED_HEADERS = ("Content-Type", "Location", "Cache-Control", "ETag", "Link")
+# First half of the two-integer advisory lock key: keeps these locks apart from the project's
+# other advisory locks (DNS zones, signing keys, schedules), which use one bigint.
+_LOCK_NAMESPACE = 0x1D3A
 
 
 def request_fingerprint(*, method: str, path: str, query: str, body: bytes) -> str:
@@ -43,83 +65,161 @@ def scope_digest(*, principal: str, org: str, key: str) -> str:
     return hashlib.sha256(f"{principal}\n{org}\n{key}".encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Begin:
-    """What to do with a request: run it (`record` is ours), replay `record`, or refuse."""
+def _principal(request: Any) -> str | None:
+    """Who sent the request, as authentication decided; None for nobody (not bound to a key)."""
+    if isinstance(request.auth, OrgKeyPrincipal):
+        return f"org_key:{request.auth.key_id}"
+    user = request.user
+    if user is not None and getattr(user, "is_authenticated", False) and user.pk:
+        return f"user:{user.pk}"
+    return None
 
-    outcome: str  # "run", "replay", "mismatch", "in_flight"
-    record: IdempotencyRecord | None = None
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(error_body(code, message), status=status)
 
 
-def idempotency_begin(*, scope: str, request_hash: str) -> Begin:
-    """Reserve the key for this request, or say why not. The reservation commits at once (it
-    runs outside the request's work), so a concurrent repeat sees it and answers 409."""
-    now = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-                INSERT INTO {_TABLE} (id, scope, request_hash, created_at, headers, body,
-                                      body_secret)
-                VALUES (gen_random_uuid(), %s, %s, %s, '{{}}'::jsonb, '', '')
-                ON CONFLICT (scope) DO NOTHING RETURNING id
-                """,  # noqa: S608 - the table name is ours, values are parameters
-            [scope, request_hash, now],
+def idempotency_guard(request: Any) -> WriteClaim:
+    """The write guard for API POSTs (registered by AuditConfig.ready()); runs in the write's
+    transaction. Without the header, with an empty one (generated clients send empty headers),
+    or for an anonymous request, it does nothing."""
+    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
+    if request.method != "POST" or not key:
+        return WriteClaim()
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        return WriteClaim(
+            answer=_error(
+                400,
+                "invalid_idempotency_key",
+                f"{IDEMPOTENCY_HEADER}: at most {MAX_KEY_LENGTH} printable characters",
+            )
         )
-        row = cursor.fetchone()
-    if row is not None:
-        return Begin("run", IdempotencyRecord.objects.get(pk=row[0]))
-    existing = IdempotencyRecord.objects.filter(scope=scope).first()
-    if existing is None:  # expired and pruned between the two statements: try once more
-        return idempotency_begin(scope=scope, request_hash=request_hash)
-    expired = existing.created_at <= now - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
-    stuck = existing.completed_at is None and existing.created_at <= now - timedelta(
-        seconds=settings.IDEMPOTENCY_IN_FLIGHT_SECONDS
+    principal = _principal(request)
+    if principal is None:
+        return WriteClaim()
+    scope = scope_digest(
+        principal=principal, org=request.headers.get("X-Org-ID", "").strip(), key=key
     )
-    if expired or stuck:
-        # An old key starts over; so does one whose first request never finished (its process
-        # died). The conditional update lets exactly one of several repeats take it over.
-        taken = IdempotencyRecord.objects.filter(
-            pk=existing.pk, created_at=existing.created_at
-        ).update(
-            created_at=now,
-            request_hash=request_hash,
-            completed_at=None,
-            status_code=None,
-            headers={},
-            body="",
+    request_hash = request_fingerprint(
+        method=request.method,
+        path=request.path,
+        query=request.META.get("QUERY_STRING", ""),
+        body=_raw_body(request),
+    )
+    if not _hold(scope):
+        response = _error(
+            409,
+            "idempotency_key_in_flight",
+            f"{IDEMPOTENCY_HEADER}: the first request with this key is still running",
         )
-        if taken:
-            return Begin("run", IdempotencyRecord.objects.get(pk=existing.pk))
-        return Begin("in_flight", existing)
-    if existing.request_hash != request_hash:
-        return Begin("mismatch", existing)
-    if existing.completed_at is None:
-        return Begin("in_flight", existing)
-    return Begin("replay", existing)
+        response["Retry-After"] = "1"
+        return WriteClaim(answer=response)
+    record = _stored(scope)
+    if record is not None and record.request_hash != request_hash:
+        return WriteClaim(
+            answer=_error(
+                422,
+                "idempotency_key_reused",
+                f"{IDEMPOTENCY_HEADER}: already used for a different request",
+            )
+        )
+    tenant = resolved_tenant(request)
+    role = tenant.role if tenant is not None else ""
+    if record is not None and _lost_secrets(record, role):
+        return WriteClaim(
+            answer=_error(
+                403,
+                "forbidden",
+                "your role in this organization may no longer read the secrets in the answer "
+                "stored for this key",
+            )
+        )
+    if record is not None:
+        return WriteClaim(answer=_replay(record))
+
+    def complete(response: HttpResponseBase) -> None:
+        idempotency_store(scope=scope, request_hash=request_hash, response=response, role=role)
+
+    return WriteClaim(complete=complete)
 
 
-def idempotency_complete(
-    *, record: IdempotencyRecord, status_code: int, headers: dict[str, str], body: bytes
+def _raw_body(request: Any) -> bytes:
+    try:
+        return bytes(request._request.body)
+    except RawPostDataException:
+        # The body was already read as a stream (nothing in the API does so before the view:
+        # it only takes JSON); its parsed content then identifies the request.
+        return json.dumps(request.data, sort_keys=True, default=str).encode()
+
+
+def lock_key(scope: str) -> tuple[int, int]:
+    """The advisory lock that holds a key while its first request runs."""
+    return _LOCK_NAMESPACE, int.from_bytes(bytes.fromhex(scope[:8]), "big", signed=True)
+
+
+def _hold(scope: str) -> bool:
+    """Hold the key until this transaction ends, or say another request holds it now."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", list(lock_key(scope)))
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def _stored(scope: str) -> IdempotencyRecord | None:
+    """The answer stored under the key, unless it is past IDEMPOTENCY_KEY_HOURS (then the key
+    starts over). A row without an answer was reserved by an earlier version, which committed
+    the reservation before running: it holds nothing."""
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+    return IdempotencyRecord.objects.filter(
+        scope=scope, completed_at__isnull=False, created_at__gt=cutoff
+    ).first()
+
+
+def _lost_secrets(record: IdempotencyRecord, role: str) -> bool:
+    """Whether the stored answer carries secrets its role could read and the present role
+    cannot (an admin's cluster create with join secrets, repeated after a demotion to member)."""
+    return (
+        bool(record.body_secret)
+        and role_allows(record.role, Perm.REVEAL_SECRETS)
+        and not role_allows(role, Perm.REVEAL_SECRETS)
+    )
+
+
+def idempotency_store(
+    *, scope: str, request_hash: str, response: HttpResponseBase, role: str = ""
 ) -> None:
-    """Store the response of the request that held the key. A response that carries a secret
-    (`no-store`) is kept encrypted."""
-    text = body.decode("utf-8", errors="replace")
+    """Store the answer of the request that held the key, in that request's transaction, with
+    the principal's role in the organization (`role`, "" outside one). A response that carries
+    a secret (`no-store`) is kept encrypted."""
+    text = response.content.decode("utf-8", errors="replace")  # type: ignore[attr-defined]
+    headers = {name: response[name] for name in REPLAYED_HEADERS if name in response}
     secret = "no-store" in headers.get("Cache-Control", "")
-    record.status_code = status_code
-    record.headers = headers
-    record.body = "" if secret else text
-    record.body_secret = text if secret else ""
-    record.completed_at = timezone.now()
-    record.save(update_fields=["status_code", "headers", "body", "body_secret", "completed_at"])
-
-
-def idempotency_release(*, record: IdempotencyRecord) -> None:
-    """Give the key back (the request failed on our side): a retry may run it again."""
-    IdempotencyRecord.objects.filter(pk=record.pk, completed_at__isnull=True).delete()
+    now = timezone.now()
+    IdempotencyRecord.objects.update_or_create(
+        scope=scope,
+        defaults={
+            "request_hash": request_hash,
+            "created_at": now,
+            "completed_at": now,
+            "status_code": response.status_code,
+            "headers": headers,
+            "body": "" if secret else text,
+            "body_secret": text if secret else "",
+            "role": role,
+        },
+    )
 
 
 def idempotency_stored_body(*, record: IdempotencyRecord) -> str:
     return record.body_secret or record.body
+
+
+def _replay(record: IdempotencyRecord) -> HttpResponse:
+    response = HttpResponse(idempotency_stored_body(record=record), status=record.status_code)
+    for name, value in (record.headers or {}).items():
+        response[name] = value
+    response["Idempotent-Replayed"] = "true"
+    return response
 
 
 def idempotency_prune(*, now: Any = None) -> int:

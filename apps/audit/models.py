@@ -87,8 +87,11 @@ class AuditEntry(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """A POST made with an `Idempotency-Key`: the first one reserves the key for its principal
-    (`completed_at` null while it runs); its response is stored so a repeat gets it back.
+    """The answer to a POST made with an `Idempotency-Key`, written in the same transaction as the
+    write it answers, so a repeat by the same principal gets it back. While the first request
+    runs, the key is held by a transaction-scoped advisory lock, not by a row
+    (apps.audit.idempotency); rows with a null `completed_at` were reservations of an earlier
+    version and hold nothing.
 
     Responses that carry a secret (`Cache-Control: no-store`) are stored encrypted under the
     platform data key (`body_secret`), never in `body`.
@@ -104,6 +107,9 @@ class IdempotencyRecord(models.Model):
     headers = models.JSONField(default=dict, blank=True)
     body = models.TextField(blank=True, default="")
     body_secret = EncryptedTextField(blank=True, default="")
+    # The principal's role in the organization when the answer was stored ("" outside one): an
+    # answer that carries secrets that role could read is replayed only to a role that still can.
+    role = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -84,6 +84,12 @@ def register_resolver(resolver: Callable[[Request], Tenant]) -> None:
     _resolver = resolver
 
 
+def resolved_tenant(request: Request) -> Tenant | None:
+    """The tenant this request has already been resolved to (by the permission checks), or None
+    on a route that has none (`/me`, platform routes). Never resolves one itself."""
+    return getattr(request, "_tenant", None)
+
+
 def get_tenant(request: Request) -> Tenant:
     """The request's tenant, resolved on first use and kept on the request."""
     tenant = getattr(request, "_tenant", None)

@@ -94,3 +94,23 @@ def idp_url():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def console_google(server_url: str) -> dict:
+    """SOCIALACCOUNT_PROVIDERS for the console's Google sign-in against `server_url` (the
+    provider's issuer), as settings.py builds it in production."""
+    return {
+        "openid_connect": {
+            "provider_class": "apps.accounts.oidc.NonceOpenIDConnectProvider",
+            "OAUTH_PKCE_ENABLED": True,
+            "APPS": [
+                {
+                    "provider_id": "google",
+                    "name": "Google",
+                    "client_id": "console-client",
+                    "secret": "CANARY-console-secret",
+                    "settings": {"server_url": server_url, "oauth_pkce_enabled": True},
+                }
+            ],
+        }
+    }

@@ -9,27 +9,14 @@ import requests
 from django.test import Client
 
 from apps.accounts.models import User
+from apps.accounts.tests.support import console_google
 from apps.accounts.tests.test_sso import _put_user
 
 
 @pytest.fixture
 def console(settings, idp_url, db):
     settings.GOOGLE_WORKSPACE_DOMAINS = ["acme.example"]
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "openid_connect": {
-            "provider_class": "apps.accounts.oidc.NonceOpenIDConnectProvider",
-            "OAUTH_PKCE_ENABLED": True,
-            "APPS": [
-                {
-                    "provider_id": "google",
-                    "name": "Google",
-                    "client_id": "console-client",
-                    "secret": "CANARY-console-secret",
-                    "settings": {"server_url": idp_url, "oauth_pkce_enabled": True},
-                }
-            ],
-        }
-    }
+    settings.SOCIALACCOUNT_PROVIDERS = console_google(idp_url)
     return idp_url
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import psycopg
 import pytest
 import requests
+from django.db import connection
 from django.utils import timezone
 
 from apps.accounts import services as account_services
@@ -45,16 +47,35 @@ def test_a_repeat_with_a_different_body_is_422(api, org):
 
 def test_a_repeat_while_the_first_is_still_running_is_409(api, member, org):
     scope = idempotency.scope_digest(principal=f"user:{member.pk}", org=str(org.pk), key="busy")
-    fingerprint = idempotency.request_fingerprint(
-        method="POST", path="/api/v1/labels", query="", body=b'{"key":"k","value":"v"}'
+    db = connection.settings_dict
+    first = psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True
     )
-    assert idempotency.idempotency_begin(scope=scope, request_hash=fingerprint).outcome == "run"
+    # The first request's transaction is open: it holds the key's lock.
+    with first, first.transaction():
+        first.execute("SELECT pg_advisory_xact_lock(%s, %s)", idempotency.lock_key(scope))
 
-    response = _post(api, body={"key": "k", "value": "v"}, key="busy")
+        response = _post(api, body={"key": "k", "value": "v"}, key="busy")
 
     assert response.status_code == 409
     assert response.json()["code"] == "idempotency_key_in_flight"
+    assert response["Retry-After"] == "1"
     assert not Label.objects.filter(organization=org).exists()
+
+
+def test_a_key_reserved_but_never_answered_runs_at_once(api, member, org):
+    # A reservation committed before the request ran (as earlier versions did) whose request
+    # died: the key is not stuck until it times out.
+    scope = idempotency.scope_digest(principal=f"user:{member.pk}", org=str(org.pk), key="lost")
+    IdempotencyRecord.objects.create(
+        scope=scope, request_hash="0" * 64, created_at=timezone.now(), completed_at=None
+    )
+
+    response = _post(api, key="lost")
+
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response
+    assert _post(api, key="lost")["Idempotent-Replayed"] == "true"
+    assert Label.objects.filter(organization=org).count() == 1
 
 
 def test_the_same_key_from_another_principal_is_another_request(api, client_for, owner, org):

@@ -479,3 +479,59 @@ def test_a_failed_write_still_records_that_its_key_was_used(member, monkeypatch)
     assert response.status_code == 500
     assert APIKey.objects.filter(user=member).count() == 1
     assert APIKey.objects.get(pk=created.key.pk).last_used_at is not None
+
+
+def test_an_admin_demoted_to_viewer_gets_no_replay_of_a_reveal(bearer_client, admin_user, org):  # noqa: F811
+    from apps.infrastructure.tests.factories import CredentialFactory
+
+    credential = CredentialFactory(organization=org)
+    client = bearer_client(admin_user, org)
+    url = f"/api/v1/credentials/{credential.pk}/reveal"
+    first = client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="reveal-once")
+    assert first.status_code == 200 and "CANARY" in first.content.decode()
+    admin_user.memberships.filter(organization=org).update(role="viewer")
+
+    again = client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="reveal-once")
+
+    assert again.status_code == 403
+    assert "Idempotent-Replayed" not in again
+    assert "CANARY" not in again.content.decode()
+
+
+def test_an_admin_removed_from_the_org_gets_no_replay_of_a_reveal(bearer_client, admin_user, org):  # noqa: F811
+    from apps.infrastructure.tests.factories import CredentialFactory
+
+    credential = CredentialFactory(organization=org)
+    client = bearer_client(admin_user, org)
+    url = f"/api/v1/credentials/{credential.pk}/reveal"
+    assert client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 200
+    admin_user.memberships.filter(organization=org).delete()
+
+    again = client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+
+    assert again.status_code in (403, 404)
+    assert "CANARY" not in again.content.decode()
+
+
+def test_a_create_answered_with_join_secrets_is_not_replayed_to_a_role_that_lost_them(
+    bearer_client,  # noqa: F811
+    admin_user,
+    org,
+):
+    from apps.clusters.models import Cluster
+
+    client = bearer_client(admin_user, org)
+    first = client.post(
+        "/api/v1/clusters", {"name": "prod"}, format="json", HTTP_IDEMPOTENCY_KEY="c"
+    )
+    assert first.status_code == 201 and first.json()["random_token"]
+    # A member may still create clusters, but not see their join secrets.
+    admin_user.memberships.filter(organization=org).update(role="member")
+
+    again = client.post(
+        "/api/v1/clusters", {"name": "prod"}, format="json", HTTP_IDEMPOTENCY_KEY="c"
+    )
+
+    assert again.status_code == 403
+    assert first.json()["random_token"] not in again.content.decode()
+    assert Cluster.objects.filter(organization=org).count() == 1

@@ -6,23 +6,11 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from apps.accounts.tests.support import console_google
 from apps.console.tests.support import PASSWORD
+from tests.live import free_port
 
-GOOGLE = {
-    "openid_connect": {
-        "provider_class": "apps.accounts.oidc.NonceOpenIDConnectProvider",
-        "OAUTH_PKCE_ENABLED": True,
-        "APPS": [
-            {
-                "provider_id": "google",
-                "name": "Google",
-                "client_id": "console-client",
-                "secret": "CANARY-console-secret",
-                "settings": {"server_url": "https://idp.example:8443/issuer"},
-            }
-        ],
-    }
-}
+GOOGLE = console_google("https://idp.example:8443/issuer")
 
 
 def _sign_in(email: str, password: str, ip: str = "203.0.113.7"):
@@ -63,6 +51,18 @@ def test_a_provider_url_cannot_smuggle_a_directive_into_the_policy(db, settings)
 
 def test_the_break_glass_password_signs_a_platform_admin_in(platform_admin):
     response = _sign_in(platform_admin.primary_email, PASSWORD)
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+
+
+def test_the_break_glass_password_works_while_the_identity_provider_is_unreachable(
+    platform_admin, settings
+):
+    # Nothing listens on the port: Google sign-in cannot start, the password door still opens.
+    settings.SOCIALACCOUNT_PROVIDERS = console_google(f"http://127.0.0.1:{free_port()}")
+    assert Client().post("/accounts/oidc/google/login/").status_code == 503
+
+    response = _sign_in(platform_admin.primary_email, PASSWORD)
+
     assert response.status_code == 302 and response["Location"] == "/admin/"
 
 

@@ -30,14 +30,18 @@ def error_response(status_code: int, code: str, message: str, **extra: object) -
 class APIError(APIException):
     """An error with an explicit machine code. Raise it from services or views.
 
-    `APIError(404, "server_not_found", "server not found")`
+    `APIError(404, "server_not_found", "server not found")`; `retry_after` (seconds) is sent as
+    `Retry-After`, as every 503 for a dependency that is down must.
     """
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail=message, code=code)
         self.status_code = status_code
         self.error_code = code
         self.message = message
+        self.retry_after = retry_after
 
 
 def bad_request(code: str, message: str) -> APIError:

@@ -104,7 +104,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     # Whatever happens next, a request inside an atomic block must not commit half its work.
     set_rollback()
     if isinstance(exc, APIError):
-        return Response(error_body(exc.error_code, exc.message), status=exc.status_code)
+        response = Response(error_body(exc.error_code, exc.message), status=exc.status_code)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, exceptions.ValidationError):
         return validation_response(exc.detail)
     if isinstance(exc, DjangoValidationError):

@@ -157,14 +157,15 @@ ERROR_MEANINGS = {
     415: "The request body is not JSON",
     429: "Too many requests (see Retry-After)",
     502: "An upstream service (Route 53, the identity provider) failed",
+    503: "A dependency cannot be reached now (see Retry-After)",
 }
 
 # Statuses some operations answer beyond what their view classes imply, by contract path.
 EXTRA_ERRORS: dict[str, set[int]] = {
     "POST /auth/refresh": {401},
     "POST /auth/logout": {401},
-    "POST /auth/{provider}/start": {404, 502},
-    "GET /auth/{provider}/callback": {401, 403, 404, 502},
+    "POST /auth/{provider}/start": {404, 503},
+    "GET /auth/{provider}/callback": {401, 403, 404, 503},
     "GET /dns/domains/{id}/plan": {409, 502},
 }
 

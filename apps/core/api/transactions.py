@@ -6,16 +6,49 @@ refusal (4xx) keeps what the code chose to record before refusing (a failure sta
 `last_error`, a revoked refresh-token family on reuse), as it always has: those writes are
 the point of the refusal. Safe methods run outside a transaction, so long reads and live log
 streams hold none.
+
+Write guards (the audit app's idempotency keys) run inside that transaction, after
+authentication and the permission checks: a guard may answer instead of the handler (a replay),
+and what it stores about the answer commits with the write, or not at all.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.http import HttpResponseBase
 from psycopg import pq
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+
+from apps.core.api.errors import error_body
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WriteClaim:
+    """A guard's decision about one write: `answer` instead of running the handler, or run it
+    and call `complete` with the rendered answer when the write is about to commit."""
+
+    answer: HttpResponseBase | None = None
+    complete: Callable[[HttpResponseBase], None] | None = None
+
+
+WriteGuard = Callable[[Any], WriteClaim]
+
+# Registered by the apps that need them (apps.audit: idempotency keys), since core imports no app.
+_guards: list[WriteGuard] = []
+
+
+def register_write_guard(guard: WriteGuard) -> None:
+    """Run `guard` on every API write, inside its transaction (called from an app's ready())."""
+    if guard not in _guards:
+        _guards.append(guard)
 
 
 class AtomicWritesMixin:
@@ -36,21 +69,62 @@ class AtomicWritesMixin:
 
     def _in_transaction(self, request: Any, handler: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
-            with transaction.atomic():
-                try:
-                    response = handler(*args, **kwargs)
-                except Exception as exc:  # noqa: BLE001 - answered here, inside the transaction
-                    # A refusal raised after a deliberate write keeps it (see the module
-                    # docstring); DRF would otherwise answer it after the block had rolled back.
-                    response = self.handle_exception(exc)  # type: ignore[attr-defined]
-                if _aborted() or self.rolls_back(request, response):
-                    transaction.set_rollback(True)
-                return response
+            try:
+                with transaction.atomic():
+                    claims = [guard(request) for guard in _guards]
+                    answer = next((c.answer for c in claims if c.answer is not None), None)
+                    if answer is not None:
+                        return answer
+                    try:
+                        response = handler(*args, **kwargs)
+                    except (OperationalError, InterfaceError):
+                        raise  # the database failed: rolled back, then answered 503 below
+                    except Exception as exc:  # noqa: BLE001 - answered here, inside the transaction
+                        # A refusal raised after a deliberate write keeps it (see the module
+                        # docstring); DRF would otherwise answer it after the block had rolled
+                        # back.
+                        response = self.handle_exception(exc)  # type: ignore[attr-defined]
+                    if _aborted() or self.rolls_back(request, response):
+                        transaction.set_rollback(True)
+                    elif any(c.complete for c in claims) and _storable(response):
+                        # The answer is rendered now, so what a guard stores (the body, the
+                        # ETag read back from the row) commits with the write itself.
+                        response = self.finalize_response(request, response, *args, **kwargs)  # type: ignore[attr-defined]
+                        response.render()
+                        for claim in claims:
+                            if claim.complete is not None:
+                                claim.complete(response)
+                    return response
+            except (OperationalError, InterfaceError) as exc:
+                # The database failed during the write (gone, restarting, a lock it would not
+                # wait for), possibly during the commit itself: the outcome may be unknown here,
+                # so the client is told to retry (with its Idempotency-Key it then gets the
+                # original answer or a clean run). Logged by type only: the error text can quote
+                # the request's values.
+                logger.warning(
+                    "database unavailable during a write",
+                    extra={"event": "database_unavailable", "error": type(exc).__name__},
+                )
+                return _database_unavailable()
 
         return run
 
     def rolls_back(self, request: Any, response: Any) -> bool:
         return response.status_code >= 500
+
+
+def _storable(response: HttpResponseBase) -> bool:
+    """An answer worth keeping for a retry: not streamed, and not a 429 (a retry should run)."""
+    return not response.streaming and response.status_code != 429
+
+
+def _database_unavailable() -> Response:
+    response = Response(
+        error_body("database_unavailable", "the database is unavailable; retry the request"),
+        status=503,
+    )
+    response["Retry-After"] = "1"
+    return response
 
 
 def _aborted() -> bool:
