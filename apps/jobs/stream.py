@@ -233,6 +233,7 @@ def _sync_stream(scope: LogScope, after: int, slot: stream_slots.Slot | None) ->
             if page["done"] or time.monotonic() >= ends_at:
                 return
             if len(page["items"]) < _BATCH:
+                _close_idle_connections()  # not held while it sleeps
                 time.sleep(float(settings.JOB_LOG_STREAM_POLL_SECONDS))
     finally:
         if slot is not None:

@@ -1,0 +1,282 @@
+"""Live log streams: what 1,000 idle viewers cost the web role.
+
+Against the web role as production runs it (gunicorn with two uvicorn workers, the production
+settings) on a throwaway PostgreSQL database and Redis index 15, set up and torn down with the
+helpers of jobs_parallelism.py. Phases alternate over `--rounds`: no viewer, then `--viewers`
+EventSource-like clients (raw sockets, asyncio) attached to one running bastion's live log and
+left idle (nothing is written; keepalives flow). Per phase: the web role's PostgreSQL sessions
+(pg_stat_activity, by the application_name its processes connect with), its Redis connections,
+its RSS (master and workers), and p50/p90 of `GET /api/v1/servers` (API key, sequential, a new
+connection per request). After the viewers close: how long until the sessions are back.
+
+Goals: API p50 with the viewers at most 1.2x without; PostgreSQL sessions with the viewers at
+most workers x (JOB_LOG_STREAM_READ_THREADS + 1) above none; back within 5 s of the close.
+
+    .venv/bin/python benchmarks/log_viewers.py [--viewers 1000] [--rounds 2] [--requests 200]
+
+Exit status 0 when every goal is met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import jobs_parallelism as jp
+
+API_GOAL = 1.2
+BACK_GOAL = 5.0
+WORKERS = 2
+READ_THREADS = 4
+APP_NAME = f"bench-log-viewers-{os.getpid()}"
+
+
+class IdleViewers:
+    """`count` SSE clients on one event loop in a thread of their own."""
+
+    def __init__(self, port: int, path: str, headers: dict[str, str], count: int) -> None:
+        self.port, self.path, self.count = port, path, count
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+        ).encode()
+        self.opened = 0
+        self.errors: list[str] = []
+        self.ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),))
+
+    def start(self, timeout: float = 120) -> None:
+        self._thread.start()
+        if not self.ready.wait(timeout) or self.errors:
+            self.stop()
+            raise RuntimeError(f"{self.opened}/{self.count} viewers opened: {self.errors[:1]}")
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        gate = asyncio.Semaphore(50)
+        writers: list[asyncio.StreamWriter] = []
+        tasks = [asyncio.create_task(self._one(gate, writers)) for _ in range(self.count)]
+        await self._stop.wait()
+        for writer in writers:
+            writer.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _one(self, gate: asyncio.Semaphore, writers: list[asyncio.StreamWriter]) -> None:
+        async with gate:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writers.append(writer)
+                writer.write(self.request)
+                received = b""
+                while b"retry: 2000" not in received:
+                    data = await asyncio.wait_for(reader.read(65536), 60)
+                    if not data:
+                        raise RuntimeError(f"closed before the stream began: {received[:200]!r}")
+                    received += data
+                if not received.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(received[:200].decode(errors="replace"))
+            except Exception as exc:  # noqa: BLE001 - reported by start()
+                self.errors.append(repr(exc))
+                self.ready.set()
+                return
+            self.opened += 1
+            if self.opened == self.count:
+                self.ready.set()
+        while await reader.read(65536):  # keepalives only
+            pass
+        if not self._stop or not self._stop.is_set():
+            self.errors.append("a stream ended while idle")
+
+
+def web_rss_mib(master: int) -> float:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    total = 0
+    for pid in [master, *map(int, children)]:
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+def pg_sessions() -> int:
+    import psycopg
+
+    with psycopg.connect(jp.ADMIN_DSN, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP_NAME]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def redis_connections() -> int:
+    import redis
+
+    clients = redis.Redis(host="127.0.0.1", port=6379, db=jp.REDIS_DB).client_list()
+    # Ours: the web role's (and this script's one) on the benchmark's index.
+    return sum(1 for client in clients if client.get("db") == str(jp.REDIS_DB)) - 1
+
+
+def measure(port: int, headers: dict[str, str], requests: int, master: int) -> dict[str, float]:
+    times = [jp.get_once(port, headers) for _ in range(requests)]
+    return {
+        "times": times,  # type: ignore[dict-item]
+        "pg": pg_sessions(),
+        "redis": redis_connections(),
+        "rss": web_rss_mib(master),
+    }
+
+
+def run(args: argparse.Namespace, env: dict[str, str], procs: jp.Processes) -> dict[str, list]:
+    _job, bastion, headers = jp.seed_viewers_org()
+    web, port = jp.start_web(argparse.Namespace(web_conn_max_age=0), env, procs, headers)
+    path = f"/api/v1/servers/{bastion.pk}/logs/stream"
+    phases: dict[str, list] = {"none": [], "viewers": [], "back": []}
+    for _ in range(60):  # warm both workers: imports, the key's cache entry
+        jp.get_once(port, headers)
+    for _ in range(args.rounds):
+        phases["none"].append(measure(port, headers, args.requests, web.pid))
+        viewers = IdleViewers(port, path, headers, args.viewers)
+        viewers.start()
+        try:
+            time.sleep(2)  # attached; from here on they only wait
+            phases["viewers"].append(measure(port, headers, args.requests, web.pid))
+            if viewers.errors:
+                raise RuntimeError(f"viewers: {viewers.errors[:1]}")
+        finally:
+            viewers.stop()
+        closed = time.monotonic()
+        baseline = phases["none"][-1]["pg"]
+        while pg_sessions() > baseline and time.monotonic() - closed < 30:
+            time.sleep(0.1)
+        phases["back"].append(time.monotonic() - closed)
+        time.sleep(2)
+    procs.stop(web)
+    return phases
+
+
+def report(args: argparse.Namespace, phases: dict[str, list]) -> bool:
+    def joined(phase: str) -> list[float]:
+        return [t for sample in phases[phase] for t in sample["times"]]
+
+    def most(phase: str, key: str) -> float:
+        return max(sample[key] for sample in phases[phase])
+
+    none, viewers = joined("none"), joined("viewers")
+    ratio = statistics.median(viewers) / statistics.median(none)
+    pg_bound = most("none", "pg") + WORKERS * (READ_THREADS + 1)
+    back = max(phases["back"])
+    pg_most = most("viewers", "pg")
+    goals = [
+        ("API p50 ratio", f"{ratio:.2f}x", f"≤ {API_GOAL}x", ratio <= API_GOAL),
+        ("PostgreSQL sessions", f"{pg_most:.0f}", f"≤ {pg_bound:.0f}", pg_most <= pg_bound),
+        ("sessions back after close", f"{back:.1f} s", f"≤ {BACK_GOAL:g} s", back <= BACK_GOAL),
+    ]
+
+    def pair(key: str, unit: str = "") -> tuple[str, str]:
+        return f"{most('none', key):.0f}{unit}", f"{most('viewers', key):.0f}{unit}"
+
+    rows = [
+        ("", "no viewers", f"{args.viewers} idle viewers"),
+        ("GET /api/v1/servers p50", ms(statistics.median(none)), ms(statistics.median(viewers))),
+        ("GET /api/v1/servers p90", ms(jp.percentile(none, 0.9)), ms(jp.percentile(viewers, 0.9))),
+        ("PostgreSQL sessions (max)", *pair("pg")),
+        ("Redis connections (max)", *pair("redis")),
+        ("web RSS (max)", *pair("rss", " MiB")),
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    growth = (most("viewers", "rss") - most("none", "rss")) * 1024 / args.viewers
+    print(f"(RSS per viewer: {growth:.1f} KiB; {args.rounds}x{args.requests} requests per phase)")
+    for name, value, goal, ok in goals:
+        print(f"{name}: {value}  goal {goal}  {'ok' if ok else 'MISSED'}")
+    return all(ok for *_, ok in goals)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--viewers", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _raise)
+    tmp_dir = tempfile.TemporaryDirectory(prefix="bench-log-viewers-")
+    tmp = Path(tmp_dir.name)
+    env = jp.bench_env(tmp / "unused.sh")
+    env.update(
+        PGAPPNAME=APP_NAME,
+        JOB_LOG_STREAM_READ_THREADS=str(READ_THREADS),
+        RATE_LIMIT_USER="1000000/m",
+        RATE_LIMIT_KEY="1000000/m",
+        LOG_LEVEL="WARNING",
+    )
+    procs = jp.Processes(tmp)
+    db_created = False
+    try:
+        jp.create_database()
+        db_created = True
+        jp.flush_redis()
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=jp.ROOT, env=env, check=True
+        )
+        # This process seeds rows; only the web role connects as APP_NAME.
+        os.environ.update({k: v for k, v in env.items() if k != "PGAPPNAME"})
+        sys.path.insert(0, str(jp.ROOT))
+        import django
+
+        django.setup()
+        logging.disable(logging.INFO)
+        phases = run(args, env, procs)
+    except BaseException:
+        for name, _ in procs.children:
+            log = tmp / f"{name}.log"
+            if log.exists():
+                print(f"--- last lines of {name}.log ---", file=sys.stderr)
+                print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+        raise
+    finally:
+        procs.stop_all()
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        if db_created:
+            jp.drop_database()
+        with contextlib.suppress(Exception):
+            jp.flush_redis()
+        tmp_dir.cleanup()
+    return 0 if report(args, phases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
