@@ -593,6 +593,11 @@ def main() -> int:
             flush_redis()
         tmp_dir.cleanup()
 
+    return 0 if report(args, one, ten, api, time.monotonic() - started) else 1
+
+
+def report(args, one: float, ten: float, api: dict[str, float], total: float) -> bool:  # type: ignore[no-untyped-def]
+    """Print the table; True when both goals are met (main's exit status follows it)."""
     boot_ratio = ten / one
     api_ratio = api["viewers_p50"] / api["none_p50"]
     ok_boot, ok_api = boot_ratio <= BOOTSTRAP_GOAL, api_ratio <= VIEWERS_GOAL
@@ -628,14 +633,14 @@ def main() -> int:
         f"(stand-in script sleeps {args.script_seconds:g} s; median of {args.bootstrap_rounds} "
         f"rounds; {args.rounds}x{args.requests} requests per phase; viewers received "
         f"{api['events_median']:g} log events each while measured (min {api['events_min']}); "
-        f"{api['lines']} lines written; total {time.monotonic() - started:.0f} s)"
+        f"{api['lines']} lines written; total {total:.0f} s)"
     )
     print(
         "(PostgreSQL, per second: new connections "
         f"{api['none_sessions_s']:.0f} -> {api['viewers_sessions_s']:.0f}, commits "
         f"{api['none_commits_s']:.0f} -> {api['viewers_commits_s']:.0f}, no viewers -> viewers)"
     )
-    return 0 if ok_boot and ok_api else 1
+    return ok_boot and ok_api
 
 
 if __name__ == "__main__":

@@ -109,15 +109,38 @@ class IdleViewers:
             self.errors.append("a stream ended while idle")
 
 
-def web_rss_mib(master: int) -> float:
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+def web_pids(master: int) -> list[int]:
+    return [master, *map(int, Path(f"/proc/{master}/task/{master}/children").read_text().split())]
+
+
+def web_status(master: int, field: str) -> int:
+    """The sum of a /proc/<pid>/status field (VmRSS in KiB, Threads) over the web role."""
     total = 0
-    for pid in [master, *map(int, children)]:
+    for pid in web_pids(master):
         with contextlib.suppress(FileNotFoundError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     total += int(line.split()[1])
-    return total / 1024
+    return total
+
+
+def web_tcp_connections(master: int, port: int) -> int:
+    """The web role's open TCP connections to `port` (its sockets, found in /proc/net/tcp)."""
+    inodes: set[str] = set()
+    for pid in web_pids(master):
+        with contextlib.suppress(FileNotFoundError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                count += 1
+    return count
 
 
 def pg_sessions() -> int:
@@ -130,21 +153,14 @@ def pg_sessions() -> int:
     return int(row[0]) if row else 0
 
 
-def redis_connections() -> int:
-    import redis
-
-    clients = redis.Redis(host="127.0.0.1", port=6379, db=jp.REDIS_DB).client_list()
-    # Ours: the web role's (and this script's one) on the benchmark's index.
-    return sum(1 for client in clients if client.get("db") == str(jp.REDIS_DB)) - 1
-
-
 def measure(port: int, headers: dict[str, str], requests: int, master: int) -> dict[str, float]:
     times = [jp.get_once(port, headers) for _ in range(requests)]
     return {
         "times": times,  # type: ignore[dict-item]
         "pg": pg_sessions(),
-        "redis": redis_connections(),
-        "rss": web_rss_mib(master),
+        "redis": web_tcp_connections(master, 6379),
+        "rss": web_status(master, "VmRSS") / 1024,
+        "threads": web_status(master, "Threads"),
     }
 
 
@@ -204,6 +220,7 @@ def report(args: argparse.Namespace, phases: dict[str, list]) -> bool:
         ("PostgreSQL sessions (max)", *pair("pg")),
         ("Redis connections (max)", *pair("redis")),
         ("web RSS (max)", *pair("rss", " MiB")),
+        ("web threads (max)", *pair("threads")),
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:

@@ -59,7 +59,7 @@ def sync_client() -> Any:
             # connection instead of failing past the pool's size.
             pool = redis.BlockingConnectionPool.from_url(
                 settings.REDIS_URL,
-                max_connections=50,
+                max_connections=10,
                 timeout=2,
                 socket_timeout=2,
                 socket_connect_timeout=2,

@@ -34,7 +34,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import InterfaceError, OperationalError, connection, connections
@@ -69,6 +69,20 @@ def _close_idle_connections() -> None:
     for conn in connections.all(initialized_only=True):
         if not conn.in_atomic_block:
             conn.close()
+
+
+def _release_request_thread() -> None:
+    """Let the request's own thread go while the stream runs. Under ASGI, asgiref gives each
+    request a single-thread executor for its sync code (the view, the middleware) and shuts it
+    down only when the request ends, an hour later for a stream; nothing else runs there now.
+    Should Django need it again (the `request_finished` handlers), asgiref makes a new one."""
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
+    if context is None or executors is None:
+        return
+    executor = executors.pop(context, None)
+    if executor is not None:
+        executor.shutdown(wait=False)
 
 
 class _ReadPool:
@@ -188,6 +202,7 @@ async def _async_stream(
         # The view's connection would otherwise stay open on this request's thread until the
         # stream ends (Django closes it only when the response is closed).
         await sync_to_async(_close_idle_connections)()
+        _release_request_thread()
         yield "retry: 2000\n\n"
         keepalive = float(settings.JOB_LOG_STREAM_KEEPALIVE_SECONDS)
         renew_every = stream_slots.SLOT_SECONDS / 3
