@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import jobs_parallelism as jp
 
@@ -40,6 +41,7 @@ BACK_GOAL = 5.0
 WORKERS = 2
 READ_THREADS = 4
 APP_NAME = f"bench-log-viewers-{os.getpid()}"
+live: Any = None  # tests.live, imported once Django is set up
 
 
 class IdleViewers:
@@ -109,38 +111,15 @@ class IdleViewers:
             self.errors.append("a stream ended while idle")
 
 
-def web_pids(master: int) -> list[int]:
-    return [master, *map(int, Path(f"/proc/{master}/task/{master}/children").read_text().split())]
-
-
 def web_status(master: int, field: str) -> int:
     """The sum of a /proc/<pid>/status field (VmRSS in KiB, Threads) over the web role."""
     total = 0
-    for pid in web_pids(master):
+    for pid in live.process_tree(master):
         with contextlib.suppress(FileNotFoundError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith(field + ":"):
                     total += int(line.split()[1])
     return total
-
-
-def web_tcp_connections(master: int, port: int) -> int:
-    """The web role's open TCP connections to `port` (its sockets, found in /proc/net/tcp)."""
-    inodes: set[str] = set()
-    for pid in web_pids(master):
-        with contextlib.suppress(FileNotFoundError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith("socket:["):
-                        inodes.add(target[8:-1])
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
-                count += 1
-    return count
 
 
 def pg_sessions() -> int:
@@ -158,7 +137,7 @@ def measure(port: int, headers: dict[str, str], requests: int, master: int) -> d
     return {
         "times": times,  # type: ignore[dict-item]
         "pg": pg_sessions(),
-        "redis": web_tcp_connections(master, 6379),
+        "redis": live.tcp_connections(live.process_tree(master), 6379),
         "rss": web_status(master, "VmRSS") / 1024,
         "threads": web_status(master, "Threads"),
     }
@@ -273,6 +252,9 @@ def main() -> int:
 
         django.setup()
         logging.disable(logging.INFO)
+        global live
+        from tests import live
+
         phases = run(args, env, procs)
     except BaseException:
         for name, _ in procs.children:

@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -161,9 +160,7 @@ def headers_for(user, org) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 def hub_connections(process: live.Process) -> int:
     """Redis connections of the web workers' log bus hubs."""
-    master = process.proc.pid
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    pids = {int(pid) for pid in children}
+    pids = set(live.process_tree(process.proc.pid))
     clients = redis.Redis.from_url(settings.REDIS_URL).client_list()
     return sum(
         1
@@ -187,6 +184,9 @@ def test_five_hundred_open_streams_hold_a_few_database_connections_and_free_them
     path = f"/api/v1/servers/{server.pk}/logs/stream"
     channel = bus.subject_channel("server", server.pk)
     baseline = app_connections(app_name)
+    redis_port = redis.Redis.from_url(settings.REDIS_URL).connection_pool.connection_kwargs["port"]
+    web_pids = live.process_tree(process.proc.pid)
+    redis_before = live.tcp_connections(web_pids, redis_port)
     bound = baseline + WORKERS * PER_PROCESS
     viewers: list[Viewer] = []
 
@@ -209,6 +209,8 @@ def test_five_hundred_open_streams_hold_a_few_database_connections_and_free_them
             assert most <= bound
             assert redis.Redis.from_url(settings.REDIS_URL).pubsub_numsub(channel)[0][1] == 0
             assert hub_connections(process) <= WORKERS
+            # Beside the hubs: each process's pools for short commands, a few connections each.
+            assert live.tcp_connections(web_pids, redis_port) <= redis_before + WORKERS * 12
             assert slot_keys(f"p:user:{viewer.pk}") == 500
         finally:
             for v in viewers:

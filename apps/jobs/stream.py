@@ -8,8 +8,8 @@ number of web processes and never repeats or skips a line.
 
 Under ASGI (the supported deployment: gunicorn with uvicorn workers) a waiting viewer costs no
 thread, no database connection and no Redis connection:
-- the request's own connection (authentication, the subject's lookup) is closed before the
-  first byte is sent;
+- the request's own connections (authentication, the subject's lookup, the rate limiter's
+  Redis) are closed and its thread let go before the first byte is sent;
 - reads run on a few threads per process (`JOB_LOG_STREAM_READ_THREADS`), which close their
   connection as soon as no read is queued, and viewers of the same log at the same cursor share
   one read;
@@ -36,6 +36,7 @@ from typing import Any
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
+from django.core.cache import caches
 from django.core.handlers.asgi import ASGIRequest
 from django.db import InterfaceError, OperationalError, connection, connections
 from django.http import HttpRequest, StreamingHttpResponse
@@ -69,6 +70,16 @@ def _close_idle_connections() -> None:
     for conn in connections.all(initialized_only=True):
         if not conn.in_atomic_block:
             conn.close()
+
+
+def _close_request_connections() -> None:
+    """What the request opened: its database connections, and its cache's Redis connection
+    (the rate limiter's; Django gives each ASGI request a cache object of its own)."""
+    _close_idle_connections()
+    for cache in caches.all(initialized_only=True):
+        disconnect = getattr(cache, "disconnect", None)
+        if disconnect is not None:
+            disconnect()
 
 
 def _release_request_thread() -> None:
@@ -201,7 +212,7 @@ async def _async_stream(
     try:
         # The view's connection would otherwise stay open on this request's thread until the
         # stream ends (Django closes it only when the response is closed).
-        await sync_to_async(_close_idle_connections)()
+        await sync_to_async(_close_request_connections)()
         _release_request_thread()
         yield "retry: 2000\n\n"
         keepalive = float(settings.JOB_LOG_STREAM_KEEPALIVE_SECONDS)
