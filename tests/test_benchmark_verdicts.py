@@ -42,7 +42,7 @@ def test_jobs_parallelism_fails_when_viewers_slow_the_api_past_the_goal(ratio, m
 
 
 def _sample(p50: float, pg: int) -> dict:
-    return {"times": [p50] * 5, "pg": pg, "redis": 3, "rss": 200}
+    return {"times": [p50] * 5, "pg": pg, "redis": 3, "rss": 200, "threads": 12}
 
 
 @pytest.mark.parametrize(
