@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +145,47 @@ def wait_for(predicate, timeout: float, what: str, procs: Processes, every: floa
         procs.check_alive()
         time.sleep(every)
     raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextlib.contextmanager
+def bench_setup(
+    env: dict[str, str], procs: Processes, tmp: Path, own_env: dict[str, str]
+) -> Iterator[None]:
+    """The throwaway database (migrated) and Redis index, Django set up in this process with
+    `own_env`; on the way out the children stopped, their logs shown if something failed, and
+    the database and the index dropped."""
+    db_created = False
+    try:
+        create_database()
+        db_created = True
+        flush_redis()
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
+        os.environ.update(own_env)
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        logging.disable(logging.INFO)  # the services' own log lines are not the table
+        yield
+    except BaseException:
+        for name, _ in procs.children:
+            log = tmp / f"{name}.log"
+            if log.exists():
+                print(f"--- last lines of {name}.log ---", file=sys.stderr)
+                print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+        raise
+    finally:
+        procs.stop_all()
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        if db_created:
+            drop_database()
+        with contextlib.suppress(Exception):
+            flush_redis()
 
 
 # --- 1. bastion bootstrap: 1 vs 10 -----------------------------------------------------------
@@ -557,41 +599,9 @@ def main() -> int:
     )
     env = bench_env(script)
     procs = Processes(tmp)
-    db_created = False
-    try:
-        create_database()
-        db_created = True
-        flush_redis()
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
-        )
-        os.environ.update(env)
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
-        logging.disable(logging.INFO)  # the sweep's own log lines are not the table
-
+    with tmp_dir, bench_setup(env, procs, tmp, own_env=env):
         one, ten = bench_bootstrap(args, env, procs, tmp)
         api = bench_viewers(args, env, procs)
-    except BaseException:
-        for name, _ in procs.children:
-            log = tmp / f"{name}.log"
-            if log.exists():
-                print(f"--- last lines of {name}.log ---", file=sys.stderr)
-                print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
-        raise
-    finally:
-        procs.stop_all()
-        with contextlib.suppress(Exception):
-            from django.db import connections
-
-            connections.close_all()
-        if db_created:
-            drop_database()
-        with contextlib.suppress(Exception):
-            flush_redis()
-        tmp_dir.cleanup()
 
     return 0 if report(args, one, ten, api, time.monotonic() - started) else 1
 

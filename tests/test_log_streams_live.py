@@ -22,9 +22,9 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 
 from apps.accounts.services import api_key_create_for_user
+from apps.console.tests.support import job_run
 from apps.infrastructure.models import Server
 from apps.infrastructure.tests.factories import ServerFactory
 from apps.jobs import bus
@@ -121,16 +121,13 @@ def slot_keys(*names: str) -> int:
 def running_server(org):
     """A server whose bootstrap is running, so its stream stays open until told otherwise."""
     server = ServerFactory(organization=org, status=Server.Status.PROVISIONING)
-    job = JobRun.objects.create(
+    job = job_run(
         kind="bootstrap_bastion",
         queue="ssh",
         organization=org,
         subject_type=JobRun.SubjectType.SERVER,
         subject_id=server.pk,
         status=JobRun.Status.RUNNING,
-        started_at=timezone.now(),
-        heartbeat_at=timezone.now(),
-        attempts=1,
     )
     return server, job
 

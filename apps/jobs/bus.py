@@ -102,6 +102,8 @@ class Hub:
         self.loop = loop
         self.connected = False
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._generations: dict[str, int] = {}
+        self._sequence = 0
         self._task: asyncio.Task[None] | None = None
         self._commands: Any = None
 
@@ -115,6 +117,9 @@ class Hub:
 
     def watch(self, channel: str) -> asyncio.Event:
         event = asyncio.Event()
+        if channel not in self._waiters:
+            # Nothing read for this channel before now may stand in for a read after it.
+            self._bump(channel)
         self._waiters.setdefault(channel, set()).add(event)
         if self._task is None or self._task.done():
             self._task = self.loop.create_task(self._run())
@@ -126,13 +131,27 @@ class Hub:
             waiting.discard(event)
             if not waiting:
                 del self._waiters[channel]
+                self._generations.pop(channel, None)
 
     @property
     def viewers(self) -> int:
         return sum(len(events) for events in self._waiters.values())
 
+    def generation(self, channel: str) -> int:
+        """The sequence number of the channel's latest wake-up (or first watch): a read started
+        at or after it sees every line announced by then."""
+        return self._generations.get(channel, 0)
+
+    def _bump(self, channel: str) -> None:
+        self._sequence += 1
+        self._generations[channel] = self._sequence
+
     def _wake(self, channel: str) -> None:
-        for event in self._waiters.get(channel, ()):
+        waiting = self._waiters.get(channel)
+        if not waiting:
+            return
+        self._bump(channel)
+        for event in waiting:
             event.set()
 
     def _wake_all(self) -> None:

@@ -149,7 +149,7 @@ _pool: _ReadPool | None = None
 _pool_lock = threading.Lock()
 # (subject type, subject, organization, job, cursor) -> the read in flight. Per process; only
 # touched from the event loop.
-_in_flight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+_in_flight: dict[tuple[Any, ...], tuple[int, asyncio.Future[Any]]] = {}
 
 
 def _read_pool() -> _ReadPool:
@@ -160,23 +160,32 @@ def _read_pool() -> _ReadPool:
         return _pool
 
 
-async def _read(scope: LogScope, cursor: int) -> dict[str, Any]:
+async def _read(scope: LogScope, cursor: int, generation: int) -> dict[str, Any]:
     """The page after `cursor`, shared by every viewer of the same lines that asks meanwhile
-    (a line written wakes all of them at once). `is_done` is the route's rule for its subject
+    (a line written wakes all of them at once). A viewer joins a read only if it was started
+    at or after the wake-up the viewer has seen (`generation`), so a read begun before a line
+    was announced never stands in for one after. `is_done` is the route's rule for its subject
     type, so the key names everything the page depends on."""
     key = (scope.subject_type, scope.subject_id, scope.organization_id, scope.job_id, cursor)
-    future = _in_flight.get(key)
-    if future is None or future.get_loop() is not asyncio.get_running_loop():
+    shared = _in_flight.get(key)
+    if (
+        shared is None
+        or shared[0] < generation
+        or shared[1].get_loop() is not asyncio.get_running_loop()
+    ):
         future = _read_pool().submit(_page, scope, cursor)
-        _in_flight[key] = future
+        _in_flight[key] = (generation, future)
 
         def forget(done: asyncio.Future[Any]) -> None:
-            if _in_flight.get(key) is done:
+            current = _in_flight.get(key)
+            if current is not None and current[1] is done:
                 del _in_flight[key]
             if not done.cancelled():
                 done.exception()  # retrieved, even if every viewer left meanwhile
 
         future.add_done_callback(forget)
+    else:
+        future = shared[1]
     # One viewer leaving must not cancel the read the others wait for.
     return await asyncio.shield(future)
 
@@ -222,7 +231,7 @@ async def _async_stream(
         cursor, last_sent, renewed = after, started, started
         while time.monotonic() < ends_at:
             wake.clear()  # before the read: a line written during it wakes us again
-            page = await _read(scope, cursor)
+            page = await _read(scope, cursor, hub.generation(channel))
             if page["items"] or page["done"]:
                 yield _events(page)
                 last_sent = time.monotonic()
