@@ -3,7 +3,8 @@ open at once: `JOB_LOG_STREAMS_PER_PRINCIPAL` and `JOB_LOG_STREAMS_PER_ORG`.
 
 Counted across every web process in Redis: one sorted set per principal and per organization,
 each open stream a member scored with the time its slot lapses. A stream renews its slot while
-it runs (`renew`, every third of `SLOT_SECONDS`) and removes it when it ends, however it ends;
+it runs (`renew_soon`, every third of `SLOT_SECONDS`) and removes it when it ends, however it
+ends (`release_soon`: both batched into one pipeline per process);
 a process that dies without removing its slots loses them after `SLOT_SECONDS`, so a crash can
 never leak slots for good. Taking a slot checks and adds in one Lua script, so two requests
 cannot both take the last one. Without Redis (the embedded default, one machine) the count is

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from apps.jobs import bus, stream
+from apps.jobs import bus, stream, stream_slots
 from apps.jobs.models import JobLog, JobRun
 from apps.jobs.selectors import LogScope
 
@@ -76,3 +76,14 @@ def test_viewers_at_one_cursor_share_a_read_but_not_one_begun_before_their_wake_
     assert len(reads) == 2  # 20 viewers, one read; the woken viewer's own
     assert all(page is pages[0] for page in pages)
     assert [item["chunk"] for item in woken["items"]] == ["first\n", "announced\n"]
+
+
+def test_without_redis_the_caps_are_counted_in_the_process(org, settings):
+    settings.REDIS_URL = ""  # the embedded default: no bus
+    settings.JOB_LOG_STREAMS_PER_PRINCIPAL = 1
+    first = stream_slots.acquire(principal="user:alice", organization_id=org.pk)
+    with pytest.raises(stream_slots.StreamsExhausted) as refused:
+        stream_slots.acquire(principal="user:alice", organization_id=org.pk)
+    assert refused.value.scope == "principal"
+    stream_slots.release_sync(first)
+    stream_slots.release_sync(stream_slots.acquire(principal="user:alice", organization_id=org.pk))
