@@ -15,7 +15,7 @@ Redis index 15 (flushed), the Celery `ssh` worker exactly as production runs it 
    a writer appends a line to that bastion's job every 100 ms (in both phases, so the viewers are
    the only difference). Phases alternate over `--rounds`. Goal: at most 1.2x.
 
-    .venv/bin/python benchmarks/jobs_parallelism.py [--rounds 2] [--requests 200] [--viewers 50]
+    .venv/bin/python benchmarks/jobs_parallelism.py [--rounds 4] [--requests 100] [--viewers 50]
 
 Exit status 0 when both goals are met.
 """
@@ -478,13 +478,16 @@ class Phases:
     def __init__(self, port: int, headers: dict[str, str], requests: int) -> None:
         self.port, self.headers, self.requests = port, headers, requests
         self.times: dict[str, list[float]] = {"none": [], "viewers": []}
+        self.round_p50s: dict[str, list[float]] = {"none": [], "viewers": []}
         # seconds, sessions ended, transactions committed
         self.activity = {"none": [0.0, 0, 0], "viewers": [0.0, 0, 0]}
 
     def measure(self, phase: str) -> None:
         sessions, commits = pg_counters()
         start = time.monotonic()
-        self.times[phase] += [get_once(self.port, self.headers) for _ in range(self.requests)]
+        times = [get_once(self.port, self.headers) for _ in range(self.requests)]
+        self.times[phase] += times
+        self.round_p50s[phase].append(statistics.median(times))
         time.sleep(0.6)  # PostgreSQL publishes its counters about once a second
         after = pg_counters()
         totals = self.activity[phase]
@@ -548,6 +551,12 @@ def bench_viewers(args, env, procs: Processes) -> dict[str, float]:  # type: ign
         "none_p90": percentile(none, 0.9),
         "viewers_p50": statistics.median(viewers),
         "viewers_p90": percentile(viewers, 0.9),
+        # Per round, then the median: a burst of load from elsewhere on a shared machine skews
+        # one round, not the verdict.
+        "ratio": statistics.median(
+            v / n
+            for n, v in zip(phases.round_p50s["none"], phases.round_p50s["viewers"], strict=True)
+        ),
         "events_min": min(events),
         "events_median": statistics.median(events),
         "lines": writer.lines,
@@ -570,8 +579,8 @@ def main() -> int:
     parser.add_argument("--bastions", type=int, default=10)
     parser.add_argument("--script-seconds", type=float, default=2.0)
     parser.add_argument("--bootstrap-rounds", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--write-interval", type=float, default=0.1)
     parser.add_argument(
@@ -609,7 +618,7 @@ def main() -> int:
 def report(args, one: float, ten: float, api: dict[str, float], total: float) -> bool:  # type: ignore[no-untyped-def]
     """Print the table; True when both goals are met (main's exit status follows it)."""
     boot_ratio = ten / one
-    api_ratio = api["viewers_p50"] / api["none_p50"]
+    api_ratio = api["ratio"]
     ok_boot, ok_api = boot_ratio <= BOOTSTRAP_GOAL, api_ratio <= VIEWERS_GOAL
 
     def verdict(ratio: float, goal: float) -> str:
@@ -634,7 +643,12 @@ def report(args, one: float, ten: float, api: dict[str, float], total: float) ->
             "p50 " + ms(api["viewers_p50"]),
             "p90 " + ms(api["viewers_p90"]),
         ),
-        ("", "ratio (p50)", f"{api_ratio:.2f}x", verdict(api_ratio, VIEWERS_GOAL)),
+        (
+            "",
+            "p50 ratio (median)",
+            f"{api_ratio:.2f}x",
+            verdict(api_ratio, VIEWERS_GOAL),
+        ),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:

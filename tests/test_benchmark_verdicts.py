@@ -22,6 +22,7 @@ def _api(ratio: float) -> dict[str, float]:
         "none_p90": 0.012,
         "viewers_p50": 0.010 * ratio,
         "viewers_p90": 0.02,
+        "ratio": ratio,
         "events_min": 50,
         "events_median": 60,
         "lines": 300,

@@ -191,6 +191,14 @@ async def _read(scope: LogScope, cursor: int, generation: int) -> dict[str, Any]
 
 
 def _events(page: dict[str, Any]) -> str:
+    """The page as SSE text, encoded once however many viewers share the page."""
+    encoded = page.get("_sse")
+    if encoded is None:
+        encoded = page["_sse"] = _encode(page)
+    return encoded
+
+
+def _encode(page: dict[str, Any]) -> str:
     parts = [
         f"id: {item['id']}\nevent: log\ndata: {json.dumps(item, separators=(',', ':'))}\n\n"
         for item in page["items"]
