@@ -67,6 +67,8 @@ def bench_env(script: Path) -> dict[str, str]:
             # The limiter stays on (its Redis round trip is part of every request) with a limit
             # a benchmark cannot reach: ~2,000 requests a minute from one address otherwise 429.
             "RATE_LIMIT": "1000000/m",
+            "RATE_LIMIT_USER": "1000000/m",
+            "RATE_LIMIT_KEY": "1000000/m",
             # One owner opens every viewer: the caps on open streams would answer 429 past 20.
             "JOB_LOG_STREAMS_PER_PRINCIPAL": "100000",
             "JOB_LOG_STREAMS_PER_ORG": "100000",

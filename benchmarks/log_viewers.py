@@ -241,8 +241,6 @@ def main() -> int:
     env.update(
         PGAPPNAME=APP_NAME,
         JOB_LOG_STREAM_READ_THREADS=str(READ_THREADS),
-        RATE_LIMIT_USER="1000000/m",
-        RATE_LIMIT_KEY="1000000/m",
         LOG_LEVEL="WARNING",
     )
     procs = jp.Processes(tmp)
