@@ -58,6 +58,7 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/auth_overhead.py
 	$(PY) benchmarks/middleware_overhead.py
 	$(PY) benchmarks/jobs_parallelism.py
+	$(PY) benchmarks/log_viewers.py
 	$(PY) benchmarks/list_speed.py
 	$(PY) benchmarks/backup_memory.py
 	$(PY) benchmarks/dns_sync.py

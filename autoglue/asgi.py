@@ -2,8 +2,8 @@
 `gunicorn autoglue.asgi --worker-class autoglue.workers.UvicornWorker`.
 
 Ordinary (synchronous) views run on a thread of their own per request; live log streams
-(apps.jobs.stream) are async and wait without holding a thread, so any number of viewers can
-stay attached. Database connections are closed after each request (CONN_MAX_AGE 0, Django's
+(apps.jobs.stream) are async and wait without holding a thread or a connection (up to the caps
+on open streams). Database connections are closed after each request (CONN_MAX_AGE 0, Django's
 advice for ASGI).
 """
 

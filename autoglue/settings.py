@@ -258,6 +258,16 @@ JOB_LOG_STREAM_POLL_SECONDS = env.float("JOB_LOG_STREAM_POLL_SECONDS", default=1
 JOB_LOG_STREAM_KEEPALIVE_SECONDS = env.float("JOB_LOG_STREAM_KEEPALIVE_SECONDS", default=15.0)
 JOB_LOG_STREAM_MAX_SECONDS = env.int("JOB_LOG_STREAM_MAX_SECONDS", default=3600)
 JOB_LOG_STREAM_WSGI_MAX_SECONDS = env.int("JOB_LOG_STREAM_WSGI_MAX_SECONDS", default=30)
+# Threads per web process that read for every live log stream: each holds a database
+# connection only while reads are queued, so this bounds what streams cost PostgreSQL.
+JOB_LOG_STREAM_READ_THREADS = env.int("JOB_LOG_STREAM_READ_THREADS", default=4)
+# With the bus up, viewers still look again this often, so a lost notification costs at most
+# this long (without the bus they poll every JOB_LOG_STREAM_POLL_SECONDS).
+JOB_LOG_STREAM_RECHECK_SECONDS = env.float("JOB_LOG_STREAM_RECHECK_SECONDS", default=15.0)
+# Open live log streams allowed at once per user or org key, and per organization (429 past
+# them), counted across every web process in Redis.
+JOB_LOG_STREAMS_PER_PRINCIPAL = env.int("JOB_LOG_STREAMS_PER_PRINCIPAL", default=20)
+JOB_LOG_STREAMS_PER_ORG = env.int("JOB_LOG_STREAMS_PER_ORG", default=200)
 # Publish job messages to the broker (off only in unit tests, which run jobs in-process).
 JOBS_PUBLISH = env.bool("JOBS_PUBLISH", default=True)
 # Threads of the worker that serves the `ssh` queue: how many SSH jobs run at once per worker.

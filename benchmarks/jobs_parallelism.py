@@ -15,7 +15,7 @@ Redis index 15 (flushed), the Celery `ssh` worker exactly as production runs it 
    a writer appends a line to that bastion's job every 100 ms (in both phases, so the viewers are
    the only difference). Phases alternate over `--rounds`. Goal: at most 1.2x.
 
-    .venv/bin/python benchmarks/jobs_parallelism.py [--rounds 2] [--requests 200] [--viewers 50]
+    .venv/bin/python benchmarks/jobs_parallelism.py [--rounds 4] [--requests 100] [--viewers 50]
 
 Exit status 0 when both goals are met.
 """
@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +67,11 @@ def bench_env(script: Path) -> dict[str, str]:
             # The limiter stays on (its Redis round trip is part of every request) with a limit
             # a benchmark cannot reach: ~2,000 requests a minute from one address otherwise 429.
             "RATE_LIMIT": "1000000/m",
+            "RATE_LIMIT_USER": "1000000/m",
+            "RATE_LIMIT_KEY": "1000000/m",
+            # One owner opens every viewer: the caps on open streams would answer 429 past 20.
+            "JOB_LOG_STREAMS_PER_PRINCIPAL": "100000",
+            "JOB_LOG_STREAMS_PER_ORG": "100000",
             "PYTHONPATH": str(ROOT),
         }
     )
@@ -141,6 +147,47 @@ def wait_for(predicate, timeout: float, what: str, procs: Processes, every: floa
         procs.check_alive()
         time.sleep(every)
     raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextlib.contextmanager
+def bench_setup(
+    env: dict[str, str], procs: Processes, tmp: Path, own_env: dict[str, str]
+) -> Iterator[None]:
+    """The throwaway database (migrated) and Redis index, Django set up in this process with
+    `own_env`; on the way out the children stopped, their logs shown if something failed, and
+    the database and the index dropped."""
+    db_created = False
+    try:
+        create_database()
+        db_created = True
+        flush_redis()
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
+        os.environ.update(own_env)
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        logging.disable(logging.INFO)  # the services' own log lines are not the table
+        yield
+    except BaseException:
+        for name, _ in procs.children:
+            log = tmp / f"{name}.log"
+            if log.exists():
+                print(f"--- last lines of {name}.log ---", file=sys.stderr)
+                print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+        raise
+    finally:
+        procs.stop_all()
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        if db_created:
+            drop_database()
+        with contextlib.suppress(Exception):
+            flush_redis()
 
 
 # --- 1. bastion bootstrap: 1 vs 10 -----------------------------------------------------------
@@ -433,13 +480,16 @@ class Phases:
     def __init__(self, port: int, headers: dict[str, str], requests: int) -> None:
         self.port, self.headers, self.requests = port, headers, requests
         self.times: dict[str, list[float]] = {"none": [], "viewers": []}
+        self.round_p50s: dict[str, list[float]] = {"none": [], "viewers": []}
         # seconds, sessions ended, transactions committed
         self.activity = {"none": [0.0, 0, 0], "viewers": [0.0, 0, 0]}
 
     def measure(self, phase: str) -> None:
         sessions, commits = pg_counters()
         start = time.monotonic()
-        self.times[phase] += [get_once(self.port, self.headers) for _ in range(self.requests)]
+        times = [get_once(self.port, self.headers) for _ in range(self.requests)]
+        self.times[phase] += times
+        self.round_p50s[phase].append(statistics.median(times))
         time.sleep(0.6)  # PostgreSQL publishes its counters about once a second
         after = pg_counters()
         totals = self.activity[phase]
@@ -503,6 +553,12 @@ def bench_viewers(args, env, procs: Processes) -> dict[str, float]:  # type: ign
         "none_p90": percentile(none, 0.9),
         "viewers_p50": statistics.median(viewers),
         "viewers_p90": percentile(viewers, 0.9),
+        # Per round, then the median: a burst of load from elsewhere on a shared machine skews
+        # one round, not the verdict.
+        "ratio": statistics.median(
+            v / n
+            for n, v in zip(phases.round_p50s["none"], phases.round_p50s["viewers"], strict=True)
+        ),
         "events_min": min(events),
         "events_median": statistics.median(events),
         "lines": writer.lines,
@@ -525,8 +581,8 @@ def main() -> int:
     parser.add_argument("--bastions", type=int, default=10)
     parser.add_argument("--script-seconds", type=float, default=2.0)
     parser.add_argument("--bootstrap-rounds", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--write-interval", type=float, default=0.1)
     parser.add_argument(
@@ -554,44 +610,17 @@ def main() -> int:
     )
     env = bench_env(script)
     procs = Processes(tmp)
-    db_created = False
-    try:
-        create_database()
-        db_created = True
-        flush_redis()
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
-        )
-        os.environ.update(env)
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
-        logging.disable(logging.INFO)  # the sweep's own log lines are not the table
-
+    with tmp_dir, bench_setup(env, procs, tmp, own_env=env):
         one, ten = bench_bootstrap(args, env, procs, tmp)
         api = bench_viewers(args, env, procs)
-    except BaseException:
-        for name, _ in procs.children:
-            log = tmp / f"{name}.log"
-            if log.exists():
-                print(f"--- last lines of {name}.log ---", file=sys.stderr)
-                print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
-        raise
-    finally:
-        procs.stop_all()
-        with contextlib.suppress(Exception):
-            from django.db import connections
 
-            connections.close_all()
-        if db_created:
-            drop_database()
-        with contextlib.suppress(Exception):
-            flush_redis()
-        tmp_dir.cleanup()
+    return 0 if report(args, one, ten, api, time.monotonic() - started) else 1
 
+
+def report(args, one: float, ten: float, api: dict[str, float], total: float) -> bool:  # type: ignore[no-untyped-def]
+    """Print the table; True when both goals are met (main's exit status follows it)."""
     boot_ratio = ten / one
-    api_ratio = api["viewers_p50"] / api["none_p50"]
+    api_ratio = api["ratio"]
     ok_boot, ok_api = boot_ratio <= BOOTSTRAP_GOAL, api_ratio <= VIEWERS_GOAL
 
     def verdict(ratio: float, goal: float) -> str:
@@ -616,7 +645,12 @@ def main() -> int:
             "p50 " + ms(api["viewers_p50"]),
             "p90 " + ms(api["viewers_p90"]),
         ),
-        ("", "ratio (p50)", f"{api_ratio:.2f}x", verdict(api_ratio, VIEWERS_GOAL)),
+        (
+            "",
+            "p50 ratio (median)",
+            f"{api_ratio:.2f}x",
+            verdict(api_ratio, VIEWERS_GOAL),
+        ),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
@@ -625,14 +659,14 @@ def main() -> int:
         f"(stand-in script sleeps {args.script_seconds:g} s; median of {args.bootstrap_rounds} "
         f"rounds; {args.rounds}x{args.requests} requests per phase; viewers received "
         f"{api['events_median']:g} log events each while measured (min {api['events_min']}); "
-        f"{api['lines']} lines written; total {time.monotonic() - started:.0f} s)"
+        f"{api['lines']} lines written; total {total:.0f} s)"
     )
     print(
         "(PostgreSQL, per second: new connections "
         f"{api['none_sessions_s']:.0f} -> {api['viewers_sessions_s']:.0f}, commits "
         f"{api['none_commits_s']:.0f} -> {api['viewers_commits_s']:.0f}, no viewers -> viewers)"
     )
-    return 0 if ok_boot and ok_api else 1
+    return ok_boot and ok_api
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Tests using these need `transactional_db` (the processes see only committed rows
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -141,6 +142,32 @@ def start_worker(
         env,
         tmp / f"worker-{name}.log",
     )
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its children (gunicorn's master and workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *map(int, children)]
+
+
+def tcp_connections(pids: list[int], port: int) -> int:
+    """How many TCP connections these processes hold to a server on `port` (their sockets, as
+    listed in /proc/net/tcp)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                count += 1
+    return count
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> None:  # type: ignore[no-untyped-def]

@@ -38,6 +38,7 @@ class FastRedisCacheClient(RedisCacheClient):
     # Parts of Django's client that its stubs leave out (private, but stable since Django 4.0).
     _client: type[Any]
     _get_connection_pool: Callable[[bool], Any]
+    _pools: dict[int, Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -61,11 +62,24 @@ class FastRedisCacheClient(RedisCacheClient):
             raise ValueError(f"Key '{key}' not found.")
         return int(value)
 
+    def disconnect(self) -> None:
+        """Close this client's connections (its pools reconnect if used again)."""
+        for pool in self._pools.values():
+            pool.disconnect()
+
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict) -> None:
         super().__init__(server, params)
         self._class = FastRedisCacheClient
+
+    def disconnect(self) -> None:
+        """Under ASGI Django keeps a cache object per request, each with its own pool; a
+        request that goes on for long (a live log stream) drops its connection this way
+        instead of holding it until it ends."""
+        client = self.__dict__.get("_cache")
+        if client is not None:
+            client.disconnect()
 
 
 # --- The credential generation ----------------------------------------------------------------

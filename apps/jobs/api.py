@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from django.http import StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
@@ -63,5 +63,5 @@ def logs_page_response(request: Request, scope: LogScope) -> Response:
     return Response(job_logs_page(scope=scope, after=after, limit=limit))
 
 
-def logs_stream_response(request: Request, scope: LogScope) -> StreamingHttpResponse:
+def logs_stream_response(request: Request, scope: LogScope) -> HttpResponseBase:
     return sse_response(request, scope=scope, after=log_cursor(request))

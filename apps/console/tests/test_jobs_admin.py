@@ -94,6 +94,18 @@ def test_a_finished_runs_stream_sends_its_own_lines_then_ends(console):
     assert body.rstrip().split("\n")[-2] == "event: end"
 
 
+def test_an_operator_past_the_stream_cap_gets_429_until_a_stream_ends(console, settings):
+    settings.JOB_LOG_STREAMS_PER_PRINCIPAL = 1
+    job = job_run(status="succeeded", finished_at=timezone.now())
+    _log(job, "only line")
+    first = console.get(f"/admin/jobs/jobrun/{job.pk}/log/stream/")
+    refused = console.get(f"/admin/jobs/jobrun/{job.pk}/log/stream/")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert refused.json()["code"] == "too_many_streams"
+    assert b"event: end" in b"".join(first.streaming_content)  # the first ends: its slot is free
+    assert console.get(f"/admin/jobs/jobrun/{job.pk}/log/stream/").status_code == 200
+
+
 def test_the_stream_is_only_for_signed_in_operators(client, db):
     job = job_run(status="succeeded")
     response = client.get(f"/admin/jobs/jobrun/{job.pk}/log/stream/")

@@ -1,0 +1,89 @@
+"""The live stream's shared reads, against the real database, Redis and the process's hub: one
+read serves every viewer at the same cursor, but never one begun before the wake-up a viewer
+has seen (which could miss the line that woke it)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from apps.jobs import bus, stream, stream_slots
+from apps.jobs.models import JobLog, JobRun
+from apps.jobs.selectors import LogScope
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _run_scope(org) -> tuple[JobRun, LogScope]:  # type: ignore[no-untyped-def]
+    job = JobRun.objects.create(
+        kind="bootstrap_bastion", queue="ssh", organization=org, status=JobRun.Status.RUNNING
+    )
+    scope = LogScope(
+        subject_type="server",
+        subject_id=None,
+        organization_id=org.pk,
+        is_done=lambda: False,
+        job_id=job.pk,
+    )
+    return job, scope
+
+
+def _line(job: JobRun, text: str) -> None:
+    JobLog.objects.create(job=job, organization_id=job.organization_id, stream="stdout", chunk=text)
+
+
+def test_viewers_at_one_cursor_share_a_read_but_not_one_begun_before_their_wake_up(
+    org, monkeypatch
+):
+    job, scope = _run_scope(org)
+    _line(job, "first\n")
+    reads: list[int] = []
+    held = threading.Event()
+    real_page = stream._page
+
+    def counted(read_scope: LogScope, after: int) -> dict:
+        reads.append(after)
+        if len(reads) == 1:
+            held.wait(10)  # the first read stays in flight until released
+        return real_page(read_scope, after)
+
+    monkeypatch.setattr(stream, "_page", counted)
+    channel = bus.job_channel(job.pk)
+
+    async def scenario() -> tuple[list[dict], dict]:
+        hub = bus.hub()
+        wake = hub.watch(channel)
+        try:
+            seen = hub.generation(channel)
+            together = [asyncio.create_task(stream._read(scope, 0, seen)) for _ in range(20)]
+            await asyncio.sleep(0.2)
+            while not hub.connected:
+                await asyncio.sleep(0.05)
+            wake.clear()
+            await asyncio.to_thread(_line, job, "announced\n")
+            bus.publish([channel], "1")
+            await asyncio.wait_for(wake.wait(), 5)
+            woken = await stream._read(scope, 0, hub.generation(channel))
+            held.set()
+            return list(await asyncio.gather(*together)), woken
+        finally:
+            held.set()
+            hub.unwatch(channel, wake)
+
+    pages, woken = asyncio.run(scenario())
+    assert len(reads) == 2  # 20 viewers, one read; the woken viewer's own
+    assert all(page is pages[0] for page in pages)
+    assert [item["chunk"] for item in woken["items"]] == ["first\n", "announced\n"]
+
+
+def test_without_redis_the_caps_are_counted_in_the_process(org, settings):
+    settings.REDIS_URL = ""  # the embedded default: no bus
+    settings.JOB_LOG_STREAMS_PER_PRINCIPAL = 1
+    first = stream_slots.acquire(principal="user:alice", organization_id=org.pk)
+    with pytest.raises(stream_slots.StreamsExhausted) as refused:
+        stream_slots.acquire(principal="user:alice", organization_id=org.pk)
+    assert refused.value.scope == "principal"
+    stream_slots.release_sync(first)
+    stream_slots.release_sync(stream_slots.acquire(principal="user:alice", organization_id=org.pk))

@@ -1,0 +1,340 @@
+"""Live log streams under load, against the web role as deployed (gunicorn + two uvicorn
+workers) on the test database and Redis: what open viewers cost PostgreSQL and Redis, that a
+client that leaves is noticed, the caps on open streams, and a Redis that goes away.
+
+Viewers are raw sockets driven by asyncio, so hundreds of them cost the test little."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import psycopg
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from apps.accounts.services import api_key_create_for_user
+from apps.console.tests.support import job_run
+from apps.infrastructure.models import Server
+from apps.infrastructure.tests.factories import ServerFactory
+from apps.jobs import bus
+from apps.jobs.logs import LogWriter
+from apps.jobs.models import JobRun
+from tests import live
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+WORKERS = 2
+READ_THREADS = 3
+# Per web process: the stream read threads, plus one for whatever else is in flight.
+PER_PROCESS = READ_THREADS + 1
+
+
+@dataclass
+class Viewer:
+    """One EventSource-like client on a raw socket."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    received: bytearray = field(default_factory=bytearray)
+
+    async def read_until(self, needle: bytes, count: int = 1, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while self.received.count(needle) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {needle!r} x{count} in {bytes(self.received[-300:])!r}")
+            data = await asyncio.wait_for(self.reader.read(65536), left)
+            if not data:
+                raise AssertionError(f"stream closed: {bytes(self.received[-300:])!r}")
+            self.received += data
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def open_viewer(port: int, path: str, headers: dict[str, str]) -> Viewer:
+    """Connect and send the request; return once the stream has started (its `retry:` preamble
+    arrived) or, for an error, once the whole JSON answer is read."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n{head}\r\n"
+    writer.write(request.encode())
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    lines = raw.decode("latin1").split("\r\n")
+    status = int(lines[0].split()[1])
+    fields = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines[1:] if line)
+    }
+    viewer = Viewer(reader, writer, status, fields)
+    if status == 200:
+        await viewer.read_until(b"retry: 2000\n\n", timeout=30)
+    else:
+        viewer.body = await asyncio.wait_for(reader.readexactly(int(fields["content-length"])), 10)
+        writer.close()
+    return viewer
+
+
+def app_connections(name: str) -> int:
+    """The web role's PostgreSQL sessions (its processes connect with this application_name)."""
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres", autocommit=True
+    ) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [name]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_for(predicate, timeout: float) -> float:  # type: ignore[no-untyped-def]
+    """Seconds until `predicate()` held; fails after `timeout`."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def slot_keys(*names: str) -> int:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    return sum(client.zcard(f"autoglue:logstreams:{name}") for name in names)
+
+
+@pytest.fixture
+def running_server(org):
+    """A server whose bootstrap is running, so its stream stays open until told otherwise."""
+    server = ServerFactory(organization=org, status=Server.Status.PROVISIONING)
+    job = job_run(
+        kind="bootstrap_bastion",
+        queue="ssh",
+        organization=org,
+        subject_type=JobRun.SubjectType.SERVER,
+        subject_id=server.pk,
+        status=JobRun.Status.RUNNING,
+    )
+    return server, job
+
+
+@pytest.fixture
+def web(tmp_path, request) -> Iterator[tuple[live.Process, int, str]]:
+    """The web role; `request.param` adds environment. Yields (process, port, app name)."""
+    app_name = f"autoglue-web-{uuid.uuid4().hex[:8]}"
+    extra = {
+        "PGAPPNAME": app_name,
+        "JOB_LOG_STREAM_READ_THREADS": str(READ_THREADS),
+        "RATE_LIMIT": "100000/m",
+        "RATE_LIMIT_USER": "100000/m",
+        "RATE_LIMIT_KEY": "100000/m",
+        **getattr(request, "param", {}),
+    }
+    process, url = live.start_web(tmp_path, live.process_env(**extra), workers=WORKERS)
+    try:
+        yield process, int(url.rsplit(":", 1)[1]), app_name
+    finally:
+        process.stop()
+
+
+def headers_for(user, org) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"X-API-KEY": api_key_create_for_user(user=user).plain, "X-Org-ID": str(org.pk)}
+
+
+def hub_connections(process: live.Process) -> int:
+    """Redis connections of the web workers' log bus hubs."""
+    pids = set(live.process_tree(process.proc.pid))
+    clients = redis.Redis.from_url(settings.REDIS_URL).client_list()
+    return sum(
+        1
+        for client in clients
+        if client.get("name", "").startswith(bus.HUB_CLIENT_NAME)
+        and int(client["name"].rsplit(":", 1)[1]) in pids
+    )
+
+
+@pytest.mark.parametrize(
+    "web",
+    [{"JOB_LOG_STREAMS_PER_PRINCIPAL": "1000", "JOB_LOG_STREAMS_PER_ORG": "1000"}],
+    indirect=True,
+)
+def test_five_hundred_open_streams_hold_a_few_database_connections_and_free_them_on_close(
+    web, org, viewer, running_server
+):
+    process, port, app_name = web
+    server, job = running_server
+    headers = headers_for(viewer, org)  # the least role may stream
+    path = f"/api/v1/servers/{server.pk}/logs/stream"
+    channel = bus.subject_channel("server", server.pk)
+    baseline = app_connections(app_name)
+    redis_port = redis.Redis.from_url(settings.REDIS_URL).connection_pool.connection_kwargs["port"]
+    web_pids = live.process_tree(process.proc.pid)
+    redis_before = live.tcp_connections(web_pids, redis_port)
+    bound = baseline + WORKERS * PER_PROCESS
+    viewers: list[Viewer] = []
+
+    async def scenario() -> tuple[int, float, float]:
+        try:
+            # In batches, checking after each, so today's one-connection-per-viewer fails after
+            # a few dozen instead of exhausting the shared server.
+            for _ in range(20):
+                batch = await asyncio.gather(*(open_viewer(port, path, headers) for _ in range(25)))
+                viewers.extend(batch)
+                assert [v.status for v in batch] == [200] * 25
+                held = app_connections(app_name)
+                assert held <= bound, f"{held} connections with {len(viewers)} viewers open"
+            # Every viewer follows: a line written reaches all 500, read through the few threads.
+            writer = LogWriter(job)
+            writer.system("a line for everyone")
+            await asyncio.to_thread(writer.flush)
+            await asyncio.gather(*(v.read_until(b"a line for everyone") for v in viewers))
+            most = app_connections(app_name)
+            assert most <= bound
+            assert redis.Redis.from_url(settings.REDIS_URL).pubsub_numsub(channel)[0][1] == 0
+            assert hub_connections(process) <= WORKERS
+            # Beside the hubs: each process's pools for short commands, a few connections each.
+            assert live.tcp_connections(web_pids, redis_port) <= redis_before + WORKERS * 12
+            assert slot_keys(f"p:user:{viewer.pk}") == 500
+        finally:
+            for v in viewers:
+                v.close()
+        closed_at = time.monotonic()
+        await asyncio.sleep(0)
+        connections_back = await asyncio.to_thread(
+            wait_for, lambda: app_connections(app_name) <= baseline, 5
+        )
+        slots_back = await asyncio.to_thread(
+            wait_for, lambda: slot_keys(f"p:user:{viewer.pk}", f"o:{org.pk}") == 0, 5
+        )
+        assert time.monotonic() - closed_at < 5
+        return most, connections_back, slots_back
+
+    most, connections_back, slots_back = asyncio.run(scenario())
+    assert most <= bound
+    assert connections_back < 5 and slots_back < 5
+
+
+@pytest.mark.parametrize(
+    "web",
+    [{"JOB_LOG_STREAMS_PER_PRINCIPAL": "2", "JOB_LOG_STREAMS_PER_ORG": "3"}],
+    indirect=True,
+)
+def test_streams_past_the_callers_or_the_orgs_cap_are_refused_until_one_closes(
+    web, org, member, viewer, running_server
+):
+    _process, port, _name = web
+    server, _job = running_server
+    alice, bob = headers_for(member, org), headers_for(viewer, org)
+    path = f"/api/v1/servers/{server.pk}/logs/stream"
+
+    async def scenario() -> None:
+        first, second = await open_viewer(port, path, alice), await open_viewer(port, path, alice)
+        assert (first.status, second.status) == (200, 200)
+        third = await open_viewer(port, path, alice)
+        assert third.status == 429
+        assert third.headers["content-type"] == "application/json"
+        assert int(third.headers["retry-after"]) > 0
+        body = json.loads(third.body)
+        assert body["code"] == "too_many_streams" and "per principal" in body["message"]
+
+        bobs = await open_viewer(port, path, bob)  # the org's third
+        assert bobs.status == 200
+        refused = await open_viewer(port, path, bob)
+        assert refused.status == 429
+        assert "per organization" in json.loads(refused.body)["message"]
+
+        # Alice closes a tab: her slot is back within seconds, not at the stream's time limit.
+        first.close()
+        deadline = time.monotonic() + 5
+        while True:
+            again = await open_viewer(port, path, alice)
+            if again.status == 200:
+                break
+            assert time.monotonic() < deadline, "the closed stream's slot did not come back"
+            await asyncio.sleep(0.2)
+        for v in (second, bobs, again):
+            v.close()
+
+    asyncio.run(scenario())
+
+
+def _redis_server(tmp_path) -> tuple[subprocess.Popen, str]:  # type: ignore[type-arg]
+    port = live.free_port()
+    proc = subprocess.Popen(  # noqa: S603 - our own throwaway server
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    client = redis.Redis(port=port)
+    wait_for(lambda: _pings(client), 10)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def test_with_redis_gone_open_streams_keep_following_and_new_ones_get_503(
+    tmp_path, org, member, running_server
+):
+    redis_proc, redis_url = _redis_server(tmp_path)
+    env = live.process_env(REDIS_URL=redis_url, JOB_LOG_STREAM_POLL_SECONDS="0.5")
+    process, url = live.start_web(tmp_path, env, workers=1)
+    port = int(url.rsplit(":", 1)[1])
+    server, job = running_server
+    headers = headers_for(member, org)
+    path = f"/api/v1/servers/{server.pk}/logs/stream"
+    try:
+
+        async def scenario() -> None:
+            following = await open_viewer(port, path, headers)
+            assert following.status == 200
+            os.killpg(redis_proc.pid, signal.SIGKILL)
+            redis_proc.wait(timeout=10)
+
+            refused = await open_viewer(port, path, headers)
+            assert refused.status == 503
+            assert int(refused.headers["retry-after"]) > 0
+            assert json.loads(refused.body)["code"] == "log_stream_unavailable"
+
+            writer = LogWriter(job)  # written while the bus is gone: found by polling
+            writer.system("written without a bus")
+            await asyncio.to_thread(writer.flush)
+            await following.read_until(b"written without a bus", timeout=10)
+            following.close()
+
+        asyncio.run(scenario())
+    finally:
+        process.stop()
+        if redis_proc.poll() is None:
+            os.killpg(redis_proc.pid, signal.SIGKILL)
+            redis_proc.wait(timeout=10)
