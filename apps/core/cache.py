@@ -4,12 +4,17 @@ and the *credential generation* every process checks its remembered credentials 
 Django's client builds a new `redis.Redis` object for every call and increments with two round
 trips (EXISTS, then INCRBY). This client keeps one `redis.Redis` per connection pool (it is
 thread-safe, and the pool itself handles forks) and increments with one atomic script call.
-Behaviour is otherwise Django's own.
+Its connection pools are the process's, not the cache object's: under ASGI Django makes a cache
+object for every request, and a pool per object kept each request's connection open until the
+garbage collector came by (over a thousand idle Redis connections on two web workers). One pool
+per server holds only as many connections as commands ever ran at once. Behaviour is otherwise
+Django's own.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,16 +39,37 @@ return nil
 """
 
 
+# server URL and pool options -> the process's connection pool for them.
+_POOLS: dict[tuple[str, str], Any] = {}
+_POOLS_LOCK = threading.Lock()
+
+
 class FastRedisCacheClient(RedisCacheClient):
     # Parts of Django's client that its stubs leave out (private, but stable since Django 4.0).
     _client: type[Any]
-    _get_connection_pool: Callable[[bool], Any]
+    _get_connection_pool_index: Callable[[bool], int]
     _pools: dict[int, Any]
+    _servers: list[str]
+    _pool_class: Any
+    _pool_options: dict[str, Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
         self._incr_scripts: dict[int, Any] = {}
+
+    def _get_connection_pool(self, write: bool) -> Any:  # type: ignore[override]
+        index = self._get_connection_pool_index(write)
+        server = self._servers[index]
+        shared = (server, repr(sorted(self._pool_options.items())))
+        pool = _POOLS.get(shared)
+        if pool is None:
+            with _POOLS_LOCK:
+                pool = _POOLS.get(shared)
+                if pool is None:
+                    pool = _POOLS[shared] = self._pool_class.from_url(server, **self._pool_options)
+        self._pools[index] = pool
+        return pool
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         pool = self._get_connection_pool(write)
@@ -62,24 +88,11 @@ class FastRedisCacheClient(RedisCacheClient):
             raise ValueError(f"Key '{key}' not found.")
         return int(value)
 
-    def disconnect(self) -> None:
-        """Close this client's connections (its pools reconnect if used again)."""
-        for pool in self._pools.values():
-            pool.disconnect()
-
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict) -> None:
         super().__init__(server, params)
         self._class = FastRedisCacheClient
-
-    def disconnect(self) -> None:
-        """Under ASGI Django keeps a cache object per request, each with its own pool; a
-        request that goes on for long (a live log stream) drops its connection this way
-        instead of holding it until it ends."""
-        client = self.__dict__.get("_cache")
-        if client is not None:
-            client.disconnect()
 
 
 # --- The credential generation ----------------------------------------------------------------

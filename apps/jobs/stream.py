@@ -36,7 +36,6 @@ from typing import Any
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
-from django.core.cache import caches
 from django.core.handlers.asgi import ASGIRequest
 from django.db import InterfaceError, OperationalError, connection, connections
 from django.http import HttpRequest, StreamingHttpResponse
@@ -73,13 +72,9 @@ def _close_idle_connections() -> None:
 
 
 def _close_request_connections() -> None:
-    """What the request opened: its database connections, and its cache's Redis connection
-    (the rate limiter's; Django gives each ASGI request a cache object of its own)."""
+    """What the request opened: its database connections. (Its cache's Redis connection went
+    back to the process's shared pool when its last command ended: apps.core.cache.)"""
     _close_idle_connections()
-    for cache in caches.all(initialized_only=True):
-        disconnect = getattr(cache, "disconnect", None)
-        if disconnect is not None:
-            disconnect()
 
 
 def _release_request_thread() -> None:
