@@ -120,7 +120,6 @@ def start_worker(
     queues: str = "ssh",
     pool: str = "threads",
     concurrency: int = 4,
-    loglevel: str = "WARNING",
 ) -> Process:
     return Process(
         [
@@ -139,7 +138,7 @@ def start_worker(
             "--without-mingle",
             "--without-gossip",
             "--loglevel",
-            loglevel,
+            "WARNING",
         ],
         env,
         tmp / f"worker-{name}.log",
@@ -212,6 +211,11 @@ class RedisServer:
             except OSError:
                 time.sleep(0.05)
         raise AssertionError(f"redis-server did not start:\n{self.process.output()}")
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=5)
 
     def kill(self) -> None:
         if self.process is not None:
