@@ -124,13 +124,13 @@ def test_a_redis_restart_under_running_ssh_jobs_leaves_the_threads_worker_alive_
             runs = [cluster_run_create(cluster=c, action=a) for c, a in clusters]
         # Four runs are past their setup and talking to the node, two wait in the broker.
         live.wait_until(lambda: _talking() >= 4, 60, "four runs talking to the node")
-        # The consumer step whose restart fails (gossip: worker-to-worker events) is not run:
-        # it would have bound a queue to the events exchange. Checked directly, as whether a
-        # given restart trips over it depends on timing.
+        # The gossip step, which failed to restart after reconnects, is not run: it would have
+        # bound a queue to the events exchange (checked directly: a given restart trips over it
+        # or not depending on timing).
         assert not redis_server.client().smembers("_kombu.binding.celeryev")
-        # Redis dies and comes back empty, three times (how a consumer step fails to restart
-        # depends on timing): the waiting runs' messages and the running ones' unacknowledged
-        # copies are gone.
+        # Redis dies and comes back empty, three times (whether the worker is caught holding
+        # unacknowledged jobs while it waits for more depends on timing): the waiting runs'
+        # messages and the running ones' unacknowledged copies are gone.
         for _ in range(3):
             redis_server.kill()
             time.sleep(1)
@@ -155,8 +155,7 @@ def test_a_redis_restart_under_running_ssh_jobs_leaves_the_threads_worker_alive_
         )
         assert worker.proc.poll() is None, worker.output()
         log = worker.log.read_text(errors="replace")
-        # A consumer step that could not restart is how the worker died ("Unrecoverable
-        # error"); the deployed worker runs without those steps (docs/jobs.md "Recovery").
+        # How the worker died, and a step that could not restart (docs/jobs.md "Recovery").
         assert "Unrecoverable error" not in log
         assert "Error on restarting" not in log
     finally:
