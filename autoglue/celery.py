@@ -45,7 +45,7 @@ def guard_redis_restore_after_close() -> None:
         return original(self, client)
 
     restore_unacked.autoglue_guard = True  # type: ignore[attr-defined]
-    kombu_redis.QoS.restore_unacked = restore_unacked
+    kombu_redis.QoS.restore_unacked = restore_unacked  # type: ignore[method-assign]  # the shim
 
 
 guard_redis_restore_after_close()

@@ -8,20 +8,10 @@ from __future__ import annotations
 import contextlib
 import socket
 
-import pytest
 from kombu import Connection, Exchange, Queue
 from kombu.common import ignore_errors
 
 import autoglue.celery  # noqa: F401 - installs the guard, as every worker process does
-from tests import live
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = live.RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_losing_redis_with_an_unacknowledged_message_does_not_break_the_consumers_cleanup(

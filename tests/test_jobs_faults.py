@@ -49,14 +49,6 @@ def _docker(tmp_path, *, lines: int, sleep: str, hold: str):
     return path
 
 
-@pytest.fixture
-def redis_server(tmp_path):
-    server = live.RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 def _only_the_reaper_scheduled() -> None:
     """The schedules as migrations create them (at the default intervals), only the reaper
     enabled: beat sends it every JOB_REAP_INTERVAL_SECONDS to the maintenance queue."""
