@@ -1,10 +1,50 @@
 """The Celery application. Settings come from Django settings under the CELERY_ prefix."""
 
 import os
+from typing import Any
 
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglue.settings")
+
+
+def guard_redis_channels_after_close() -> None:
+    """Keep a worker alive when Redis goes away while it holds unacknowledged messages.
+
+    On a lost broker connection Celery first `collect()`s the connection, then closes it. With
+    kombu's Redis transport (5.7.0 and earlier) a channel can outlive its transport that way: a
+    channel waiting in BRPOP and LISTEN fails its first close on the dead socket, `collect()`
+    detaches the transport (`transport.client = None`), and the second close, or the late
+    acknowledgement of a job that finishes after the reconnect, builds a new Redis client from
+    that `None`: `AttributeError: 'NoneType' object has no attribute 'hostname'` (or
+    `'client'`). An AttributeError is no connection error, so Celery stops the worker
+    ("Unrecoverable error"). The threads pool met it most: it holds SSH jobs unacknowledged for
+    minutes while its consumer waits for more.
+
+    A channel whose connection is gone now says so as a connection error, which kombu and
+    Celery already handle on those paths (the restore or the acknowledgement is skipped and
+    logged). The messages stay in Redis's unacked index, from which kombu restores them after
+    the visibility timeout if Redis kept them; Autoglue's record of each run is the database,
+    the job reaper resends what is queued there, and a duplicate delivery cannot claim a run
+    (docs/jobs.md "Recovery").
+    """
+    import redis
+    from kombu.transport import redis as kombu_redis
+
+    original = kombu_redis.Channel._get_pool
+    if getattr(original, "autoglue_guard", False):
+        return
+
+    def _get_pool(self: Any, asynchronous: bool = False) -> Any:
+        if getattr(self.connection, "client", None) is None:
+            raise redis.exceptions.ConnectionError("the channel's broker connection is closed")
+        return original(self, asynchronous)
+
+    _get_pool.autoglue_guard = True  # type: ignore[attr-defined]
+    kombu_redis.Channel._get_pool = _get_pool  # type: ignore[method-assign]  # the shim
+
+
+guard_redis_channels_after_close()
 
 app = Celery("autoglue")
 app.config_from_object("django.conf:settings", namespace="CELERY")

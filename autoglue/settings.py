@@ -244,13 +244,16 @@ JOB_DEFAULT_TIMEOUT_SECONDS = env.int("JOB_DEFAULT_TIMEOUT_SECONDS", default=600
 BASTION_BOOTSTRAP_TIMEOUT_SECONDS = env.int("BASTION_BOOTSTRAP_TIMEOUT_SECONDS", default=1800)
 CLUSTER_ACTION_TIMEOUT_SECONDS = env.int("CLUSTER_ACTION_TIMEOUT_SECONDS", default=4 * 3600)
 SSH_CONNECT_TIMEOUT_SECONDS = env.int("SSH_CONNECT_TIMEOUT_SECONDS", default=30)
-# A running job marks itself alive this often; one silent for the stale period has lost its
-# worker and is requeued (idempotent kinds) or failed by the reaper. Queued jobs whose message
-# was not claimed within the resend period get their message again.
-JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=10.0)
-JOB_HEARTBEAT_STALE_SECONDS = env.int("JOB_HEARTBEAT_STALE_SECONDS", default=90)
+# A running job marks itself alive this often; one silent for the stale period (three missed
+# heartbeats: never less than that, whatever is set) has lost its worker and is requeued
+# (idempotent kinds) or failed by the reaper, which runs every JOB_REAP_INTERVAL_SECONDS: a killed
+# worker's runs are recovered within stale + interval (~20 s), not minutes. Queued jobs whose
+# message was not claimed within the resend period get their message again; all of them at once,
+# on the reaper's next tick, when the broker came back empty (docs/jobs.md "Recovery").
+JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=5.0)
+JOB_HEARTBEAT_STALE_SECONDS = env.int("JOB_HEARTBEAT_STALE_SECONDS", default=15)
 JOB_RESEND_AFTER_SECONDS = env.int("JOB_RESEND_AFTER_SECONDS", default=300)
-JOB_REAP_INTERVAL_SECONDS = env.int("JOB_REAP_INTERVAL_SECONDS", default=30)
+JOB_REAP_INTERVAL_SECONDS = env.int("JOB_REAP_INTERVAL_SECONDS", default=5)
 BASTION_SWEEP_INTERVAL_SECONDS = env.int("BASTION_SWEEP_INTERVAL_SECONDS", default=30)
 JOB_LOG_FLUSH_BYTES = env.int("JOB_LOG_FLUSH_BYTES", default=4096)
 JOB_LOG_FLUSH_SECONDS = env.float("JOB_LOG_FLUSH_SECONDS", default=1.0)

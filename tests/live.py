@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -170,6 +171,24 @@ def tcp_connections(pids: list[int], port: int) -> int:
     return count
 
 
+def start_compose_worker(
+    tmp: Path, env: dict[str, str], *, service: str, concurrency: int = 4
+) -> Process:
+    """A worker started with the command line docker-compose.yml gives `service`, so a test
+    about the deployed worker fails when the deployment changes (only the concurrency and a
+    node name of its own are set here)."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    argv = list(compose["services"][service]["command"])
+    assert argv[:2] == ["celery", "-A"], argv
+    argv[0] = str(BIN / "celery")
+    if "--concurrency" in argv:
+        argv[argv.index("--concurrency") + 1] = str(concurrency)
+    argv += ["--hostname", f"{service}-{free_port()}@%h"]
+    return Process(argv, env, tmp / f"worker-{service}.log")
+
+
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -177,3 +196,103 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> N
             return
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class RedisServer:
+    """A redis-server of the test's own, on a free loopback port, without persistence: a
+    restart comes back empty, as a broker pod without a volume does. Fault tests kill this one,
+    never the shared server."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: Process | None = None
+
+    def start(self) -> None:
+        self.process = Process(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            self.folder / f"redis-{self.port}-{time.monotonic_ns()}.log",
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"redis-server did not start:\n{self.process.output()}")
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=5)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.handle.close()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
+def start_beat(tmp: Path, env: dict[str, str]) -> Process:
+    """A real beat with the database scheduler (the schedules are rows the test creates)."""
+    return Process(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "autoglue",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--pidfile",
+            str(tmp / f"beat-{free_port()}.pid"),
+            "--schedule",
+            str(tmp / "beat-schedule"),
+        ],
+        env,
+        tmp / "beat.log",
+    )
+
+
+@contextlib.contextmanager
+def publishing_to(url: str) -> Iterator[None]:
+    """Point this process's Celery app at another broker (the test's own Redis) for a while, so
+    jobs enqueued by the test reach the workers it started."""
+    from autoglue.celery import app
+
+    saved = app.conf.broker_url, app.conf.broker_write_url
+
+    def reset() -> None:
+        # What Celery itself resets after a fork: the cached connection and producer pools.
+        app._pool = None
+        if "amqp" in app.__dict__:
+            app.amqp._producer_pool = None
+
+    app.conf.broker_url = app.conf.broker_write_url = url
+    reset()
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_write_url = saved
+        reset()

@@ -123,6 +123,7 @@ def test_a_worker_killed_mid_run_leaves_every_job_final_and_no_side_effect_twice
     org, sshd_factory, tmp_path, settings
 ):
     settings.JOBS_PUBLISH = True
+    settings.JOB_HEARTBEAT_SECONDS = 0.5  # as the workers' (live.process_env)
     settings.JOB_HEARTBEAT_STALE_SECONDS = 3
     settings.JOB_RESEND_AFTER_SECONDS = 3
     bastion_sshd, node_sshd = sshd_factory(home=True), sshd_factory(home=True)

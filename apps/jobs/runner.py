@@ -1,11 +1,11 @@
 """Running one claimed job: its context, heartbeat, deadline, cancellation and outcome.
 
 The handler gets a `JobContext`: the run, its `LogWriter`, and a cancel signal. A heartbeat
-thread marks the run alive every JOB_HEARTBEAT_SECONDS, flushes quiet logs, and trips the
-cancel signal when an operator cancels the run or its time budget is spent; handlers register
-`on_cancel` callbacks (close the SSH channel, stop the remote process group) so a blocked read
-returns at once. Time limits are ours rather than Celery's because SSH jobs run on a thread
-pool, where Celery's own limits do not apply.
+thread marks the run alive every JOB_HEARTBEAT_SECONDS, flushes quiet logs every
+JOB_LOG_FLUSH_SECONDS, and trips the cancel signal when an operator cancels the run or its time
+budget is spent; handlers register `on_cancel` callbacks (close the SSH channel, stop the remote
+process group) so a blocked read returns at once. Time limits are ours rather than Celery's
+because SSH jobs run on a thread pool, where Celery's own limits do not apply.
 """
 
 from __future__ import annotations
@@ -36,22 +36,31 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         interval = float(settings.JOB_HEARTBEAT_SECONDS)
+        # Lines a quiet job has buffered are stored every JOB_LOG_FLUSH_SECONDS, not only on a
+        # heartbeat: a worker killed with SIGKILL loses at most that much of its transcript.
+        tick = min(interval, float(settings.JOB_LOG_FLUSH_SECONDS))
+        next_beat = time.monotonic() + interval
         try:
-            while not self.stopped.wait(interval):
+            while not self.stopped.wait(tick):
                 try:
-                    if job_heartbeat(job=self.ctx.job):
-                        self.ctx.cancel("canceled by request")
-                    if self.ctx.remaining() <= 0:
-                        self.ctx.cancel(
-                            f"timed out after {self.ctx.timeout_seconds} s",
-                            status=JobRun.Status.FAILED,
-                        )
+                    if time.monotonic() >= next_beat:
+                        next_beat = time.monotonic() + interval
+                        self._beat()
                     self.ctx.log.flush_if_due()
                 except Exception:  # noqa: BLE001 - keep beating through a database blip
                     logger.warning("job heartbeat failed", exc_info=True)
                     close_old_connections()
         finally:
             close_old_connections()
+
+    def _beat(self) -> None:
+        if job_heartbeat(job=self.ctx.job):
+            self.ctx.cancel("canceled by request")
+        if self.ctx.remaining() <= 0:
+            self.ctx.cancel(
+                f"timed out after {self.ctx.timeout_seconds} s",
+                status=JobRun.Status.FAILED,
+            )
 
 
 def job_execute(*, job_id: str, task_id: str = "", worker: str = "") -> str:

@@ -20,13 +20,17 @@ from django.utils import timezone
 
 from apps.audit import events as audit_events
 from apps.audit import services as audit
-from apps.jobs import bus, registry
+from apps.jobs import broker, bus, registry
 from apps.jobs.logs import one_line
 from apps.jobs.models import JobLog, JobRun
 
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "jobs.run"
+# A run with no message yet (publishing failed, or its commit is a moment old) is sent by the
+# reaper once it is this old: past the ordinary commit-to-publish gap, well before the resend
+# period.
+_UNSENT_GRACE = timedelta(seconds=5)
 
 
 class JobActive(Exception):
@@ -50,17 +54,22 @@ def _send(job: JobRun, eta: Any = None) -> None:
     JobRun.objects.filter(pk=job.pk).update(sent_at=max(now, eta) if eta else now)
     if not settings.JOBS_PUBLISH:
         return
-    app.send_task(
-        TASK_NAME,
-        args=[str(job.pk)],
-        queue=kind.queue,
-        task_id=f"{job.pk}:{uuid.uuid4().hex[:8]}",
-        eta=eta if eta and eta > now else None,
-        # The runner enforces the kind's budget; Celery's global limit (prefork workers) must
-        # not cut a long job (a backup) short first.
-        soft_time_limit=kind.timeout_seconds + 60,
-        time_limit=kind.timeout_seconds + 120,
-    )
+    try:
+        app.send_task(
+            TASK_NAME,
+            args=[str(job.pk)],
+            queue=kind.queue,
+            task_id=f"{job.pk}:{uuid.uuid4().hex[:8]}",
+            eta=eta if eta and eta > now else None,
+            # The runner enforces the kind's budget; Celery's global limit (prefork workers)
+            # must not cut a long job (a backup) short first.
+            soft_time_limit=kind.timeout_seconds + 60,
+            time_limit=kind.timeout_seconds + 120,
+        )
+    except Exception:
+        # Not sent: the reaper's next tick sends it, rather than the resend period later.
+        JobRun.objects.filter(pk=job.pk, status__in=JobRun.ACTIVE_STATUSES).update(sent_at=None)
+        raise
 
 
 def _send_on_commit(job: JobRun, eta: Any = None) -> None:
@@ -254,20 +263,33 @@ def job_retry(*, job: JobRun) -> JobRun:
     return locked
 
 
+def _stale_after() -> timedelta:
+    """How long a running run may be silent: the setting, but never under three heartbeats, so
+    a longer heartbeat set alone cannot make the reaper take live workers for dead ones."""
+    return timedelta(
+        seconds=max(
+            float(settings.JOB_HEARTBEAT_STALE_SECONDS), 3 * float(settings.JOB_HEARTBEAT_SECONDS)
+        )
+    )
+
+
 def job_reap(*, now: Any = None) -> dict[str, int]:
     """Recover runs whose worker died, and runs whose message was lost.
 
-    - running with no heartbeat for JOB_HEARTBEAT_STALE_SECONDS: requeued when the kind is
-      idempotent and has attempts left, otherwise ended `failed` (a cluster action is never run
-      twice behind an operator's back);
-    - queued or retrying, sent more than JOB_RESEND_AFTER_SECONDS ago and never claimed: the
-      message is sent again (a duplicate is harmless: only one delivery can claim).
+    - running with no heartbeat for JOB_HEARTBEAT_STALE_SECONDS (at least three heartbeats):
+      requeued when the kind is idempotent and has attempts left, otherwise ended `failed` (a
+      cluster action is never run twice behind an operator's back);
+    - queued or retrying and never claimed: the message is sent again when it was sent more than
+      JOB_RESEND_AFTER_SECONDS ago, when publishing it failed, or, for every such run at once,
+      when the broker came back empty (`broker.broker_came_back_empty`). A duplicate is
+      harmless: only one delivery can claim.
 
     Rows are locked with SKIP LOCKED, so two reapers (two beats, a doubled tick) share the work.
     """
     now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.JOB_HEARTBEAT_STALE_SECONDS)
+    stale = now - _stale_after()
     resend_before = now - timedelta(seconds=settings.JOB_RESEND_AFTER_SECONDS)
+    emptied = broker.broker_came_back_empty()
     counts = {"requeued": 0, "failed": 0, "resent": 0}
     with transaction.atomic():
         lost = list(
@@ -299,17 +321,22 @@ def job_reap(*, now: Any = None) -> dict[str, int]:
                     f"(attempt {job.attempts} of {job.max_attempts})",
                 )
                 counts["failed"] += 1
-        unsent = list(
-            JobRun.objects.select_for_update(skip_locked=True)
-            .filter(status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING])
-            .filter(
-                Q(sent_at__lt=resend_before) | Q(sent_at__isnull=True, queued_at__lt=resend_before)
-            )
-            .order_by("queued_at")[:200]
+        waiting = JobRun.objects.select_for_update(skip_locked=True).filter(
+            status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING]
         )
+        if emptied:
+            # Every message the broker held is gone, a delayed one's (run_at) too.
+            unsent = list(waiting.order_by("queued_at"))
+        else:
+            unsent = list(
+                waiting.filter(
+                    Q(sent_at__lt=resend_before)
+                    | Q(sent_at__isnull=True, queued_at__lt=now - _UNSENT_GRACE)
+                ).order_by("queued_at")[:200]
+            )
         for job in unsent:
-            _send_on_commit(job)
+            _send_on_commit(job, job.sent_at if job.sent_at and job.sent_at > now else None)
             counts["resent"] += 1
-    if any(counts.values()):
-        logger.info("job reaper", extra={"event": "job_reap", **counts})
+    if any(counts.values()) or emptied:
+        logger.info("job reaper", extra={"event": "job_reap", "broker_emptied": emptied, **counts})
     return counts

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.infrastructure.models import Server
 from apps.infrastructure.tests.factories import ServerFactory
-from apps.jobs import services
+from apps.jobs import broker, services
 from apps.jobs.logs import REDACTED, LogWriter
 from apps.jobs.models import JobLog, JobRun
 
@@ -171,6 +171,7 @@ def test_the_reaper_requeues_a_lost_idempotent_run_and_fails_it_when_out_of_atte
 
 def test_the_reaper_resends_a_queued_run_whose_message_never_arrived(org):
     job = _bootstrap_job(org, sent_at=timezone.now())
+    broker.broker_came_back_empty()  # a broker that has kept its messages
 
     assert services.job_reap()["resent"] == 0
     assert services.job_reap(now=timezone.now() + timedelta(hours=1))["resent"] == 1
@@ -216,3 +217,49 @@ def test_a_worker_the_reaper_gave_up_on_cannot_end_the_attempt_that_replaced_it(
     assert services.job_heartbeat(job=first) is True  # told to stop
     assert services.job_finish(job=first, status="failed", error="late") is False
     assert services.job_finish(job=second, status="succeeded") is True
+
+
+def test_the_reaper_resends_every_queued_run_at_once_when_the_broker_came_back_empty(org):
+    sent = _bootstrap_job(org, sent_at=timezone.now())
+    later = _bootstrap_job(org, sent_at=timezone.now() + timedelta(minutes=10))  # run_at
+    broker.broker_came_back_empty()
+    assert services.job_reap()["resent"] == 0
+
+    _redis().delete(broker.MARKER_KEY)  # what a restart without persistence, or a flush, does
+
+    assert services.job_reap()["resent"] == 2
+    assert services.job_reap()["resent"] == 0  # one loss is acted on once
+    later.refresh_from_db()
+    assert later.sent_at > timezone.now() + timedelta(minutes=9)  # still delayed
+    assert {sent.status, later.status} == {"queued"}
+
+
+def test_the_reaper_sends_a_run_whose_message_could_not_be_published_on_its_next_tick(
+    org, django_capture_on_commit_callbacks
+):
+    job = _bootstrap_job(org, sent_at=None)
+    broker.broker_came_back_empty()
+    JobRun.objects.filter(pk=job.pk).update(queued_at=timezone.now() - timedelta(seconds=10))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.job_reap()["resent"] == 1
+    job.refresh_from_db()
+    assert job.sent_at is not None
+
+
+def test_a_run_is_taken_for_lost_after_three_missed_heartbeats_and_not_before(org, settings):
+    settings.JOB_HEARTBEAT_SECONDS = 5
+    settings.JOB_HEARTBEAT_STALE_SECONDS = 1  # set too low alone: three heartbeats still count
+    job = _bootstrap_job(org)
+    services.job_claim(job_id=job.pk)
+    claimed = JobRun.objects.get(pk=job.pk).heartbeat_at
+
+    assert services.job_reap(now=claimed + timedelta(seconds=14))["requeued"] == 0
+    assert services.job_reap(now=claimed + timedelta(seconds=16))["requeued"] == 1
+
+
+def _redis():
+    import redis
+    from django.conf import settings as django_settings
+
+    return redis.Redis.from_url(django_settings.CELERY_BROKER_URL)

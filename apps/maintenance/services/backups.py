@@ -20,7 +20,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import IO, Any
 
@@ -368,6 +368,8 @@ class Verified:
     sha256: str
     dump_bytes: int
     header: dict[str, Any]
+    # What a restore did besides pg_restore (lines for the operator).
+    notes: tuple[str, ...] = ()
 
 
 def backup_verify(*, object_key: str, progress: Progress = _noop) -> Verified:
@@ -467,7 +469,66 @@ def backup_restore(
     with _bucket_errors(f"restore aborted, nothing written: {object_key}"):
         _stream_into(args, verified, target, progress)
     progress(f"restored {object_key} into {target.name}")
-    return verified
+    notes = _settle_own_record(target=target, verified=verified)
+    for note in notes:
+        progress(note)
+    return replace(verified, notes=tuple(notes))
+
+
+# The backup's own record and job run, as its dump holds them (`running`: both are committed
+# before pg_dump starts), are marked as they ended. The object was just verified whole, so the
+# backup did succeed; its job's last step was the upload. The same schema as the dump's: a
+# backup from a release without these tables or columns is left as it is, and said so.
+_SETTLE_BACKUP = (
+    "UPDATE maintenance_backup SET status = 'succeeded', size_bytes = %(size)s, "
+    "sha256 = %(sha256)s, dump_bytes = %(dump_bytes)s, error = '', "
+    "finished_at = COALESCE(finished_at, now()) "
+    "WHERE object_key = %(key)s AND status = 'running' RETURNING job_id"
+)
+_SETTLE_JOB = (
+    "UPDATE jobs_jobrun SET status = 'succeeded', error = '', finished_at = now(), "
+    "heartbeat_at = now(), updated_at = now() WHERE id = %(job)s AND status = 'running'"
+)
+_SETTLE_JOB_NOTE = (
+    "INSERT INTO jobs_joblog (job_id, organization_id, subject_type, subject_id, stream, chunk, "
+    "created_at) VALUES (%(job)s, NULL, '', NULL, 'system', %(note)s, now())"
+)
+
+
+def _settle_own_record(*, target: Target, verified: Verified) -> list[str]:
+    """Mark, in the restored database, the backup it was restored from (and that backup's job
+    run) as succeeded: its dump was taken while both were still `running`. Returns what was
+    done, for the operator."""
+    params: dict[str, Any] = {
+        "key": verified.object_key,
+        "size": verified.size,
+        "sha256": verified.sha256,
+        "dump_bytes": verified.dump_bytes,
+        "note": "backup stored; this run was in progress when its own dump was taken, and was "
+        "marked succeeded when the database was restored from this backup\n",
+    }
+    notes: list[str] = []
+    try:
+        with target.connect(connect_timeout=10) as conn, conn.transaction():
+            row = conn.execute(_SETTLE_BACKUP, params).fetchone()
+            if row is None:
+                return notes
+            notes.append(
+                f"marked backup {verified.object_key} succeeded in {target.name} "
+                "(its dump was taken while it ran)"
+            )
+            if row[0] is not None:
+                params["job"] = row[0]
+                if conn.execute(_SETTLE_JOB, params).rowcount:
+                    conn.execute(_SETTLE_JOB_NOTE, params)
+                    notes.append(f"marked its job run {row[0]} succeeded")
+    except Exception as exc:  # noqa: BLE001 - the restore itself succeeded; say what was not done
+        logger.warning("restored backup's own record not marked", exc_info=True)
+        notes = [
+            f"left the backup's own record in {target.name} as the dump holds it "
+            f"({type(exc).__name__}); it shows as running until edited"
+        ]
+    return notes
 
 
 def _stream_into(args: list[str], verified: Verified, target: Target, progress: Progress) -> None:

@@ -13,6 +13,7 @@ import zlib
 import pytest
 from django.core.management import call_command
 
+from apps.jobs.models import JobRun
 from apps.maintenance import archive, services
 from apps.maintenance.keys import backup_keys
 from apps.maintenance.models import Backup
@@ -249,3 +250,35 @@ def test_restore_command_lists_backups_and_restores_one(backed_up, source, datab
     url = "postgresql://{user}@{host}:{port}/{dbname}".format(**empty.params)
     call_command("restore", backed_up.object_key, "--target", url)
     assert table_checksums(empty) == table_checksums(source)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restored_database_shows_its_own_backup_and_job_as_finished_not_running(
+    backup_bucket, databases, capsys
+):
+    # The platform backs up its own database: the backup's record and its job run are committed
+    # as `running` before pg_dump starts, so the dump holds them so.
+    job = JobRun.objects.create(kind="backup", queue="maintenance", status="running", attempts=1)
+    backed_up = services.backup_create(job_id=job.pk)
+    restored = databases.create("dst")
+    url = "postgresql://{user}@{host}:{port}/{dbname}".format(**restored.params)
+
+    call_command("restore", backed_up.object_key, "--target", url)
+
+    with restored.connect() as conn:
+        backup_row = conn.execute(
+            "SELECT status, sha256, size_bytes, finished_at IS NOT NULL FROM maintenance_backup "
+            "WHERE object_key = %s",
+            [backed_up.object_key],
+        ).fetchone()
+        job_row = conn.execute(
+            "SELECT status, finished_at IS NOT NULL FROM jobs_jobrun WHERE id = %s", [job.pk]
+        ).fetchone()
+        note = conn.execute(
+            "SELECT chunk FROM jobs_joblog WHERE job_id = %s ORDER BY id DESC LIMIT 1", [job.pk]
+        ).fetchone()
+    assert backup_row == ("succeeded", backed_up.sha256, backed_up.size_bytes, True)
+    assert job_row == ("succeeded", True)
+    assert "restored from this backup" in note[0]
+    out = capsys.readouterr().out
+    assert f"marked backup {backed_up.object_key} succeeded" in out

@@ -48,7 +48,7 @@ class Command(BaseCommand):
             if not options["target"]:
                 raise CommandError("--target is required to restore (a PostgreSQL URL)")
             target = Target.from_url(options["target"])
-            services.backup_restore(
+            restored = services.backup_restore(
                 object_key=options["object_key"],
                 target=target,
                 allow_nonempty=options["allow_nonempty"],
@@ -57,6 +57,8 @@ class Command(BaseCommand):
         except (services.BackupError, PostgresToolError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"restored {options['object_key']} into {target.name}")
+        for note in restored.notes:
+            self.stdout.write(note)
 
     def _list(self) -> None:
         backups = services.backups_list()
