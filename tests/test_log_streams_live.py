@@ -173,11 +173,11 @@ def hub_connections(process: live.Process) -> int:
     indirect=True,
 )
 def test_five_hundred_open_streams_hold_a_few_database_connections_and_free_them_on_close(
-    web, org, viewer, running_server
+    web, org, member, running_server
 ):
     process, port, app_name = web
     server, job = running_server
-    headers = headers_for(viewer, org)  # the least role may stream
+    headers = headers_for(member, org)  # the least role that may read logs (viewers may not)
     path = f"/api/v1/servers/{server.pk}/logs/stream"
     channel = bus.subject_channel("server", server.pk)
     baseline = app_connections(app_name)
@@ -208,7 +208,7 @@ def test_five_hundred_open_streams_hold_a_few_database_connections_and_free_them
             assert hub_connections(process) <= WORKERS
             # Beside the hubs: each process's pools for short commands, a few connections each.
             assert live.tcp_connections(web_pids, redis_port) <= redis_before + WORKERS * 12
-            assert slot_keys(f"p:user:{viewer.pk}") == 500
+            assert slot_keys(f"p:user:{member.pk}") == 500
         finally:
             for v in viewers:
                 v.close()
@@ -218,7 +218,7 @@ def test_five_hundred_open_streams_hold_a_few_database_connections_and_free_them
             wait_for, lambda: app_connections(app_name) <= baseline, 5
         )
         slots_back = await asyncio.to_thread(
-            wait_for, lambda: slot_keys(f"p:user:{viewer.pk}", f"o:{org.pk}") == 0, 5
+            wait_for, lambda: slot_keys(f"p:user:{member.pk}", f"o:{org.pk}") == 0, 5
         )
         assert time.monotonic() - closed_at < 5
         return most, connections_back, slots_back
@@ -234,11 +234,11 @@ def test_five_hundred_open_streams_hold_a_few_database_connections_and_free_them
     indirect=True,
 )
 def test_streams_past_the_callers_or_the_orgs_cap_are_refused_until_one_closes(
-    web, org, member, viewer, running_server
+    web, org, member, admin_user, running_server
 ):
     _process, port, _name = web
     server, _job = running_server
-    alice, bob = headers_for(member, org), headers_for(viewer, org)
+    alice, bob = headers_for(member, org), headers_for(admin_user, org)
     path = f"/api/v1/servers/{server.pk}/logs/stream"
 
     async def scenario() -> None:
