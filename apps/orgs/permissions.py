@@ -48,7 +48,7 @@ class HasOrgPathPermission(BasePermission):
             org = membership.organization if membership else None
             role = membership.role if membership else ""
         if org is None:
-            raise not_found("org_not_found", "organization not found")
+            raise not_found("not_found", "organization not found")
         # HEAD is a GET without the body: it needs what GET needs, never WRITE.
         method = "GET" if request.method == "HEAD" else request.method
         perm: Perm = view.required_permissions.get(method, Perm.WRITE)
