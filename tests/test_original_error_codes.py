@@ -10,6 +10,7 @@ naming a real object of the organization.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -36,6 +37,7 @@ from apps.infrastructure.tests.factories import (
     SSHKeyFactory,
 )
 from apps.orgs.tests.factories import MembershipFactory
+from tests.test_isolation_matrix import METHODS, api_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -279,3 +281,25 @@ def test_a_malformed_id_in_a_node_pool_attach_body_is_the_originals_bad_request(
     world["bodies"][f"/node-pools/{{pool}}/{kind}"] = {field: [MALFORMED]}
     response = _send(world, "post", f"/node-pools/{{pool}}/{kind}", "-", "")
     assert _answer(response) == (400, "bad_request")
+
+
+def _routes_with_an_id() -> dict[str, set[str]]:
+    """Every API path naming an object (a `{param}` in it), with the methods it answers."""
+    routes: dict[str, set[str]] = {}
+    for route in api_routes():
+        if "{" in route.template and "{provider}" not in route.template:
+            routes.setdefault("/" + route.template, set()).add(route.method)
+    return routes
+
+
+def test_a_method_the_route_lacks_is_405_even_when_the_id_is_malformed(world):
+    """The original's router refused the method before any handler parsed the id."""
+    client: APIClient = world["client"]
+    wrong = []
+    for template, methods in _routes_with_an_id().items():
+        path = re.sub(r"\{[^}]+\}", MALFORMED, template)
+        for method in sorted(set(METHODS) - methods):
+            status = getattr(client, method)(path, {}, format="json").status_code
+            if status != 405:
+                wrong.append(f"{method.upper()} {template}: {status}")
+    assert wrong == [], "\n".join(wrong)

@@ -30,6 +30,9 @@ class HasOrgPathPermission(BasePermission):
         user = getattr(request, "user", None)
         if user is None or not getattr(user, "is_authenticated", False):
             raise APIError(401, "unauthorized", "authentication required")
+        if request.method not in view.allowed_methods:
+            # A method the route lacks is the dispatch's 405, whatever the id in the path.
+            return True
         org_id = parse_uuid(view.kwargs["org_id"], code="invalid_id", what="id")
         auth = getattr(request, "auth", None)
         if isinstance(auth, OrgKeyPrincipal):
