@@ -16,6 +16,8 @@ import re
 
 from django.core.exceptions import ValidationError
 
+from apps.core.validators import openapi_pattern
+
 NAME_MAX = 63
 PREFIX_MAX = 253
 ANNOTATION_VALUE_MAX_BYTES = 256 * 1024
@@ -37,6 +39,7 @@ def _check_name(name: str, what: str) -> None:
         )
 
 
+@openapi_pattern(rf"^(?:{_DNS_SUBDOMAIN.pattern[1:-1]}/)?{_NAME.pattern[1:-1]}$")
 def validate_qualified_name(value: str) -> None:
     """A Kubernetes qualified name: `[prefix/]name`, e.g. `node-role.kubernetes.io/worker`."""
     if value.count("/") > 1:
@@ -52,6 +55,7 @@ def validate_qualified_name(value: str) -> None:
     _check_name(name, "name part" if prefix else "name")
 
 
+@openapi_pattern(rf"^(?:{_NAME.pattern[1:-1]})?$")
 def validate_label_value(value: str) -> None:
     """A Kubernetes label value: empty, or a name of at most 63 characters."""
     if value == "":
