@@ -451,7 +451,9 @@ class ClusterViewSet(
         services.cluster_detach_node_pool(
             organization=self.organization,
             cluster_id=cluster_id,
-            node_pool_id=parse_uuid(kwargs["nodePoolID"], code="bad_nodepool_id", what="nodePoolID"),
+            node_pool_id=parse_uuid(
+                kwargs["nodePoolID"], code="bad_nodepool_id", what="nodePoolID"
+            ),
         )
         return self._fresh(cluster_id)
 
@@ -468,7 +470,9 @@ class ClusterViewSet(
         cluster = self.get_parent(Cluster, "clusterID")
         run = (
             ClusterRun.objects.for_org(self.organization)
-            .filter(cluster=cluster, pk=parse_uuid(kwargs["runID"], code="bad_run_id", what="runID"))
+            .filter(
+                cluster=cluster, pk=parse_uuid(kwargs["runID"], code="bad_run_id", what="runID")
+            )
             .first()
         )
         if run is None:
@@ -479,7 +483,9 @@ class ClusterViewSet(
         cluster = self.get_parent(Cluster, "clusterID")
         run = (
             ClusterRun.objects.for_org(self.organization)
-            .filter(cluster=cluster, pk=parse_uuid(kwargs["runID"], code="bad_run_id", what="runID"))
+            .filter(
+                cluster=cluster, pk=parse_uuid(kwargs["runID"], code="bad_run_id", what="runID")
+            )
             .first()
         )
         if run is None:

@@ -189,8 +189,7 @@ def test_unknown_action_or_malformed_ids(api, org):
     assert api.post(f"/api/v1/clusters/{cluster.pk}/actions/bad/runs").status_code == 400
     assert api.get(f"/api/v1/clusters/{cluster.pk}/runs/bad").status_code == 400
     assert (
-        api.get(f"/api/v1/clusters/{cluster.pk}/runs/{uuid.uuid4()}").json()["code"]
-        == "not_found"
+        api.get(f"/api/v1/clusters/{cluster.pk}/runs/{uuid.uuid4()}").json()["code"] == "not_found"
     )
     assert not ClusterRun.objects.exists()
 

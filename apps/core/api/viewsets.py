@@ -2,8 +2,9 @@
 
 Concrete viewsets declare `queryset`, `serializer_class`, optionally `filterset_class`,
 `required_permissions` (action -> Perm, see apps.core.permissions), `invalid_id_code` and
-`not_found_code` (the original's codes for the route, docs/compatibility.md), plus `@action`s that call services. They may not override `get_queryset` or `get_object`: the class
-refuses to be subclassed that way, so a new endpoint cannot forget to scope by organization.
+`not_found_code` (the original's codes for the route, docs/compatibility.md), plus `@action`s
+that call services. They may not override `get_queryset` or `get_object`: the class refuses to
+be subclassed that way, so a new endpoint cannot forget to scope by organization.
 """
 
 from __future__ import annotations
