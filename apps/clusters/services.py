@@ -4,7 +4,8 @@ writes, metadata, the action catalogue and cluster runs.
 Cluster writes follow one rule (inventory §10.6): each touches only its own columns with an
 `.update()` scoped by id AND organization, also setting `status=pre_pending` and clearing
 `last_error`; zero rows means the cluster is gone (404), so a write never resurrects a cluster
-deleted concurrently and never undoes a sibling write.
+deleted concurrently and never undoes a sibling write. An unknown cluster is 404 `not_found`,
+the original's code on every cluster route.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class Attachable:
     fk: str  # the join model's field pointing at the target
     ids_field: str  # the request field carrying the ids
     noun: str
+    # The original's code for a malformed id in the detach route's path (DELETE
+    # /node-pools/{id}/<kind>/{itemId}): it named only the taint's differently.
+    invalid_id_code: str = "id_required"
 
     @property
     def not_found_code(self) -> str:
@@ -65,18 +69,19 @@ ATTACHABLES: dict[str, Attachable] = {
     "annotations": Attachable(
         Annotation, NodePoolAnnotation, "annotation", "annotation_ids", "annotation"
     ),
-    "taints": Attachable(Taint, NodePoolTaint, "taint", "taint_ids", "taint"),
+    "taints": Attachable(Taint, NodePoolTaint, "taint", "taint_ids", "taint", "taintId_required"),
 }
 
 
 def _parse_ids(raw_ids: Sequence[Any], field: str) -> list[uuid.UUID]:
-    """Every id as a UUID, in order and without duplicates; 400 naming the first bad one."""
+    """Every id as a UUID, in order and without duplicates; 400 naming the first bad one (the
+    original's code for it, `bad_request`)."""
     parsed: list[uuid.UUID] = []
     for index, raw in enumerate(raw_ids):
         try:
             parsed.append(uuid.UUID(str(raw)))
         except (TypeError, ValueError, AttributeError):
-            raise bad_request("invalid_id", f"{field}[{index}] is not a UUID") from None
+            raise bad_request("bad_request", f"{field}[{index}] is not a UUID") from None
     return list(dict.fromkeys(parsed))
 
 
@@ -146,7 +151,7 @@ def node_pool_detach(*, node_pool: NodePool, kind: str, item_id: str) -> None:
     """Detach one server/label/annotation/taint. Idempotent, as in the original: detaching
     something not attached (absent, or another organization's) changes nothing and succeeds."""
     spec = ATTACHABLES[kind]
-    pk = parse_uuid(item_id, what=f"{spec.noun}Id")
+    pk = parse_uuid(item_id, code=spec.invalid_id_code, what=f"{spec.noun}Id")
     spec.through._default_manager.filter(
         node_pool_id=node_pool.pk,
         organization_id=node_pool.organization_id,
@@ -198,13 +203,13 @@ def _cluster_write(*, organization: Organization, cluster_id: uuid.UUID, **colum
             updated_at=timezone.now(),
         )
         if not updated:
-            raise not_found("cluster_not_found", "cluster not found")
+            raise not_found("not_found", "cluster not found")
         audit_row_updated(before, rows.get())
 
 
 def _cluster_exists(*, organization: Organization, cluster_id: uuid.UUID) -> None:
     if not Cluster.objects.filter(pk=cluster_id, organization_id=organization.pk).exists():
-        raise not_found("cluster_not_found", "cluster not found")
+        raise not_found("not_found", "cluster not found")
 
 
 UPDATABLE_COLUMNS = frozenset({"name", "provider", "region", "docker_image", "docker_tag"})
@@ -373,7 +378,7 @@ def cluster_set_kubeconfig(
         .first()
     )
     if cluster is None:
-        raise not_found("cluster_not_found", "cluster not found")
+        raise not_found("not_found", "cluster not found")
     cluster.kubeconfig = kubeconfig
     cluster.status = Cluster.Status.PRE_PENDING
     cluster.last_error = ""

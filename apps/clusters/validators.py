@@ -16,10 +16,13 @@ import re
 
 from django.core.exceptions import ValidationError
 
+from apps.core.validators import openapi_pattern
+
 NAME_MAX = 63
 PREFIX_MAX = 253
 ANNOTATION_VALUE_MAX_BYTES = 256 * 1024
 
+# Matched with fullmatch: `$` alone would accept a trailing newline (a broken `kubectl label`).
 _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
@@ -30,13 +33,14 @@ def _check_name(name: str, what: str) -> None:
         raise ValidationError(f"{what} must not be empty")
     if len(name) > NAME_MAX:
         raise ValidationError(f"{what} must be at most {NAME_MAX} characters")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValidationError(
             f"{what} must consist of alphanumeric characters, '-', '_' or '.', and must start "
             "and end with an alphanumeric character"
         )
 
 
+@openapi_pattern(rf"^(?:{_DNS_SUBDOMAIN.pattern[1:-1]}/)?{_NAME.pattern[1:-1]}$")
 def validate_qualified_name(value: str) -> None:
     """A Kubernetes qualified name: `[prefix/]name`, e.g. `node-role.kubernetes.io/worker`."""
     if value.count("/") > 1:
@@ -47,11 +51,12 @@ def validate_qualified_name(value: str) -> None:
             raise ValidationError("prefix before '/' must not be empty")
         if len(prefix) > PREFIX_MAX:
             raise ValidationError(f"prefix must be at most {PREFIX_MAX} characters")
-        if not _DNS_SUBDOMAIN.match(prefix):
+        if not _DNS_SUBDOMAIN.fullmatch(prefix):
             raise ValidationError("prefix must be a lowercase DNS subdomain (e.g. example.com)")
     _check_name(name, "name part" if prefix else "name")
 
 
+@openapi_pattern(rf"^(?:{_NAME.pattern[1:-1]})?$")
 def validate_label_value(value: str) -> None:
     """A Kubernetes label value: empty, or a name of at most 63 characters."""
     if value == "":

@@ -81,6 +81,7 @@ class LabelViewSet(OrgScopedModelViewSet):
     queryset = Label.objects.all()
     serializer_class = LabelSerializer
     filterset_class = LabelFilterSet
+    invalid_id_code = "id_required"
     not_found_code = "label_not_found"
     idempotent_delete = True
 
@@ -90,7 +91,8 @@ class AnnotationViewSet(OrgScopedModelViewSet):
     queryset = Annotation.objects.all()
     serializer_class = AnnotationSerializer
     filterset_class = AnnotationFilterSet
-    not_found_code = "annotation_not_found"
+    invalid_id_code = "bad_request"
+    not_found_code = "not_found"
     idempotent_delete = True
 
 
@@ -99,7 +101,8 @@ class TaintViewSet(OrgScopedModelViewSet):
     queryset = Taint.objects.all()
     serializer_class = TaintSerializer
     filterset_class = TaintFilterSet
-    not_found_code = "taint_not_found"
+    invalid_id_code = "bad_request"
+    not_found_code = "not_found"
     idempotent_delete = True
 
 
@@ -118,12 +121,13 @@ class NodePoolViewSet(OrgScopedModelViewSet):
     queryset = node_pool_queryset()
     serializer_class = NodePoolSerializer
     filterset_class = NodePoolFilterSet
+    invalid_id_code = "id_required"
     not_found_code = "node_pool_not_found"
     idempotent_delete = True
 
     def _node_pool(self) -> NodePool:
         # Writes need only the row, not the prefetched sets the read queryset carries.
-        return self.get_parent(NodePool, "id", "node_pool_not_found")
+        return self.get_parent(NodePool, "id")
 
     def _attached(self, request: Request, kind: str) -> Response:
         if request.method == "GET":
@@ -233,7 +237,8 @@ class ClusterViewSet(
     queryset = cluster_queryset()
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilterSet
-    not_found_code = "cluster_not_found"
+    invalid_id_code = "bad_cluster_id"
+    not_found_code = "not_found"
     lookup_url_kwarg = "clusterID"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     required_permissions: ClassVar[dict[str, Perm]] = {
@@ -265,12 +270,12 @@ class ClusterViewSet(
         return response
 
     def _cluster_id(self) -> uuid.UUID:
-        return parse_uuid(self.kwargs["clusterID"], code="invalid_id", what="clusterID")
+        return parse_uuid(self.kwargs["clusterID"], code=self.invalid_id_code, what="clusterID")
 
     def _fresh(self, cluster_id: uuid.UUID, code: int = status.HTTP_200_OK) -> Response:
         cluster = self._readable(self.get_queryset()).filter(pk=cluster_id).first()
         if cluster is None:
-            raise not_found("cluster_not_found", "cluster not found")
+            raise not_found(self.not_found_code, "cluster not found")
         return Response(self.get_serializer(cluster).data, status=code)
 
     @extend_schema(
@@ -450,39 +455,45 @@ class ClusterViewSet(
         services.cluster_detach_node_pool(
             organization=self.organization,
             cluster_id=cluster_id,
-            node_pool_id=parse_uuid(kwargs["nodePoolID"], what="nodePoolID"),
+            node_pool_id=parse_uuid(
+                kwargs["nodePoolID"], code="bad_nodepool_id", what="nodePoolID"
+            ),
         )
         return self._fresh(cluster_id)
 
     @extend_schema(responses=ClusterRunSerializer(many=True), operation_id="cluster_runs_list")
     @action(detail=True, methods=["get"], url_path="runs")
     def runs(self, request: Request, **kwargs: str) -> Response:
-        cluster = self.get_parent(Cluster, "clusterID", "cluster_not_found")
+        cluster = self.get_parent(Cluster, "clusterID")
         runs = ClusterRun.objects.for_org(self.organization).filter(cluster=cluster)
         return list_response(request, runs, ClusterRunSerializer, self)
 
     @extend_schema(responses=ClusterRunSerializer, operation_id="cluster_runs_get")
     @action(detail=True, methods=["get"], url_path=r"runs/(?P<runID>[^/]+)")
     def run_detail(self, request: Request, **kwargs: str) -> Response:
-        cluster = self.get_parent(Cluster, "clusterID", "cluster_not_found")
+        cluster = self.get_parent(Cluster, "clusterID")
         run = (
             ClusterRun.objects.for_org(self.organization)
-            .filter(cluster=cluster, pk=parse_uuid(kwargs["runID"], what="runID"))
+            .filter(
+                cluster=cluster, pk=parse_uuid(kwargs["runID"], code="bad_run_id", what="runID")
+            )
             .first()
         )
         if run is None:
-            raise not_found("run_not_found", "cluster run not found")
+            raise not_found("not_found", "cluster run not found")
         return Response(ClusterRunSerializer(run).data)
 
     def _run(self, kwargs: dict[str, str]) -> ClusterRun:
-        cluster = self.get_parent(Cluster, "clusterID", "cluster_not_found")
+        cluster = self.get_parent(Cluster, "clusterID")
         run = (
             ClusterRun.objects.for_org(self.organization)
-            .filter(cluster=cluster, pk=parse_uuid(kwargs["runID"], what="runID"))
+            .filter(
+                cluster=cluster, pk=parse_uuid(kwargs["runID"], code="bad_run_id", what="runID")
+            )
             .first()
         )
         if run is None:
-            raise not_found("run_not_found", "cluster run not found")
+            raise not_found("not_found", "cluster run not found")
         return run
 
     def _run_log_scope(self, kwargs: dict[str, str]) -> LogScope:
@@ -534,10 +545,10 @@ class ClusterViewSet(
     @extend_schema(request=None, responses={201: ClusterRunSerializer})
     @action(detail=True, methods=["post"], url_path=r"actions/(?P<actionID>[^/]+)/runs")
     def run_action(self, request: Request, **kwargs: str) -> Response:
-        cluster = self.get_parent(Cluster, "clusterID", "cluster_not_found")
+        cluster = self.get_parent(Cluster, "clusterID")
         # The catalogue is global (platform-wide), not tenant data.
         catalogue_action = Action.objects.filter(
-            pk=parse_uuid(kwargs["actionID"], what="actionID")
+            pk=parse_uuid(kwargs["actionID"], code="bad_action_id", what="actionID")
         ).first()
         if catalogue_action is None:
             raise not_found("action_not_found", "action not found")
@@ -550,13 +561,14 @@ class ClusterMetadataViewSet(OrgScopedModelViewSet):
 
     queryset = ClusterMetadata.objects.all()
     serializer_class = ClusterMetadataSerializer
-    not_found_code = "metadata_not_found"
+    invalid_id_code = "bad_request"
+    not_found_code = "not_found"
     idempotent_delete = True
     lookup_url_kwarg = "metadataID"
 
     @cached_property
     def cluster(self) -> Cluster:
-        return self.get_parent(Cluster, "clusterID", "cluster_not_found")
+        return self.get_parent(Cluster, "clusterID")
 
     def filter_queryset(self, queryset: Any) -> Any:
         return super().filter_queryset(queryset).filter(cluster=self.cluster)
@@ -584,9 +596,10 @@ class ActionViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
     lookup_url_kwarg = "actionID"
 
     def get_object(self) -> Action:
-        obj = Action.objects.filter(pk=parse_uuid(self.kwargs["actionID"], what="actionID")).first()
+        pk = parse_uuid(self.kwargs["actionID"], code="bad_action_id", what="actionID")
+        obj = Action.objects.filter(pk=pk).first()
         if obj is None:
-            raise not_found("action_not_found", "action not found")
+            raise not_found("not_found", "action not found")
         self.check_object_permissions(self.request, obj)
         return obj
 

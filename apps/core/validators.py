@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -56,6 +57,23 @@ METADATA_NETWORKS = tuple(
         "168.63.129.16/32",
     )
 )
+
+_Validator = TypeVar("_Validator", bound=Callable[..., None])
+# Validators a regular expression describes, with it as the OpenAPI `pattern` of the fields they
+# check (apps.core.api.schema), so generated clients refuse a bad value before sending it. The
+# expressions are ECMA-262 compatible (what JSON Schema specifies) and anchored; lengths stay in
+# the validators (and `maxLength`), which remain the rule.
+OPENAPI_PATTERNS: dict[Callable[..., None], str] = {}
+
+
+def openapi_pattern(pattern: str) -> Callable[[_Validator], _Validator]:
+    """Declare the `pattern` that documents a validator (see OPENAPI_PATTERNS)."""
+
+    def register(validator: _Validator) -> _Validator:
+        OPENAPI_PATTERNS[validator] = pattern
+        return validator
+
+    return register
 
 
 def _require_str(value: Any) -> str:
@@ -170,6 +188,7 @@ def validate_ssh_port(value: int) -> None:
         raise ValidationError(f"must be between {PORT_MIN} and {PORT_MAX}", code="invalid")
 
 
+@openapi_pattern(rf"^(?:{_DOCKER_IMAGE.pattern})?$")
 def validate_docker_image(value: str) -> None:
     """An image name in the OCI reference grammar, without tag or digest
     (`ghcr.io/glueops/tools`, `localhost:5000/team/app`, `ubuntu`), or empty for none."""
@@ -190,6 +209,7 @@ def validate_docker_image(value: str) -> None:
         )
 
 
+@openapi_pattern(rf"^(?:{_DOCKER_TAG.pattern})?$")
 def validate_docker_tag(value: str) -> None:
     """An image tag (`v1.2.3`, `latest`): up to 128 of [A-Za-z0-9_.-], not starting with '.'
     or '-'; or empty for none."""

@@ -63,7 +63,7 @@ def _locked_domain(pk: uuid.UUID) -> Domain:
     """The domain row, locked; 404 when a concurrent request deleted it after the view found it."""
     domain = Domain.objects.select_for_update().filter(pk=pk).first()
     if domain is None:
-        raise not_found("domain_not_found", "domain not found")
+        raise not_found("not_found", "domain not found")  # the original's code on DNS routes
     return domain
 
 
@@ -71,7 +71,7 @@ def _current_record(pk: uuid.UUID) -> RecordSet:
     """The record set as stored now; 404 when a concurrent request deleted it meanwhile."""
     record = RecordSet.objects.filter(pk=pk).first()
     if record is None:
-        raise not_found("recordset_not_found", "record set not found")
+        raise not_found("not_found", "record set not found")  # the original's code on DNS routes
     return record
 
 

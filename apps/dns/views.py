@@ -46,7 +46,8 @@ class DomainViewSet(OrgScopedModelViewSet):
     queryset = Domain.objects.order_by("-created_at")
     serializer_class = DomainSerializer
     filterset_class = DomainFilterSet
-    not_found_code = "domain_not_found"
+    invalid_id_code = "bad_id"
+    not_found_code = "not_found"
 
     @extend_schema(
         operation_id="CreateDomain",
@@ -142,7 +143,8 @@ class RecordSetViewSet(
     http_method_names = ["get", "patch", "delete", "head", "options"]
     queryset = RecordSet.objects.order_by("-created_at")
     serializer_class = RecordSetSerializer
-    not_found_code = "recordset_not_found"
+    invalid_id_code = "bad_id"
+    not_found_code = "not_found"
 
     @extend_schema(
         operation_id="UpdateRecordSet",

@@ -77,6 +77,7 @@ class SSHKeyViewSet(OrgScopedModelViewSet):
     queryset = ssh_keys_with_server_count()
     serializer_class = SSHKeySerializer
     filterset_class = SSHKeyFilterSet
+    invalid_id_code = "invalid_ssh_key_id"
     not_found_code = "ssh_key_not_found"
     http_method_names = ["get", "post", "delete", "head", "options"]
 
@@ -207,6 +208,7 @@ class ServerViewSet(OrgScopedModelViewSet):
     queryset = Server.objects.order_by("-created_at")
     serializer_class = ServerSerializer
     filterset_class = ServerFilterSet
+    invalid_id_code = "id_invalid"
     not_found_code = "server_not_found"
     required_permissions: ClassVar[dict[str, Perm]] = {
         "logs": Perm.READ_LOGS,
@@ -279,7 +281,8 @@ class CredentialViewSet(OrgScopedModelViewSet):
     queryset = Credential.objects.order_by("-updated_at")
     serializer_class = CredentialSerializer
     filterset_class = CredentialFilterSet
-    not_found_code = "credential_not_found"
+    invalid_id_code = "bad_id"
+    not_found_code = "not_found"
     required_permissions: ClassVar[dict[str, Perm]] = {"reveal": Perm.REVEAL_SECRETS}
 
     @extend_schema(request=CredentialCreateSerializer, responses={201: CredentialSerializer})
@@ -322,7 +325,8 @@ class LoadBalancerViewSet(OrgScopedModelViewSet):
 
     queryset = LoadBalancer.objects.order_by("-created_at")
     serializer_class = LoadBalancerSerializer
-    not_found_code = "load_balancer_not_found"
+    invalid_id_code = "bad_id"
+    not_found_code = "not_found"
 
     def perform_destroy(self, instance: Any) -> None:
         services.load_balancer_delete(load_balancer=instance)

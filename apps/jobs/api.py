@@ -19,11 +19,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api.errors import bad_request
+from apps.core.api.pagination import MAX_LIMIT
 from apps.jobs.selectors import LogScope, job_logs_page
 from apps.jobs.stream import sse_response
 
 LIMIT_DEFAULT = 200
-LIMIT_MAX = 1000
+# The lists' bound: the schema states one range for every `limit` (apps.core.api.schema).
+LIMIT_MAX = MAX_LIMIT
 
 
 class EventStreamNegotiation(BaseContentNegotiation):

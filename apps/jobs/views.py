@@ -4,6 +4,7 @@ from the job records. The path keeps the original's name so its clients work unc
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -96,9 +97,15 @@ class JobListView(AtomicWritesMixin, APIView):
 
 
 def _job(job_id: str) -> JobRun:
-    job = JobRun.objects.filter(pk=parse_uuid(job_id, what="id")).first()
+    # Archer's job ids were free strings: the original answered any unknown one, well-formed or
+    # not, 404 `not_found`. Ours are UUIDs, so a malformed one names no job either.
+    try:
+        pk = uuid.UUID(job_id)
+    except ValueError:
+        pk = None
+    job = JobRun.objects.filter(pk=pk).first() if pk is not None else None
     if job is None:
-        raise not_found("job_not_found", "job not found")
+        raise not_found("not_found", "job not found")
     return job
 
 

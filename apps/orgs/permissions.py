@@ -30,6 +30,9 @@ class HasOrgPathPermission(BasePermission):
         user = getattr(request, "user", None)
         if user is None or not getattr(user, "is_authenticated", False):
             raise APIError(401, "unauthorized", "authentication required")
+        if request.method not in view.allowed_methods:
+            # A method the route lacks is the dispatch's 405, whatever the id in the path.
+            return True
         org_id = parse_uuid(view.kwargs["org_id"], code="invalid_id", what="id")
         auth = getattr(request, "auth", None)
         if isinstance(auth, OrgKeyPrincipal):
@@ -48,7 +51,7 @@ class HasOrgPathPermission(BasePermission):
             org = membership.organization if membership else None
             role = membership.role if membership else ""
         if org is None:
-            raise not_found("org_not_found", "organization not found")
+            raise not_found("not_found", "organization not found")
         # HEAD is a GET without the body: it needs what GET needs, never WRITE.
         method = "GET" if request.method == "HEAD" else request.method
         perm: Perm = view.required_permissions.get(method, Perm.WRITE)

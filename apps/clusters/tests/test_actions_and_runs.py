@@ -33,7 +33,7 @@ def test_platform_admin_manages_the_catalogue(platform_admin):
     assert patched.json()["description"] == "new words"
     assert platform_admin.patch(url, {"label": "  "}, format="json").status_code == 400
     assert platform_admin.delete(url).status_code == 204
-    assert platform_admin.get(url).json()["code"] == "action_not_found"
+    assert platform_admin.get(url).json()["code"] == "not_found"
     assert platform_admin.get("/api/v1/admin/actions/bad").status_code == 400
 
 
@@ -189,8 +189,7 @@ def test_unknown_action_or_malformed_ids(api, org):
     assert api.post(f"/api/v1/clusters/{cluster.pk}/actions/bad/runs").status_code == 400
     assert api.get(f"/api/v1/clusters/{cluster.pk}/runs/bad").status_code == 400
     assert (
-        api.get(f"/api/v1/clusters/{cluster.pk}/runs/{uuid.uuid4()}").json()["code"]
-        == "run_not_found"
+        api.get(f"/api/v1/clusters/{cluster.pk}/runs/{uuid.uuid4()}").json()["code"] == "not_found"
     )
     assert not ClusterRun.objects.exists()
 
@@ -212,7 +211,7 @@ def test_another_orgs_cluster_runs_are_404_for_a_user_and_an_org_key(
         assert client.get(f"{base}/runs/{run.pk}").status_code == 404
         response = client.post(f"{base}/actions/{action.pk}/runs")
         assert response.status_code == 404
-        assert response.json()["code"] == "cluster_not_found"
+        assert response.json()["code"] == "not_found"
     assert ClusterRun.objects.count() == 1
 
 

@@ -165,8 +165,8 @@ def test_delete_then_404(api, org):
     assert api.delete(f"/api/v1/clusters/{cluster.pk}").status_code == 204
     response = api.get(f"/api/v1/clusters/{cluster.pk}")
     assert response.status_code == 404
-    assert response.json()["code"] == "cluster_not_found"
-    assert api.get("/api/v1/clusters/nope").json()["code"] == "invalid_id"
+    assert response.json()["code"] == "not_found"
+    assert api.get("/api/v1/clusters/nope").json()["code"] == "bad_cluster_id"
 
 
 # --- single references ------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_another_orgs_cluster_is_404_for_a_user_and_an_org_key(
         url = f"/api/v1/clusters/{theirs.pk}/{route}"
         response = client.post(url, {field: str(target.pk)}, format="json")
         assert response.status_code == 404
-        assert response.json()["code"] == "cluster_not_found"
+        assert response.json()["code"] == "not_found"
         assert client.delete(url).status_code == 404
     theirs.refresh_from_db()
     assert theirs.status == "ready"
@@ -531,7 +531,7 @@ def test_q_filters_clusters_by_name(api, org):
 
 
 def test_unknown_cluster_is_404(api):
-    assert api.get(f"/api/v1/clusters/{uuid.uuid4()}").json()["code"] == "cluster_not_found"
+    assert api.get(f"/api/v1/clusters/{uuid.uuid4()}").json()["code"] == "not_found"
 
 
 def test_releasing_a_domain_detaches_it_and_its_record_sets_and_resets_the_clusters(org):

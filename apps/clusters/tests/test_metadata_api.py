@@ -89,7 +89,7 @@ def test_another_orgs_cluster_metadata_is_404_for_a_user_and_an_org_key(
     for client in (api, org_key_client(org)):
         listed = client.get(url)
         assert listed.status_code == 404
-        assert listed.json()["code"] == "cluster_not_found"
+        assert listed.json()["code"] == "not_found"
         assert client.post(url, {"key": "k", "value": "v"}, format="json").status_code == 404
         assert client.get(f"{url}/{theirs.pk}").status_code == 404
         assert client.patch(f"{url}/{theirs.pk}", {"value": "x"}, format="json").status_code == 404
@@ -98,4 +98,4 @@ def test_another_orgs_cluster_metadata_is_404_for_a_user_and_an_org_key(
 
 
 def test_malformed_cluster_id_is_400(api):
-    assert api.get("/api/v1/clusters/bad/metadata").json()["code"] == "invalid_id"
+    assert api.get("/api/v1/clusters/bad/metadata").json()["code"] == "bad_request"

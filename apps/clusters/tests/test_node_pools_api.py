@@ -106,7 +106,7 @@ def test_one_malformed_id_is_400_naming_it_and_attaches_nothing(api, org, kind):
         f"/api/v1/node-pools/{pool.pk}/{kind}", {field: [str(good.pk), "nope"]}, format="json"
     )
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid_id"
+    assert response.json()["code"] == "bad_request"
     assert f"{field}[1]" in response.json()["message"]
     assert api.get(f"/api/v1/node-pools/{pool.pk}/{kind}").json() == []
 

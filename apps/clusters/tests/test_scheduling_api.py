@@ -105,11 +105,14 @@ def test_delete_removes_and_deleting_again_is_an_idempotent_204(api, org, kind):
     assert api.get(f"/api/v1/{kind}/{obj.pk}").status_code == 404
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_malformed_id_is_400(api, kind):
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [("labels", "id_required"), ("annotations", "bad_request"), ("taints", "bad_request")],
+)
+def test_malformed_id_is_400_with_the_originals_code(api, kind, code):
     response = api.get(f"/api/v1/{kind}/not-a-uuid")
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid_id"
+    assert response.json()["code"] == code
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -18,6 +18,9 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 
+from apps.core.api.pagination import MAX_LIMIT
+from apps.core.validators import OPENAPI_PATTERNS
+
 API_PREFIX = "/api/v1"
 ERROR_COMPONENT = "Error"
 ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
@@ -233,6 +236,16 @@ class AutoglueSchema(AutoSchema):
 
     def _insert_field_validators(self, field: Any, schema: dict) -> None:
         super()._insert_field_validators(field, schema)
+        for validator in getattr(field, "validators", ()):
+            # Validator objects (Django's) may define __eq__ without __hash__: only functions are
+            # registered, so only functions are looked up.
+            pattern = (
+                OPENAPI_PATTERNS.get(validator)
+                if callable(validator) and hasattr(validator, "__code__")
+                else None
+            )
+            if pattern is not None and schema.get("type") == "string":
+                schema.setdefault("pattern", pattern)
         if "format" in schema and _may_be_blank(field):
             schema.pop("format")  # a validator's format (URLValidator's uri) does not hold for ""
 
@@ -407,6 +420,7 @@ def contract_paths(result: dict, generator: object, request: object, public: boo
             )
             kept, seen = [], set()
             for parameter in operation.get("parameters", []):
+                _declare_bounds(parameter)
                 if parameter.get("in") == "path":
                     parameter["name"] = names.get(parameter["name"], parameter["name"])
                     if parameter["name"] not in names.values() or parameter["name"] in seen:
@@ -421,6 +435,22 @@ def contract_paths(result: dict, generator: object, request: object, public: boo
     schemas[ERROR_COMPONENT] = ERROR_SCHEMA
     _name_colliding_inline_objects(schemas)
     return result
+
+
+# The routes let any segment reach the view (`[^/]+`, so a malformed id is the view's 400 with
+# the original's code rather than an unmatched route); every such segment is an object's UUID.
+_ANY_SEGMENT = "^[^/]+$"
+
+
+def _declare_bounds(parameter: dict[str, Any]) -> None:
+    """What the server accepts, stated so generated clients validate before sending: path ids
+    are UUIDs, and `limit` (lists and log pages alike) is 1..MAX_LIMIT."""
+    schema = parameter.setdefault("schema", {"type": "string"})
+    if parameter.get("in") == "path" and schema.get("pattern", _ANY_SEGMENT) == _ANY_SEGMENT:
+        schema.pop("pattern", None)
+        schema.update({"type": "string", "format": "uuid"})
+    elif parameter.get("in") == "query" and parameter.get("name") == "limit":
+        schema.update({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})
 
 
 def _name_colliding_inline_objects(schemas: dict[str, Any]) -> None:

@@ -1,9 +1,10 @@
 """The one base viewset for tenant resources. Tenancy is enforced here and nowhere else.
 
 Concrete viewsets declare `queryset`, `serializer_class`, optionally `filterset_class`,
-`required_permissions` (action -> Perm, see apps.core.permissions) and `not_found_code`, plus
-`@action`s that call services. They may not override `get_queryset` or `get_object`: the class
-refuses to be subclassed that way, so a new endpoint cannot forget to scope by organization.
+`required_permissions` (action -> Perm, see apps.core.permissions), `invalid_id_code` and
+`not_found_code` (the original's codes for the route, docs/compatibility.md), plus `@action`s
+that call services. They may not override `get_queryset` or `get_object`: the class refuses to
+be subclassed that way, so a new endpoint cannot forget to scope by organization.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
     # Lists answer every row unless the client asks for `?limit=` (apps.core.api.pagination).
     pagination_class = LinkHeaderCursorPagination
     required_permissions: ClassVar[dict[str, Perm]] = {}
-    # Machine code of the 404 for this resource, e.g. "server_not_found".
+    # Machine codes of the 400 for a malformed id in the path and of the 404 for an unknown one.
+    # They differ per resource in the original (`id_invalid`/`server_not_found` on servers,
+    # `bad_cluster_id`/`not_found` on clusters), and its clients branch on them.
+    invalid_id_code: ClassVar[str] = "invalid_id"
     not_found_code: ClassVar[str] = "not_found"
     # Any string reaches the view, so a malformed id is a 400 rather than an unmatched route.
     lookup_value_regex = "[^/]+"
@@ -160,7 +164,7 @@ class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
     def _find_object(self) -> Any:
         """The object the URL names within the organization, or None (a malformed id is 400)."""
         lookup = self.lookup_url_kwarg or self.lookup_field
-        pk = parse_uuid(self.kwargs[lookup])
+        pk = parse_uuid(self.kwargs[lookup], code=self.invalid_id_code)
         queryset = self.filter_queryset(self.get_queryset())
         queryset = queryset.filter(**{self.lookup_field: pk})
         if self._if_match:
@@ -172,13 +176,14 @@ class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
             self._etag_object = obj
         return obj
 
-    def get_parent(self, model: type[_M], kwarg: str, code: str = "not_found") -> _M:
+    def get_parent(self, model: type[_M], kwarg: str) -> _M:
         """A parent object from the URL (e.g. the cluster of /clusters/{clusterID}/runs), found
-        only within the request's organization."""
-        pk = parse_uuid(self.kwargs[kwarg])
+        only within the request's organization. Its malformed or unknown id answers this
+        viewset's codes: the original's routes under a parent answer the parent's."""
+        pk = parse_uuid(self.kwargs[kwarg], code=self.invalid_id_code)
         parent = model._default_manager.filter(pk=pk, organization_id=self.organization.pk).first()
         if parent is None:
-            raise not_found(code, f"{model._meta.verbose_name} not found")
+            raise not_found(self.not_found_code, f"{model._meta.verbose_name} not found")
         return parent
 
     def get_serializer_context(self) -> dict[str, Any]:

@@ -398,7 +398,7 @@ def test_writes_that_lose_a_race_with_a_delete_are_404s_not_500s(org):
     RecordSet.objects.filter(pk=record.pk).delete()
     with pytest.raises(APIError) as caught:
         services.record_set_update(record_set=record, changes={"ttl": 60})
-    assert (caught.value.status_code, caught.value.error_code) == (404, "recordset_not_found")
+    assert (caught.value.status_code, caught.value.error_code) == (404, "not_found")
 
     DNSPlan.objects.filter(pk=plan.pk).delete()
     with pytest.raises(APIError) as caught:
@@ -414,4 +414,4 @@ def test_writes_that_lose_a_race_with_a_delete_are_404s_not_500s(org):
     ):
         with pytest.raises(APIError) as caught:
             call()
-        assert (caught.value.status_code, caught.value.error_code) == (404, "domain_not_found")
+        assert (caught.value.status_code, caught.value.error_code) == (404, "not_found")

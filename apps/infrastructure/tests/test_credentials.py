@@ -350,7 +350,7 @@ def test_another_orgs_credential_is_404_for_users_and_org_keys(
         args = (body,) if body is not None else ()
         response = getattr(client, method)(f"{URL}/{theirs.pk}{suffix}", *args, **kwargs)
         assert response.status_code == 404
-        assert response.json()["code"] == "credential_not_found"
+        assert response.json()["code"] == "not_found"
         assert "CANARY" not in response.content.decode()
     theirs.refresh_from_db()
     assert theirs.name == "theirs"

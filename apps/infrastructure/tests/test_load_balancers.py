@@ -133,7 +133,7 @@ def test_another_orgs_load_balancer_is_404_for_users_and_org_keys(
         args = (body,) if body is not None else ()
         response = getattr(client, method)(f"{URL}/{theirs.pk}", *args, **kwargs)
         assert response.status_code == 404
-        assert response.json()["code"] == "load_balancer_not_found"
+        assert response.json()["code"] == "not_found"
     theirs.refresh_from_db()
     assert theirs.name == "theirs"
 

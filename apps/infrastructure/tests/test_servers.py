@@ -208,7 +208,7 @@ def test_a_malformed_server_id_is_400(api):
     response = api.get(f"{URL}/123")
 
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid_id"
+    assert response.json()["code"] == "id_invalid"
 
 
 def test_a_trailing_slash_is_tolerated(api, org, key):

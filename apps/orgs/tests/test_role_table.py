@@ -193,7 +193,7 @@ def test_another_orgs_routes_are_404(
     }
     response = getattr(client, method)(path.format(**names), {}, format="json")
     assert response.status_code == 404
-    assert response.json()["code"] == "org_not_found"
+    assert response.json()["code"] == "not_found"
 
 
 def test_unauthenticated_requests_to_every_protected_route_are_401(anon, org):
