@@ -14,13 +14,14 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError, IntegrityError
+from django.db import DataError, IntegrityError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from apps.core.api.errors import APIError, error_body
+from apps.core.api.transactions import lock_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,17 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         )
     if isinstance(exc, exceptions.APIException):
         return _drf_response(exc)
+    if isinstance(exc, OperationalError) and lock_conflict(exc):
+        # PostgreSQL gave up on this transaction to let a concurrent one through (a deadlock
+        # or serialization failure), and AtomicWritesMixin's retries met it again: nothing was
+        # written, and the same request is expected to succeed in a moment.
+        logger.warning("lock_conflict", extra={"event": "lock_conflict"})
+        response = Response(
+            error_body("busy", "the object is being changed by another request; retry"),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = "1"
+        return response
     for cls, status_code, code, message in _DJANGO_ERRORS:
         if isinstance(exc, cls):
             if isinstance(exc, DataError | IntegrityError):
