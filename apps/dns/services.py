@@ -65,9 +65,42 @@ def _locked_domain(pk: uuid.UUID) -> Domain:
     return domain
 
 
+def _shared_domain(pk: uuid.UUID) -> Domain:
+    """The domain row under a share lock, for record-set writes: any number of them hold it at
+    once (they serialize per name instead, `_lock_names`), while a domain PATCH or delete (an
+    exclusive lock) waits for them, or they for it; 404 when a concurrent request deleted it."""
+    table = Domain._meta.db_table
+    found = list(
+        Domain.objects.raw(
+            f"SELECT * FROM {table} WHERE id = %s FOR SHARE",  # noqa: S608 - our table name
+            [pk],
+        )
+    )
+    if not found:
+        raise not_found("domain_not_found", "domain not found")
+    return found[0]
+
+
+def _advisory_key(kind: str, value: Any) -> int:
+    """A PostgreSQL advisory-lock key (64-bit) for one DNS resource."""
+    digest = hashlib.sha256(f"dns-{kind}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _lock_names(domain: Domain, *names: str) -> None:
+    """Serialize record-set writes of one name in one domain until the transaction ends, so the
+    uniqueness and CNAME-alone checks hold; writes of other names go on in parallel. Keys are
+    taken in one order, so a rename (two names) cannot deadlock with another."""
+    keys = sorted({_advisory_key("name", f"{domain.pk}:{name}") for name in names})
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 def _current_record(pk: uuid.UUID) -> RecordSet:
-    """The record set as stored now; 404 when a concurrent request deleted it meanwhile."""
-    record = RecordSet.objects.filter(pk=pk).first()
+    """The record set as stored now, locked until the transaction ends (a concurrent PATCH of
+    it waits and then builds on this one's result); 404 when a concurrent request deleted it."""
+    record = RecordSet.objects.select_for_update().filter(pk=pk).first()
     if record is None:
         raise not_found("recordset_not_found", "record set not found")
     return record
@@ -224,6 +257,25 @@ def domain_reconcile_enqueue(*, domain: Domain) -> JobRun | None:
     """Queue a reconcile of the domain (sent on commit). None when one is already queued or
     running: a queued one will see this change; a running one may not, and the schedule picks
     up what it missed (record sets still `pending`)."""
+    # Record-set writes of one domain must not queue behind each other here: inserting the run
+    # would wait on the unique index for a concurrent writer's uncommitted one. So: a committed
+    # active run is seen with a plain read; a concurrent writer already enqueueing (it holds
+    # this try-lock until it commits) will queue one that sees this change too. Only if that
+    # writer rolls back is this change left to the schedule, like one a running job missed.
+    active = JobRun.objects.filter(
+        kind=RECONCILE_KIND,
+        subject_type=JobRun.SubjectType.DOMAIN,
+        subject_id=domain.pk,
+        status__in=JobRun.ACTIVE_STATUSES,
+    )
+    if active.exists():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(%s)", [_advisory_key("reconcile", domain.pk)]
+        )
+        if not cursor.fetchone()[0]:
+            return None
     try:
         return job_enqueue(
             kind=RECONCILE_KIND,
@@ -295,8 +347,7 @@ def record_set_create(
     """A new record set (status `pending`, owner `autoglue`) and a reconcile of its domain.
     (domain, name, type) is unique: 409 `already_exists`, or `ownership_conflict` when the
     existing one is not Autoglue's."""
-    # The domain row lock serializes record-set writes of one domain, so the CNAME rule holds.
-    domain = _locked_domain(domain.pk)
+    domain = _shared_domain(domain.pk)
     rtype = _record_type(type)
     try:
         rname = normalize_record_name(name, domain.domain_name)
@@ -304,6 +355,7 @@ def record_set_create(
         values = validate_values(rtype, values)
     except InvalidName as exc:
         raise _invalid(exc) from None
+    _lock_names(domain, rname)
     existing = RecordSet.objects.filter(domain=domain, name=rname, type=rtype).first()
     if existing is not None:
         if existing.owner not in (RecordSet.Owner.AUTOGLUE, RecordSet.Owner.UNKNOWN):
@@ -329,8 +381,9 @@ def record_set_create(
 def record_set_update(*, record_set: RecordSet, changes: Mapping[str, Any]) -> RecordSet:
     """PATCH: any change puts the record set back to `pending` with no error (unless `status`
     is given), recomputes its fingerprint and queues a reconcile."""
-    domain = _locked_domain(record_set.domain_id)
+    domain = _shared_domain(record_set.domain_id)
     record = _current_record(record_set.pk)
+    old_name = record.name
     try:
         if "type" in changes:
             record.type = _record_type(changes["type"])
@@ -342,6 +395,7 @@ def record_set_update(*, record_set: RecordSet, changes: Mapping[str, Any]) -> R
             record.values = validate_values(record.type, changes.get("values", record.values))
     except InvalidName as exc:
         raise _invalid(exc) from None
+    _lock_names(domain, old_name, record.name)
     clash = (
         RecordSet.objects.filter(domain=domain, name=record.name, type=record.type)
         .exclude(pk=record.pk)
@@ -370,7 +424,7 @@ def record_set_delete(*, record_set: RecordSet) -> None:
     there (its marker names this organization), and never otherwise."""
     from apps.clusters.services import cluster_release_references
 
-    domain = _locked_domain(record_set.domain_id)
+    domain = _shared_domain(record_set.domain_id)
     cluster_release_references(record_set=record_set)
     record_set.delete()
     domain_reconcile_enqueue(domain=domain)
@@ -515,9 +569,7 @@ def dns_plan_apply(*, plan: DNSPlan) -> DNSPlan:
 
 
 def _zone_lock_key(zone_id: str) -> int:
-    return int.from_bytes(
-        hashlib.sha256(f"dns-zone:{zone_id}".encode()).digest()[:8], "big", signed=True
-    )
+    return _advisory_key("zone", zone_id)
 
 
 @contextmanager
