@@ -128,7 +128,7 @@ def audit_record(
 # --- sealing -----------------------------------------------------------------------------------
 
 
-class _ChainSealer:
+class AuditChainSealer:
     """The on-commit callback that seals one chain (one per chain per transaction)."""
 
     def __init__(self, chain: str) -> None:
@@ -147,7 +147,7 @@ def _seal_on_commit(chain: str) -> None:
     pending = connection.run_on_commit if connection.in_atomic_block else []
     if any(getattr(item[1], "chain", None) == chain for item in pending):
         return
-    transaction.on_commit(_ChainSealer(chain))
+    transaction.on_commit(AuditChainSealer(chain))
 
 
 def audit_seal(*, chain: str, batch_size: int = 500) -> int:

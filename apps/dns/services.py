@@ -315,18 +315,25 @@ def _record_type(value: Any) -> str:
     return rtype
 
 
-def _check_cname_alone(domain: Domain, name: str, rtype: str, exclude: uuid.UUID | None) -> None:
-    """A CNAME is alone at its name (RFC 1034 §3.6.2), also among Autoglue's own record sets."""
+def _check_name_free(
+    domain: Domain, name: str, rtype: str, exclude: uuid.UUID | None
+) -> RecordSet | None:
+    """The record set of this type already at `name` (the caller answers it), after checking,
+    in the same one query, that a CNAME stays alone at its name (RFC 1034 §3.6.2), also among
+    Autoglue's own record sets."""
     if rtype == "CNAME" and name == APEX:
         raise bad_request("validation_error", "type: a CNAME cannot be at the zone apex")
-    others = RecordSet.objects.filter(domain=domain, name=name)
+    siblings = RecordSet.objects.filter(domain=domain, name=name).only("type", "owner")
     if exclude is not None:
-        others = others.exclude(pk=exclude)
-    others = others.exclude(type="CNAME") if rtype == "CNAME" else others.filter(type="CNAME")
-    if others.exists():
+        siblings = siblings.exclude(pk=exclude)
+    found = list(siblings)
+    same = next((r for r in found if r.type == rtype), None)
+    others = [r.type for r in found if r.type != rtype]
+    if same is None and others and (rtype == "CNAME" or "CNAME" in others):
         raise conflict(
             "cname_conflict", f"name: a CNAME must be alone at {fqdn(name, domain.domain_name)}"
         )
+    return same
 
 
 def _fingerprint_for(domain: Domain, record: RecordSet) -> str:
@@ -356,12 +363,11 @@ def record_set_create(
     except InvalidName as exc:
         raise _invalid(exc) from None
     _lock_names(domain, rname)
-    existing = RecordSet.objects.filter(domain=domain, name=rname, type=rtype).first()
+    existing = _check_name_free(domain, rname, rtype, exclude=None)
     if existing is not None:
         if existing.owner not in (RecordSet.Owner.AUTOGLUE, RecordSet.Owner.UNKNOWN):
             raise conflict("ownership_conflict", f"{rtype} {rname}: owned by someone else")
         raise conflict("already_exists", f"{rtype} {rname}: already exists in this domain")
-    _check_cname_alone(domain, rname, rtype, exclude=None)
     record = RecordSet(
         organization_id=domain.organization_id,
         domain=domain,
@@ -396,14 +402,8 @@ def record_set_update(*, record_set: RecordSet, changes: Mapping[str, Any]) -> R
     except InvalidName as exc:
         raise _invalid(exc) from None
     _lock_names(domain, old_name, record.name)
-    clash = (
-        RecordSet.objects.filter(domain=domain, name=record.name, type=record.type)
-        .exclude(pk=record.pk)
-        .exists()
-    )
-    if clash:
+    if _check_name_free(domain, record.name, record.type, exclude=record.pk) is not None:
         raise conflict("already_exists", f"{record.type} {record.name}: already exists")
-    _check_cname_alone(domain, record.name, record.type, exclude=record.pk)
     if "status" in changes:
         if changes["status"] not in RecordSet.Status.values:
             raise bad_request("validation_error", "status: pending, provisioning, ready or failed")
