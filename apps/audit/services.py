@@ -243,8 +243,8 @@ def _verify_sealed(head: AuditChainHead, batch_size: int) -> tuple[int, BrokenLi
     for entry in queryset.iterator(chunk_size=batch_size):
         count += 1
         reason = ""
-        broken_seq = entry.seq
-        if entry.seq != expected_seq:
+        broken_seq = seq = int(entry.seq or 0)  # the query keeps sealed entries only
+        if seq != expected_seq:
             # The place of the missing (or moved) row is where the chain breaks.
             broken_seq = expected_seq
             reason = f"entry {expected_seq} is missing (found {entry.seq} in its place)"
@@ -254,7 +254,7 @@ def _verify_sealed(head: AuditChainHead, batch_size: int) -> tuple[int, BrokenLi
             reason = "contents do not match the entry's hash"
         if reason:
             return count, BrokenLink(head.chain, broken_seq, str(entry.id), reason)
-        expected_seq, expected_prev, last_seq = entry.seq + 1, entry.hash, entry.seq
+        expected_seq, expected_prev, last_seq = seq + 1, entry.hash, seq
     if last_seq != head.seq or (head.seq > head.base_seq and expected_prev != head.last_hash):
         return count, BrokenLink(
             head.chain,
@@ -346,12 +346,13 @@ def audit_prune(*, now: Any = None, batch_size: int = 5000) -> int:
                 )
                 if last is None:
                     break
-                count, _ = AuditEntry.objects.filter(chain=chain, seq__lte=last["seq"]).delete()
+                cut = int(last["seq"] or 0)  # seq__lte matches sealed entries only
+                count, _ = AuditEntry.objects.filter(chain=chain, seq__lte=cut).delete()
                 deleted += count
                 AuditChainHead.objects.filter(chain=chain).update(
-                    base_seq=last["seq"], base_hash=last["hash"]
+                    base_seq=cut, base_hash=last["hash"]
                 )
-            if last["seq"] >= last_old:
+            if cut >= last_old:
                 break
     return deleted
 
