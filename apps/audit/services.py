@@ -15,6 +15,7 @@ window).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import uuid
@@ -150,40 +151,62 @@ def _seal_on_commit(chain: str) -> None:
     transaction.on_commit(AuditChainSealer(chain))
 
 
+def _try_chain_lock(chain: str) -> bool:
+    """Take the chain's sealer lock for the rest of the transaction, unless another sealer has
+    it (a transaction-scoped advisory lock: retention, which locks the head row, never takes it)."""
+    key = int.from_bytes(hashlib.sha256(f"audit-seal:{chain}".encode()).digest()[:8], "big")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key - (1 << 63)])
+        return bool(cursor.fetchone()[0])
+
+
+def _seal_batch(chain: str, batch_size: int, refused: set[uuid.UUID]) -> tuple[int, bool]:
+    """Seal up to `batch_size` entries (under the chain's locks); how many, and whether the
+    batch was full. Rows whose MAC does not verify are added to `refused` and left alone."""
+    seq, last_hash = _lock_head(chain)
+    pending = list(
+        AuditEntry.objects.filter(chain=chain, seq__isnull=True)
+        .exclude(pk__in=refused)
+        .order_by("occurred_at", "id")[:batch_size]
+    )
+    done = []
+    for entry in pending:
+        if not entry_mac_ok(entry):
+            logger.error("audit_forged_entry", extra={"chain": chain, "entry_id": str(entry.pk)})
+            refused.add(entry.pk)
+            continue
+        seq += 1
+        entry.seq, entry.prev_hash = seq, last_hash
+        entry.hash = last_hash = entry_hash(entry)
+        done.append(entry)
+    if done:
+        AuditEntry.objects.bulk_update(done, ["seq", "prev_hash", "hash"])
+        AuditChainHead.objects.filter(chain=chain).update(seq=seq, last_hash=last_hash)
+    return len(done), len(pending) == batch_size
+
+
 def audit_seal(*, chain: str, batch_size: int = 500) -> int:
     """Seal the committed, unsealed entries of one chain, oldest first: the next sequence
     number, the previous entry's hash and their own hash. Returns how many were sealed.
 
-    Each batch is one short transaction holding the chain's head, and nothing else, so sealers
-    of one chain queue up for milliseconds and never deadlock with a request. An unsealed row
+    Each batch is one short transaction holding the chain's sealer lock and head row, and
+    nothing else, so a sealer never deadlocks with a request. Sealers never queue either: one
+    that finds the lock taken leaves at once, because the holder, after letting go, looks again
+    for entries committed meanwhile (which includes this one's) and seals them. An unsealed row
     whose MAC does not verify did not come through `audit_record`: it is left unsealed, logged,
     and reported by verify."""
     sealed = 0
+    refused: set[uuid.UUID] = set()
     while True:
         with transaction.atomic():
-            seq, last_hash = _lock_head(chain)
-            pending = list(
-                AuditEntry.objects.filter(chain=chain, seq__isnull=True).order_by(
-                    "occurred_at", "id"
-                )[:batch_size]
-            )
-            done = []
-            for entry in pending:
-                if not entry_mac_ok(entry):
-                    logger.error(
-                        "audit_forged_entry", extra={"chain": chain, "entry_id": str(entry.pk)}
-                    )
-                    continue
-                seq += 1
-                entry.seq, entry.prev_hash = seq, last_hash
-                entry.hash = last_hash = entry_hash(entry)
-                done.append(entry)
-            if done:
-                AuditEntry.objects.bulk_update(done, ["seq", "prev_hash", "hash"])
-                AuditChainHead.objects.filter(chain=chain).update(seq=seq, last_hash=last_hash)
-        sealed += len(done)
-        # A full batch of refused rows would otherwise be read again forever.
-        if len(pending) < batch_size or not done:
+            if not _try_chain_lock(chain):
+                return sealed
+            count, full = _seal_batch(chain, batch_size, refused)
+        sealed += count
+        if full:
+            continue
+        waiting = AuditEntry.objects.filter(chain=chain, seq__isnull=True).exclude(pk__in=refused)
+        if not waiting.exists():
             return sealed
 
 
