@@ -42,23 +42,6 @@ def chain_name(organization_id: Any) -> str:
     return f"org:{organization_id}" if organization_id else PLATFORM_CHAIN
 
 
-def _lock_head(chain: str) -> tuple[int, str]:
-    """Lock the chain's head (creating it on first use) until the transaction ends: its last
-    sealed sequence number and hash."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {_HEAD_TABLE} AS head (chain, seq, last_hash, base_seq, base_hash)
-            VALUES (%s, 0, '', 0, '')
-            ON CONFLICT (chain) DO UPDATE SET seq = head.seq
-            RETURNING head.seq, head.last_hash
-            """,  # noqa: S608 - the table name is ours, values are parameters
-            [chain],
-        )
-        seq, last_hash = cursor.fetchone()
-    return int(seq), last_hash
-
-
 def _as_jsonb(value: Any) -> Any:
     """`value` as PostgreSQL's jsonb gives it back, so the hash sealed before the insert still
     matches the row read later: jsonb keeps numbers as decimals, so the float 1e16 reads back as
@@ -151,19 +134,59 @@ def _seal_on_commit(chain: str) -> None:
     transaction.on_commit(AuditChainSealer(chain))
 
 
-def _try_chain_lock(chain: str) -> bool:
-    """Take the chain's sealer lock for the rest of the transaction, unless another sealer has
-    it (a transaction-scoped advisory lock: retention, which locks the head row, never takes it)."""
-    key = int.from_bytes(hashlib.sha256(f"audit-seal:{chain}".encode()).digest()[:8], "big")
+_ENTRY_TABLE = AuditEntry._meta.db_table
+
+
+def _take_chain(chain: str) -> tuple[int, str] | None:
+    """Take the chain's sealer lock and its head row (created on first use) for the rest of the
+    transaction, in one round trip: the last sealed sequence number and hash, or None when
+    another sealer has the lock. The lock is a transaction-scoped advisory lock, so retention
+    (which locks only the head row) never makes a sealer skip."""
+    digest = hashlib.sha256(f"audit-seal:{chain}".encode()).digest()[:8]
+    key = int.from_bytes(digest, "big", signed=True)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key - (1 << 63)])
-        return bool(cursor.fetchone()[0])
+        cursor.execute(
+            f"""
+            WITH sealer AS (SELECT pg_try_advisory_xact_lock(%s) AS ok)
+            INSERT INTO {_HEAD_TABLE} AS head (chain, seq, last_hash, base_seq, base_hash)
+            SELECT %s, 0, '', 0, '' FROM sealer WHERE sealer.ok
+            ON CONFLICT (chain) DO UPDATE SET seq = head.seq
+            RETURNING head.seq, head.last_hash
+            """,  # noqa: S608 - the table name is ours, values are parameters
+            [key, chain],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (int(row[0]), row[1])
 
 
-def _seal_batch(chain: str, batch_size: int, refused: set[uuid.UUID]) -> tuple[int, bool]:
+def _store_seals(chain: str, done: list[AuditEntry]) -> None:
+    """Write the sealed entries and advance the head, in one statement."""
+    values = ", ".join(["(%s::uuid, %s::bigint, %s, %s)"] * len(done))
+    params: list[Any] = []
+    for entry in done:
+        params += [entry.pk, entry.seq, entry.prev_hash, entry.hash]
+    last = done[-1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH sealed AS (
+                UPDATE {_ENTRY_TABLE} AS entry
+                SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
+                FROM (VALUES {values}) AS v (id, seq, prev_hash, hash)
+                WHERE entry.id = v.id
+            )
+            UPDATE {_HEAD_TABLE} SET seq = %s, last_hash = %s WHERE chain = %s
+            """,  # noqa: S608 - table names are ours, values are parameters
+            [*params, last.seq, last.hash, chain],
+        )
+
+
+def _seal_batch(
+    chain: str, head: tuple[int, str], batch_size: int, refused: set[uuid.UUID]
+) -> tuple[int, bool]:
     """Seal up to `batch_size` entries (under the chain's locks); how many, and whether the
     batch was full. Rows whose MAC does not verify are added to `refused` and left alone."""
-    seq, last_hash = _lock_head(chain)
+    seq, last_hash = head
     pending = list(
         AuditEntry.objects.filter(chain=chain, seq__isnull=True)
         .exclude(pk__in=refused)
@@ -180,8 +203,7 @@ def _seal_batch(chain: str, batch_size: int, refused: set[uuid.UUID]) -> tuple[i
         entry.hash = last_hash = entry_hash(entry)
         done.append(entry)
     if done:
-        AuditEntry.objects.bulk_update(done, ["seq", "prev_hash", "hash"])
-        AuditChainHead.objects.filter(chain=chain).update(seq=seq, last_hash=last_hash)
+        _store_seals(chain, done)
     return len(done), len(pending) == batch_size
 
 
@@ -199,9 +221,10 @@ def audit_seal(*, chain: str, batch_size: int = 500) -> int:
     refused: set[uuid.UUID] = set()
     while True:
         with transaction.atomic():
-            if not _try_chain_lock(chain):
+            head = _take_chain(chain)
+            if head is None:
                 return sealed
-            count, full = _seal_batch(chain, batch_size, refused)
+            count, full = _seal_batch(chain, head, batch_size, refused)
         sealed += count
         if full:
             continue
