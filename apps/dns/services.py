@@ -65,15 +65,20 @@ def _locked_domain(pk: uuid.UUID) -> Domain:
     return domain
 
 
-def _shared_domain(pk: uuid.UUID) -> Domain:
+def _shared_domain(pk: uuid.UUID, lock_name: str | None = None) -> Domain:
     """The domain row under a share lock, for record-set writes: any number of them hold it at
-    once (they serialize per name instead, `_lock_names`), while a domain PATCH or delete (an
-    exclusive lock) waits for them, or they for it; 404 when a concurrent request deleted it."""
+    once (they serialize per name instead, `_lock_names`, here too for `lock_name`), while a
+    domain PATCH or delete (an exclusive lock) waits for them, or they for it; 404 when a
+    concurrent request deleted it."""
     table = Domain._meta.db_table
+    name_lock, params = "", [pk]
+    if lock_name is not None:
+        name_lock = ", pg_advisory_xact_lock(%s)::text AS name_lock"
+        params = [_advisory_key("name", f"{pk}:{lock_name}"), pk]
     found = list(
         Domain.objects.raw(
-            f"SELECT * FROM {table} WHERE id = %s FOR SHARE",  # noqa: S608 - our table name
-            [pk],
+            f"SELECT *{name_lock} FROM {table} WHERE id = %s FOR SHARE",  # noqa: S608 - ours
+            params,
         )
     )
     if not found:
@@ -347,14 +352,15 @@ def _fingerprint_for(domain: Domain, record: RecordSet) -> str:
     )
 
 
-@transaction.atomic
+# No savepoint: every refusal comes before the first write, and a savepoint would cost two more
+# round trips on the busiest DNS write (a refusal rolls the request's transaction back anyway).
+@transaction.atomic(savepoint=False)
 def record_set_create(
     *, domain: Domain, name: Any, type: Any, ttl: Any = None, values: Any = None
 ) -> RecordSet:
     """A new record set (status `pending`, owner `autoglue`) and a reconcile of its domain.
     (domain, name, type) is unique: 409 `already_exists`, or `ownership_conflict` when the
     existing one is not Autoglue's."""
-    domain = _shared_domain(domain.pk)
     rtype = _record_type(type)
     try:
         rname = normalize_record_name(name, domain.domain_name)
@@ -362,7 +368,16 @@ def record_set_create(
         values = validate_values(rtype, values)
     except InvalidName as exc:
         raise _invalid(exc) from None
-    _lock_names(domain, rname)
+    # The domain's share lock and the name's lock in one round trip; a domain renamed since the
+    # caller read it (possible only while it has no record sets) is normalized again.
+    locked = _shared_domain(domain.pk, lock_name=rname)
+    if locked.domain_name != domain.domain_name:
+        try:
+            rname = normalize_record_name(name, locked.domain_name)
+        except InvalidName as exc:
+            raise _invalid(exc) from None
+        _lock_names(locked, rname)
+    domain = locked
     existing = _check_name_free(domain, rname, rtype, exclude=None)
     if existing is not None:
         if existing.owner not in (RecordSet.Owner.AUTOGLUE, RecordSet.Owner.UNKNOWN):
