@@ -71,13 +71,27 @@ def _shared_domain(pk: uuid.UUID, lock_name: str | None = None) -> Domain:
     domain PATCH or delete (an exclusive lock) waits for them, or they for it; 404 when a
     concurrent request deleted it."""
     table = Domain._meta.db_table
-    name_lock, params = "", [pk]
+    extra, params = "", [pk]
     if lock_name is not None:
-        name_lock = ", pg_advisory_xact_lock(%s)::text AS name_lock"
-        params = [_advisory_key("name", f"{pk}:{lock_name}"), pk]
+        # Also whether a reconcile is already active (`reconcile_active`), saving the enqueue
+        # its own round trip.
+        extra = f"""
+            , pg_advisory_xact_lock(%s)::text AS name_lock,
+            EXISTS (
+                SELECT 1 FROM {JobRun._meta.db_table} job
+                WHERE job.kind = %s AND job.subject_type = %s AND job.subject_id = domain.id
+                AND job.status = ANY(%s)
+            ) AS reconcile_active"""  # noqa: S608 - our table name, values are parameters
+        params = [
+            _advisory_key("name", f"{pk}:{lock_name}"),
+            RECONCILE_KIND,
+            JobRun.SubjectType.DOMAIN.value,
+            [str(status) for status in JobRun.ACTIVE_STATUSES],
+            pk,
+        ]
     found = list(
         Domain.objects.raw(
-            f"SELECT *{name_lock} FROM {table} WHERE id = %s FOR SHARE",  # noqa: S608 - ours
+            f"SELECT domain.*{extra} FROM {table} domain WHERE domain.id = %s FOR SHARE",  # noqa: S608
             params,
         )
     )
@@ -258,22 +272,24 @@ def _purge_enqueue(*, domain: Domain, zone_id: str, credential_id: uuid.UUID) ->
         )
 
 
-def domain_reconcile_enqueue(*, domain: Domain) -> JobRun | None:
+def domain_reconcile_enqueue(*, domain: Domain, active: bool | None = None) -> JobRun | None:
     """Queue a reconcile of the domain (sent on commit). None when one is already queued or
     running: a queued one will see this change; a running one may not, and the schedule picks
-    up what it missed (record sets still `pending`)."""
+    up what it missed (record sets still `pending`). `active`: the caller already read whether
+    one is (`_shared_domain` does, in the same round trip as its locks)."""
     # Record-set writes of one domain must not queue behind each other here: inserting the run
     # would wait on the unique index for a concurrent writer's uncommitted one. So: a committed
     # active run is seen with a plain read; a concurrent writer already enqueueing (it holds
     # this try-lock until it commits) will queue one that sees this change too. Only if that
     # writer rolls back is this change left to the schedule, like one a running job missed.
-    active = JobRun.objects.filter(
-        kind=RECONCILE_KIND,
-        subject_type=JobRun.SubjectType.DOMAIN,
-        subject_id=domain.pk,
-        status__in=JobRun.ACTIVE_STATUSES,
-    )
-    if active.exists():
+    if active is None:
+        active = JobRun.objects.filter(
+            kind=RECONCILE_KIND,
+            subject_type=JobRun.SubjectType.DOMAIN,
+            subject_id=domain.pk,
+            status__in=JobRun.ACTIVE_STATUSES,
+        ).exists()
+    if active:
         return None
     with connection.cursor() as cursor:
         cursor.execute(
@@ -377,6 +393,7 @@ def record_set_create(
         except InvalidName as exc:
             raise _invalid(exc) from None
         _lock_names(locked, rname)
+    active = bool(locked.reconcile_active)  # type: ignore[attr-defined]  # from the raw query
     domain = locked
     existing = _check_name_free(domain, rname, rtype, exclude=None)
     if existing is not None:
@@ -394,7 +411,9 @@ def record_set_create(
     )
     record.fingerprint = _fingerprint_for(domain, record)
     record.save()
-    domain_reconcile_enqueue(domain=domain)
+    # Read before the insert (with the locks): a run that finishes before this commit without
+    # seeing the new record set leaves it `pending`, which the schedule picks up.
+    domain_reconcile_enqueue(domain=domain, active=active)
     return record
 
 
