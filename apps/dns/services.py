@@ -71,7 +71,8 @@ def _shared_domain(pk: uuid.UUID, lock_name: str | None = None) -> Domain:
     domain PATCH or delete (an exclusive lock) waits for them, or they for it; 404 when a
     concurrent request deleted it."""
     table = Domain._meta.db_table
-    extra, params = "", [pk]
+    extra = ""
+    params: list[Any] = [pk]
     if lock_name is not None:
         # Also whether a reconcile is already active (`reconcile_active`), saving the enqueue
         # its own round trip.

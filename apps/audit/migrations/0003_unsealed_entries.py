@@ -4,33 +4,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0002_prune_schedule'),
+        ("audit", "0002_prune_schedule"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='auditentry',
-            name='mac',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="auditentry",
+            name="mac",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
         migrations.AlterField(
-            model_name='auditentry',
-            name='hash',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="auditentry",
+            name="hash",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
         migrations.AlterField(
-            model_name='auditentry',
-            name='seq',
+            model_name="auditentry",
+            name="seq",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='auditentry',
-            index=models.Index(fields=['organization_id', '-occurred_at'], name='audit_entry_org_time'),
+            model_name="auditentry",
+            index=models.Index(
+                fields=["organization_id", "-occurred_at"], name="audit_entry_org_time"
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditentry',
-            index=models.Index(condition=models.Q(('seq__isnull', True)), fields=['chain', 'occurred_at'], name='audit_entry_unsealed'),
+            model_name="auditentry",
+            index=models.Index(
+                condition=models.Q(("seq__isnull", True)),
+                fields=["chain", "occurred_at"],
+                name="audit_entry_unsealed",
+            ),
         ),
     ]

@@ -2,6 +2,7 @@
 own database connection, released together by a barrier."""
 
 import threading
+from functools import partial
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -234,7 +235,7 @@ def test_three_simultaneous_deletes_of_one_pool_record_the_delete_and_its_detach
         pool, labels = _pool_with_labels(org, 10)
         clients = [client_for(member, org) for _ in range(3)]
         url = f"/api/v1/node-pools/{pool.pk}"
-        results = run_together(*(lambda c=c: c.delete(url) for c in clients))
+        results = run_together(*(partial(c.delete, url) for c in clients))
 
         # A repeated delete still answers 204, as the original does; only the one that removed
         # the row says so in the log.
@@ -257,7 +258,7 @@ def test_two_simultaneous_detaches_of_one_label_record_one_detach(client_for, me
         pool, labels = _pool_with_labels(org, 1)
         clients = [client_for(member, org) for _ in range(2)]
         url = f"/api/v1/node-pools/{pool.pk}/labels/{labels[0].pk}"
-        results = run_together(*(lambda c=c: c.delete(url) for c in clients))
+        results = run_together(*(partial(c.delete, url) for c in clients))
 
         assert [r.status_code for r in results] == [204, 204]
         detaches = AuditEntry.objects.filter(
@@ -276,13 +277,16 @@ def test_attaching_patching_and_deleting_one_pool_at_once_never_deadlocks(client
         base = f"/api/v1/node-pools/{pool.pk}"
         c = [client_for(member, org) for _ in range(5)]
         results = run_together(
-            lambda: c[0].post(
-                f"{base}/labels", {"label_ids": [str(x.pk) for x in more]}, format="json"
+            partial(
+                c[0].post,
+                f"{base}/labels",
+                {"label_ids": [str(x.pk) for x in more]},
+                format="json",
             ),
-            lambda: c[1].patch(base, {"name": f"renamed-{round_}"}, format="json"),
-            lambda: c[2].delete(f"{base}/labels/{labels[0].pk}"),
-            lambda: c[3].post(f"{base}/labels", {"label_ids": [str(labels[1].pk)]}, format="json"),
-            lambda: c[4].delete(base),
+            partial(c[1].patch, base, {"name": f"renamed-{round_}"}, format="json"),
+            partial(c[2].delete, f"{base}/labels/{labels[0].pk}"),
+            partial(c[3].post, f"{base}/labels", {"label_ids": [str(labels[1].pk)]}, format="json"),
+            partial(c[4].delete, base),
         )
         statuses.append([r.status_code for r in results])
     # Whatever the order, each request either did its work or found the pool gone (404).
