@@ -112,6 +112,12 @@ def audit_record(
 # --- sealing -----------------------------------------------------------------------------------
 
 
+# Under a steady stream of writes to one chain the sealer could keep finding new entries; a
+# request stops after this many batches and leaves the rest to the next sealer (the next write)
+# or the schedule, so no response waits on other requests' entries for long.
+_REQUEST_SEAL_ROUNDS = 8
+
+
 class AuditChainSealer:
     """The on-commit callback that seals one chain (one per chain per transaction)."""
 
@@ -120,7 +126,7 @@ class AuditChainSealer:
 
     def __call__(self) -> None:
         try:
-            audit_seal(chain=self.chain)
+            audit_seal(chain=self.chain, max_rounds=_REQUEST_SEAL_ROUNDS)
         except Exception:  # noqa: BLE001 - the change is committed; the schedule seals later
             logger.exception("audit_seal_failed", extra={"chain": self.chain})
 
@@ -207,7 +213,7 @@ def _seal_batch(
     return len(done), len(pending) == batch_size
 
 
-def audit_seal(*, chain: str, batch_size: int = 500) -> int:
+def audit_seal(*, chain: str, batch_size: int = 500, max_rounds: int | None = None) -> int:
     """Seal the committed, unsealed entries of one chain, oldest first: the next sequence
     number, the previous entry's hash and their own hash. Returns how many were sealed.
 
@@ -216,10 +222,11 @@ def audit_seal(*, chain: str, batch_size: int = 500) -> int:
     that finds the lock taken leaves at once, because the holder, after letting go, looks again
     for entries committed meanwhile (which includes this one's) and seals them. An unsealed row
     whose MAC does not verify did not come through `audit_record`: it is left unsealed, logged,
-    and reported by verify."""
-    sealed = 0
+    and reported by verify. `max_rounds` bounds the batches (the on-commit sealer's is small)."""
+    sealed, rounds = 0, 0
     refused: set[uuid.UUID] = set()
-    while True:
+    while max_rounds is None or rounds < max_rounds:
+        rounds += 1
         with transaction.atomic():
             head = _take_chain(chain)
             if head is None:
@@ -231,6 +238,7 @@ def audit_seal(*, chain: str, batch_size: int = 500) -> int:
         waiting = AuditEntry.objects.filter(chain=chain, seq__isnull=True).exclude(pk__in=refused)
         if not waiting.exists():
             return sealed
+    return sealed
 
 
 def audit_seal_pending() -> int:
