@@ -2,7 +2,8 @@
 
 The rate limits are off unless BENCH_RATE_LIMIT sets one (middleware_overhead.py sets a limit too
 high to reach, so the limiter's Redis round trip is part of what it measures); BENCH_BARE=1
-removes every middleware but allauth's (the "bare Django" baseline)."""
+removes every middleware but allauth's (the "bare Django" baseline); BENCH_CELERY_EAGER=0 publishes
+jobs instead of running them in-process."""
 
 import os
 
@@ -19,6 +20,10 @@ RATE_LIMIT = os.environ.get("BENCH_RATE_LIMIT", "")
 # a credential would pay the limiter's Redis round trip, and a key/anonymous ratio would measure
 # that instead of authentication.
 RATE_LIMIT_USER = RATE_LIMIT_KEY = RATE_LIMIT_AUTH = RATE_LIMIT_AUTH_FAILURES = RATE_LIMIT
+# audit_contention.py: jobs a write queues (a DNS reconcile) are published to the broker and
+# left there, not run inside the web process as the test settings' eager mode would.
+if os.environ.get("BENCH_CELERY_EAGER") == "0":
+    CELERY_TASK_ALWAYS_EAGER = False
 if os.environ.get("BENCH_BARE") == "1":
     # allauth refuses to boot without its (cheap) middleware; everything else goes.
     MIDDLEWARE = ["allauth.account.middleware.AccountMiddleware"]

@@ -14,9 +14,10 @@ PLATFORM_CHAIN = "platform"
 
 
 class AuditChainHead(models.Model):
-    """The last link of one chain: its sequence number and hash. Appends lock this row (an
-    upsert), so concurrent writers in one organization queue up instead of forking the chain,
-    and verify compares it with the last entry, so cutting entries off the end is noticed too.
+    """The last sealed link of one chain: its sequence number and hash. Only the sealer
+    (`audit_seal`, after the writing transaction commits) locks this row, so concurrent sealers
+    of one chain queue up instead of forking it while requests never wait on it; verify
+    compares it with the last sealed entry, so cutting entries off the end is noticed too.
     """
 
     chain = models.CharField(primary_key=True, max_length=64)
@@ -38,6 +39,10 @@ class AuditEntry(models.Model):
     object, before/after diff with secrets redacted), linked to the previous entry of its chain
     by `prev_hash` and sealed by `hash` (SHA-256 over the canonical form, apps.audit.chain).
 
+    A request inserts its entries unsealed (`seq` null, `hash` empty) with a keyed `mac` over
+    their contents; the sealer gives them their place in the chain moments later, and refuses an
+    unsealed row whose `mac` does not verify (one that did not come through `audit_record`).
+
     `organization_id` is a plain UUID, not a foreign key: entries outlive the organization they
     describe (its deletion is itself an entry on the platform chain).
     """
@@ -51,7 +56,8 @@ class AuditEntry(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     chain = models.CharField(max_length=64)
-    seq = models.BigIntegerField()
+    # Null until sealed (apps.audit.services.audit_seal).
+    seq = models.BigIntegerField(null=True, blank=True)
     occurred_at = models.DateTimeField(db_index=True)
     organization_id = models.UUIDField(null=True, blank=True)
     event = models.CharField(max_length=64, db_index=True)
@@ -67,7 +73,8 @@ class AuditEntry(models.Model):
     changes = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64, blank=True, default="")
-    hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, blank=True, default="")
+    mac = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["chain", "seq"]
@@ -80,6 +87,14 @@ class AuditEntry(models.Model):
         indexes = [
             models.Index(fields=["organization_id", "-seq"], name="audit_entry_org_seq"),
             models.Index(fields=["chain", "occurred_at"], name="audit_entry_chain_time"),
+            # The list's order (newest first), which holds for unsealed entries too.
+            models.Index(fields=["organization_id", "-occurred_at"], name="audit_entry_org_time"),
+            # What the sealer looks for: small, as entries stay unsealed only moments.
+            models.Index(
+                fields=["chain", "occurred_at"],
+                condition=models.Q(seq__isnull=True),
+                name="audit_entry_unsealed",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,4 +1,5 @@
-"""Retention for the audit log and idempotency keys (daily, on the maintenance queue)."""
+"""Retention for the audit log and idempotency keys (daily), and the sealer's catch-up (every
+10 seconds), on the maintenance queue."""
 
 from __future__ import annotations
 
@@ -13,3 +14,9 @@ def audit_prune() -> dict[str, int]:
         "audit_entries": services.audit_prune(),
         "idempotency_keys": idempotency.idempotency_prune(),
     }
+
+
+@shared_task(name="audit.seal")
+def audit_seal() -> int:
+    """Seal entries whose own on-commit sealer never ran (normally none)."""
+    return services.audit_seal_pending()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import F
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins
@@ -31,7 +32,8 @@ class AuditEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
     """GET /audit-entries (newest first; `?limit=` pages with a `Link` header), GET
     /audit-entries/{id}, GET /audit-entries/export (JSONL, oldest first, same filters)."""
 
-    queryset = AuditEntry.objects.order_by("-seq")
+    # Newest first by time, not seq: an entry is listed (seq null) before the sealer numbers it.
+    queryset = AuditEntry.objects.order_by("-occurred_at")
     serializer_class = AuditEntrySerializer
     filterset_class = AuditEntryFilterSet
     not_found_code = "audit_entry_not_found"
@@ -44,7 +46,10 @@ class AuditEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
     @extend_schema(responses={(200, "application/jsonl"): str})
     @action(detail=False, methods=["get"], url_path="export")
     def export(self, request: Request) -> StreamingHttpResponse:
-        queryset = self.filter_queryset(self.get_queryset()).order_by("seq")
+        # Chain order, so a reader can check the links; the unsealed tail comes last.
+        queryset = self.filter_queryset(self.get_queryset()).order_by(
+            F("seq").asc(nulls_last=True), "occurred_at"
+        )
 
         def lines() -> Iterator[str]:
             for entry in queryset.iterator(chunk_size=_EXPORT_BATCH):
@@ -74,6 +79,8 @@ class AuditVerifyView(APIView):
                     "entries": report.entries,
                     "ok": report.ok,
                     "broken": report.broken.as_dict() if report.broken else None,
+                    "unsealed": report.unsealed,
+                    "unsealed_since": report.unsealed_since,
                 }
                 for report in reports
             ],

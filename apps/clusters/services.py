@@ -152,6 +152,9 @@ def node_pool_detach(*, node_pool: NodePool, kind: str, item_id: str) -> None:
     something not attached (absent, or another organization's) changes nothing and succeeds."""
     spec = ATTACHABLES[kind]
     pk = parse_uuid(item_id, code=spec.invalid_id_code, what=f"{spec.noun}Id")
+    # The pool first, as attach and delete take it: two detaches of one row then run one after
+    # the other, and the second finds nothing to delete (and records nothing).
+    _lock_node_pool(node_pool)
     spec.through._default_manager.filter(
         node_pool_id=node_pool.pk,
         organization_id=node_pool.organization_id,

@@ -67,9 +67,62 @@ def _locked_domain(pk: uuid.UUID) -> Domain:
     return domain
 
 
+def _shared_domain(pk: uuid.UUID, lock_name: str | None = None) -> Domain:
+    """The domain row under a share lock, for record-set writes: any number of them hold it at
+    once (they serialize per name instead, `_lock_names`, here too for `lock_name`), while a
+    domain PATCH or delete (an exclusive lock) waits for them, or they for it; 404 when a
+    concurrent request deleted it."""
+    table = Domain._meta.db_table
+    extra = ""
+    params: list[Any] = [pk]
+    if lock_name is not None:
+        # Also whether a reconcile is already active (`reconcile_active`), saving the enqueue
+        # its own round trip.
+        extra = f"""
+            , pg_advisory_xact_lock(%s)::text AS name_lock,
+            EXISTS (
+                SELECT 1 FROM {JobRun._meta.db_table} job
+                WHERE job.kind = %s AND job.subject_type = %s AND job.subject_id = domain.id
+                AND job.status = ANY(%s)
+            ) AS reconcile_active"""  # noqa: S608 - our table name, values are parameters
+        params = [
+            _advisory_key("name", f"{pk}:{lock_name}"),
+            RECONCILE_KIND,
+            JobRun.SubjectType.DOMAIN.value,
+            [str(status) for status in JobRun.ACTIVE_STATUSES],
+            pk,
+        ]
+    found = list(
+        Domain.objects.raw(
+            f"SELECT domain.*{extra} FROM {table} domain WHERE domain.id = %s FOR SHARE",  # noqa: S608
+            params,
+        )
+    )
+    if not found:
+        raise not_found("domain_not_found", "domain not found")
+    return found[0]
+
+
+def _advisory_key(kind: str, value: Any) -> int:
+    """A PostgreSQL advisory-lock key (64-bit) for one DNS resource."""
+    digest = hashlib.sha256(f"dns-{kind}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _lock_names(domain: Domain, *names: str) -> None:
+    """Serialize record-set writes of one name in one domain until the transaction ends, so the
+    uniqueness and CNAME-alone checks hold; writes of other names go on in parallel. Keys are
+    taken in one order, so a rename (two names) cannot deadlock with another."""
+    keys = sorted({_advisory_key("name", f"{domain.pk}:{name}") for name in names})
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 def _current_record(pk: uuid.UUID) -> RecordSet:
-    """The record set as stored now; 404 when a concurrent request deleted it meanwhile."""
-    record = RecordSet.objects.filter(pk=pk).first()
+    """The record set as stored now, locked until the transaction ends (a concurrent PATCH of
+    it waits and then builds on this one's result); 404 when a concurrent request deleted it."""
+    record = RecordSet.objects.select_for_update().filter(pk=pk).first()
     if record is None:
         raise not_found("not_found", "record set not found")  # the original's code on DNS routes
     return record
@@ -222,10 +275,31 @@ def _purge_enqueue(*, domain: Domain, zone_id: str, credential_id: uuid.UUID) ->
         )
 
 
-def domain_reconcile_enqueue(*, domain: Domain) -> JobRun | None:
+def domain_reconcile_enqueue(*, domain: Domain, active: bool | None = None) -> JobRun | None:
     """Queue a reconcile of the domain (sent on commit). None when one is already queued or
     running: a queued one will see this change; a running one may not, and the schedule picks
-    up what it missed (record sets still `pending`)."""
+    up what it missed (record sets still `pending`). `active`: the caller already read whether
+    one is (`_shared_domain` does, in the same round trip as its locks)."""
+    # Record-set writes of one domain must not queue behind each other here: inserting the run
+    # would wait on the unique index for a concurrent writer's uncommitted one. So: a committed
+    # active run is seen with a plain read; a concurrent writer already enqueueing (it holds
+    # this try-lock until it commits) will queue one that sees this change too. Only if that
+    # writer rolls back is this change left to the schedule, like one a running job missed.
+    if active is None:
+        active = JobRun.objects.filter(
+            kind=RECONCILE_KIND,
+            subject_type=JobRun.SubjectType.DOMAIN,
+            subject_id=domain.pk,
+            status__in=JobRun.ACTIVE_STATUSES,
+        ).exists()
+    if active:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(%s)", [_advisory_key("reconcile", domain.pk)]
+        )
+        if not cursor.fetchone()[0]:
+            return None
     try:
         return job_enqueue(
             kind=RECONCILE_KIND,
@@ -265,18 +339,25 @@ def _record_type(value: Any) -> str:
     return rtype
 
 
-def _check_cname_alone(domain: Domain, name: str, rtype: str, exclude: uuid.UUID | None) -> None:
-    """A CNAME is alone at its name (RFC 1034 §3.6.2), also among Autoglue's own record sets."""
+def _check_name_free(
+    domain: Domain, name: str, rtype: str, exclude: uuid.UUID | None
+) -> RecordSet | None:
+    """The record set of this type already at `name` (the caller answers it), after checking,
+    in the same one query, that a CNAME stays alone at its name (RFC 1034 §3.6.2), also among
+    Autoglue's own record sets."""
     if rtype == "CNAME" and name == APEX:
         raise bad_request("validation_error", "type: a CNAME cannot be at the zone apex")
-    others = RecordSet.objects.filter(domain=domain, name=name)
+    siblings = RecordSet.objects.filter(domain=domain, name=name).only("type", "owner")
     if exclude is not None:
-        others = others.exclude(pk=exclude)
-    others = others.exclude(type="CNAME") if rtype == "CNAME" else others.filter(type="CNAME")
-    if others.exists():
+        siblings = siblings.exclude(pk=exclude)
+    found = list(siblings)
+    same = next((r for r in found if r.type == rtype), None)
+    others = [r.type for r in found if r.type != rtype]
+    if same is None and others and (rtype == "CNAME" or "CNAME" in others):
         raise conflict(
             "cname_conflict", f"name: a CNAME must be alone at {fqdn(name, domain.domain_name)}"
         )
+    return same
 
 
 def _fingerprint_for(domain: Domain, record: RecordSet) -> str:
@@ -290,15 +371,15 @@ def _fingerprint_for(domain: Domain, record: RecordSet) -> str:
     )
 
 
-@transaction.atomic
+# No savepoint: every refusal comes before the first write, and a savepoint would cost two more
+# round trips on the busiest DNS write (a refusal rolls the request's transaction back anyway).
+@transaction.atomic(savepoint=False)
 def record_set_create(
     *, domain: Domain, name: Any, type: Any, ttl: Any = None, values: Any = None
 ) -> RecordSet:
     """A new record set (status `pending`, owner `autoglue`) and a reconcile of its domain.
     (domain, name, type) is unique: 409 `already_exists`, or `ownership_conflict` when the
     existing one is not Autoglue's."""
-    # The domain row lock serializes record-set writes of one domain, so the CNAME rule holds.
-    domain = _locked_domain(domain.pk)
     rtype = _record_type(type)
     try:
         rname = normalize_record_name(name, domain.domain_name)
@@ -306,12 +387,22 @@ def record_set_create(
         values = validate_values(rtype, values, owner_fqdn=fqdn(rname, domain.domain_name))
     except InvalidName as exc:
         raise _invalid(exc) from None
-    existing = RecordSet.objects.filter(domain=domain, name=rname, type=rtype).first()
+    # The domain's share lock and the name's lock in one round trip; a domain renamed since the
+    # caller read it (possible only while it has no record sets) is normalized again.
+    locked = _shared_domain(domain.pk, lock_name=rname)
+    if locked.domain_name != domain.domain_name:
+        try:
+            rname = normalize_record_name(name, locked.domain_name)
+        except InvalidName as exc:
+            raise _invalid(exc) from None
+        _lock_names(locked, rname)
+    active = bool(locked.reconcile_active)  # type: ignore[attr-defined]  # from the raw query
+    domain = locked
+    existing = _check_name_free(domain, rname, rtype, exclude=None)
     if existing is not None:
         if existing.owner not in (RecordSet.Owner.AUTOGLUE, RecordSet.Owner.UNKNOWN):
             raise conflict("ownership_conflict", f"{rtype} {rname}: owned by someone else")
         raise conflict("already_exists", f"{rtype} {rname}: already exists in this domain")
-    _check_cname_alone(domain, rname, rtype, exclude=None)
     record = RecordSet(
         organization_id=domain.organization_id,
         domain=domain,
@@ -324,7 +415,9 @@ def record_set_create(
     )
     record.fingerprint = _fingerprint_for(domain, record)
     record.save()
-    domain_reconcile_enqueue(domain=domain)
+    # Read before the insert (with the locks): a run that finishes before this commit without
+    # seeing the new record set leaves it `pending`, which the schedule picks up.
+    domain_reconcile_enqueue(domain=domain, active=active)
     return record
 
 
@@ -332,8 +425,9 @@ def record_set_create(
 def record_set_update(*, record_set: RecordSet, changes: Mapping[str, Any]) -> RecordSet:
     """PATCH: any change puts the record set back to `pending` with no error (unless `status`
     is given), recomputes its fingerprint and queues a reconcile."""
-    domain = _locked_domain(record_set.domain_id)
+    domain = _shared_domain(record_set.domain_id)
     record = _current_record(record_set.pk)
+    old_name = record.name
     try:
         if "type" in changes:
             record.type = _record_type(changes["type"])
@@ -351,14 +445,9 @@ def record_set_update(*, record_set: RecordSet, changes: Mapping[str, Any]) -> R
             )
     except InvalidName as exc:
         raise _invalid(exc) from None
-    clash = (
-        RecordSet.objects.filter(domain=domain, name=record.name, type=record.type)
-        .exclude(pk=record.pk)
-        .exists()
-    )
-    if clash:
+    _lock_names(domain, old_name, record.name)
+    if _check_name_free(domain, record.name, record.type, exclude=record.pk) is not None:
         raise conflict("already_exists", f"{record.type} {record.name}: already exists")
-    _check_cname_alone(domain, record.name, record.type, exclude=record.pk)
     if "status" in changes:
         if changes["status"] not in RecordSet.Status.values:
             raise bad_request("validation_error", "status: pending, provisioning, ready or failed")
@@ -379,7 +468,7 @@ def record_set_delete(*, record_set: RecordSet) -> None:
     there (its marker names this organization), and never otherwise."""
     from apps.clusters.services import cluster_release_references
 
-    domain = _locked_domain(record_set.domain_id)
+    domain = _shared_domain(record_set.domain_id)
     cluster_release_references(record_set=record_set)
     record_set.delete()
     domain_reconcile_enqueue(domain=domain)
@@ -543,9 +632,7 @@ def dns_plan_apply(*, plan: DNSPlan) -> DNSPlan:
 
 
 def _zone_lock_key(zone_id: str) -> int:
-    return int.from_bytes(
-        hashlib.sha256(f"dns-zone:{zone_id}".encode()).digest()[:8], "big", signed=True
-    )
+    return _advisory_key("zone", zone_id)
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.audit.models import AuditEntry
+from apps.audit.services import audit_seal_pending
 
 
 def assert_entry(event: str, **fields: Any) -> AuditEntry:
@@ -33,3 +34,12 @@ def all_entry_text() -> str:
         "ip",
     )
     return "\n".join(repr(row) for row in rows)
+
+
+def sealed(entries: list[AuditEntry] | None = None) -> list[AuditEntry]:
+    """Seal what is waiting, as the on-commit sealer does once a real transaction commits (a
+    `db` test's transaction never does), and return `entries` as stored now, in chain order."""
+    audit_seal_pending()
+    if not entries:
+        return []
+    return list(AuditEntry.objects.filter(pk__in=[e.pk for e in entries]).order_by("seq"))

@@ -9,6 +9,7 @@ import pytest
 
 from apps.audit import events
 from apps.audit.services import audit_record
+from apps.audit.tests.support import sealed
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +22,7 @@ def admin_api(client_for, admin_user, org):
 def _write(org, n: int, event: str = events.RESOURCE_UPDATE) -> None:
     for i in range(n):
         audit_record(event=event, organization_id=org.pk, object_type="clusters.label", object_id=i)
+    sealed()
 
 
 def test_admins_list_their_orgs_entries_newest_first(admin_api, org, other_org):

@@ -15,11 +15,12 @@ from apps.accounts.tests.factories import UserFactory
 from apps.audit import events
 from apps.audit.models import AuditChainHead, AuditEntry
 from apps.audit.services import audit_prune, audit_record, audit_verify, chain_name
+from apps.audit.tests.support import sealed
 from apps.orgs.tests.factories import OrganizationFactory
 
 
 def _write(org, n: int) -> list[AuditEntry]:
-    return [
+    written = [
         audit_record(
             event=events.RESOURCE_UPDATE,
             organization_id=org.pk,
@@ -29,6 +30,7 @@ def _write(org, n: int) -> list[AuditEntry]:
         )
         for i in range(n)
     ]
+    return sealed(written)
 
 
 def _broken(org):

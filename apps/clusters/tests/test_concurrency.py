@@ -2,6 +2,7 @@
 own database connection, released together by a barrier."""
 
 import threading
+from functools import partial
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -211,3 +212,86 @@ def test_a_patch_away_from_bastion_racing_a_cluster_attach_never_leaves_a_non_ba
         server.refresh_from_db()
         cluster.refresh_from_db()
         assert not (cluster.bastion_server_id == server.pk and server.role != "bastion")
+
+
+def _pool_with_labels(org, count):
+    from apps.clusters.models import NodePoolLabel
+    from apps.clusters.tests.factories import LabelFactory
+
+    pool = NodePoolFactory(organization=org)
+    labels = LabelFactory.create_batch(count, organization=org)
+    for label in labels:
+        NodePoolLabel.objects.create(organization=org, node_pool=pool, label=label)
+    return pool, labels
+
+
+def test_three_simultaneous_deletes_of_one_pool_record_the_delete_and_its_detaches_once(
+    client_for, member, org
+):
+    from apps.audit import events
+    from apps.audit.models import AuditEntry
+
+    for _ in range(3):
+        pool, labels = _pool_with_labels(org, 10)
+        clients = [client_for(member, org) for _ in range(3)]
+        url = f"/api/v1/node-pools/{pool.pk}"
+        results = run_together(*(partial(c.delete, url) for c in clients))
+
+        # A repeated delete still answers 204, as the original does; only the one that removed
+        # the row says so in the log.
+        assert [r.status_code for r in results] == [204, 204, 204]
+        deletes = AuditEntry.objects.filter(event=events.RESOURCE_DELETE, object_id=str(pool.pk))
+        assert deletes.count() == 1
+        detaches = AuditEntry.objects.filter(
+            event=events.RESOURCE_DETACH,
+            object_type="clusters.nodepoollabel",
+            changes__node_pool_id__before=str(pool.pk),
+        )
+        assert detaches.count() == 10
+
+
+def test_two_simultaneous_detaches_of_one_label_record_one_detach(client_for, member, org):
+    from apps.audit import events
+    from apps.audit.models import AuditEntry
+
+    for _ in range(3):
+        pool, labels = _pool_with_labels(org, 1)
+        clients = [client_for(member, org) for _ in range(2)]
+        url = f"/api/v1/node-pools/{pool.pk}/labels/{labels[0].pk}"
+        results = run_together(*(partial(c.delete, url) for c in clients))
+
+        assert [r.status_code for r in results] == [204, 204]
+        detaches = AuditEntry.objects.filter(
+            event=events.RESOURCE_DETACH, changes__label_id__before=str(labels[0].pk)
+        )
+        assert detaches.count() == 1
+
+
+def test_attaching_patching_and_deleting_one_pool_at_once_never_deadlocks(client_for, member, org):
+    from apps.clusters.tests.factories import LabelFactory
+
+    statuses = []
+    for round_ in range(6):
+        pool, labels = _pool_with_labels(org, 4)
+        more = LabelFactory.create_batch(4, organization=org)
+        base = f"/api/v1/node-pools/{pool.pk}"
+        c = [client_for(member, org) for _ in range(5)]
+        results = run_together(
+            partial(
+                c[0].post,
+                f"{base}/labels",
+                {"label_ids": [str(x.pk) for x in more]},
+                format="json",
+            ),
+            partial(c[1].patch, base, {"name": f"renamed-{round_}"}, format="json"),
+            partial(c[2].delete, f"{base}/labels/{labels[0].pk}"),
+            partial(c[3].post, f"{base}/labels", {"label_ids": [str(labels[1].pk)]}, format="json"),
+            partial(c[4].delete, base),
+        )
+        statuses.append([r.status_code for r in results])
+    # Whatever the order, each request either did its work or found the pool gone (404).
+    for attach, patch, detach, reattach, delete in statuses:
+        assert attach in (204, 404) and reattach in (204, 404)
+        assert patch in (200, 404)
+        assert detach in (204, 404)
+        assert delete == 204

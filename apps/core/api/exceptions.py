@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError, IntegrityError
+from django.db import DataError, IntegrityError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -29,6 +29,7 @@ from apps.core.api.errors import (
     error_body,
     log_dependency_down,
 )
+from apps.core.api.transactions import lock_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -116,27 +117,47 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         )
     if isinstance(exc, exceptions.APIException):
         return _drf_response(exc)
+    unavailable = _unavailable(exc)
+    if unavailable is not None:
+        return unavailable
     for cls, status_code, code, message in _DJANGO_ERRORS:
         if isinstance(exc, cls):
             if isinstance(exc, DataError | IntegrityError):
                 # Logged without the request's values: the error text names the column only.
                 logger.warning(code, extra={"event": code, "error": type(exc).__name__})
             return Response(error_body(code, message), status=status_code)
-    dependency = dependency_down(exc)
-    if dependency is not None:
-        log_dependency_down(dependency, exc)
-        response = Response(
-            error_body("service_unavailable", SERVICE_UNAVAILABLE_MESSAGE),
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)},
-        )
-        response._has_been_logged = True  # type: ignore[attr-defined]
-        return response
     logger.exception("unhandled error", extra={"event": "http_panic"})
     return Response(
         error_body("internal_error", "internal server error"),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
+
+
+def _unavailable(exc: Exception) -> Response | None:
+    """A 503 with Retry-After for what a retry in a moment gets through: a lock conflict the
+    write's retries met again, or a dependency that is down (Redis, the broker, PostgreSQL)."""
+    if isinstance(exc, OperationalError) and lock_conflict(exc):
+        # PostgreSQL gave up on this transaction to let a concurrent one through (a deadlock
+        # or serialization failure), and AtomicWritesMixin's retries met it again: nothing was
+        # written, and the same request is expected to succeed in a moment.
+        logger.warning("lock_conflict", extra={"event": "lock_conflict"})
+        response = Response(
+            error_body("busy", "the object is being changed by another request; retry"),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = "1"
+        return response
+    dependency = dependency_down(exc)
+    if dependency is None:
+        return None
+    log_dependency_down(dependency, exc)
+    response = Response(
+        error_body("service_unavailable", SERVICE_UNAVAILABLE_MESSAGE),
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)},
+    )
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def _text(detail: Any) -> str:

@@ -10,18 +10,24 @@ streams hold none.
 Write guards (the audit app's idempotency keys) run inside that transaction, after
 authentication and the permission checks: a guard may answer instead of the handler (a replay),
 and what it stores about the answer commits with the write, or not at all.
+
+When PostgreSQL breaks a deadlock or a serialization conflict by failing this transaction, the
+handler runs again from the start (twice at most); if it still cannot get through, the answer is
+a 503 with Retry-After (apps.core.api.exceptions), never a 500.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.http import HttpResponseBase
-from psycopg import pq
+from psycopg import errors, pq
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
@@ -69,45 +75,61 @@ class AtomicWritesMixin:
 
     def _in_transaction(self, request: Any, handler: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
-            try:
-                with transaction.atomic():
-                    claims = [guard(request) for guard in _guards]
-                    answer = next((c.answer for c in claims if c.answer is not None), None)
-                    if answer is not None:
-                        return answer
-                    try:
-                        response = handler(*args, **kwargs)
-                    except (OperationalError, InterfaceError):
-                        raise  # the database failed: rolled back, then answered 503 below
-                    except Exception as exc:  # noqa: BLE001 - answered here, inside the transaction
-                        # A refusal raised after a deliberate write keeps it (see the module
-                        # docstring); DRF would otherwise answer it after the block had rolled
-                        # back.
-                        response = self.handle_exception(exc)  # type: ignore[attr-defined]
-                    if _aborted() or self.rolls_back(request, response):
-                        transaction.set_rollback(True)
-                    elif any(c.complete for c in claims) and _storable(response):
-                        # The answer is rendered now, so what a guard stores (the body, the
-                        # ETag read back from the row) commits with the write itself.
-                        response = self.finalize_response(request, response, *args, **kwargs)  # type: ignore[attr-defined]
-                        response.render()
-                        for claim in claims:
-                            if claim.complete is not None:
-                                claim.complete(response)
-                    return response
-            except (OperationalError, InterfaceError) as exc:
-                # The database failed during the write (gone, restarting, a lock it would not
-                # wait for), possibly during the commit itself: the outcome may be unknown here,
-                # so the client is told to retry (with its Idempotency-Key it then gets the
-                # original answer or a clean run). Logged by type only: the error text can quote
-                # the request's values.
-                logger.warning(
-                    "database unavailable during a write",
-                    extra={"event": "database_unavailable", "error": type(exc).__name__},
-                )
-                return _database_unavailable()
+            for attempt in range(LOCK_RETRIES + 1):
+                try:
+                    return self._attempt(request, handler, args, kwargs)
+                except (OperationalError, InterfaceError) as exc:
+                    if lock_conflict(exc) and attempt < LOCK_RETRIES:
+                        # A little jitter so the two transactions that collided do not meet
+                        # again.
+                        time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311
+                        continue
+                    return self._database_failed(exc)
+            raise AssertionError("unreachable: the last attempt returns")
 
         return run
+
+    def _attempt(self, request: Any, handler: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        """One run of the write in its transaction (with the write guards)."""
+        with transaction.atomic():
+            claims = [guard(request) for guard in _guards]
+            answer = next((c.answer for c in claims if c.answer is not None), None)
+            if answer is not None:
+                return answer
+            try:
+                response = handler(*args, **kwargs)
+            except (OperationalError, InterfaceError):
+                raise  # rolled back by the block, then retried or answered 503 by run()
+            except Exception as exc:  # noqa: BLE001 - answered here, inside the transaction
+                # A refusal raised after a deliberate write keeps it (see the module
+                # docstring); DRF would otherwise answer it after the block had rolled back.
+                response = self.handle_exception(exc)  # type: ignore[attr-defined]
+            if _aborted() or self.rolls_back(request, response):
+                transaction.set_rollback(True)
+            elif any(c.complete for c in claims) and _storable(response):
+                # The answer is rendered now, so what a guard stores (the body, the ETag read
+                # back from the row) commits with the write itself.
+                response = self.finalize_response(request, response, *args, **kwargs)  # type: ignore[attr-defined]
+                response.render()
+                for claim in claims:
+                    if claim.complete is not None:
+                        claim.complete(response)
+            return response
+
+    def _database_failed(self, exc: Exception) -> Any:
+        if lock_conflict(exc):
+            # Lost a deadlock on every attempt; nothing was written: 503 `busy`
+            # (apps.core.api.exceptions).
+            return self.handle_exception(exc)  # type: ignore[attr-defined]
+        # The database failed during the write (gone, restarting, a lock it would not wait
+        # for), possibly during the commit itself: the outcome may be unknown here, so the
+        # client is told to retry (with its Idempotency-Key it then gets the original answer or
+        # a clean run). Logged by type only: the error text can quote the request's values.
+        logger.warning(
+            "database unavailable during a write",
+            extra={"event": "database_unavailable", "error": type(exc).__name__},
+        )
+        return _database_unavailable()
 
     def rolls_back(self, request: Any, response: Any) -> bool:
         return response.status_code >= 500
@@ -132,3 +154,14 @@ def _aborted() -> bool:
     PostgreSQL's transaction aborted: nothing in it can commit, so it is rolled back."""
     raw = connection.connection
     return raw is not None and raw.info.transaction_status == pq.TransactionStatus.INERROR
+
+
+# How many times a write that lost a deadlock or serialization conflict is tried again.
+LOCK_RETRIES = 2
+
+
+def lock_conflict(exc: BaseException) -> bool:
+    """PostgreSQL failed the transaction to break a deadlock or a serialization conflict: the
+    same work run again will get through."""
+    cause = exc.__cause__ if isinstance(exc, OperationalError) else None
+    return isinstance(cause, errors.DeadlockDetected | errors.SerializationFailure)

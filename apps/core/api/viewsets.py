@@ -167,7 +167,10 @@ class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
         pk = parse_uuid(self.kwargs[lookup], code=self.invalid_id_code)
         queryset = self.filter_queryset(self.get_queryset())
         queryset = queryset.filter(**{self.lookup_field: pk})
-        if self._if_match:
+        if self._if_match or self.request.method == "DELETE":
+            # Under the row lock, a conditional write compares and writes at one moment, and of
+            # concurrent DELETEs only the first finds the row: the others find it gone (204 or
+            # 404) and record nothing, so the log holds one delete, as it happened.
             queryset = queryset.select_for_update(of=("self",))
         obj = queryset.first()
         if obj is not None:

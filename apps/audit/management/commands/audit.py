@@ -1,4 +1,4 @@
-"""`manage.py audit verify [--org ID]` and `manage.py audit prune`."""
+"""`manage.py audit verify [--org ID]`, `manage.py audit seal` and `manage.py audit prune`."""
 
 from __future__ import annotations
 
@@ -20,25 +20,34 @@ class Command(BaseCommand):
         verify.add_argument("--org", default="", help="only this organization's chain")
         verify.add_argument("--platform", action="store_true", help="only the platform chain")
         sub.add_parser("prune", help="delete entries older than AUDIT_RETENTION_DAYS")
+        sub.add_parser("seal", help="seal every committed entry still waiting for its sealer")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["command"] == "prune":
             deleted = services.audit_prune()
             self.stdout.write(f"pruned {deleted} audit entries")
             return
+        if options["command"] == "seal":
+            self.stdout.write(f"sealed {services.audit_seal_pending()} audit entries")
+            return
         reports = services.audit_verify(
             organization_id=options["org"] or None, platform_only=options["platform"]
         )
         broken = 0
         for report in reports:
+            tail = ""
+            if report.unsealed:
+                since = report.unsealed_since.isoformat() if report.unsealed_since else "-"
+                tail = f", {report.unsealed} unsealed since {since}"
             if report.broken is None:
-                self.stdout.write(f"ok      {report.chain} ({report.entries} entries)")
+                self.stdout.write(f"ok      {report.chain} ({report.entries} entries{tail})")
             else:
                 broken += 1
                 link = report.broken
+                place = "-" if link.seq is None else link.seq
                 self.stdout.write(
-                    f"BROKEN  {report.chain} at seq {link.seq} (entry {link.entry_id or '-'}): "
-                    f"{link.reason}"
+                    f"BROKEN  {report.chain} at seq {place} (entry {link.entry_id or '-'}): "
+                    f"{link.reason}{tail}"
                 )
         if broken:
             raise CommandError(f"{broken} audit chain(s) broken")
