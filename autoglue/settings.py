@@ -193,6 +193,11 @@ if REDIS_URL:
             "OPTIONS": {
                 "socket_connect_timeout": _redis_timeout,
                 "socket_timeout": _redis_timeout,
+                # One pool per process (apps.core.cache), bounded: a burst of requests waits a
+                # moment for a free connection instead of leaving dozens open after it.
+                "pool_class": "redis.BlockingConnectionPool",
+                "max_connections": env.int("REDIS_CACHE_MAX_CONNECTIONS", default=8),
+                "timeout": _redis_timeout,
             },
         }
     }

@@ -27,12 +27,6 @@ FIGURES = (
 FIGURE = re.compile(r"^  (" + "|".join(FIGURES) + r") +(\d+)", re.M)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 20 point 1: a Redis outage answers 500 to API-key requests (and points 3-4: "
-    "deadlocks between node-pool locks and the audit chain, concurrent deletes audited twice; "
-    "a PATCH racing a DELETE re-inserts the row); remove once those fixes are merged",
-)
 def test_a_redis_outage_under_load_loses_nothing_and_answers_no_500() -> None:
     # The outage outlasts the web role's in-process key cache (1 s here, 10 s in production),
     # so API-key requests reach the shared cache while it is down.

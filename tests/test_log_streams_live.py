@@ -206,8 +206,13 @@ def test_five_hundred_open_streams_hold_a_few_database_connections_and_free_them
             assert most <= bound
             assert redis.Redis.from_url(settings.REDIS_URL).pubsub_numsub(channel)[0][1] == 0
             assert hub_connections(process) <= WORKERS
-            # Beside the hubs: each process's pools for short commands, a few connections each.
-            assert live.tcp_connections(web_pids, redis_port) <= redis_before + WORKERS * 12
+            # Beside the hubs: each process's two bounded pools for short commands (the cache's,
+            # the job bus's), never a connection per viewer.
+            per_process = settings.CACHES["default"]["OPTIONS"]["max_connections"]
+            per_process += bus.SYNC_POOL_SIZE + 1
+            assert (
+                live.tcp_connections(web_pids, redis_port) <= redis_before + WORKERS * per_process
+            )
             assert slot_keys(f"p:user:{member.pk}") == 500
         finally:
             for v in viewers:

@@ -99,7 +99,7 @@ def _shared_domain(pk: uuid.UUID, lock_name: str | None = None) -> Domain:
         )
     )
     if not found:
-        raise not_found("domain_not_found", "domain not found")
+        raise not_found("not_found", "domain not found")
     return found[0]
 
 

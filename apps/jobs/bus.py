@@ -32,6 +32,8 @@ _PREFIX = "autoglue:joblog:"
 # The name every hub connection carries in Redis (CLIENT LIST), with its host and pid.
 HUB_CLIENT_NAME = "autoglue-logbus"
 _client_lock = threading.Lock()
+# Connections of the process-wide client (publishing, stream reads of the hub's state).
+SYNC_POOL_SIZE = 10
 _sync_client: Any = None
 
 
@@ -59,7 +61,7 @@ def sync_client() -> Any:
             # connection instead of failing past the pool's size.
             pool = redis.BlockingConnectionPool.from_url(
                 settings.REDIS_URL,
-                max_connections=10,
+                max_connections=SYNC_POOL_SIZE,
                 timeout=2,
                 socket_timeout=2,
                 socket_connect_timeout=2,
