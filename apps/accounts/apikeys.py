@@ -359,7 +359,9 @@ def local_lookup(public_id: str, digest: str, generation: int | None) -> tuple[A
         _local_keys.pop(public_id, None)
         return None
     read_user = hit.entry["user_id"] is not None
-    hit.entry, user = _touch_reading_user(public_id, hit.entry, now, generation, read_user=read_user)
+    hit.entry, user = _touch_reading_user(
+        public_id, hit.entry, now, generation, read_user=read_user
+    )
     if user is not None:
         hit.principal = (user, hit.principal[1])
     return hit.principal

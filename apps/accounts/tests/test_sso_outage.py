@@ -106,6 +106,17 @@ def _console_sign_in(idp_url: str, sub: str):
     return client, client.get(f"{callback.path}?{callback.query}")
 
 
+def _api_sign_in(idp_url: str, sub: str):
+    _put_user(idp_url, sub, email=f"{sub}@acme.example", email_verified=True, hd="acme.example")
+    browser = APIClient()
+    auth_url = browser.post("/api/v1/auth/google/start").json()["auth_url"]
+    approve = requests.post(
+        auth_url, data={"sub": sub, "action": "authorize"}, allow_redirects=False, timeout=5
+    )
+    query = {k: v[0] for k, v in parse_qs(urlsplit(approve.headers["Location"]).query).items()}
+    return browser.get("/api/v1/auth/google/callback", query)
+
+
 def _no_traceback(caplog) -> None:
     # A 5xx is logged as one (the access line); what must not appear is an unhandled exception.
     assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
@@ -174,20 +185,10 @@ def test_the_api_sign_in_start_is_a_503_with_retry_after_when_the_provider_is_un
 def test_a_provider_outage_does_not_stop_the_next_api_sign_in(google, settings, idp_url):
     settings.SSO_PROVIDER_CACHE_SECONDS = 0
 
-    def sign_in(sub: str):
-        _put_user(idp_url, sub, email=f"{sub}@acme.example", email_verified=True, hd="acme.example")
-        browser = APIClient()
-        auth_url = browser.post("/api/v1/auth/google/start").json()["auth_url"]
-        approve = requests.post(
-            auth_url, data={"sub": sub, "action": "authorize"}, allow_redirects=False, timeout=5
-        )
-        query = {k: v[0] for k, v in parse_qs(urlsplit(approve.headers["Location"]).query).items()}
-        return browser.get("/api/v1/auth/google/callback", query)
-
-    assert sign_in("amy").status_code == 200
+    assert _api_sign_in(idp_url, "amy").status_code == 200
     google.stop()
 
-    response = sign_in("ann")
+    response = _api_sign_in(idp_url, "ann")
 
     assert response.status_code == 200, response.content
     assert response.json()["token_type"] == "Bearer"
@@ -223,21 +224,11 @@ def test_a_provider_answering_a_wrong_document_does_not_stop_the_next_api_sign_i
 ):
     settings.SSO_PROVIDER_CACHE_SECONDS = 0
 
-    def sign_in(sub: str):
-        _put_user(idp_url, sub, email=f"{sub}@acme.example", email_verified=True, hd="acme.example")
-        browser = APIClient()
-        auth_url = browser.post("/api/v1/auth/google/start").json()["auth_url"]
-        approve = requests.post(
-            auth_url, data={"sub": sub, "action": "authorize"}, allow_redirects=False, timeout=5
-        )
-        query = {k: v[0] for k, v in parse_qs(urlsplit(approve.headers["Location"]).query).items()}
-        return browser.get("/api/v1/auth/google/callback", query)
-
-    assert sign_in("amy").status_code == 200
+    assert _api_sign_in(idp_url, "amy").status_code == 200
     # A proxy (or a broken provider) answers 200 with something else: the good copy is kept.
     google.replaced[path] = answer
 
-    response = sign_in("ann")
+    response = _api_sign_in(idp_url, "ann")
 
     assert response.status_code == 200, response.content
     assert response.json()["token_type"] == "Bearer"
