@@ -112,7 +112,8 @@ class UserAdmin(OrgScopedAdmin):
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
-            if "is_disabled" in form.changed_data:
+            # Fields that grant or withdraw rights: processes must not keep the old user.
+            if {"is_disabled", "is_admin"} & set(form.changed_data):
                 services.user_access_changed(user=obj)
             return
         # Through the manager: the address normalised, and no usable password (people sign in

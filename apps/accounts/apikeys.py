@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts import tokens
-from apps.accounts.models import APIKey
+from apps.accounts.models import APIKey, User
 from apps.core.api.errors import APIError
 from apps.core.cache import (
     CACHE_UNAVAILABLE,
@@ -78,15 +79,13 @@ def api_key_forget(*, public_id: str) -> None:
     once the surrounding transaction commits, set a new credential generation, so every process
     checks the key's row again on its next request. Works with the cache down: every process is
     then checking the database anyway, and this one sets a new generation when it reaches the
-    cache again."""
+    cache again. The cache is tried even within `cache_down`'s retry delay (see
+    `auth_generation_bump_quietly`): other processes must not keep trusting the shared entry."""
     forget_local_key(public_id)
-    if cache_down():
+    try:
+        cache.delete_many([API_KEY_CACHE_PREFIX + public_id, API_KEY_GOOD_PREFIX + public_id])
+    except CACHE_UNAVAILABLE:
         cache_failed()
-    else:
-        try:
-            cache.delete_many([API_KEY_CACHE_PREFIX + public_id, API_KEY_GOOD_PREFIX + public_id])
-        except CACHE_UNAVAILABLE:
-            cache_failed()
     # After the commit: a process that checks the row before it would stamp the old state with
     # the new generation.
     api_key_generation_change()
@@ -238,19 +237,37 @@ def _shared_entry(cache_key: str) -> dict[str, Any] | None:
     return entry
 
 
-def _key_valid(key_id: str, *, touch: bool) -> bool:
-    """Whether the key's row still allows it (not revoked, not expired, its user not disabled),
-    in one indexed query; with `touch`, the same statement records `last_used_at`. A key revoked
-    or expired meanwhile updates no row, so a touch can never revive a dead key."""
-    now = timezone.now()
-    rows = (
+def _valid_rows(key_id: str, now: datetime) -> QuerySet[APIKey]:
+    """The key's row, if it still allows the key (not revoked, not expired, its user not
+    disabled)."""
+    return (
         APIKey.objects.filter(pk=key_id, revoked_at__isnull=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .filter(Q(user__isnull=True) | Q(user__is_disabled=False))
     )
+
+
+def _key_valid(key_id: str, *, touch: bool) -> bool:
+    """Whether the key's row still allows it, in one indexed query; with `touch`, the same
+    statement records `last_used_at`. A key revoked or expired meanwhile updates no row, so a
+    touch can never revive a dead key."""
+    now = timezone.now()
+    rows = _valid_rows(key_id, now)
     if touch:
         return rows.update(last_used_at=now) == 1
     return rows.exists()
+
+
+def _key_user(key_id: str, *, touch: bool) -> User | None:
+    """The key's user as it is now (None: the key or its user no longer allows it), read with
+    the key's row in one query; with `touch`, `last_used_at` is recorded in a second one."""
+    now = timezone.now()
+    row = _valid_rows(key_id, now).select_related("user").first()
+    if row is None or row.user is None:
+        return None
+    if touch and _valid_rows(key_id, now).update(last_used_at=now) != 1:
+        return None
+    return row.user
 
 
 def _refuse(public_id: str) -> APIError:
@@ -271,11 +288,24 @@ def _touch(
     """Check the row again when the entry's generation is not the request's (a key was revoked
     since, or the cache is down), and record `last_used_at` at most once per throttle period;
     one query at most, none on the hot path."""
+    return _touch_reading_user(public_id, entry, now, generation, read_user=False)[0]
+
+
+def _touch_reading_user(
+    public_id: str, entry: dict[str, Any], now: float, generation: int | None, *, read_user: bool
+) -> tuple[dict[str, Any], User | None]:
+    """`_touch`; with `read_user`, a row checked again also brings back the key's user as it is
+    now (in the same query), for a principal remembered from before the generation changed."""
     due = now - entry["touched"] >= settings.API_KEY_LAST_USED_THROTTLE_SECONDS
     current = generation is not None and entry.get("generation") == generation
     if current and not due:
-        return entry
-    if not _key_valid(entry["key_id"], touch=due):
+        return entry, None
+    user = None
+    if read_user and not current:
+        user = _key_user(entry["key_id"], touch=due)
+        if user is None:
+            raise _refuse(public_id)
+    elif not _key_valid(entry["key_id"], touch=due):
         raise _refuse(public_id)
     entry = {**entry, "generation": generation, "touched": now if due else entry["touched"]}
     if generation is not None:
@@ -285,7 +315,7 @@ def _touch(
             )
         except CACHE_UNAVAILABLE:
             cache_failed()
-    return entry
+    return entry, user
 
 
 # --- This process's memory ---------------------------------------------------------------------
@@ -315,8 +345,10 @@ def forget_local_key(public_id: str | None = None) -> None:
 def local_lookup(public_id: str, digest: str, generation: int | None) -> tuple[Any, Any] | None:
     """The principal this process verified for exactly this credential, while still fresh and
     of the request's generation; otherwise (another generation, or the cache down) after
-    checking the key's row again. With the cache down the memory is used past its lifetime:
-    every use is checked against the database."""
+    checking the key's row again, and with the user read again in the same query: a generation
+    changes when a user's rights do (`services.user_access_changed`), so a demoted admin is no
+    admin here any more. With the cache down the memory is used past its lifetime: every use is
+    checked against the database, user included."""
     hit = _local_keys.get(public_id)
     if hit is None or not tokens.digests_equal(hit.digest, digest):
         return None
@@ -326,7 +358,12 @@ def local_lookup(public_id: str, digest: str, generation: int | None) -> tuple[A
     if stale or (expires_at is not None and expires_at <= now):
         _local_keys.pop(public_id, None)
         return None
-    hit.entry = _touch(public_id, hit.entry, now, generation)
+    read_user = hit.entry["user_id"] is not None
+    hit.entry, user = _touch_reading_user(
+        public_id, hit.entry, now, generation, read_user=read_user
+    )
+    if user is not None:
+        hit.principal = (user, hit.principal[1])
     return hit.principal
 
 

@@ -49,7 +49,9 @@ class VerifyingOpenIDConnectAdapter(OpenIDConnectOAuth2Adapter):
     def openid_config(self) -> dict:
         if not hasattr(self, "_openid_config"):
             provider = self.get_provider()
-            config = dict(sso.provider_document(provider.server_url))
+            config = dict(
+                sso.provider_document(provider.server_url, valid=sso.discovery_document_valid)
+            )
             config.update(provider.app.settings.get("openid_configuration_overrides", {}))
             self._openid_config = config
         return self._openid_config

@@ -33,8 +33,9 @@ def user_update(*, user: User, display_name: str | None = None) -> User:
 
 
 def user_access_changed(*, user: User) -> None:
-    """A user was disabled or re-enabled: every process checks the keys it remembers (and their
-    users) again on its next request, so a disabled user's keys stop at once everywhere."""
+    """A user was disabled or re-enabled, or made or unmade a platform admin: every process
+    checks the keys it remembers (and reads their users) again on its next request, so a
+    disabled user's keys stop, and a demoted admin's rights end, at once everywhere."""
     apikeys.api_key_generation_change()
 
 
@@ -49,11 +50,14 @@ def user_get_or_create_admin(*, email: str, password: str | None = None) -> tupl
         user = User.objects.create_user(email, password=password, is_admin=True)
         UserEmail.objects.create(user=user, email=email, is_primary=True, is_verified=True)
     else:
+        granted = not user.is_admin or user.is_disabled
         user.is_admin = True
         user.is_disabled = False
         if password:
             user.set_password(password)
         user.save()
+        if granted:
+            user_access_changed(user=user)
     return user, created
 
 

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -98,12 +99,41 @@ def allowed_origins() -> set[str]:
     } - {""}
 
 
-def provider_document(url: str, *, refresh: bool = False) -> dict[str, Any]:
+def _is_http_url(value: Any) -> bool:
+    return isinstance(value, str) and urlsplit(value).scheme in ("http", "https")
+
+
+def discovery_document_valid(document: dict[str, Any]) -> bool:
+    """Whether a document can be an OpenID Connect discovery document: an issuer, and http(s)
+    authorization, token and key-set endpoints."""
+    issuer = document.get("issuer")
+    return (
+        isinstance(issuer, str)
+        and bool(issuer)
+        and all(
+            _is_http_url(document.get(name))
+            for name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
+        )
+    )
+
+
+def key_set_valid(document: dict[str, Any]) -> bool:
+    """Whether a document can be a JSON Web Key Set: a `keys` list."""
+    return isinstance(document.get("keys"), list)
+
+
+def provider_document(
+    url: str, *, valid: Callable[[dict[str, Any]], bool], refresh: bool = False
+) -> dict[str, Any]:
     """A JSON document the identity provider publishes (its discovery document, its keys),
     shared by the API's sign-in and the console's. Served from the cache for
     SSO_PROVIDER_CACHE_SECONDS; past that (or with `refresh`) fetched again, and if the provider
     cannot be reached then, the last copy is used for up to SSO_PROVIDER_STALE_SECONDS more, so a
-    short outage does not stop sign-ins. With no copy at all: `ProviderUnavailable`."""
+    short outage does not stop sign-ins. With no copy at all: `ProviderUnavailable`.
+
+    A document `valid` refuses (a proxy's `{"error": "quota exceeded"}` answered 200) counts as
+    a failed fetch: it never replaces a good copy, which would break every sign-in until it
+    expired."""
     key = _PROVIDER_PREFIX + hashlib.sha256(url.encode()).hexdigest()
     cached = cache.get(key)
     now = time.time()
@@ -113,8 +143,8 @@ def provider_document(url: str, *, refresh: bool = False) -> dict[str, Any]:
         response = requests.get(url, timeout=_HTTP_TIMEOUT)
         response.raise_for_status()
         document = response.json()
-        if not isinstance(document, dict):
-            raise ValueError("not a JSON object")
+        if not isinstance(document, dict) or not valid(document):
+            raise ValueError("not the document asked for")
     except (requests.RequestException, ValueError) as exc:
         extra = {"event": "identity_provider_unreachable", "url": url, "error": str(exc)}
         if cached:
@@ -135,7 +165,9 @@ def provider_document(url: str, *, refresh: bool = False) -> dict[str, Any]:
 
 def _discovery() -> dict:
     issuer = settings.GOOGLE_OIDC_ISSUER.rstrip("/")
-    return provider_document(f"{issuer}/.well-known/openid-configuration")
+    return provider_document(
+        f"{issuer}/.well-known/openid-configuration", valid=discovery_document_valid
+    )
 
 
 def _pkce_challenge(verifier: str) -> str:
@@ -276,7 +308,9 @@ def _signing_key(jwks_uri: str, kid: str | None) -> Any:
     """The provider key an ID token names. The key set comes from `provider_document` (cached);
     a kid it does not hold yet (the provider rotated its keys) fetches the set once more."""
     for refresh in (False, True):
-        keys = pyjwt.PyJWKSet.from_dict(provider_document(jwks_uri, refresh=refresh)).keys
+        keys = pyjwt.PyJWKSet.from_dict(
+            provider_document(jwks_uri, valid=key_set_valid, refresh=refresh)
+        ).keys
         if not kid:
             # Without a kid only an unambiguous key set will do (Google always sends a kid).
             if len(keys) != 1:

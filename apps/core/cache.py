@@ -138,10 +138,11 @@ def auth_generation_bump() -> int:
 
 
 def auth_generation_bump_quietly() -> None:
-    """A new generation, or, with the cache down, one as soon as this process reaches it again."""
-    if cache_down():
-        cache_failed()
-        return
+    """A new generation, or, if the cache cannot be reached, one as soon as this process reaches
+    it again. Tried even within `cache_down`'s retry delay: this runs only on rare writes
+    (revocations, access changes), and a process that serves no API request (the console, a
+    Celery sweep, a management command) would otherwise never set the deferred one, leaving
+    other processes trusting a revoked key; the cost is one socket timeout at most."""
     try:
         auth_generation_bump()
     except CACHE_UNAVAILABLE:

@@ -528,3 +528,68 @@ def test_a_cache_that_stops_answering_is_waited_for_once_not_on_every_request(me
     # The first request waited for the silent cache and gave up; the others, within the
     # retry delay, went to the database without trying it again.
     assert len(silent_cache) == 1
+
+
+ARCHER = "/api/v1/admin/archer/jobs"
+
+
+def _admin_with_used_key() -> tuple[User, APIClient]:
+    admin = User.objects.create_user("root@example.com", is_admin=True)
+    _, client = _used_key(admin)
+    assert client.get(ARCHER).status_code == 200
+    return admin, client
+
+
+def test_an_admin_demoted_in_the_console_loses_admin_rights_at_once_through_a_remembered_key(
+    db, django_capture_on_commit_callbacks
+):
+    demoted, client = _admin_with_used_key()
+    console = Client()
+    console.force_login(User.objects.create_user("ops@example.com", is_admin=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        change = console.post(
+            f"/admin/accounts/user/{demoted.pk}/change/",
+            {"primary_email": demoted.primary_email, "display_name": "", "avatar_url": ""},
+        )
+    assert change.status_code == 302, change.content
+    assert not User.objects.get(pk=demoted.pk).is_admin
+    assert client.get(ARCHER).status_code == 403
+    assert client.get("/api/v1/me").status_code == 200  # still a user, only no admin
+
+
+def test_a_user_promoted_by_create_admin_gets_admin_rights_at_once_through_a_remembered_key(
+    member, django_capture_on_commit_callbacks
+):
+    _, client = _used_key(member)
+    assert client.get(ARCHER).status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        services.user_get_or_create_admin(email=member.primary_email)
+    assert client.get(ARCHER).status_code == 200
+
+
+def test_with_the_cache_down_a_demoted_admin_loses_admin_rights_through_a_remembered_key(
+    db, settings
+):
+    settings.CACHES = DEAD_CACHE
+    demoted, client = _admin_with_used_key()
+    # Saved with no generation to set (the cache is down): the user is read with the key's row.
+    demoted.is_admin = False
+    demoted.save()
+    assert client.get(ARCHER).status_code == 403
+
+
+def test_a_revocation_within_the_cache_retry_delay_still_reaches_other_processes(
+    member, django_capture_on_commit_callbacks
+):
+    from apps.core.cache import cache_failed, cache_outage_forget
+
+    created, client = _used_key(member)
+    # This process (a console worker, say) failed to reach the cache a moment ago, and the cache
+    # is back: the revocation must still reach the shared entry and the generation.
+    cache_failed()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.api_key_revoke(key=created.key)
+    # Another process: nothing remembered locally, the cache reachable.
+    cache_outage_forget()
+    forget_local_key()
+    assert client.get("/api/v1/me").status_code == 401

@@ -30,11 +30,15 @@ class Relay:
         relay = self
         # Entries replacing the provider's own in the discovery document.
         self.overrides: dict[str, str] = {}
+        # path -> a JSON object served with 200 instead of the provider's document there.
+        self.replaced: dict[str, dict] = {}
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 config = requests.get(f"{idp_url}/.well-known/openid-configuration", timeout=5)
-                if self.path.startswith("/.well-known/openid-configuration"):
+                if self.path in relay.replaced:
+                    body = relay.replaced[self.path]
+                elif self.path.startswith("/.well-known/openid-configuration"):
                     body = {**config.json(), "jwks_uri": f"{relay.url}/jwks", **relay.overrides}
                 elif self.path == "/jwks":
                     body = requests.get(config.json()["jwks_uri"], timeout=5).json()
@@ -100,6 +104,17 @@ def _console_sign_in(idp_url: str, sub: str):
     )
     callback = urlsplit(approve.headers["Location"])
     return client, client.get(f"{callback.path}?{callback.query}")
+
+
+def _api_sign_in(idp_url: str, sub: str):
+    _put_user(idp_url, sub, email=f"{sub}@acme.example", email_verified=True, hd="acme.example")
+    browser = APIClient()
+    auth_url = browser.post("/api/v1/auth/google/start").json()["auth_url"]
+    approve = requests.post(
+        auth_url, data={"sub": sub, "action": "authorize"}, allow_redirects=False, timeout=5
+    )
+    query = {k: v[0] for k, v in parse_qs(urlsplit(approve.headers["Location"]).query).items()}
+    return browser.get("/api/v1/auth/google/callback", query)
 
 
 def _no_traceback(caplog) -> None:
@@ -170,20 +185,10 @@ def test_the_api_sign_in_start_is_a_503_with_retry_after_when_the_provider_is_un
 def test_a_provider_outage_does_not_stop_the_next_api_sign_in(google, settings, idp_url):
     settings.SSO_PROVIDER_CACHE_SECONDS = 0
 
-    def sign_in(sub: str):
-        _put_user(idp_url, sub, email=f"{sub}@acme.example", email_verified=True, hd="acme.example")
-        browser = APIClient()
-        auth_url = browser.post("/api/v1/auth/google/start").json()["auth_url"]
-        approve = requests.post(
-            auth_url, data={"sub": sub, "action": "authorize"}, allow_redirects=False, timeout=5
-        )
-        query = {k: v[0] for k, v in parse_qs(urlsplit(approve.headers["Location"]).query).items()}
-        return browser.get("/api/v1/auth/google/callback", query)
-
-    assert sign_in("amy").status_code == 200
+    assert _api_sign_in(idp_url, "amy").status_code == 200
     google.stop()
 
-    response = sign_in("ann")
+    response = _api_sign_in(idp_url, "ann")
 
     assert response.status_code == 200, response.content
     assert response.json()["token_type"] == "Bearer"
@@ -203,4 +208,28 @@ def test_a_token_endpoint_that_cannot_be_reached_is_a_503_not_a_refusal(google, 
 
     assert response.status_code == 503 and response["Retry-After"]
     assert response.json()["code"] == "identity_provider_unavailable"
+    _no_traceback(caplog)
+
+
+@pytest.mark.parametrize(
+    ("path", "answer"),
+    [
+        ("/.well-known/openid-configuration", {"error": "quota exceeded"}),
+        ("/.well-known/openid-configuration", {"issuer": "x", "jwks_uri": "file:///etc/passwd"}),
+        ("/jwks", {"error": "quota exceeded"}),
+    ],
+)
+def test_a_provider_answering_a_wrong_document_does_not_stop_the_next_api_sign_in(
+    google, settings, idp_url, caplog, path, answer
+):
+    settings.SSO_PROVIDER_CACHE_SECONDS = 0
+
+    assert _api_sign_in(idp_url, "amy").status_code == 200
+    # A proxy (or a broken provider) answers 200 with something else: the good copy is kept.
+    google.replaced[path] = answer
+
+    response = _api_sign_in(idp_url, "ann")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["token_type"] == "Bearer"
     _no_traceback(caplog)
