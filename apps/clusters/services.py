@@ -315,6 +315,26 @@ def cluster_detach(*, organization: Organization, cluster_id: uuid.UUID, column:
     _cluster_write(organization=organization, cluster_id=cluster_id, **{column: None})
 
 
+def _server_memberships_release(server: Server) -> None:
+    """Remove a server's node-pool memberships under each pool's lock (pk order, as attach and
+    detach take them), before the server row goes. A pool deleted at the same moment takes the
+    same membership rows with it; holding its lock first means only one of the two deletes finds
+    (and so records the detach of) each row."""
+    memberships = NodePoolServer.objects.filter(
+        organization_id=server.organization_id, server_id=server.pk
+    )
+    pool_ids = sorted(set(memberships.values_list("node_pool_id", flat=True)))
+    if not pool_ids:
+        return
+    list(
+        NodePool.objects.select_for_update()
+        .filter(pk__in=pool_ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    memberships.delete()
+
+
 def cluster_release_references(
     *,
     server: Server | None = None,
@@ -353,6 +373,8 @@ def cluster_release_references(
                 {"control_plane_record_set_id": record_set.pk},
             )
         )
+    if server is not None:
+        _server_memberships_release(server)
     released = 0
     for column, target, lookup in targets:
         released += Cluster.objects.filter(organization_id=target.organization_id, **lookup).update(
