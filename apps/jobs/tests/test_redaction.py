@@ -93,10 +93,9 @@ ENCODINGS: dict[str, Encoding] = {
     "split over lines": (st.integers(2, 6), lambda secret, p: _split_lines(secret, p)),
     "percent-encoded": (
         st.booleans(),
-        lambda secret, plus: (urllib.parse.quote_plus if plus else urllib.parse.quote)(
-            secret, safe=""
-        )
-        + "\n",
+        lambda secret, plus: (
+            (urllib.parse.quote_plus if plus else urllib.parse.quote)(secret, safe="") + "\n"
+        ),
     ),
     "base64 of a json file": (
         st.integers(0, 2),
