@@ -19,6 +19,7 @@ escaped (`log_quote`), so a name cannot forge a line of the transcript.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -34,6 +35,8 @@ __all__ = ["REDACTED", "LogWriter", "Redactor", "log_quote", "one_line"]
 
 if TYPE_CHECKING:
     from apps.jobs.models import JobRun
+
+logger = logging.getLogger(__name__)
 
 
 class LogWriter:
@@ -118,9 +121,7 @@ class LogWriter:
             context = dict(self._context)
             rows = []
             for stream, chunk in self._merge(pending):
-                redacted, context[stream] = self.redact.redact(
-                    chunk, context=context.get(stream, "")
-                )
+                redacted, context[stream] = self._redacted(stream, chunk, context)
                 rows.append(
                     JobLog(
                         job_id=self.job.pk,
@@ -179,6 +180,20 @@ class LogWriter:
             else:
                 merged.append((stream, text))
         return merged
+
+    def _redacted(self, stream: str, chunk: str, context: dict[str, str]) -> tuple[str, str]:
+        """The chunk redacted, and the stream's next context. Fails closed: a redaction error
+        stores the chunk as `[REDACTED]` rather than losing its lines or failing the job."""
+        try:
+            return self.redact.redact(chunk, context=context.get(stream, ""))
+        except Exception as error:
+            # The type only: the message or traceback may quote the text being redacted.
+            logger.error(
+                "job %s: redaction failed (%s); chunk stored as redacted",
+                self.job.pk,
+                type(error).__name__,
+            )
+            return REDACTED + ("\n" if chunk.endswith("\n") else ""), ""
 
     def flush_if_due(self) -> None:
         if time.monotonic() - self._last_flush >= self._flush_seconds:

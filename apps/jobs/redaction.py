@@ -7,9 +7,12 @@ list every spelling, text and secrets are compared in one *normalized* alphabet:
 
 - whitespace, `:` and the JSON escapes `\\n`, `\\r`, `\\t` are dropped (line wraps, CRLF,
   separators, an escaped PEM all disappear);
-- letters are lowercased (hex in either case) and `-`/`_` read as `+`/`/` (URL-safe base64).
+- ASCII letters are lowercased (hex and percent-escapes in either case) and `-`/`_` read as
+  `+`/`/` (URL-safe base64). The fold maps one character to one, so every normalized character
+  keeps its place in the original (`str.lower()` does not: "İ" lowers to two characters).
 
-Each secret is registered in a few *forms* — the text, its JSON-escaped text, and of both the hex
+Each secret is registered in a few *forms* — the text, its JSON-escaped text, its percent-encoded
+text (`%20` or `+` for a space, as in a URL or a form body), and of both the hex
 and the base64 at each of the three byte alignments (a secret inside a larger file that is
 base64-encoded starts at any offset); each form is normalized the same way. Every
 `SAMPLE`-th run of `GRAM` characters of each form is indexed. Scanning the normalized text, a
@@ -33,6 +36,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import string
+import urllib.parse
 
 REDACTED = "[REDACTED]"
 GRAM = 16
@@ -48,7 +53,8 @@ MIN_SECRET = 12
 _MAX_PLACES = 8
 
 _DROPPED = re.compile(r"\\[nrt]|[\s:]")
-_FOLD = str.maketrans({"-": "+", "_": "/"})
+# One character for one, so `normalize`'s index map stays aligned with the text it folds.
+_FOLD = str.maketrans(string.ascii_uppercase + "-_", string.ascii_lowercase + "+/")
 # base64 characters at the start of an encoding that also depend on bytes before the secret.
 _ALIGN_SKIP = {0: 0, 1: 2, 2: 3}
 
@@ -67,7 +73,7 @@ def normalize(text: str) -> tuple[str, list[int]]:
     if last < len(text):
         chars.append(text[last:])
         where.extend(range(last, len(text)))
-    return "".join(chars).lower().translate(_FOLD), where
+    return "".join(chars).translate(_FOLD), where
 
 
 def _base64_cores(data: bytes) -> set[str]:
@@ -97,6 +103,10 @@ def secret_forms(value: str) -> set[str]:
         forms.add(text)
         forms.add(data.hex())
         forms.update(_base64_cores(data))
+    # Percent-encoded as in a URL or a form body; only the raw text, and not hex/base64 again:
+    # nobody base64-encodes a URL-quoted secret, and each form costs index memory.
+    forms.add(urllib.parse.quote(value, safe=""))
+    forms.add(urllib.parse.quote_plus(value, safe=""))
     normalized = {normalize(form)[0] for form in forms}
     return {form for form in normalized if len(form) >= MIN_SECRET}
 

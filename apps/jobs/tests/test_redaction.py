@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import string
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -89,6 +91,12 @@ ENCODINGS: dict[str, Encoding] = {
     ),
     "json-escaped": (st.none(), lambda secret, _: json.dumps({"value": secret}) + "\n"),
     "split over lines": (st.integers(2, 6), lambda secret, p: _split_lines(secret, p)),
+    "percent-encoded": (
+        st.booleans(),
+        lambda secret, plus: (
+            (urllib.parse.quote_plus if plus else urllib.parse.quote)(secret, safe="") + "\n"
+        ),
+    ),
     "base64 of a json file": (
         st.integers(0, 2),
         lambda secret, p: _wrap(
@@ -184,21 +192,92 @@ def test_no_secret_a_job_holds_can_be_read_back_from_its_log_in_any_encoding(
     assert "## output begins ##\n" in stored and "## output ends ##\n" in stored
 
 
+# Characters whose case mapping changes length or crosses into ASCII ("İ" lowers to two
+# characters, the Kelvin sign to "k", "ß" uppers to "SS", "ﬁ" to "FI"), printed around a secret.
+TRICKY = "İ\u212aßﬁΣςǅ\u0345ŉ"
+SURROUNDING = st.text(st.sampled_from(TRICKY + "aZ- _:\n"), max_size=60)
+
+
 @hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     secret=st.text(
         st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=24, max_size=300
     ),
     encoding=st.sampled_from(sorted(ENCODINGS)),
+    before=SURROUNDING,
+    after=SURROUNDING,
     data=st.data(),
 )
-def test_any_text_registered_as_a_secret_is_redacted_in_every_encoding(secret, encoding, data):
-    # The redactor alone (no database), for secrets of any alphabet and length.
+def test_any_text_registered_as_a_secret_is_redacted_in_every_encoding(
+    secret, encoding, before, after, data
+):
+    # The redactor alone (no database), for secrets of any alphabet and length, with text whose
+    # case mapping is not one character for one before and after it.
     redactor = Redactor()
     redactor.add(secret)
     params = data.draw(ENCODINGS[encoding][0], label="params")
     printed = ENCODINGS[encoding][1](secret, params)
-    assert _leaked(_secret_part(encoding, secret, params), redactor(printed)) == ""
+    assert _leaked(_secret_part(encoding, secret, params), redactor(before + printed + after)) == ""
+
+
+@pytest.mark.parametrize("tricky", ["İ", "\u212a", "ß", "ﬁ", "ß".upper()])
+@pytest.mark.parametrize("count", [3, 30, 300])
+def test_a_secret_after_characters_whose_case_changes_length_is_redacted_and_no_line_is_lost(
+    org, settings, tricky, count
+):
+    settings.JOB_LOG_FLUSH_SECONDS = 3600
+    job = bootstrap_job(org)
+    writer = LogWriter(job)
+    token = "sk_live_Zq8Xr2Lm9Pt4Vw7Ys1Bc"
+    writer.add_secret(token)
+
+    writer.write("stdout", "before\n")
+    writer.write("stdout", f"name={tricky * count} token={token} xx{tricky}xx\n")
+    writer.write("stdout", "after\n")
+    writer.flush(final=True)
+
+    stored = "".join(JobLog.objects.filter(job=job).order_by("id").values_list("chunk", flat=True))
+    assert stored == f"before\nname={tricky * count} token={REDACTED} xx{tricky}xx\nafter\n"
+
+
+def test_a_flush_whose_redaction_fails_stores_redacted_instead_of_losing_the_lines(
+    token_writer, caplog
+):
+    job, writer, token = token_writer
+
+    def broken(text: str, *, context: str = "") -> tuple[str, str]:
+        raise IndexError(f"boom near {token}")
+
+    writer.write("stdout", f"one\ntoken={token}\n")
+    writer.system("next step")
+    with caplog.at_level(logging.ERROR, logger="apps.jobs.logs"):
+        writer.redact.redact = broken  # type: ignore[method-assign]
+        assert writer.flush() == 2
+        del writer.redact.redact
+    writer.write("stdout", "later\n")
+    writer.flush(final=True)
+
+    rows = list(JobLog.objects.filter(job=job).order_by("id").values_list("stream", "chunk"))
+    assert rows == [
+        ("stdout", REDACTED + "\n"),
+        ("system", REDACTED + "\n"),
+        ("stdout", "later\n"),
+    ]
+    assert "IndexError" in caplog.text
+    assert token not in caplog.text
+
+
+def test_a_percent_encoded_secret_in_a_url_is_redacted(token_writer):
+    job, writer, _ = token_writer
+    password = "p@ss w0rd/with+sp&ce!!"
+    writer.add_secret(password)
+
+    writer.write("stdout", "url=https://u:p%40ss%20w0rd%2Fwith%2Bsp%26ce%21%21@h\n")
+    writer.write("stdout", "form=pw=p%40ss+w0rd%2fwith%2bsp%26ce%21%21&x=1\n")
+    writer.flush(final=True)
+
+    stored = "".join(JobLog.objects.filter(job=job).order_by("id").values_list("chunk", flat=True))
+    assert stored == f"url=https://u:{REDACTED}@h\nform=pw={REDACTED}&x=1\n"
 
 
 def test_a_secret_split_across_two_flushed_batches_is_redacted_in_both(token_writer):
