@@ -147,3 +147,88 @@ def test_a_new_chain_waiting_for_its_first_seal_is_reported_not_broken():
     (report,) = audit_verify(organization_id=chain_org)
 
     assert report.ok and report.unsealed == 1 and report.entries == 0
+
+
+def _forge_sealed_tail(org, entry: AuditEntry) -> None:
+    """Give `entry` the next place in its chain with a correct hash and move the head to it, as
+    someone with write access to the database (but not SECRET_KEY) could."""
+    from apps.audit.chain import entry_hash
+    from apps.audit.models import AuditChainHead
+
+    head = AuditChainHead.objects.get(chain=chain_name(org.pk))
+    entry.seq, entry.prev_hash = head.seq + 1, head.last_hash
+    entry.hash = entry_hash(entry)
+    entry.save()
+    AuditChainHead.objects.filter(pk=head.pk).update(seq=entry.seq, last_hash=entry.hash)
+
+
+@pytest.mark.django_db
+def test_a_row_inserted_already_sealed_breaks_verify(org):
+    genuine = audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk, object_id="1")
+    sealed([genuine])
+    forged = AuditEntry(
+        chain=chain_name(org.pk),
+        occurred_at=timezone.now(),
+        organization_id=org.pk,
+        event=events.RESOURCE_DELETE,
+        actor_type="user",
+        object_id="2",
+        mac=genuine.mac,
+    )
+    _forge_sealed_tail(org, forged)
+
+    report = _report(org)
+
+    assert not report.ok
+    assert report.broken.entry_id == str(forged.pk) and report.broken.seq == forged.seq
+    assert "MAC" in report.broken.reason
+
+
+@pytest.mark.django_db
+def test_a_sealed_row_edited_and_re_hashed_breaks_verify(org):
+    (entry,) = sealed([audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk)])
+    from apps.audit.chain import entry_hash
+    from apps.audit.models import AuditChainHead
+
+    entry.object_id = "someone-else"
+    entry.hash = entry_hash(entry)
+    entry.save()
+    AuditChainHead.objects.filter(chain=chain_name(org.pk)).update(last_hash=entry.hash)
+
+    report = _report(org)
+
+    assert not report.ok
+    assert report.broken.entry_id == str(entry.pk) and report.broken.seq == entry.seq
+    assert "MAC" in report.broken.reason
+
+
+@pytest.mark.django_db
+def test_a_pruned_entry_inserted_again_is_never_sealed_again(org, settings, caplog, monkeypatch):
+    from datetime import timedelta
+
+    from apps.audit import services
+    from apps.audit.chain import entry_mac
+
+    sealed()
+    entry = audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk, object_id="1")
+    # A genuine entry written and sealed 500 days ago, as audit_record and the sealer did then.
+    entry.occurred_at = timezone.now() - timedelta(days=500)
+    entry.mac = entry_mac(entry)
+    entry.save()
+    with monkeypatch.context() as then:
+        then.setattr(services, "UNSEALED_MAX_AGE", timedelta(days=501), raising=False)
+        (entry,) = sealed([entry])
+    assert entry.seq is not None
+    settings.AUDIT_RETENTION_DAYS = 400
+    assert services.audit_prune() >= 1
+    assert _report(org).ok
+    # Someone kept a copy of the row and puts it back, unsealed, with its valid MAC.
+    entry.seq, entry.prev_hash, entry.hash = None, "", ""
+    entry.save(force_insert=True)
+
+    audit_seal_pending()
+
+    assert AuditEntry.objects.get(pk=entry.pk).seq is None
+    assert any(r.getMessage() == "audit_forged_entry" for r in caplog.records)
+    report = _report(org)
+    assert not report.ok and report.broken.entry_id == str(entry.pk)
