@@ -13,8 +13,11 @@ from django.utils import timezone
 
 from apps.accounts import services as account_services
 from apps.audit import idempotency
-from apps.audit.models import IdempotencyRecord
+from apps.audit.models import AuditEntry, IdempotencyRecord
 from apps.clusters.models import Label
+from apps.infrastructure.tests.factories import CredentialFactory
+from apps.orgs.models import Membership
+from apps.orgs.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -198,9 +201,6 @@ def test_a_key_used_without_x_org_id_is_bound_to_the_org_the_request_ran_in(
 ):
     # Alice is only in Acme, so a request without X-Org-ID runs in Acme. Moved to Globex, the
     # same request runs in Globex: it must create there, not replay Acme's label.
-    from apps.orgs.models import Membership
-    from apps.orgs.tests.factories import MembershipFactory
-
     client = client_for(member)
     first = _post(client, key="k1")
     Membership.objects.filter(user=member, organization=org).delete()
@@ -226,9 +226,6 @@ def test_the_org_header_spelled_in_upper_case_is_the_same_org(api, member, org):
 
 
 def test_a_repeated_reveal_runs_again_and_is_audited_again(client_for, owner, org):
-    from apps.audit.models import AuditEntry
-    from apps.infrastructure.tests.factories import CredentialFactory
-
     client = client_for(owner, org)
     credential = CredentialFactory(organization=org)
     url = f"/api/v1/credentials/{credential.pk}/reveal"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -13,8 +14,9 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit import events, tasks
-from apps.audit.models import AuditEntry
+from apps.audit import events, services, tasks
+from apps.audit.chain import entry_hash, entry_mac
+from apps.audit.models import AuditChainHead, AuditEntry
 from apps.audit.services import audit_record, audit_seal_pending, audit_verify, chain_name
 from apps.audit.tests.support import sealed
 from apps.orgs.tests.factories import OrganizationFactory
@@ -23,6 +25,19 @@ from apps.orgs.tests.factories import OrganizationFactory
 def _report(org):
     (report,) = audit_verify(organization_id=org.pk)
     return report
+
+
+def _forged(org, *, mac: str) -> AuditEntry:
+    """A row audit_record never wrote (not saved yet)."""
+    return AuditEntry(
+        chain=chain_name(org.pk),
+        occurred_at=timezone.now(),
+        organization_id=org.pk,
+        event=events.RESOURCE_DELETE,
+        actor_type="user",
+        object_id="2",
+        mac=mac,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -93,15 +108,9 @@ def test_verify_reports_the_unsealed_tail_without_calling_the_chain_broken(org):
 def test_a_row_inserted_behind_the_services_back_is_never_sealed_and_breaks_verify(org):
     sealed()
     genuine = audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk, object_id="1")
-    forged = AuditEntry.objects.create(
-        chain=chain_name(org.pk),
-        occurred_at=timezone.now(),
-        organization_id=org.pk,
-        event=events.RESOURCE_DELETE,
-        actor_type="user",
-        object_id="2",
-        mac=genuine.mac,  # a MAC copied from a real entry does not fit another row
-    )
+    # A MAC copied from a real entry does not fit another row.
+    forged = _forged(org, mac=genuine.mac)
+    forged.save()
 
     audit_seal_pending()
 
@@ -152,8 +161,6 @@ def test_a_new_chain_waiting_for_its_first_seal_is_reported_not_broken():
 def _forge_sealed_tail(org, entry: AuditEntry) -> None:
     """Give `entry` the next place in its chain with a correct hash and move the head to it, as
     someone with write access to the database (but not SECRET_KEY) could."""
-    from apps.audit.chain import entry_hash
-    from apps.audit.models import AuditChainHead
 
     head = AuditChainHead.objects.get(chain=chain_name(org.pk))
     entry.seq, entry.prev_hash = head.seq + 1, head.last_hash
@@ -166,15 +173,7 @@ def _forge_sealed_tail(org, entry: AuditEntry) -> None:
 def test_a_row_inserted_already_sealed_breaks_verify(org):
     genuine = audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk, object_id="1")
     sealed([genuine])
-    forged = AuditEntry(
-        chain=chain_name(org.pk),
-        occurred_at=timezone.now(),
-        organization_id=org.pk,
-        event=events.RESOURCE_DELETE,
-        actor_type="user",
-        object_id="2",
-        mac=genuine.mac,
-    )
+    forged = _forged(org, mac=genuine.mac)
     _forge_sealed_tail(org, forged)
 
     report = _report(org)
@@ -187,8 +186,6 @@ def test_a_row_inserted_already_sealed_breaks_verify(org):
 @pytest.mark.django_db
 def test_a_sealed_row_edited_and_re_hashed_breaks_verify(org):
     (entry,) = sealed([audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk)])
-    from apps.audit.chain import entry_hash
-    from apps.audit.models import AuditChainHead
 
     entry.object_id = "someone-else"
     entry.hash = entry_hash(entry)
@@ -204,11 +201,6 @@ def test_a_sealed_row_edited_and_re_hashed_breaks_verify(org):
 
 @pytest.mark.django_db
 def test_a_pruned_entry_inserted_again_is_never_sealed_again(org, settings, caplog, monkeypatch):
-    from datetime import timedelta
-
-    from apps.audit import services
-    from apps.audit.chain import entry_mac
-
     sealed()
     entry = audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk, object_id="1")
     # A genuine entry written and sealed 500 days ago, as audit_record and the sealer did then.
