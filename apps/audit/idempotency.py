@@ -97,8 +97,13 @@ def idempotency_guard(request: Any) -> WriteClaim:
     principal = _principal(request)
     if principal is None:
         return WriteClaim()
+    # The organization the request runs in, as the permission checks resolved it: not the raw
+    # X-Org-ID header, which may be absent (a one-membership user) or spelled differently.
+    tenant = resolved_tenant(request)
+    organization = tenant.organization if tenant is not None else None
+    role = tenant.role if tenant is not None else ""
     scope = scope_digest(
-        principal=principal, org=request.headers.get("X-Org-ID", "").strip(), key=key
+        principal=principal, org=str(organization.pk) if organization is not None else "", key=key
     )
     request_hash = request_fingerprint(
         method=request.method,
@@ -123,8 +128,6 @@ def idempotency_guard(request: Any) -> WriteClaim:
                 f"{IDEMPOTENCY_HEADER}: already used for a different request",
             )
         )
-    tenant = resolved_tenant(request)
-    role = tenant.role if tenant is not None else ""
     if record is not None and _lost_secrets(record, role):
         return WriteClaim(
             answer=_error(
@@ -138,7 +141,13 @@ def idempotency_guard(request: Any) -> WriteClaim:
         return WriteClaim(answer=_replay(record))
 
     def complete(response: HttpResponseBase) -> None:
-        idempotency_store(scope=scope, request_hash=request_hash, response=response, role=role)
+        idempotency_store(
+            scope=scope,
+            request_hash=request_hash,
+            response=response,
+            role=role,
+            organization=organization,
+        )
 
     return WriteClaim(complete=complete)
 
@@ -186,14 +195,24 @@ def _lost_secrets(record: IdempotencyRecord, role: str) -> bool:
 
 
 def idempotency_store(
-    *, scope: str, request_hash: str, response: HttpResponseBase, role: str = ""
+    *,
+    scope: str,
+    request_hash: str,
+    response: HttpResponseBase,
+    role: str = "",
+    organization: Any = None,
 ) -> None:
     """Store the answer of the request that held the key, in that request's transaction, with
-    the principal's role in the organization (`role`, "" outside one). A response that carries
-    a secret (`no-store`) is kept encrypted."""
-    text = response.content.decode("utf-8", errors="replace")  # type: ignore[attr-defined]
+    the organization it ran in (its records go when it does) and the principal's role there
+    (`role`, "" outside one). A create that answers a secret (`no-store`: a cluster's join
+    secrets, a new key) is kept encrypted; any other `no-store` answer is a secret read (a
+    reveal) and is not stored at all, so a repeat reads again, is audited again, and finds the
+    secret gone once it is deleted."""
     headers = {name: response[name] for name in REPLAYED_HEADERS if name in response}
     secret = "no-store" in headers.get("Cache-Control", "")
+    if secret and response.status_code != 201:
+        return
+    text = response.content.decode("utf-8", errors="replace")  # type: ignore[attr-defined]
     now = timezone.now()
     IdempotencyRecord.objects.update_or_create(
         scope=scope,
@@ -206,6 +225,7 @@ def idempotency_store(
             "body": "" if secret else text,
             "body_secret": text if secret else "",
             "role": role,
+            "organization": organization,
         },
     )
 

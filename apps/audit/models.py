@@ -108,12 +108,14 @@ class IdempotencyRecord(models.Model):
     (apps.audit.idempotency); rows with a null `completed_at` were reservations of an earlier
     version and hold nothing.
 
-    Responses that carry a secret (`Cache-Control: no-store`) are stored encrypted under the
-    platform data key (`body_secret`), never in `body`.
+    Creates that answer a secret (`Cache-Control: no-store`) are stored encrypted under the
+    platform data key (`body_secret`), never in `body`; other `no-store` answers (secret reads)
+    are never stored.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # sha256 of the principal (user or org key, and the X-Org-ID it acts in) and the key.
+    # sha256 of the principal (user or org key, and the organization the request resolved to)
+    # and the key.
     scope = models.CharField(max_length=64, unique=True)
     request_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(db_index=True)
@@ -125,6 +127,11 @@ class IdempotencyRecord(models.Model):
     # The principal's role in the organization when the answer was stored ("" outside one): an
     # answer that carries secrets that role could read is replayed only to a role that still can.
     role = models.CharField(max_length=32, blank=True, default="")
+    # The organization the request ran in (null outside one): deleting it deletes the answers
+    # stored for it, which may hold its objects' ids and secrets.
+    organization = models.ForeignKey(
+        "orgs.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]

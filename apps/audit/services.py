@@ -187,6 +187,26 @@ def _store_seals(chain: str, done: list[AuditEntry]) -> None:
         )
 
 
+# How long a committed entry may wait for its seal (normally milliseconds; the catch-up schedule
+# runs every 10 s). An older unsealed row is refused: it is most likely a genuine entry that
+# retention pruned (AUDIT_RETENTION_DAYS is at least one day) put back with its valid MAC, which
+# would otherwise be sealed again as a new link.
+UNSEALED_MAX_AGE = timedelta(days=1)
+
+
+def _unsealable(entry: AuditEntry, now: datetime) -> str:
+    """Why the sealer refuses this unsealed row ("" if it may be sealed); verify applies the
+    same rule."""
+    if not entry_mac_ok(entry):
+        return "an unsealed entry that audit_record did not write (its MAC does not match)"
+    if entry.occurred_at < now - UNSEALED_MAX_AGE:
+        return (
+            "an unsealed entry older than a day (a pruned entry put back, or one never sealed): "
+            "the sealer refuses it"
+        )
+    return ""
+
+
 def _seal_batch(
     chain: str, head: tuple[int, str], batch_size: int, refused: set[uuid.UUID]
 ) -> tuple[int, bool]:
@@ -199,8 +219,9 @@ def _seal_batch(
         .order_by("occurred_at", "id")[:batch_size]
     )
     done = []
+    now = timezone.now()
     for entry in pending:
-        if not entry_mac_ok(entry):
+        if _unsealable(entry, now):
             logger.error("audit_forged_entry", extra={"chain": chain, "entry_id": str(entry.pk)})
             refused.add(entry.pk)
             continue
@@ -306,6 +327,10 @@ def _verify_sealed(head: AuditChainHead, batch_size: int) -> tuple[int, BrokenLi
             reason = "does not link to the previous entry"
         elif entry_hash(entry) != entry.hash:
             reason = "contents do not match the entry's hash"
+        elif not entry_mac_ok(entry):
+            # The hash is not keyed: a row inserted already sealed, or edited and re-hashed
+            # (with the head moved), hashes correctly but was not written by audit_record.
+            reason = "not written by audit_record (its MAC does not match)"
         if reason:
             return count, BrokenLink(head.chain, broken_seq, str(entry.id), reason)
         expected_seq, expected_prev, last_seq = seq + 1, entry.hash, seq
@@ -328,15 +353,12 @@ def _verify_chain(chain: str, head: AuditChainHead | None, batch_size: int) -> C
         broken = BrokenLink(chain, first.seq, str(first.id), "the chain has no head record")
     unsealed, since = 0, None
     pending = AuditEntry.objects.filter(chain=chain, seq__isnull=True).order_by("occurred_at")
+    now = timezone.now()
     for entry in pending.iterator(chunk_size=batch_size):
-        if not entry_mac_ok(entry):
+        refused = _unsealable(entry, now)
+        if refused:
             if broken is None:
-                broken = BrokenLink(
-                    chain,
-                    None,
-                    str(entry.id),
-                    "an unsealed entry that audit_record did not write (its MAC does not match)",
-                )
+                broken = BrokenLink(chain, None, str(entry.id), refused)
             continue
         unsealed += 1
         since = since or entry.occurred_at

@@ -13,8 +13,11 @@ from django.utils import timezone
 
 from apps.accounts import services as account_services
 from apps.audit import idempotency
-from apps.audit.models import IdempotencyRecord
+from apps.audit.models import AuditEntry, IdempotencyRecord
 from apps.clusters.models import Label
+from apps.infrastructure.tests.factories import CredentialFactory
+from apps.orgs.models import Membership
+from apps.orgs.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -190,4 +193,67 @@ def test_the_daily_prune_forgets_keys_older_than_a_day(api, org):
     ).update(created_at=timezone.now() - timedelta(hours=30))
 
     assert tasks.audit_prune()["idempotency_keys"] == 1
+    assert IdempotencyRecord.objects.count() == 1
+
+
+def test_a_key_used_without_x_org_id_is_bound_to_the_org_the_request_ran_in(
+    client_for, member, org, other_org
+):
+    # Alice is only in Acme, so a request without X-Org-ID runs in Acme. Moved to Globex, the
+    # same request runs in Globex: it must create there, not replay Acme's label.
+    client = client_for(member)
+    first = _post(client, key="k1")
+    Membership.objects.filter(user=member, organization=org).delete()
+    MembershipFactory(user=member, organization=other_org, role="member")
+
+    again = _post(client, key="k1")
+
+    assert first.status_code == again.status_code == 201
+    assert "Idempotent-Replayed" not in again
+    assert again.json()["organization_id"] == str(other_org.pk)
+    assert Label.objects.filter(organization=other_org).count() == 1
+
+
+def test_the_org_header_spelled_in_upper_case_is_the_same_org(api, member, org):
+    first = _post(api, key="k1")
+    api.credentials(HTTP_X_ORG_ID=str(org.pk).upper())
+
+    again = _post(api, key="k1")
+
+    assert first.status_code == again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert Label.objects.filter(organization=org).count() == 1
+
+
+def test_a_repeated_reveal_runs_again_and_is_audited_again(client_for, owner, org):
+    client = client_for(owner, org)
+    credential = CredentialFactory(organization=org)
+    url = f"/api/v1/credentials/{credential.pk}/reveal"
+
+    first = client.post(url, HTTP_IDEMPOTENCY_KEY="reveal-1")
+    again = client.post(url, HTTP_IDEMPOTENCY_KEY="reveal-1")
+    reveals = AuditEntry.objects.filter(event="secret.reveal").count()
+    client.delete(f"/api/v1/credentials/{credential.pk}")
+    after_delete = client.post(url, HTTP_IDEMPOTENCY_KEY="reveal-1")
+
+    assert first.status_code == again.status_code == 200
+    assert "Idempotent-Replayed" not in again
+    assert again.json()["secret_access_key"].startswith("CANARY-")
+    assert reveals == 2
+    assert after_delete.status_code == 404
+    assert "CANARY" not in after_delete.content.decode()
+    # Only the 404 is kept for the key; the secret never was.
+    assert list(IdempotencyRecord.objects.values_list("status_code", "body_secret")) == [(404, "")]
+
+
+def test_deleting_an_org_deletes_the_answers_stored_for_it(api, client_for, owner, org):
+    _post(api, key="k1")
+    client_for(owner).post(
+        "/api/v1/me/api-keys", {"name": "ci"}, format="json", HTTP_IDEMPOTENCY_KEY="k1"
+    )
+    assert IdempotencyRecord.objects.count() == 2
+
+    assert client_for(owner).delete(f"/api/v1/orgs/{org.pk}").status_code == 204
+
+    # The org's label answer is gone; the owner's own API key answer (no org) stays.
     assert IdempotencyRecord.objects.count() == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -13,8 +14,9 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit import events, tasks
-from apps.audit.models import AuditEntry
+from apps.audit import events, services, tasks
+from apps.audit.chain import entry_hash, entry_mac
+from apps.audit.models import AuditChainHead, AuditEntry
 from apps.audit.services import audit_record, audit_seal_pending, audit_verify, chain_name
 from apps.audit.tests.support import sealed
 from apps.orgs.tests.factories import OrganizationFactory
@@ -23,6 +25,19 @@ from apps.orgs.tests.factories import OrganizationFactory
 def _report(org):
     (report,) = audit_verify(organization_id=org.pk)
     return report
+
+
+def _forged(org, *, mac: str) -> AuditEntry:
+    """A row audit_record never wrote (not saved yet)."""
+    return AuditEntry(
+        chain=chain_name(org.pk),
+        occurred_at=timezone.now(),
+        organization_id=org.pk,
+        event=events.RESOURCE_DELETE,
+        actor_type="user",
+        object_id="2",
+        mac=mac,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -93,15 +108,9 @@ def test_verify_reports_the_unsealed_tail_without_calling_the_chain_broken(org):
 def test_a_row_inserted_behind_the_services_back_is_never_sealed_and_breaks_verify(org):
     sealed()
     genuine = audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk, object_id="1")
-    forged = AuditEntry.objects.create(
-        chain=chain_name(org.pk),
-        occurred_at=timezone.now(),
-        organization_id=org.pk,
-        event=events.RESOURCE_DELETE,
-        actor_type="user",
-        object_id="2",
-        mac=genuine.mac,  # a MAC copied from a real entry does not fit another row
-    )
+    # A MAC copied from a real entry does not fit another row.
+    forged = _forged(org, mac=genuine.mac)
+    forged.save()
 
     audit_seal_pending()
 
@@ -147,3 +156,71 @@ def test_a_new_chain_waiting_for_its_first_seal_is_reported_not_broken():
     (report,) = audit_verify(organization_id=chain_org)
 
     assert report.ok and report.unsealed == 1 and report.entries == 0
+
+
+def _forge_sealed_tail(org, entry: AuditEntry) -> None:
+    """Give `entry` the next place in its chain with a correct hash and move the head to it, as
+    someone with write access to the database (but not SECRET_KEY) could."""
+
+    head = AuditChainHead.objects.get(chain=chain_name(org.pk))
+    entry.seq, entry.prev_hash = head.seq + 1, head.last_hash
+    entry.hash = entry_hash(entry)
+    entry.save()
+    AuditChainHead.objects.filter(pk=head.pk).update(seq=entry.seq, last_hash=entry.hash)
+
+
+@pytest.mark.django_db
+def test_a_row_inserted_already_sealed_breaks_verify(org):
+    genuine = audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk, object_id="1")
+    sealed([genuine])
+    forged = _forged(org, mac=genuine.mac)
+    _forge_sealed_tail(org, forged)
+
+    report = _report(org)
+
+    assert not report.ok
+    assert report.broken.entry_id == str(forged.pk) and report.broken.seq == forged.seq
+    assert "MAC" in report.broken.reason
+
+
+@pytest.mark.django_db
+def test_a_sealed_row_edited_and_re_hashed_breaks_verify(org):
+    (entry,) = sealed([audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk)])
+
+    entry.object_id = "someone-else"
+    entry.hash = entry_hash(entry)
+    entry.save()
+    AuditChainHead.objects.filter(chain=chain_name(org.pk)).update(last_hash=entry.hash)
+
+    report = _report(org)
+
+    assert not report.ok
+    assert report.broken.entry_id == str(entry.pk) and report.broken.seq == entry.seq
+    assert "MAC" in report.broken.reason
+
+
+@pytest.mark.django_db
+def test_a_pruned_entry_inserted_again_is_never_sealed_again(org, settings, caplog, monkeypatch):
+    sealed()
+    entry = audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk, object_id="1")
+    # A genuine entry written and sealed 500 days ago, as audit_record and the sealer did then.
+    entry.occurred_at = timezone.now() - timedelta(days=500)
+    entry.mac = entry_mac(entry)
+    entry.save()
+    with monkeypatch.context() as then:
+        then.setattr(services, "UNSEALED_MAX_AGE", timedelta(days=501), raising=False)
+        (entry,) = sealed([entry])
+    assert entry.seq is not None
+    settings.AUDIT_RETENTION_DAYS = 400
+    assert services.audit_prune() >= 1
+    assert _report(org).ok
+    # Someone kept a copy of the row and puts it back, unsealed, with its valid MAC.
+    entry.seq, entry.prev_hash, entry.hash = None, "", ""
+    entry.save(force_insert=True)
+
+    audit_seal_pending()
+
+    assert AuditEntry.objects.get(pk=entry.pk).seq is None
+    assert any(r.getMessage() == "audit_forged_entry" for r in caplog.records)
+    report = _report(org)
+    assert not report.ok and report.broken.entry_id == str(entry.pk)
