@@ -498,8 +498,16 @@ def _unwanted(zone: _Zone, fqdn: str, rtypes: set[str], ours: list[MarkerEntry])
 
 
 def _claim(zone: _Zone, name: str) -> str | None:
+    """The owner external-dns's registry TXT at `name` names, or None when there is none: our
+    own lock, or a TXT record set Autoglue wrote for a tenant (a marker of ours stands next to
+    it; external-dns never writes one) whatever its value says."""
     owner = external_dns_owner(zone.get(name, "TXT"))
-    return None if owner in (None, LOCK_OWNER) else owner
+    if owner in (None, LOCK_OWNER):
+        return None
+    marker = zone.get(f"{MARKER_PREFIX}{name}", "TXT")
+    if marker is not None and any(parse_marker(value) for value in marker.values):
+        return None
+    return owner
 
 
 def _refusal(
@@ -524,11 +532,15 @@ def _refusal(
         )
     # external-dns's registry names: with our `extdns-` prefix (the original's), and its own
     # default new format `<type>-<fqdn>` (no prefix), whose older format is `<fqdn>` itself.
-    claim = (
-        name_claim
-        or _claim(zone, f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}")
-        or _claim(zone, f"{rtype.lower()}-{fqdn}")
-    )
+    # A type our marker proves we own stays ours: a TXT at such a name appearing later (anyone
+    # sharing the zone can make `a-api`) must not freeze a record set we already manage.
+    claim = None
+    if rtype not in owned:
+        claim = (
+            name_claim
+            or _claim(zone, f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}")
+            or _claim(zone, f"{rtype.lower()}-{fqdn}")
+        )
     if claim is not None:
         return (
             f"ownership_conflict: external-dns (owner {claim or 'unknown'}) claims {fqdn}; "

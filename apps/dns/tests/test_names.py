@@ -163,3 +163,54 @@ def test_a_reserved_label_anywhere_in_a_domain_name_is_refused(name):
     with pytest.raises(InvalidName) as caught:
         normalize_domain_name(name)
     assert "reserved" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '0 issue "letsencrypt.org"',
+        '0 issue "letsencrypt.org; validationmethods=dns-01"',
+        "128 issuewild ;",
+        '0 iodef "mailto:security@example.com"',
+        '0 issue "say \\"hi\\""',
+        "0 issue letsencrypt.org",
+        '0 ISSUE "letsencrypt.org"',
+        '0 issuemail "ca.example"',
+    ],
+)
+def test_well_formed_caa_values_are_accepted(value):
+    assert validate_values("CAA", [value]) == [value]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '0 iodef "x\\"',  # an escaped closing quote: the string never ends
+        '0 issue "a" junk "b"',
+        '0 issue "a" "b"',
+        '0 issue "a',
+        "0 issue a\\b",
+        '0 issue a"b',
+        "0 issue two words",
+        '0 tbs "x"',  # not a tag RFC 8659 defines
+        '256 issue "x"',
+    ],
+)
+def test_a_malformed_caa_value_is_refused_before_route53_sees_it(value):
+    with pytest.raises(InvalidName) as caught:
+        validate_values("CAA", [value])
+    assert "CAA" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "heritage=external-dns,external-dns/owner=orgb",
+        '"heritage=external-dns,external-dns/owner=x,external-dns/resource=manual"',
+        '"v=spf1" "HERITAGE=External-DNS,external-dns/owner=x"',
+    ],
+)
+def test_a_txt_value_posing_as_an_external_dns_registry_record_is_refused(value):
+    with pytest.raises(InvalidName) as caught:
+        validate_values("TXT", [value])
+    assert "external-dns" in caught.value.message
