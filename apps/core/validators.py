@@ -161,15 +161,8 @@ def validate_target_ip(value: str, *, allow_private_test_targets: bool | None = 
         raise ValidationError("must be a valid IPv4 or IPv6 address", code="invalid") from None
     if allow_private_test_targets is None:
         allow_private_test_targets = getattr(settings, "AUTOGLUE_ALLOW_LOOPBACK_TARGETS", False)
-    if isinstance(address, ipaddress.IPv6Address):
-        # 6to4 (2002::/16) and Teredo (2001::/32) addresses carry IPv4 ones a relay reaches:
-        # 2002:a9fe:a9fe::1 is the metadata service. Each embedded address meets the same rules.
-        embedded = [address.sixtofour, *(address.teredo or ())]
-        for inner in embedded:
-            if inner is not None:
-                validate_target_ip(
-                    str(inner), allow_private_test_targets=allow_private_test_targets
-                )
+    for inner in _embedded_ipv4(address):
+        validate_target_ip(str(inner), allow_private_test_targets=allow_private_test_targets)
     _refuse_listed(address)
     if address.is_loopback:
         if allow_private_test_targets:
@@ -185,6 +178,17 @@ def validate_target_ip(value: str, *, allow_private_test_targets: bool | None = 
         raise ValidationError("must not be a multicast address", code="invalid")
     if address.is_reserved:
         raise ValidationError("must not be a reserved or broadcast address", code="invalid")
+
+
+def _embedded_ipv4(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses a 6to4 (2002::/16) or Teredo (2001::/32) address carries, which a
+    relay reaches (2002:a9fe:a9fe::1 is the metadata service): each meets the same rules."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    found = [address.sixtofour, *(address.teredo or ())]
+    return [inner for inner in found if inner is not None]
 
 
 def _refuse_listed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:

@@ -510,6 +510,24 @@ def _claim(zone: _Zone, name: str) -> str | None:
     return owner
 
 
+def _type_claim(
+    zone: _Zone, fqdn: str, rtype: str, owned: set[str], name_claim: str | None
+) -> str | None:
+    """The owner external-dns's registry says holds `rtype` at `fqdn`, or None.
+
+    Its registry names: with our `extdns-` prefix (the original's), and its own default new
+    format `<type>-<fqdn>` (no prefix), whose older format is `<fqdn>` itself (`name_claim`).
+    A type our marker proves we own stays ours: a TXT at such a name appearing later (anyone
+    sharing the zone can make `a-api`) must not freeze a record set we already manage."""
+    if rtype in owned:
+        return None
+    return (
+        name_claim
+        or _claim(zone, f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}")
+        or _claim(zone, f"{rtype.lower()}-{fqdn}")
+    )
+
+
 def _refusal(
     zone: _Zone,
     fqdn: str,
@@ -530,17 +548,7 @@ def _refusal(
             "and external-dns guards); Autoglue never writes such a name: delete this record set "
             "or its domain"
         )
-    # external-dns's registry names: with our `extdns-` prefix (the original's), and its own
-    # default new format `<type>-<fqdn>` (no prefix), whose older format is `<fqdn>` itself.
-    # A type our marker proves we own stays ours: a TXT at such a name appearing later (anyone
-    # sharing the zone can make `a-api`) must not freeze a record set we already manage.
-    claim = None
-    if rtype not in owned:
-        claim = (
-            name_claim
-            or _claim(zone, f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}")
-            or _claim(zone, f"{rtype.lower()}-{fqdn}")
-        )
+    claim = _type_claim(zone, fqdn, rtype, owned, name_claim)
     if claim is not None:
         return (
             f"ownership_conflict: external-dns (owner {claim or 'unknown'}) claims {fqdn}; "
