@@ -633,8 +633,14 @@ def build_batches(groups: Sequence[list[Change]]) -> list[list[Change]]:
     """Pack the groups, in order, into batches within Route 53's limits: each batch is filled
     until the next group would not fit. Groups are small next to a batch, so this stays within
     one group's size of the bound per batch."""
-    batches: list[list[Change]] = []
-    current: list[Change] = []
+    return [[change for piece in batch for change in piece] for batch in batch_pieces(groups)]
+
+
+def batch_pieces(groups: Sequence[list[Change]]) -> list[list[list[Change]]]:
+    """`build_batches` with each batch's groups (or pieces of an oversized one) kept apart, so
+    a batch Route 53 refuses can be sent again in parts."""
+    batches: list[list[list[Change]]] = []
+    current: list[list[Change]] = []
     records = chars = 0
     for group in groups:
         for piece in _split_oversized(group):
@@ -642,7 +648,7 @@ def build_batches(groups: Sequence[list[Change]]) -> list[list[Change]]:
             if current and not _fits(records + piece_records, chars + piece_chars):
                 batches.append(current)
                 current, records, chars = [], 0, 0
-            current.extend(piece)
+            current.append(piece)
             records += piece_records
             chars += piece_chars
     if current:
