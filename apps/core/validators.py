@@ -55,6 +55,7 @@ METADATA_NETWORKS = tuple(
         "fd00:ec2::123/128",
         "100.100.100.200/32",
         "168.63.129.16/32",
+        "fd20:ce::254/128",  # GCP's metadata server over IPv6
     )
 )
 
@@ -131,6 +132,16 @@ def validate_ssh_user(value: str) -> None:
         )
 
 
+def unmapped_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address `value` names, an IPv4-mapped IPv6 one (`::ffff:127.0.0.1`) as the IPv4
+    address it is, so every check (loopback, metadata, deny-list) sees the machine reached.
+    Raises ValueError for what is not an address."""
+    address = ipaddress.ip_address(value)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def validate_target_ip(value: str, *, allow_private_test_targets: bool | None = None) -> None:
     """An address Autoglue may open an SSH connection to.
 
@@ -145,13 +156,13 @@ def validate_target_ip(value: str, *, allow_private_test_targets: bool | None = 
     """
     value = _require_str(value)
     try:
-        address = ipaddress.ip_address(value)
+        address = unmapped_ip(value)
     except ValueError:
         raise ValidationError("must be a valid IPv4 or IPv6 address", code="invalid") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
     if allow_private_test_targets is None:
         allow_private_test_targets = getattr(settings, "AUTOGLUE_ALLOW_LOOPBACK_TARGETS", False)
+    for inner in _embedded_ipv4(address):
+        validate_target_ip(str(inner), allow_private_test_targets=allow_private_test_targets)
     _refuse_listed(address)
     if address.is_loopback:
         if allow_private_test_targets:
@@ -167,6 +178,17 @@ def validate_target_ip(value: str, *, allow_private_test_targets: bool | None = 
         raise ValidationError("must not be a multicast address", code="invalid")
     if address.is_reserved:
         raise ValidationError("must not be a reserved or broadcast address", code="invalid")
+
+
+def _embedded_ipv4(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses a 6to4 (2002::/16) or Teredo (2001::/32) address carries, which a
+    relay reaches (2002:a9fe:a9fe::1 is the metadata service): each meets the same rules."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    found = [address.sixtofour, *(address.teredo or ())]
+    return [inner for inner in found if inner is not None]
 
 
 def _refuse_listed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:

@@ -36,7 +36,15 @@ MAX_WIRE_VALUE_CHARS = 4000
 
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _HOST_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
-_CAA_TAG = re.compile(r"^[A-Za-z0-9]{1,15}$")
+# One double-quoted character string, `\"` and `\ddd` escapes in it (a TXT string, a CAA value).
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+# The property tags RFC 8659 defines, and the two later RFCs add (9495: issuemail; issuevmc,
+# used for BIMI): Route 53 refuses others, and with them the whole change batch.
+CAA_TAGS = ("issue", "issuewild", "iodef", "issuemail", "issuevmc")
+# A CAA value is one quoted string, or one token with no quote or backslash to misread.
+_CAA_VALUE = re.compile(rf"{_QUOTED}|[^\s\"\\]+")
+# external-dns's TXT registry records say this; the reconcile reads them as external-dns's claim.
+_EXTERNAL_DNS_HERITAGE = "heritage=external-dns"
 
 
 def reserved_label(name: str) -> str | None:
@@ -183,7 +191,7 @@ def _txt_strings(value: str, field: str) -> list[bytes]:
     any other value is one text, split into 255-byte strings."""
     if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
         strings: list[bytes] = []
-        for match in re.finditer(r'"((?:[^"\\]|\\.)*)"|(\S+)', value):
+        for match in re.finditer(rf"{_QUOTED}|(\S+)", value):
             if match.group(2) is not None:
                 raise InvalidName(field, f"{value!r}: text outside double quotes")
             raw = match.group(1)
@@ -265,16 +273,32 @@ def _check_srv(value: str, field: str) -> None:
 
 
 def _check_caa(value: str, field: str) -> None:
-    parts = value.split()
+    """RFC 8659's `<flags> <tag> <value>`. What Route 53 would refuse is refused here: sent,
+    it would fail the whole change batch, every other record set in it too."""
+    parts = value.split(None, 2)
     if len(parts) < 3:
         raise InvalidName(field, f"{value!r}: a CAA value is '<flags> <tag> \"<value>\"'")
     _uint(parts[0], 255, "CAA flags", field)
-    if not _CAA_TAG.match(parts[1]):
-        raise InvalidName(field, f"{value!r}: CAA tag must be 1-15 letters or digits")
+    if parts[1].lower() not in CAA_TAGS:
+        raise InvalidName(field, f"{value!r}: CAA tag must be one of {', '.join(CAA_TAGS)}")
+    if not _CAA_VALUE.fullmatch(parts[2].strip()):
+        raise InvalidName(
+            field,
+            f'{value!r}: the CAA value must be one double-quoted string (\\" and \\ddd '
+            "escapes allowed) or one word without quotes or backslashes",
+        )
 
 
 def _check_txt(value: str, field: str) -> None:
     _txt_strings(value, field)
+    if _EXTERNAL_DNS_HERITAGE in value.lower():
+        # Autoglue and external-dns alike read such a TXT record as external-dns's registry
+        # entry (its claim on a neighbouring name); a tenant has no business writing one.
+        raise InvalidName(
+            field,
+            f"a TXT value must not contain {_EXTERNAL_DNS_HERITAGE!r} (external-dns's "
+            "registry records are external-dns's to write)",
+        )
 
 
 _CHECKS = {

@@ -498,8 +498,34 @@ def _unwanted(zone: _Zone, fqdn: str, rtypes: set[str], ours: list[MarkerEntry])
 
 
 def _claim(zone: _Zone, name: str) -> str | None:
+    """The owner external-dns's registry TXT at `name` names, or None when there is none: our
+    own lock, or a TXT record set Autoglue wrote for a tenant (a marker of ours stands next to
+    it; external-dns never writes one) whatever its value says."""
     owner = external_dns_owner(zone.get(name, "TXT"))
-    return None if owner in (None, LOCK_OWNER) else owner
+    if owner in (None, LOCK_OWNER):
+        return None
+    marker = zone.get(f"{MARKER_PREFIX}{name}", "TXT")
+    if marker is not None and any(parse_marker(value) for value in marker.values):
+        return None
+    return owner
+
+
+def _type_claim(
+    zone: _Zone, fqdn: str, rtype: str, owned: set[str], name_claim: str | None
+) -> str | None:
+    """The owner external-dns's registry says holds `rtype` at `fqdn`, or None.
+
+    Its registry names: with our `extdns-` prefix (the original's), and its own default new
+    format `<type>-<fqdn>` (no prefix), whose older format is `<fqdn>` itself (`name_claim`).
+    A type our marker proves we own stays ours: a TXT at such a name appearing later (anyone
+    sharing the zone can make `a-api`) must not freeze a record set we already manage."""
+    if rtype in owned:
+        return None
+    return (
+        name_claim
+        or _claim(zone, f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}")
+        or _claim(zone, f"{rtype.lower()}-{fqdn}")
+    )
 
 
 def _refusal(
@@ -522,13 +548,7 @@ def _refusal(
             "and external-dns guards); Autoglue never writes such a name: delete this record set "
             "or its domain"
         )
-    # external-dns's registry names: with our `extdns-` prefix (the original's), and its own
-    # default new format `<type>-<fqdn>` (no prefix), whose older format is `<fqdn>` itself.
-    claim = (
-        name_claim
-        or _claim(zone, f"{EXTDNS_PREFIX}{rtype.lower()}-{fqdn}")
-        or _claim(zone, f"{rtype.lower()}-{fqdn}")
-    )
+    claim = _type_claim(zone, fqdn, rtype, owned, name_claim)
     if claim is not None:
         return (
             f"ownership_conflict: external-dns (owner {claim or 'unknown'}) claims {fqdn}; "
@@ -613,8 +633,14 @@ def build_batches(groups: Sequence[list[Change]]) -> list[list[Change]]:
     """Pack the groups, in order, into batches within Route 53's limits: each batch is filled
     until the next group would not fit. Groups are small next to a batch, so this stays within
     one group's size of the bound per batch."""
-    batches: list[list[Change]] = []
-    current: list[Change] = []
+    return [[change for piece in batch for change in piece] for batch in batch_pieces(groups)]
+
+
+def batch_pieces(groups: Sequence[list[Change]]) -> list[list[list[Change]]]:
+    """`build_batches` with each batch's groups (or pieces of an oversized one) kept apart, so
+    a batch Route 53 refuses can be sent again in parts."""
+    batches: list[list[list[Change]]] = []
+    current: list[list[Change]] = []
     records = chars = 0
     for group in groups:
         for piece in _split_oversized(group):
@@ -622,7 +648,7 @@ def build_batches(groups: Sequence[list[Change]]) -> list[list[Change]]:
             if current and not _fits(records + piece_records, chars + piece_chars):
                 batches.append(current)
                 current, records, chars = [], 0, 0
-            current.extend(piece)
+            current.append(piece)
             records += piece_records
             chars += piece_chars
     if current:

@@ -695,21 +695,46 @@ def _apply(
 ) -> tuple[dict[str, str], int]:
     """Send the plan's batches. Returns (record set id -> error for failed batches, calls)."""
     failures: dict[str, str] = {}
-    batches = reconcile.build_batches(plan.groups)
-    for index, batch in enumerate(batches, 1):
+    batches = reconcile.batch_pieces(plan.groups)
+    calls = 0
+    for index, pieces in enumerate(batches, 1):
         check()
-        for change in batch:
+        for change in (change for piece in pieces for change in piece):
             log(change.log_line())
-        try:
-            client.change(zone_id, [change.to_aws() for change in batch])
-        except Route53Error as exc:
-            log(f"batch {index}/{len(batches)} refused: {exc}")
-            for change in batch:
-                for record_id in change.record_ids:
-                    failures[record_id] = str(exc)[:2000]
-            continue
-        log(f"batch {index}/{len(batches)} applied ({len(batch)} changes)")
-    return failures, len(batches)
+        calls += _send(client, zone_id, pieces, f"batch {index}/{len(batches)}", log, failures)
+    return failures, calls
+
+
+def _send(
+    client: Route53Client,
+    zone_id: str,
+    pieces: list[list[reconcile.Change]],
+    label: str,
+    log: Log,
+    failures: dict[str, str],
+) -> int:
+    """Send one batch (its groups, in order); returns the calls made. A batch Route 53 refuses
+    as invalid (one bad value or name) is sent again in halves, down to the group at fault, so
+    only that record set fails, not the up to 1,000 others packed with it: a handful of extra
+    calls per bad group. Any other error (throttled to the end, access denied) fails it whole."""
+    batch = [change for piece in pieces for change in piece]
+    try:
+        client.change(zone_id, [change.to_aws() for change in batch])
+    except Route53Error as exc:
+        if exc.code == "InvalidChangeBatch" and len(pieces) > 1:
+            log(f"{label} refused as invalid, sent again in halves: {exc}")
+            half = len(pieces) // 2
+            return 1 + sum(
+                _send(client, zone_id, part, f"{label} (part)", log, failures)
+                for part in (pieces[:half], pieces[half:])
+            )
+        log(f"{label} refused: {exc}")
+        for change in batch:
+            for record_id in change.record_ids:
+                failures[record_id] = str(exc)[:2000]
+        return 1
+    log(f"{label} applied ({len(batch)} changes)")
+    return 1
 
 
 def _record_outcomes(

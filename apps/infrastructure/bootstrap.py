@@ -13,7 +13,6 @@ the server `ready`, or `failed` with `last_error`.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import shlex
 from collections import deque
@@ -25,7 +24,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core.validators import check_server_for_ssh
+from apps.core.validators import check_server_for_ssh, unmapped_ip
 from apps.infrastructure import ssh_errors
 from apps.infrastructure.clients import CommandStopped, ServerSSHClient
 from apps.infrastructure.models import Server
@@ -77,7 +76,7 @@ def bootstrap_toggles(server: Server) -> tuple[dict[str, Any], bool]:
     defaults to off; BASTION_BOOTSTRAP_ENV may still switch one on, deliberately."""
     toggles = dict(settings.BASTION_BOOTSTRAP_ENV)
     try:
-        loopback = ipaddress.ip_address(str(server.public_ip_address)).is_loopback
+        loopback = unmapped_ip(str(server.public_ip_address)).is_loopback
     except ValueError:
         loopback = False
     if not loopback:

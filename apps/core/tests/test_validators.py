@@ -254,3 +254,29 @@ def test_the_run_check_refuses_a_bad_image_or_tag_naming_the_field():
     with pytest.raises(ValidationError) as caught:
         check_cluster_for_run(SimpleNamespace(pk=1, docker_image="a;id", docker_tag="-x"))
     assert [m.split(": ")[1] for m in caught.value.messages] == ["docker_image", "docker_tag"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254, the metadata service
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2001:0:cb00:710a::5601:5601",  # Teredo, client 169.254.169.254 (obfuscated)
+        "2001:0:a9fe:a9fe::1",  # Teredo, server 169.254.169.254
+        "fd20:ce::254",  # GCP's IPv6 metadata service
+    ],
+)
+def test_metadata_and_loopback_addresses_embedded_in_6to4_or_teredo_are_refused(value):
+    with pytest.raises(ValidationError):
+        validate_target_ip(value, allow_private_test_targets=False)
+
+
+def test_a_denied_range_is_refused_through_its_6to4_and_teredo_forms(settings):
+    settings.SSH_TARGET_DENY_CIDRS = ["10.20.0.0/16"]
+    for value in ("2002:a14:105::1", "2001:0:a14:105::34ff:8ef5"):
+        with pytest.raises(ValidationError) as caught:
+            validate_target_ip(value, allow_private_test_targets=False)
+        assert "does not connect to" in caught.value.messages[0]
+    # A public 6to4 address is still a server one may reach.
+    validate_target_ip("2002:cb00:710::1", allow_private_test_targets=False)
+    validate_target_ip("2001:0:cb00:710a::34ff:8ef5", allow_private_test_targets=False)

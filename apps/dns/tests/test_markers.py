@@ -223,3 +223,75 @@ def test_the_marker_key_is_made_once_per_organization_and_survives_a_data_key_ro
     assert secrets_reencrypt(organization_id=org.pk).ok
     assert str(stored.get()) != before  # re-encrypted under the new data key version
     assert services.dns_marker_key(organization_id=org.pk) == key
+
+
+EXTDNS_LOOKALIKE = "heritage=external-dns,external-dns/owner=orgb"
+
+
+@pytest.mark.parametrize("via_autoglue", [True, False])
+def test_another_organization_cannot_freeze_our_owned_record_with_a_lookalike_registry_txt(
+    api, bob, route53, zone, alice_domain, other_org, via_autoglue
+):
+    api_record = _add_record(api, alice_domain, name="api", type="A", values=["203.0.113.5"])
+    run_reconciles()
+    assert route53.values(zone, "api.example.com", "A") == ["203.0.113.5"]
+
+    # A TXT at `a-api`, the name external-dns would use for its registry record of the A record
+    # at `api`: B's own record set (a row from before such values were refused), or one B
+    # writes straight into the zone they share.
+    if via_autoglue:
+        b_parent = _b_domain(other_org, zone, "example.com")
+        RecordSetFactory(domain=b_parent, name="a-api", type="TXT", values=[EXTDNS_LOOKALIKE])
+        _reconcile(b_parent)
+    else:
+        route53.put(zone, "a-api.example.com", "TXT", [f'"{EXTDNS_LOOKALIKE}"'])
+    assert route53.values(zone, "a-api.example.com", "TXT")
+
+    # A's control plane moves: the change still reaches Route 53.
+    response = api.patch(
+        f"/api/v1/dns/records/{api_record.pk}", {"values": ["203.0.113.9"]}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    run_reconciles()
+    assert route53.values(zone, "api.example.com", "A") == ["203.0.113.9"]
+    api_record.refresh_from_db()
+    assert api_record.status == RecordSet.Status.READY, api_record.last_error
+
+
+def test_a_tenants_txt_record_written_by_autoglue_is_not_taken_for_an_external_dns_claim(
+    api, route53, zone, alice_domain, other_org
+):
+    b_parent = _b_domain(other_org, zone, "example.com")
+    RecordSetFactory(domain=b_parent, name="a-web", type="TXT", values=[EXTDNS_LOOKALIKE])
+    _reconcile(b_parent)
+    assert route53.values(zone, "_autoglue.a-web.example.com", "TXT")
+
+    web = _add_record(api, alice_domain, name="web", type="A", values=["203.0.113.6"])
+    run_reconciles()
+    web.refresh_from_db()
+    assert web.status == RecordSet.Status.READY, web.last_error
+    assert route53.values(zone, "web.example.com", "A") == ["203.0.113.6"]
+
+
+def test_a_real_external_dns_claim_without_our_marker_still_keeps_us_away(
+    api, route53, zone, alice_domain
+):
+    route53.put(zone, "a-web.example.com", "TXT", [f'"{EXTDNS_LOOKALIKE}"'])
+    web = _add_record(api, alice_domain, name="web", type="A", values=["203.0.113.6"])
+    run_reconciles()
+    web.refresh_from_db()
+    assert (web.status, web.owner) == ("failed", "external")
+    assert "external-dns" in web.last_error
+
+
+def test_a_txt_record_set_posing_as_an_external_dns_registry_record_is_refused(
+    bob, other_org, zone
+):
+    b_parent = _b_domain(other_org, zone, "example.com")
+    response = bob.post(
+        f"/api/v1/dns/domains/{b_parent.pk}/records",
+        {"name": "a-api", "type": "TXT", "values": [EXTDNS_LOOKALIKE]},
+        format="json",
+    )
+    assert response.status_code == 400, response.json()
+    assert "external-dns" in response.json()["message"]

@@ -72,6 +72,18 @@ def test_record_names_outside_the_domain_reserved_or_malformed_are_refused(bad):
         ("NS", ["ns1.example.net"]),
         ("SRV", ["10 5 443 svc.example.com"]),
         ("CAA", ['0 issue "letsencrypt.org"']),
+        (
+            "CAA",
+            [
+                '0 issue "letsencrypt.org; validationmethods=dns-01"',
+                "128 issuewild ;",
+                '0 iodef "mailto:security@example.com"',
+                '0 issue "say \\"hi\\""',
+                "0 issue ca.example",
+                '0 ISSUE "ca.example.net"',
+                '0 issuemail "ca.example"',
+            ],
+        ),
     ],
 )
 def test_well_formed_values_of_every_type_are_accepted(rtype, values):
@@ -89,6 +101,19 @@ def test_well_formed_values_of_every_type_are_accepted(rtype, values):
         ("MX", ["70000 mail.example.com"], "MX priority"),
         ("SRV", ["10 5 svc.example.com"], "SRV value"),
         ("CAA", ["0 is$ue x"], "CAA tag"),
+        # Route 53 refuses these, and with them every record set in the same change batch.
+        ("CAA", ['0 iodef "x\\"'], "CAA value"),  # the closing quote is escaped: no end
+        ("CAA", ['0 issue "a" junk "b"'], "CAA value"),
+        ("CAA", ['0 issue "a" "b"'], "CAA value"),
+        ("CAA", ['0 issue "a'], "CAA value"),
+        ("CAA", ["0 issue a\\b"], "CAA value"),
+        ("CAA", ['0 issue a"b'], "CAA value"),
+        ("CAA", ["0 issue two words"], "CAA value"),
+        ("CAA", ['0 tbs "x"'], "CAA tag"),  # not a tag RFC 8659 defines
+        ("CAA", ['256 issue "x"'], "CAA flags"),
+        # external-dns's registry records are not a tenant's to write through Autoglue.
+        ("TXT", ["heritage=external-dns,external-dns/owner=orgb"], "external-dns"),
+        ("TXT", ['"v=spf1" "HERITAGE=External-DNS,external-dns/owner=x"'], "external-dns"),
         ("TXT", ['"' + "x" * 256 + '"'], "longer than 255 bytes"),
         ("TXT", ['"open" text "x"'], "outside double quotes"),
         ("A", [], "at least one value"),

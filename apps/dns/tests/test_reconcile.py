@@ -329,3 +329,28 @@ def test_one_reconcile_per_zone_at_a_time(domain, route53, api, settings):
     job = JobRun.objects.get(kind="dns_reconcile", status="failed")
     assert f"zone {domain.zone_id} stayed busy" in job.error
     assert route53.proxy.calls["ChangeResourceRecordSets"] == 0
+
+
+def test_a_record_set_route53_refuses_fails_alone_not_with_its_whole_batch(
+    domain, route53, zone, api
+):
+    from apps.dns.tests.factories import RecordSetFactory
+
+    good = [
+        add_record(api, domain, name=f"app{i}", type="A", values=[f"203.0.113.{i}"])
+        for i in range(1, 6)
+    ]
+    # A row from before names were validated: Route 53 (moto alike) refuses the space in it
+    # with InvalidChangeBatch, and the batch it is in with it.
+    bad = RecordSetFactory(domain=domain, name="bad name", type="A", values=["203.0.113.99"])
+    run_reconciles()
+
+    bad.refresh_from_db()
+    assert bad.status == RecordSet.Status.FAILED
+    assert bad.last_error
+    for record in good:
+        record.refresh_from_db()
+        assert record.status == RecordSet.Status.READY, record.last_error
+        assert route53.values(zone, f"{record.name}.example.com", "A") == record.values
+    # Halving the refused batch finds the bad name in a handful of calls, not one per name.
+    assert route53.proxy.calls["ChangeResourceRecordSets"] <= 8

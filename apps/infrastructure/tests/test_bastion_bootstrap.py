@@ -201,3 +201,15 @@ def test_a_routable_bastion_keeps_the_configured_blocks(org, settings):
     settings.BASTION_BOOTSTRAP_ENV = {"FIREWALL": "0"}
     server = ServerFactory.build(organization=org, public_ip_address="203.0.113.7")
     assert bootstrap.bootstrap_toggles(server) == ({"FIREWALL": "0"}, False)
+
+
+def test_a_loopback_bastion_stored_in_ipv4_mapped_form_is_still_not_hardened(org, settings):
+    from apps.infrastructure.tests.factories import ServerFactory
+
+    # The SSH check unmaps ::ffff:127.0.0.1 and lets it through as loopback; the bootstrap
+    # must see the same machine, the operator's own.
+    settings.BASTION_BOOTSTRAP_ENV = {}
+    server = ServerFactory.build(organization=org, public_ip_address="::ffff:127.0.0.1")
+    toggles, loopback = bootstrap.bootstrap_toggles(server)
+    assert loopback is True
+    assert all(toggles[name] == "0" for name in bootstrap.MACHINE_BLOCKS)
