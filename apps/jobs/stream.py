@@ -31,6 +31,7 @@ import queue
 import re
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -372,6 +373,9 @@ def sse_response(request: HttpRequest, *, scope: LogScope, after: int) -> HttpRe
         else _sync_stream(scope, cursor, slot)
     )
     stream = StreamingHttpResponse(content, content_type="text/event-stream")
+    # The stream gives its slot back when it ends, but it may never start: Django drops the
+    # response of a client that left while the view ran. Then the slot goes with the response.
+    weakref.finalize(stream, stream_slots.release_abandoned, slot)
     stream["Cache-Control"] = "no-cache, no-store"
     # Proxies (nginx) must pass each event on at once.
     stream["X-Accel-Buffering"] = "no"

@@ -102,6 +102,7 @@ def _follow(
                 received += chunk.decode()
         finally:
             await chunks.aclose()
+            await asyncio.sleep(0.2)  # the slot's release goes out before the loop closes
 
     return asyncio.run(scenario())
 
@@ -132,6 +133,7 @@ def test_a_stream_whose_viewer_keeps_access_follows_new_lines_past_several_reche
             return received
         finally:
             await chunks.aclose()
+            await asyncio.sleep(0.2)  # the slot's release goes out before the loop closes
 
     received = asyncio.run(scenario())
     assert "event: denied" not in received
