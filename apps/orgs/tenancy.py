@@ -59,7 +59,7 @@ def tenant_resolve(request: Request) -> Tenant:
 
 def principal_still_allowed(
     *,
-    organization_id: uuid.UUID,
+    organization_id: uuid.UUID | None,
     perm: Perm,
     user_id: Any = None,
     key_id: Any = None,
@@ -82,6 +82,8 @@ def principal_still_allowed(
         return False
     if platform_admin and user.is_superuser:
         return True
+    if organization_id is None:
+        return False
     role = (
         Membership.objects.filter(user_id=user_id, organization_id=organization_id)
         .values_list("role", flat=True)
@@ -96,6 +98,7 @@ def tenant_recheck(request: Request, perm: Perm) -> Callable[[], bool]:
     tenant = get_tenant(request)
     auth = getattr(request, "auth", None)
     organization_id = tenant.organization.pk
+    key_id: Any
     if isinstance(auth, OrgKeyPrincipal):
         user_id, key_id, expires_at = None, auth.key_id, None
     else:

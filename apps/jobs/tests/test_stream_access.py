@@ -16,10 +16,8 @@ from django.test import AsyncClient
 
 from apps.accounts.models import APIKey, User
 from apps.accounts.services import api_key_create_for_org, api_key_create_for_user, api_key_revoke
-from apps.console.tests.support import job_run
-from apps.infrastructure.models import Server
-from apps.infrastructure.tests.factories import ServerFactory
 from apps.jobs.models import JobLog, JobRun
+from apps.jobs.tests.support import server_being_bootstrapped
 from apps.orgs.models import Membership
 from apps.orgs.services import membership_upsert
 
@@ -30,16 +28,7 @@ RECHECK = 0.5
 
 @pytest.fixture
 def running_server(org):  # type: ignore[no-untyped-def]
-    server = ServerFactory(organization=org, status=Server.Status.PROVISIONING)
-    job = job_run(
-        kind="bootstrap_bastion",
-        queue="ssh",
-        organization=org,
-        subject_type=JobRun.SubjectType.SERVER,
-        subject_id=server.pk,
-        status=JobRun.Status.RUNNING,
-    )
-    return server, job
+    return server_being_bootstrapped(org)
 
 
 def _line(job: JobRun, text: str) -> None:
@@ -184,33 +173,18 @@ def test_a_stream_ends_soon_after_its_org_key_is_revoked(org, running_server, sh
     assert "event: denied" in received
 
 
-def test_a_console_stream_ends_soon_after_the_user_is_disabled(
-    org, member, running_server, short_recheck
+@pytest.mark.parametrize("change", ["user disabled", "demoted to viewer"])
+def test_a_console_stream_ends_soon_after_the_user_is_disabled_or_demoted(
+    change, org, member, running_server, short_recheck
 ):
     server, job = running_server
     client = AsyncClient()
     client.force_login(member)
-    received = _follow(
-        f"/admin/jobs/jobrun/{job.pk}/log/stream/",
-        {},
-        job,
-        lambda: User.objects.filter(pk=member.pk).update(is_disabled=True),
-        client,
-    )
-    assert "event: denied" in received
-
-
-def test_a_console_stream_ends_soon_after_the_membership_is_removed(
-    org, member, running_server, short_recheck
-):
-    server, job = running_server
-    client = AsyncClient()
-    client.force_login(member)
-    received = _follow(
-        f"/admin/jobs/jobrun/{job.pk}/log/stream/",
-        {},
-        job,
-        lambda: Membership.objects.filter(user=member, organization=org).delete(),
-        client,
-    )
+    changes = {
+        "user disabled": lambda: User.objects.filter(pk=member.pk).update(is_disabled=True),
+        "demoted to viewer": lambda: Membership.objects.filter(
+            user=member, organization=org
+        ).update(role="viewer"),
+    }
+    received = _follow(f"/admin/jobs/jobrun/{job.pk}/log/stream/", {}, job, changes[change], client)
     assert "event: denied" in received
