@@ -5,6 +5,7 @@ has seen (which could miss the line that woke it)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import threading
 import time
@@ -121,3 +122,22 @@ def test_without_redis_a_slot_never_given_back_lapses_like_a_redis_one(org, sett
         clock.setattr(time, "monotonic", lambda: later)  # a minute on
         slot = stream_slots.acquire(principal="user:bob", organization_id=org.pk)
     stream_slots.release_sync(slot)
+
+
+def test_under_wsgi_a_stream_ends_with_denied_once_its_viewer_loses_access(org, member, settings):
+    settings.JOB_LOG_STREAM_REAUTHORIZE_SECONDS = 0.2
+    settings.JOB_LOG_STREAM_POLL_SECONDS = 0.05
+    settings.JOB_LOG_STREAM_WSGI_MAX_SECONDS = 5
+    allowed = [True]
+    _, scope = _run_scope(org)
+    scope = dataclasses.replace(scope, still_allowed=lambda: allowed[0])
+    request = RequestFactory().get("/logs/stream")
+    request.user = member
+    response = stream.sse_response(request, scope=scope, after=0)
+    chunks = iter(response.streaming_content)
+    assert next(chunks) == b"retry: 2000\n\n"
+    allowed[0] = False  # the key is revoked, say
+    started = time.monotonic()
+    rest = b"".join(chunks)
+    assert b"event: denied" in rest
+    assert time.monotonic() - started < 2
