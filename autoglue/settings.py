@@ -272,6 +272,9 @@ JOB_LOG_STREAM_READ_THREADS = env.int("JOB_LOG_STREAM_READ_THREADS", default=4)
 # With the bus up, viewers still look again this often, so a lost notification costs at most
 # this long (without the bus they poll every JOB_LOG_STREAM_POLL_SECONDS).
 JOB_LOG_STREAM_RECHECK_SECONDS = env.float("JOB_LOG_STREAM_RECHECK_SECONDS", default=15.0)
+# An open stream checks this often that its key, token, user and role still allow reading the
+# logs, and ends when they do not: revoking or demoting takes effect within this long.
+JOB_LOG_STREAM_REAUTHORIZE_SECONDS = env.float("JOB_LOG_STREAM_REAUTHORIZE_SECONDS", default=20.0)
 # Open live log streams allowed at once per user or org key, and per organization (429 past
 # them), counted across every web process in Redis.
 JOB_LOG_STREAMS_PER_PRINCIPAL = env.int("JOB_LOG_STREAMS_PER_PRINCIPAL", default=20)

@@ -24,12 +24,9 @@ from django.conf import settings
 from django.db import connection
 
 from apps.accounts.services import api_key_create_for_user
-from apps.console.tests.support import job_run
-from apps.infrastructure.models import Server
-from apps.infrastructure.tests.factories import ServerFactory
 from apps.jobs import bus
 from apps.jobs.logs import LogWriter
-from apps.jobs.models import JobRun
+from apps.jobs.tests.support import server_being_bootstrapped
 from tests import live
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -120,16 +117,7 @@ def slot_keys(*names: str) -> int:
 @pytest.fixture
 def running_server(org):
     """A server whose bootstrap is running, so its stream stays open until told otherwise."""
-    server = ServerFactory(organization=org, status=Server.Status.PROVISIONING)
-    job = job_run(
-        kind="bootstrap_bastion",
-        queue="ssh",
-        organization=org,
-        subject_type=JobRun.SubjectType.SERVER,
-        subject_id=server.pk,
-        status=JobRun.Status.RUNNING,
-    )
-    return server, job
+    return server_being_bootstrapped(org)
 
 
 @pytest.fixture

@@ -270,6 +270,12 @@ def _key_user(key_id: str, *, touch: bool) -> User | None:
     return row.user
 
 
+def api_key_still_valid(key_id: Any) -> bool:
+    """Whether a key accepted earlier would still be accepted now (not revoked, not expired, its
+    user not disabled): for a response that outlives its request, e.g. a live log stream."""
+    return _key_valid(str(key_id), touch=False)
+
+
 def _refuse(public_id: str) -> APIError:
     """The key is no longer valid: drop what is remembered of it, answer 401."""
     forget_local_key(public_id)

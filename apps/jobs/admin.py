@@ -23,6 +23,7 @@ from apps.jobs.models import JobRun
 from apps.jobs.selectors import LogScope
 from apps.jobs.stream import sse_response
 from apps.orgs.console_base import OrgScopedAdmin, can, is_platform_admin
+from apps.orgs.tenancy import principal_still_allowed
 
 
 class KindFilter(admin.SimpleListFilter):
@@ -218,12 +219,23 @@ class JobRunAdmin(OrgScopedAdmin):
         def is_done() -> bool:
             return not JobRun.objects.filter(pk=job.pk, status__in=JobRun.ACTIVE_STATUSES).exists()
 
+        user_id, organization_id = request.user.pk, job.organization_id
+
+        def still_allowed() -> bool:
+            return principal_still_allowed(
+                organization_id=organization_id,
+                perm=Perm.READ_LOGS,
+                user_id=user_id,
+                platform_admin=True,
+            )
+
         scope = LogScope(
             subject_type=job.subject_type,
             subject_id=job.subject_id,
-            organization_id=job.organization_id,
+            organization_id=organization_id,
             is_done=is_done,
             job_id=job.pk,
+            still_allowed=still_allowed,
         )
         return sse_response(request, scope=scope, after=cursor)
 

@@ -7,6 +7,7 @@ The routes themselves live with their subjects (`/servers/{id}/logs` in infrastr
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -20,8 +21,10 @@ from rest_framework.response import Response
 
 from apps.core.api.errors import bad_request
 from apps.core.api.pagination import MAX_LIMIT
+from apps.core.permissions import Perm
 from apps.jobs.selectors import LogScope, job_logs_page
 from apps.jobs.stream import sse_response
+from apps.orgs.tenancy import tenant_recheck
 
 LIMIT_DEFAULT = 200
 # The lists' bound: the schema states one range for every `limit` (apps.core.api.schema).
@@ -66,4 +69,7 @@ def logs_page_response(request: Request, scope: LogScope) -> Response:
 
 
 def logs_stream_response(request: Request, scope: LogScope) -> HttpResponseBase:
+    """The SSE stream; it ends once the caller's key, token or role no longer allows reading
+    logs (checked again every JOB_LOG_STREAM_REAUTHORIZE_SECONDS)."""
+    scope = dataclasses.replace(scope, still_allowed=tenant_recheck(request, Perm.READ_LOGS))
     return sse_response(request, scope=scope, after=log_cursor(request))

@@ -15,13 +15,16 @@ class LogScope:
     """The lines one route may show: one subject of one organization. `is_done` says whether
     the subject's job has ended (the route's own rule, e.g. a server is ready or failed).
     With `job_id` (the console's viewer of one run) only that run's lines are shown, and the
-    subject fields only name the wake-up channel."""
+    subject fields only name the wake-up channel. `still_allowed` (a live stream's) says whether
+    the viewer's credential and role still allow reading these lines; the stream asks it again
+    while it runs and ends when it no longer holds."""
 
     subject_type: str
     subject_id: uuid.UUID | None
     organization_id: uuid.UUID | None
     is_done: Callable[[], bool]
     job_id: uuid.UUID | None = None
+    still_allowed: Callable[[], bool] | None = None
 
 
 def log_item(row: JobLog) -> dict[str, Any]:

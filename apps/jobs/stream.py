@@ -31,6 +31,7 @@ import queue
 import re
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -215,6 +216,31 @@ async def _wait(wake: asyncio.Event, timeout: float) -> None:
             await asyncio.wait_for(wake.wait(), timeout)
 
 
+# Sent before the stream closes when the viewer may no longer read these lines (key revoked or
+# expired, user disabled, role demoted). Not `end`: the job has not ended. EventSource then
+# reconnects with Last-Event-ID and the new request is authorised from scratch.
+_DENIED = (
+    "event: denied\ndata: "
+    + json.dumps(
+        {"code": "stream_unauthorized", "message": "access to these logs has changed; reconnect"},
+        separators=(",", ":"),
+    )
+    + "\n\n"
+)
+
+
+def _allowed(scope: LogScope) -> bool:
+    """`scope.still_allowed()`, on a stream thread; an error (the database down) ends the
+    stream too, as a read would, rather than let it run unchecked."""
+    if scope.still_allowed is None:
+        return True
+    try:
+        return scope.still_allowed()
+    except Exception:  # noqa: BLE001 - the client reconnects and is authorised again
+        logger.warning("log stream: authorisation recheck failed", exc_info=True)
+        return False
+
+
 async def _async_stream(
     scope: LogScope, after: int, slot: stream_slots.Slot | None
 ) -> AsyncIterator[str]:
@@ -229,10 +255,17 @@ async def _async_stream(
         yield "retry: 2000\n\n"
         keepalive = float(settings.JOB_LOG_STREAM_KEEPALIVE_SECONDS)
         renew_every = stream_slots.SLOT_SECONDS / 3
+        reauthorize = float(settings.JOB_LOG_STREAM_REAUTHORIZE_SECONDS)
         started = time.monotonic()
         ends_at = started + float(settings.JOB_LOG_STREAM_MAX_SECONDS)
-        cursor, last_sent, renewed = after, started, started
+        cursor, last_sent, renewed, checked = after, started, started, started
         while time.monotonic() < ends_at:
+            if scope.still_allowed is not None and time.monotonic() - checked >= reauthorize:
+                # On a read thread, which holds no connection once it is idle again.
+                if not await _read_pool().submit(_allowed, scope):
+                    yield _DENIED
+                    return
+                checked = time.monotonic()
             wake.clear()  # before the read: a line written during it wakes us again
             page = await _read(scope, cursor, hub.generation(channel))
             if page["items"] or page["done"]:
@@ -244,7 +277,10 @@ async def _async_stream(
             if len(page["items"]) == _BATCH:
                 continue
             now = time.monotonic()
-            await _wait(wake, min(keepalive - (now - last_sent), ends_at - now))
+            await _wait(
+                wake,
+                min(keepalive - (now - last_sent), ends_at - now, checked + reauthorize - now),
+            )
             now = time.monotonic()
             if now - last_sent >= keepalive:
                 yield ": keepalive\n\n"
@@ -261,9 +297,16 @@ async def _async_stream(
 def _sync_stream(scope: LogScope, after: int, slot: stream_slots.Slot | None) -> Iterator[str]:
     try:
         yield "retry: 2000\n\n"
-        ends_at = time.monotonic() + float(settings.JOB_LOG_STREAM_WSGI_MAX_SECONDS)
+        reauthorize = float(settings.JOB_LOG_STREAM_REAUTHORIZE_SECONDS)
+        checked = time.monotonic()
+        ends_at = checked + float(settings.JOB_LOG_STREAM_WSGI_MAX_SECONDS)
         cursor = after
         while True:
+            if time.monotonic() - checked >= reauthorize:
+                if not _allowed(scope):
+                    yield _DENIED
+                    return
+                checked = time.monotonic()
             page = _page(scope, cursor)
             if page["items"] or page["done"]:
                 yield _events(page)
@@ -330,6 +373,9 @@ def sse_response(request: HttpRequest, *, scope: LogScope, after: int) -> HttpRe
         else _sync_stream(scope, cursor, slot)
     )
     stream = StreamingHttpResponse(content, content_type="text/event-stream")
+    # The stream gives its slot back when it ends, but it may never start: Django drops the
+    # response of a client that left while the view ran. Then the slot goes with the response.
+    weakref.finalize(stream, stream_slots.release_abandoned, slot)
     stream["Cache-Control"] = "no-cache, no-store"
     # Proxies (nginx) must pass each event on at once.
     stream["X-Accel-Buffering"] = "no"

@@ -7,8 +7,9 @@ it runs (`renew_soon`, every third of `SLOT_SECONDS`) and removes it when it end
 ends (`release_soon`: both batched into one pipeline per process);
 a process that dies without removing its slots loses them after `SLOT_SECONDS`, so a crash can
 never leak slots for good. Taking a slot checks and adds in one Lua script, so two requests
-cannot both take the last one. Without Redis (the embedded default, one machine) the count is
-kept in the process.
+cannot both take the last one. Without Redis (the embedded default, one machine) the slots are
+kept in the process, and lapse the same way: a stream whose response was never run (its client
+left while the view was still working) cannot hold one for good.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,8 @@ class Slot:
 
 
 _local_lock = threading.Lock()
-_local_counts: Counter[str] = Counter()
+# Without Redis: key -> {slot token: when it lapses (time.monotonic())}.
+_local_slots: dict[str, dict[str, float]] = {}
 
 
 def _limits(principal: str, organization_id: uuid.UUID | None) -> list[tuple[str, str, int]]:
@@ -103,12 +105,16 @@ def acquire(*, principal: str, organization_id: uuid.UUID | None) -> Slot:
     limits = _limits(principal, organization_id)
     slot = Slot(keys=[key for _, key, _ in limits])
     if not bus.enabled():
+        now = time.monotonic()
         with _local_lock:
             for scope, key, cap in limits:
-                if _local_counts[key] >= cap:
+                held = _local_slots.get(key, {})
+                for token in [token for token, lapse in held.items() if lapse <= now]:
+                    del held[token]
+                if len(held) >= cap:
                     raise StreamsExhausted(scope, cap)
             for key in slot.keys:
-                _local_counts[key] += 1
+                _local_slots.setdefault(key, {})[slot.token] = now + SLOT_SECONDS
         return slot
     try:
         full = bus.sync_client().eval(
@@ -174,6 +180,11 @@ def renew_soon(slot: Slot, client: Any) -> None:
     """Push the slot's lapse time on (called by the stream every third of SLOT_SECONDS)."""
     if bus.enabled():
         _queue(client).add(True, slot)
+        return
+    lapse = time.monotonic() + SLOT_SECONDS
+    with _local_lock:
+        for key in slot.keys:
+            _local_slots.setdefault(key, {})[slot.token] = lapse
 
 
 def release_soon(slot: Slot, client: Any) -> None:
@@ -184,11 +195,22 @@ def release_soon(slot: Slot, client: Any) -> None:
 
 
 def release_local(slot: Slot) -> None:
+    """Give a slot kept in the process back; again, or after it lapsed, is harmless."""
     with _local_lock:
         for key in slot.keys:
-            _local_counts[key] -= 1
-            if _local_counts[key] <= 0:
-                del _local_counts[key]
+            held = _local_slots.get(key)
+            if held is not None:
+                held.pop(slot.token, None)
+                if not held:
+                    del _local_slots[key]
+
+
+def release_abandoned(slot: Slot) -> None:
+    """For a stream's response that is closed or collected, whether or not it ever ran. Kept in
+    the process, the slot is given back at once; in Redis it lapses within SLOT_SECONDS (no
+    round trip from a garbage collector's thread)."""
+    if not bus.enabled():
+        release_local(slot)
 
 
 def release_sync(slot: Slot) -> None:

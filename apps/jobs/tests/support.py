@@ -141,3 +141,18 @@ def cluster_ready_for_actions(organization, *, bastion_sshd, node_sshd, make_tar
     ClusterNodePool.objects.create(organization=organization, cluster=cluster, node_pool=pool)
     action = ActionFactory(make_target=make_target)
     return cluster, action, node
+
+
+def server_being_bootstrapped(org) -> tuple[Server, JobRun]:  # type: ignore[no-untyped-def]
+    """A server whose bootstrap is running, so a stream of its logs stays open until told
+    otherwise."""
+    server = ServerFactory(organization=org, status=Server.Status.PROVISIONING)
+    job = JobRun.objects.create(
+        kind="bootstrap_bastion",
+        queue="ssh",
+        organization=org,
+        subject_type=JobRun.SubjectType.SERVER,
+        subject_id=server.pk,
+        status=JobRun.Status.RUNNING,
+    )
+    return server, job

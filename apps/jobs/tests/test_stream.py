@@ -5,9 +5,13 @@ has seen (which could miss the line that woke it)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import threading
+import time
 
 import pytest
+from django.test import RequestFactory
 
 from apps.jobs import bus, stream, stream_slots
 from apps.jobs.models import JobLog, JobRun
@@ -87,3 +91,53 @@ def test_without_redis_the_caps_are_counted_in_the_process(org, settings):
     assert refused.value.scope == "principal"
     stream_slots.release_sync(first)
     stream_slots.release_sync(stream_slots.acquire(principal="user:alice", organization_id=org.pk))
+
+
+def test_without_redis_a_stream_response_dropped_before_it_ran_gives_its_slot_back(
+    org, member, settings
+):
+    settings.REDIS_URL = ""
+    settings.JOB_LOG_STREAMS_PER_PRINCIPAL = 3
+    _, scope = _run_scope(org)
+    request = RequestFactory().get("/logs/stream")
+    request.user = member
+    # A client that leaves while the view runs: Django drops (or closes) the response before
+    # iterating it, so the stream's own `finally` never runs.
+    for _ in range(5):
+        response = stream.sse_response(request, scope=scope, after=0)
+        assert response.status_code == 200, response.content
+        response.close()
+        del response
+        gc.collect()
+
+
+def test_without_redis_a_slot_never_given_back_lapses_like_a_redis_one(org, settings, monkeypatch):
+    settings.REDIS_URL = ""
+    settings.JOB_LOG_STREAMS_PER_PRINCIPAL = 1
+    stream_slots.acquire(principal="user:bob", organization_id=org.pk)  # never released
+    with pytest.raises(stream_slots.StreamsExhausted):
+        stream_slots.acquire(principal="user:bob", organization_id=org.pk)
+    later = time.monotonic() + stream_slots.SLOT_SECONDS + 1
+    with monkeypatch.context() as clock:
+        clock.setattr(time, "monotonic", lambda: later)  # a minute on
+        slot = stream_slots.acquire(principal="user:bob", organization_id=org.pk)
+    stream_slots.release_sync(slot)
+
+
+def test_under_wsgi_a_stream_ends_with_denied_once_its_viewer_loses_access(org, member, settings):
+    settings.JOB_LOG_STREAM_REAUTHORIZE_SECONDS = 0.2
+    settings.JOB_LOG_STREAM_POLL_SECONDS = 0.05
+    settings.JOB_LOG_STREAM_WSGI_MAX_SECONDS = 5
+    allowed = [True]
+    _, scope = _run_scope(org)
+    scope = dataclasses.replace(scope, still_allowed=lambda: allowed[0])
+    request = RequestFactory().get("/logs/stream")
+    request.user = member
+    response = stream.sse_response(request, scope=scope, after=0)
+    chunks = iter(response.streaming_content)
+    assert next(chunks) == b"retry: 2000\n\n"
+    allowed[0] = False  # the key is revoked, say
+    started = time.monotonic()
+    rest = b"".join(chunks)
+    assert b"event: denied" in rest
+    assert time.monotonic() - started < 2
