@@ -7,6 +7,14 @@ from __future__ import annotations
 import pytest
 import requests
 
+# Imported at collection, not when the first document is loaded deep inside a test. pytest
+# rewrites schemathesis' modules (it is a pytest plugin), and CPython 3.11.7 can fail to parse its
+# large schema-definitions module that deep in the stack ("SystemError: AST constructor recursion
+# depth mismatch", a CPython bug fixed in later 3.11 releases).
+import schemathesis.specs.openapi.adapter.v2  # noqa: F401
+import schemathesis.specs.openapi.adapter.v3_0  # noqa: F401
+import schemathesis.specs.openapi.definitions  # noqa: F401
+
 from tests import live
 from tests.conformance.support import World, make_world, seed_objects
 
