@@ -4,19 +4,39 @@ they create are committed (the server is another process) and flushed after each
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import importlib
+import pkgutil
+
 import pytest
 import requests
 
-# Imported at collection, not when the first document is loaded deep inside a test. pytest
-# rewrites schemathesis' modules (it is a pytest plugin), and CPython 3.11.7 can fail to parse its
-# large schema-definitions module that deep in the stack ("SystemError: AST constructor recursion
-# depth mismatch", a CPython bug fixed in later 3.11 releases).
-import schemathesis.specs.openapi.adapter.v2  # noqa: F401
-import schemathesis.specs.openapi.adapter.v3_0  # noqa: F401
-import schemathesis.specs.openapi.definitions  # noqa: F401
-
 from tests import live
 from tests.conformance.support import World, make_world, seed_objects
+
+
+def _import_schemathesis_up_front() -> None:
+    """Every schemathesis module, now, with the garbage collector paused.
+
+    schemathesis is a pytest plugin, so pytest rewrites its modules as they are imported, and
+    several are imported lazily, deep inside a test. CPython 3.11.7's `ast.parse` fails with
+    "SystemError: AST constructor recursion depth mismatch" when a garbage collection runs Python
+    finalizers while it builds a large tree (its schema modules are large), which happened at
+    random in full runs. Importing them all here, at collection, with garbage collection paused, parses
+    each once in a quiet moment; later imports find them loaded."""
+    import schemathesis
+
+    gc.disable()
+    try:
+        for module in pkgutil.walk_packages(schemathesis.__path__, "schemathesis."):
+            with contextlib.suppress(Exception):
+                importlib.import_module(module.name)
+    finally:
+        gc.enable()
+
+
+_import_schemathesis_up_front()
 
 
 @pytest.fixture(scope="module")
