@@ -23,8 +23,8 @@ def _import_schemathesis_up_front() -> None:
     several are imported lazily, deep inside a test. CPython 3.11.7's `ast.parse` fails with
     "SystemError: AST constructor recursion depth mismatch" when a garbage collection runs Python
     finalizers while it builds a large tree (its schema modules are large), which happened at
-    random in full runs. Importing them all here, at collection, with garbage collection paused, parses
-    each once in a quiet moment; later imports find them loaded."""
+    random in full runs. Importing them all here, at collection, with garbage collection paused,
+    parses each once in a quiet moment; later imports find them loaded."""
     import schemathesis
 
     gc.disable()
