@@ -53,7 +53,7 @@ class Relay:
                 self.wfile.write(payload)
 
             def log_message(self, *args: object) -> None:
-                pass
+                pass  # the relay's access log would only clutter the test output
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

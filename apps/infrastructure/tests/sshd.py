@@ -144,7 +144,7 @@ class NotSSHServer:
                     conn.settimeout(5)
                     conn.recv(1024)
                 except OSError:
-                    pass
+                    pass  # the client went away first; the next connection is served the same
 
     def stop(self) -> None:
         self._stopped.set()
