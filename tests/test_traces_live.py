@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -153,12 +154,14 @@ def test_a_cluster_runs_trace_goes_from_the_post_to_each_ssh_step_of_its_job(
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_run_sent_again_by_the_reaper_still_continues_the_request_that_queued_it(
-    org, member, sshd_factory, tmp_path, receiver, settings
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_a_run_sent_again_by_the_reaper_continues_the_request_and_its_spans_leave_at_stop(
+    org, member, sshd_factory, tmp_path, receiver, settings, pool
 ):
     """The context travels in the run's row, not only in the Celery message: the first message
     is lost (the broker restarted empty) and the reaper, which has no trace of its own, sends
-    the run again."""
+    the run again. The worker holds its spans (an export delay of ten minutes) until it is
+    stopped: they must leave then, from the threads pool's process as from a prefork child."""
     cluster, action, _ = cluster_ready_for_actions(
         org, bastion_sshd=sshd_factory(home=True), node_sshd=sshd_factory(home=True)
     )
@@ -177,8 +180,17 @@ def test_a_run_sent_again_by_the_reaper_still_continues_the_request_that_queued_
         settings.JOBS_PUBLISH = True
         with live.publishing_to(redis_server.url):
             assert jobs.job_reap()["resent"] == 1
-        worker = live.start_worker(tmp_path, env, name="ssh")
+        worker = live.start_worker(
+            tmp_path,
+            {**env, "OTEL_BSP_SCHEDULE_DELAY": "600000"},
+            name="ssh",
+            pool=pool,
+            concurrency=2,
+        )
         _wait_for_run(run_id)
+        time.sleep(1)
+        assert not any(s.service == "autoglue-worker" for s in receiver.received())
+        worker.stop()
         job = receiver.wait_for(_job_and_post, 30)
     finally:
         if worker is not None:
@@ -190,6 +202,7 @@ def test_a_run_sent_again_by_the_reaper_still_continues_the_request_that_queued_
     post = _post_span(spans, job.trace_id)
     assert job.parent_id == job_row.trace_parent.split("-")[2]
     assert post in ancestors(job, spans)
+    assert any(s.name == "ssh.command" and job in ancestors(s, spans) for s in spans)
     # The delivery that carried the resent message belongs to another trace (the reaper's
     # publish had none), and the job links to it.
     delivery = next(s for s in spans if s.span_id == job.links[0][1])
