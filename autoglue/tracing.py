@@ -65,12 +65,41 @@ def setup(role: str) -> bool:
         resource = resource.merge(Resource({SERVICE_NAME: f"autoglue-{role}"}))
     # The exporter reads the endpoint, headers, timeout and compression from the standard
     # OTEL_EXPORTER_OTLP_* variables itself.
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, sampler=_orphan_client_spans_dropped())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _provider, _role = provider, role
     _instrument(role)
     return True
+
+
+def _orphan_client_spans_dropped() -> Any:
+    """The sampler `OTEL_TRACES_SAMPLER` configures (parent-based, always on by default), except
+    that a client span with no parent is dropped: the broker's polling, a job heartbeat's
+    UPDATE, a beat tick's query and a health probe's checks would otherwise be one trace per
+    call, all day, from every process."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import sampling
+
+    class OrphanClientSpansDropped(sampling.Sampler):
+        def __init__(self, delegate: sampling.Sampler) -> None:
+            self.delegate = delegate
+
+        def should_sample(  # type: ignore[no-untyped-def]
+            self, parent_context, trace_id, name, kind=None, attributes=None, *args, **kwargs
+        ) -> sampling.SamplingResult:
+            parent = trace.get_current_span(parent_context).get_span_context()
+            if kind == trace.SpanKind.CLIENT and not parent.is_valid:
+                return sampling.SamplingResult(sampling.Decision.DROP)
+            return self.delegate.should_sample(
+                parent_context, trace_id, name, kind, attributes, *args, **kwargs
+            )
+
+        def get_description(self) -> str:
+            return f"OrphanClientSpansDropped{{{self.delegate.get_description()}}}"
+
+    # The SDK's own reading of OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG.
+    return OrphanClientSpansDropped(sampling._get_from_env_or_default())
 
 
 def _instrument(role: str) -> None:

@@ -22,7 +22,7 @@ from apps.jobs.tests.support import cluster_ready_for_actions, fake_docker
 from tests import live
 from tests.otlp import OTLPReceiver, ReceivedSpan, ancestors
 
-SERVER, CONSUMER = 2, 5  # opentelemetry.proto.trace.v1.Span.SpanKind
+SERVER, CLIENT, CONSUMER = 2, 3, 5  # opentelemetry.proto.trace.v1.Span.SpanKind
 
 
 @pytest.fixture
@@ -137,6 +137,9 @@ def test_a_cluster_runs_trace_goes_from_the_post_to_each_ssh_step_of_its_job(
     assert any(s.attributes.get("db.system") == "postgresql" for s in web_side)
     assert any(s.attributes.get("db.system") == "redis" for s in web_side)
     assert any(s.name == "apply_async/jobs.run" for s in web_side)
+    # Calls outside any request or job (the broker's polling, heartbeats, probes) make no
+    # traces of their own.
+    assert not [s.name for s in spans if s.kind == CLIENT and not s.parent_id]
     # No secret rides along: the cluster's kubeconfig canary, the key, the org in a name.
     text = json.dumps([[s.name, s.attributes] for s in spans], default=str)
     assert "CANARY" not in text and "PRIVATE KEY" not in text
