@@ -238,10 +238,28 @@ print(json.dumps({
 """
 
 
-def _probe(**extra: str) -> dict:
+# A Celery process's hooks, one signal at a time: which service each role names itself, and
+# which pools set up in the worker's own process.
+CELERY_PROBE = """
+import json
+from celery import signals
+from opentelemetry import trace
+from autoglue import celery, tracing
+signal, pool = SIGNAL_AND_POOL
+Worker = type("Worker", (), {"pool_cls": pool})
+getattr(signals, signal).send(sender=Worker())
+provider = trace.get_tracer_provider()
+print(json.dumps({
+    "enabled": tracing.enabled(),
+    "service": getattr(provider, "resource", None) and provider.resource.attributes["service.name"],
+}))
+"""
+
+
+def _probe(script: str = SETUP_PROBE, **extra: str) -> dict:
     env = {k: v for k, v in live.process_env().items() if not k.startswith("OTEL_")}
     done = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", SETUP_PROBE],
+        [sys.executable, "-c", script],
         env={**env, **extra},
         capture_output=True,
         text=True,
@@ -278,3 +296,30 @@ def test_with_an_otlp_endpoint_the_web_hooks_install_the_sdk_and_both_middleware
     assert probe["middleware"] and probe["application"] == "opentelemetry.instrumentation.asgi"
     for name in ("django", "celery", "psycopg", "redis", "botocore"):
         assert name in probe["instrumentations"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("signal", "pool", "service"),
+    [
+        ("worker_process_init", "prefork", "autoglue-worker"),
+        ("worker_init", "threads", "autoglue-worker"),
+        ("worker_init", "prefork", None),  # its children set up after their fork
+        ("beat_init", None, "autoglue-beat"),
+    ],
+)
+def test_each_celery_role_sets_up_after_its_fork_under_its_own_service_name(signal, pool, service):
+    script = CELERY_PROBE.replace("SIGNAL_AND_POOL", repr((signal, pool)))
+    probe = _probe(script, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    assert probe == {"enabled": service is not None, "service": service}
+
+
+@pytest.mark.django_db
+def test_the_standard_service_name_variable_wins_over_the_roles_name():
+    script = CELERY_PROBE.replace("SIGNAL_AND_POOL", repr(("beat_init", None)))
+    probe = _probe(
+        script,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_SERVICE_NAME="autoglue-eu-1",
+    )
+    assert probe == {"enabled": True, "service": "autoglue-eu-1"}
