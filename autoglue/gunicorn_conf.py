@@ -1,9 +1,9 @@
-"""Gunicorn's configuration file for the web role (`gunicorn -c autoglue/gunicorn_conf.py`, as the
-image's command runs it). The worker class and timeouts are on the command line; the number of
-workers is gunicorn's own `WEB_CONCURRENCY`. Process hooks (metrics, traces) belong here too."""
+"""Gunicorn's configuration for the web role: `gunicorn -c autoglue/gunicorn_conf.py ...`, as the
+image's CMD runs it. The worker class and timeouts are on the command line; the number of workers
+is gunicorn's own `WEB_CONCURRENCY`."""
 
 import os
 
-# Every address of the container, on AUTOGLUE_PORT (8080 by default), which the image's health
-# check also reads.
+# Every address of the container, on AUTOGLUE_PORT (8080 by default; the image's health check
+# reads the same variable), so a container on the host's network can be given a free port.
 bind = [f"0.0.0.0:{os.environ.get('AUTOGLUE_PORT', '8080')}"]
