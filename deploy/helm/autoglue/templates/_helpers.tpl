@@ -91,8 +91,14 @@ lives in the chart's own Secret under its variable name.
 {{- define "autoglue.env" -}}
 - name: AUTOGLUE_ENV
   value: production
+# The pod's own address is allowed too: kubelet probes and Prometheus scrapes address the pod by
+# its IP (Kubernetes expands $(POD_IP) from the variable above it).
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
 - name: DJANGO_ALLOWED_HOSTS
-  value: {{ join "," .Values.config.allowedHosts | quote }}
+  value: {{ printf "$(POD_IP),%s" (join "," .Values.config.allowedHosts) | quote }}
 - name: AUTOGLUE_BASE_URL
   value: {{ .Values.config.baseUrl | quote }}
 {{- with .Values.config.csrfTrustedOrigins }}
