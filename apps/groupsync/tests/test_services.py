@@ -280,3 +280,14 @@ def test_the_schedule_exists_in_beat_after_migrating(db):
     assert task.task == "groupsync.sync"
     assert (task.interval.every, task.interval.period) == (60, "minutes")
     assert task.queue == "maintenance"
+
+
+def test_the_scheduled_task_runs_the_sync(google, config, org, alice):
+    from apps.groupsync import tasks
+
+    MembershipFactory(organization=org, user=alice, role="viewer")
+    google.add(LEADS, ALICE)
+
+    assert tasks.sync.delay().get() == 1
+
+    assert _role(org, alice) == "admin"
