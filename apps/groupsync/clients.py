@@ -91,8 +91,9 @@ class WorkspaceGroupsClient:
         self.subject = subject
         self.session = session or requests.Session()
         self.now = now
-        self.timeout = settings.GOOGLE_GROUPS_TIMEOUT_SECONDS
+        self.timeout = float(settings.GOOGLE_GROUPS_TIMEOUT_SECONDS)
         self._tokens: dict[str, str] = {}
+        self._deadline = float("inf")
 
     # --- the token -----------------------------------------------------------------------------
 
@@ -138,6 +139,9 @@ class WorkspaceGroupsClient:
         Identity; direct only through the Directory API fallback."""
         if not EMAIL.match(email):
             raise GroupsReadError("the person's address cannot be looked up")
+        # The whole read, every page and the fallback included, fits in one timeout: a sign-in
+        # waits for it, and a slow Google must not hold the sign-in for many timeouts in a row.
+        self._deadline = time.monotonic() + self.timeout
         try:
             return sorted(set(self._cloud_identity(email)))
         except _FallBack:
@@ -195,8 +199,11 @@ class WorkspaceGroupsClient:
     # --- HTTP ----------------------------------------------------------------------------------
 
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+        remaining = min(self.timeout, self._deadline - time.monotonic())
+        if remaining <= 0:
+            raise GroupsReadError(f"{what}: the read took longer than {self.timeout:g} s")
         try:
-            return self.session.request(method, url, timeout=self.timeout, **kwargs)
+            return self.session.request(method, url, timeout=remaining, **kwargs)
         except requests.RequestException as exc:
             raise GroupsReadError(f"{what}: {type(exc).__name__}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import jwt
 import pytest
@@ -150,6 +151,20 @@ def test_an_api_that_does_not_answer_in_time_fails_the_read(google, settings):
 
     with pytest.raises(clients.GroupsReadError, match="Timeout"):
         _client().groups_of(ALICE)
+
+
+def test_the_whole_read_fits_in_one_timeout_however_many_pages_it_has(google, settings):
+    settings.GOOGLE_GROUPS_TIMEOUT_SECONDS = 1
+    google.delay_seconds = 0.4  # each page answers in time, five of them do not
+    google.page_size = 1
+    for i in range(5):
+        google.add(f"team{i}@acme.example", ALICE)
+
+    started = time.monotonic()
+    with pytest.raises(clients.GroupsReadError, match="took longer than 1 s|Timeout"):
+        _client().groups_of(ALICE)
+    assert time.monotonic() - started < 1.3
+    assert len(google.requests) < 5
 
 
 def test_an_address_that_would_change_the_query_is_never_sent(google):
