@@ -457,7 +457,8 @@ GOOGLE_OIDC_ISSUER = env.str("GOOGLE_OIDC_ISSUER", default="https://accounts.goo
 GOOGLE_WORKSPACE_DOMAINS = [d.lower() for d in env.list("GOOGLE_WORKSPACE_DOMAINS", default=[])]
 # Workspace groups -> roles (docs/identity.md, "Workspace groups"): Google's token endpoint and
 # the Cloud Identity and Directory API bases (tests point them at a loopback stand-in), the time
-# one call may take, and how often the "groupsync-sync" schedule re-reads every member's groups.
+# one person's read may take in all, and how often the "groupsync-sync" schedule re-reads every
+# member's groups.
 GOOGLE_TOKEN_URL = env.str("GOOGLE_TOKEN_URL", default="https://oauth2.googleapis.com/token")
 GOOGLE_CLOUD_IDENTITY_URL = env.str(
     "GOOGLE_CLOUD_IDENTITY_URL", default="https://cloudidentity.googleapis.com"

@@ -75,3 +75,34 @@ def test_a_groups_api_that_is_down_neither_blocks_the_sign_in_nor_grants_anythin
     # The verified domain's auto-join still makes her a member; the groups add nothing.
     assert Membership.objects.get(user=alice, organization=acme).role == "member"
     assert not AuditEntry.objects.filter(metadata__source="group_sync").exists()
+
+
+def test_the_console_sign_in_applies_the_groups_too(google, settings, idp_url, acme):  # noqa: F811
+    from apps.accounts.tests.support import console_google
+    from apps.accounts.tests.test_console_login import _sign_in
+
+    settings.GOOGLE_WORKSPACE_DOMAINS = ["acme.example"]
+    settings.SOCIALACCOUNT_PROVIDERS = console_google(idp_url)
+    google.add(LEADS, ALICE)
+
+    client, response, _ = _sign_in(idp_url, "alice", name="Alice")
+
+    assert response.status_code == 302
+    alice = User.objects.get(primary_email=ALICE)
+    assert Membership.objects.get(user=alice, organization=acme).role == "admin"
+
+
+def test_no_key_token_or_answer_reaches_the_log_when_the_read_fails(google, sign_in, acme, caplog):
+    google.add(LEADS, ALICE)
+    google.fail["directory"] = 500
+    google.delegated = {"https://www.googleapis.com/auth/admin.directory.group.readonly"}
+
+    with caplog.at_level("DEBUG"):
+        assert sign_in().status_code == 200
+
+    failures = [r for r in caplog.records if r.getMessage() == "group_sync_failed"]
+    assert [r.error for r in failures] == ["Directory API answered 500"]
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "PRIVATE KEY" not in text
+    assert "ya29." not in text
+    assert "Backend Error" not in text
