@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import OAuthIdentity, User
@@ -363,7 +363,10 @@ def group_sync_organization(
             change = group_sync_user(
                 config=config, user=membership.user, email=email, reader=reader
             )
-        except Exception as exc:  # noqa: BLE001 - one person's failure must not stop the others
+        except (clients.GroupsReadError, DatabaseError) as exc:
+            # One person's failure must not stop the others (a concurrent sign-in that created
+            # the same membership first is an IntegrityError here). Anything else, the task's
+            # time limit included, ends the run.
             failed += 1
             error = _error_text(exc)
             logger.warning(
