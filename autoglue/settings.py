@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.audit",
     "apps.maintenance",
+    "apps.groupsync",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
@@ -454,6 +455,19 @@ GOOGLE_CLIENT_SECRET = env.str("GOOGLE_CLIENT_SECRET", default="")
 GOOGLE_OIDC_ISSUER = env.str("GOOGLE_OIDC_ISSUER", default="https://accounts.google.com")
 # Workspace domains (the ID token's `hd`) allowed to sign in. Empty: any verified address.
 GOOGLE_WORKSPACE_DOMAINS = [d.lower() for d in env.list("GOOGLE_WORKSPACE_DOMAINS", default=[])]
+# Workspace groups -> roles (docs/identity.md, "Workspace groups"): Google's token endpoint and
+# the Cloud Identity and Directory API bases (tests point them at a loopback stand-in), the time
+# one person's read may take in all, and how often the "groupsync-sync" schedule re-reads every
+# member's groups.
+GOOGLE_TOKEN_URL = env.str("GOOGLE_TOKEN_URL", default="https://oauth2.googleapis.com/token")
+GOOGLE_CLOUD_IDENTITY_URL = env.str(
+    "GOOGLE_CLOUD_IDENTITY_URL", default="https://cloudidentity.googleapis.com"
+).rstrip("/")
+GOOGLE_DIRECTORY_URL = env.str(
+    "GOOGLE_DIRECTORY_URL", default="https://admin.googleapis.com"
+).rstrip("/")
+GOOGLE_GROUPS_TIMEOUT_SECONDS = env.int("GOOGLE_GROUPS_TIMEOUT_SECONDS", default=10)
+GROUP_SYNC_INTERVAL_MINUTES = env.int("GROUP_SYNC_INTERVAL_MINUTES", default=60)
 # Base of the OAuth redirect URI (`<base>/api/v1/auth/<provider>/callback`).
 OAUTH_REDIRECT_BASE = env.str("OAUTH_REDIRECT_BASE", default=BASE_URL).rstrip("/")
 # Window origins the SPA popup may hand tokens to (postMessage target); the installation's own

@@ -46,6 +46,7 @@ from apps.core.models import OrgOwnedModel
 from apps.core.permissions import Perm, required_permission, role_allows
 from apps.core.tenancy import MACHINE_ROLE
 from apps.dns.tests.factories import DomainFactory, RecordSetFactory
+from apps.groupsync.tests.factories import GroupRoleMappingFactory, GroupSyncSettingsFactory
 from apps.infrastructure import registry
 from apps.infrastructure.tests.factories import (
     CredentialFactory,
@@ -309,6 +310,7 @@ def _objects(org) -> dict[str, str]:
     domain = DomainFactory(organization=org)
     teammate = UserFactory()
     MembershipFactory(user=teammate, organization=org, role="member")
+    GroupSyncSettingsFactory(organization=org)
     ids = {
         "actions": action.pk,
         "annotations": annotation.pk,
@@ -329,6 +331,7 @@ def _objects(org) -> dict[str, str]:
         "api-keys": account_services.api_key_create_for_org(organization=org).key.pk,
         "auth": "google",
         "bastions": ServerFactory(organization=org, role="bastion").pk,
+        "group-mappings": GroupRoleMappingFactory(organization=org).pk,
         "route53-credentials": CredentialFactory(
             organization=org,
             scope_kind="service",

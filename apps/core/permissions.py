@@ -37,6 +37,9 @@ class Perm(StrEnum):
     MANAGE_KEYS = "manage_keys"
     MANAGE_MEMBERS = "manage_members"
     MANAGE_ORG = "manage_org"
+    # Which Google groups grant which role, and the service account that reads them: it can
+    # make anyone an owner, so it is the owners' alone.
+    MANAGE_GROUP_SYNC = "manage_group_sync"
     DELETE_ORG = "delete_org"
 
 
@@ -44,7 +47,7 @@ _ALL = frozenset(Perm)
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     "owner": _ALL,
-    "admin": _ALL - {Perm.DELETE_ORG},
+    "admin": _ALL - {Perm.DELETE_ORG, Perm.MANAGE_GROUP_SYNC},
     "member": frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS, Perm.READ_LOGS, Perm.WRITE}),
     "viewer": frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS}),
     # An org key/secret pair is automation acting for the org (Terraform, the bastion tooling):
