@@ -46,7 +46,10 @@
     head.dataset.status = state.status;
     statusBadge.textContent = LABELS[state.status] || state.status;
     statusBadge.className = "ag-badge ag-status " + state.status;
-    if (state.started_at) startedAt = Date.parse(state.started_at);
+    if (state.started_at && isNaN(startedAt)) {
+      startedAt = Date.parse(state.started_at);
+      renderOffsets();
+    }
     if (state.finished_at) finishedAt = Date.parse(state.finished_at);
     if (errorText) errorText.textContent = (state.error || "").slice(0, 300);
     if (title) title.textContent = title.textContent.replace(/\([a-z]+\)\s*$/, "(" + state.status + ")");
@@ -55,6 +58,19 @@
     if (cancelForm) cancelForm.hidden = !state.can_cancel;
     tick();
     if (!state.active) window.clearInterval(timer);
+  };
+  // Each line's offset is from the run's start; until the page knows it (a run still queued
+  // when the page opened), from the first line, which the runner writes as it starts.
+  let firstLineAt = NaN;
+  const offsetText = (at) => {
+    const base = isNaN(startedAt) ? firstLineAt : startedAt;
+    return isNaN(base) ? "" : "+" + span(Math.max(at - base, 0) / 1000);
+  };
+  const renderOffsets = () => {
+    const lines = document.querySelectorAll("#job-log .log-line");
+    for (const line of lines) {
+      line.querySelector(".log-offset").textContent = offsetText(Number(line.dataset.at));
+    }
   };
   let polling = null;
   const refresh = () => {
@@ -106,8 +122,10 @@
   }
   const addLine = (item, text) => {
     const at = Date.parse(item.created_at);
+    if (isNaN(firstLineAt)) firstLineAt = at;
     const line = document.createElement("div");
     line.className = "log-line log-" + item.stream;
+    line.dataset.at = String(at);
     line.dataset.text = text.toLowerCase();
     const time = document.createElement("span");
     time.className = "log-time";
@@ -115,7 +133,7 @@
     time.title = item.created_at;
     const offset = document.createElement("span");
     offset.className = "log-offset";
-    offset.textContent = isNaN(startedAt) ? "" : "+" + span(Math.max(at - startedAt, 0) / 1000);
+    offset.textContent = offsetText(at);
     const body = document.createElement("span");
     body.className = "log-text";
     body.textContent = text;
