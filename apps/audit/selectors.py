@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,8 +22,8 @@ class FieldChange:
     """One field of an entry: its value before and after, or only that a secret changed."""
 
     name: str
-    before: Any = None
-    after: Any = None
+    before: str = ""
+    after: str = ""
     secret: bool = False
     has_before: bool = False
     has_after: bool = False
@@ -43,6 +44,15 @@ class HistoryEntry:
     job_url: str = ""
 
 
+def _shown(value: Any) -> str:
+    """A stored value as a person reads it: nothing is "—", lists and objects as JSON."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
 def _field_changes(changes: dict[str, Any]) -> list[FieldChange]:
     rows = []
     for name, values in sorted((changes or {}).items()):
@@ -53,8 +63,8 @@ def _field_changes(changes: dict[str, Any]) -> list[FieldChange]:
             FieldChange(
                 name=name,
                 # Secrets were never stored: the entry says only that the value changed.
-                before=None if before == REDACTED else before,
-                after=None if after == REDACTED else after,
+                before="" if before == REDACTED else _shown(before),
+                after="" if after == REDACTED else _shown(after),
                 secret=REDACTED in (before, after),
                 has_before="before" in values,
                 has_after="after" in values,

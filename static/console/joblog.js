@@ -52,7 +52,19 @@
     }
     if (state.finished_at) finishedAt = Date.parse(state.finished_at);
     if (errorText) errorText.textContent = (state.error || "").slice(0, 300);
-    if (title) title.textContent = title.textContent.replace(/\([a-z]+\)\s*$/, "(" + state.status + ")");
+    for (const heading of [title, document.getElementById("job-subtitle")]) {
+      if (heading) heading.textContent = heading.textContent.replace(/\([a-z]+\)\s*$/, "(" + state.status + ")");
+    }
+    // The run's fields below were read when the page loaded: keep them with the run too.
+    const field = (name, text) => {
+      const cell = document.querySelector(".field-" + name + " .readonly");
+      if (cell) cell.textContent = text || "-";
+    };
+    field("status", LABELS[state.status] || state.status);
+    field("started_at", state.started_at);
+    field("finished_at", state.finished_at);
+    field("duration", state.duration);
+    field("error", state.error);
     document.title = document.title.replace(/\([a-z]+\)/, "(" + state.status + ")");
     if (retryForm) retryForm.hidden = !state.can_retry;
     if (cancelForm) cancelForm.hidden = !state.can_cancel;

@@ -119,6 +119,8 @@ def test_drill_a_failing_bastion_is_fixed_and_bootstrapped_again_from_its_page(
     expect(page.locator("#job-status")).to_have_text("Succeeded", timeout=60_000)
     expect(page.locator("#job-title")).to_contain_text("(succeeded)")
     expect(page.locator("#job-title")).not_to_contain_text("running")
+    expect(page.locator("#job-subtitle")).to_contain_text("(succeeded)")
+    expect(page.locator(".field-status .readonly")).to_have_text("Succeeded")
     expect(page.locator("#job-cancel")).to_be_hidden()
     expect(page.locator("#job-elapsed")).to_have_text(re.compile(r"\d"))
     page.shots("bootstrap-succeeded")
