@@ -283,7 +283,13 @@ class ClusterAdmin(OrgScopedAdmin):
         "updated_at",
     )
     inlines = [ClusterNodePoolInline, ClusterMetadataInline]
-    actions = ["run_action", "download_kubeconfig"]
+    # The short-lived kubeconfigs come first: the stored one is for automation.
+    actions = [
+        "download_short_lived_view",
+        "download_short_lived_admin",
+        "run_action",
+        "download_kubeconfig",
+    ]
 
     @admin.display(description="join token")
     def join_token_state(self, obj: Cluster) -> str:
@@ -399,7 +405,40 @@ class ClusterAdmin(OrgScopedAdmin):
         }
         return TemplateResponse(request, "admin/clusters/cluster/run_action.html", context)
 
-    @admin.action(description="Download the kubeconfig (logged)")
+    @admin.action(description="Download a 1-hour kubeconfig (view)")
+    def download_short_lived_view(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._short_lived(request, queryset, access="view")
+
+    @admin.action(description="Download a 1-hour kubeconfig (admin)")
+    def download_short_lived_admin(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._short_lived(request, queryset, access="admin")
+
+    def _short_lived(self, request: HttpRequest, queryset: QuerySet, *, access: str) -> Any:
+        """A kubeconfig naming the signed-in person, signed by the cluster, expiring in an hour
+        (the same service as POST /clusters/{id}/kubeconfigs, which audits it)."""
+        cluster = queryset.first() if queryset.count() == 1 else None
+        if cluster is None:
+            self.message_user(request, "Select exactly one cluster.", messages.ERROR)
+            return None
+        self.require(request, Perm.REVEAL_SECRETS, cluster)
+        try:
+            issued = services.cluster_kubeconfig_issue(
+                cluster=cluster,
+                username=str(getattr(request.user, "primary_email", "") or request.user.pk),
+                access=access,
+                lifetime_seconds=3600,
+            )
+        except APIError as exc:
+            self.message_user(request, f"{cluster}: {exc.message}", messages.ERROR)
+            return None
+        self.log_reveal(request, cluster, f"a 1-hour {access} kubeconfig")
+        response = HttpResponse(issued.kubeconfig, content_type="application/yaml")
+        name = f"{cluster.name}-{access}-1h.kubeconfig"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Download the long-lived admin kubeconfig (for automation; logged)")
     def download_kubeconfig(self, request: HttpRequest, queryset: QuerySet) -> Any:
         # None unless exactly one is selected (and still there after the count).
         cluster = queryset.first() if queryset.count() == 1 else None

@@ -282,3 +282,55 @@ def test_another_organizations_cluster_is_404(owner_client, other_org, standin):
     cluster = ClusterFactory(organization=other_org, kubeconfig=api.kubeconfig())
     assert _issue(owner_client, cluster).status_code == 404
     assert api.calls == []
+
+
+def test_the_console_downloads_a_one_hour_kubeconfig_for_the_signed_in_person(org, standin):
+    from apps.orgs.tests.admin_support import console_for, staff_of
+
+    api = standin()
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    owner = staff_of(org, "owner", "olga@acme.example")
+    response = console_for(owner).post(
+        "/admin/clusters/cluster/",
+        {"action": "download_short_lived_admin", "_selected_action": [str(cluster.pk)]},
+    )
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    assert "attachment" in response["Content-Disposition"]
+    cert, _, _ = _client_cert(response.content.decode())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == owner.primary_email
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == (
+        "autoglue:cluster-admins"
+    )
+    left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(minutes=58) < left <= dt.timedelta(hours=1)
+
+
+def test_the_console_shows_why_a_kubeconfig_could_not_be_signed(org, standin):
+    from apps.orgs.tests.admin_support import console_for, staff_of
+
+    api = standin("deny")
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    console = console_for(staff_of(org, "owner", "olga@acme.example"))
+    response = console.post(
+        "/admin/clusters/cluster/",
+        {"action": "download_short_lived_view", "_selected_action": [str(cluster.pk)]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "denied the signing request" in response.content.decode()
+
+
+def test_a_console_viewer_gets_no_short_lived_kubeconfig(org, standin):
+    from apps.orgs.tests.admin_support import console_for, staff_of
+
+    api = standin()
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    console = console_for(staff_of(org, "viewer", "bob@acme.example"))
+    response = console.post(
+        "/admin/clusters/cluster/",
+        {"action": "download_short_lived_view", "_selected_action": [str(cluster.pk)]},
+    )
+    assert response.status_code in (200, 302, 403)
+    assert "application/yaml" not in response.get("Content-Type", "")
+    assert api.calls == []
