@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.api.errors import bad_request
+from apps.core.validators import unmapped_ip
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -49,7 +50,8 @@ class KeyScope:
         if not self.cidrs:
             return True
         try:
-            ip = ipaddress.ip_address(address)
+            # `::ffff:10.1.2.3` is the IPv4 client it names (a dual-stack listener's view).
+            ip = unmapped_ip(address)
         except ValueError:
             return False
         return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in self.cidrs)

@@ -79,6 +79,12 @@ def test_a_key_used_outside_its_networks_is_401_and_inside_them_works(org):
     assert _org_client(created, "198.51.100.1").get("/api/v1/servers").status_code == 401
 
 
+def test_an_ipv4_client_seen_through_a_dual_stack_socket_is_inside_its_ipv4_network(org):
+    created = _org_key(org, allowed_cidrs=("203.0.113.0/24",))
+    assert _org_client(created, "::ffff:203.0.113.9").get("/api/v1/servers").status_code == 200
+    assert _org_client(created, "::ffff:198.51.100.1").get("/api/v1/servers").status_code == 401
+
+
 def test_the_client_address_is_the_one_behind_the_trusted_proxy(org, settings):
     settings.TRUSTED_PROXY_COUNT = 1
     created = _org_key(org, allowed_cidrs=("203.0.113.0/24",))
