@@ -160,7 +160,9 @@ class StandIn:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(folder / "server.pem", folder / "server.key")
         context.load_verify_locations(folder / "ca.pem")
-        context.verify_mode = ssl.CERT_REQUIRED  # the API authenticates clients by certificate
+        # Clients authenticate by certificate or, without one, by bearer token (`self.token`).
+        context.verify_mode = ssl.CERT_OPTIONAL
+        self.token = "CANARY-standin-token-" + uuid.uuid4().hex
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -177,7 +179,7 @@ class StandIn:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def kubeconfig(self, server: str | None = None) -> str:
+    def kubeconfig(self, server: str | None = None, *, token: str | None = None) -> str:
         b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
         return yaml.safe_dump(
             {
@@ -195,7 +197,9 @@ class StandIn:
                 "users": [
                     {
                         "name": "default",
-                        "user": {
+                        "user": {"token": token}
+                        if token
+                        else {
                             "client-certificate-data": b64(_pem(self.admin_cert)),
                             "client-key-data": b64(_key_pem(self.admin_key)),
                         },
@@ -336,9 +340,17 @@ def _handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
             body = json.loads(raw) if raw else {}
             cert = self.connection.getpeercert()  # type: ignore[attr-defined]
             subject = dict(item[0] for item in (cert or {}).get("subject", ()))
+            if not cert:
+                if self.headers.get("Authorization") != f"Bearer {standin.token}":
+                    self._answer(401, _status(401, "Unauthorized", "Unauthorized"))
+                    return
+                subject = {"commonName": "system:serviceaccount:kube-system:autoglue"}
             code, answer = standin.handle(
                 self.command, self.path, body, subject.get("commonName", "")
             )
+            self._answer(code, answer)
+
+        def _answer(self, code: int, answer: dict[str, Any]) -> None:
             data = json.dumps(answer).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")

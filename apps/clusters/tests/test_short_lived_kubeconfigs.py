@@ -334,3 +334,21 @@ def test_a_console_viewer_gets_no_short_lived_kubeconfig(org, standin):
     assert response.status_code in (200, 302, 403)
     assert "application/yaml" not in response.get("Content-Type", "")
     assert api.calls == []
+
+
+def test_a_stored_kubeconfig_with_a_bearer_token_signs_too(owner_client, org, standin):
+    api = standin()
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig(token=api.token))
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 201, response.content
+    assert api.token not in response.content.decode()  # the stored credential stays stored
+    cert, _, _ = _client_cert(response.json()["kubeconfig"])
+    cert.verify_directly_issued_by(api.ca.cert)
+
+
+def test_a_stored_token_the_cluster_does_not_know_is_a_502(owner_client, org, standin):
+    api = standin()
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig(token="CANARY-wrong"))
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 502 and response.json()["code"] == "cluster_api_refused"
+    assert "CANARY" not in response.content.decode()
