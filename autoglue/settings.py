@@ -242,6 +242,13 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 
+# --- Short-lived kubeconfigs (docs/clusters.md, "Kubeconfigs that expire") -------------------
+
+# The longest lifetime a caller may ask for (the default is one hour; Kubernetes' own minimum is
+# ten minutes), and how long a request waits for the cluster to issue the certificate.
+KUBECONFIG_MAX_LIFETIME_SECONDS = env.int("KUBECONFIG_MAX_LIFETIME_SECONDS", default=24 * 3600)
+KUBECONFIG_CSR_WAIT_SECONDS = env.float("KUBECONFIG_CSR_WAIT_SECONDS", default=20.0)
+
 # --- Jobs (docs/jobs.md) --------------------------------------------------------------------
 
 # Time budgets, enforced by the job runner itself (SSH jobs run on a thread pool, where

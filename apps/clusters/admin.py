@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
@@ -289,7 +289,13 @@ class ClusterAdmin(ObjectPageMixin, OrgScopedAdmin):
         "updated_at",
     )
     inlines = [ClusterNodePoolInline, ClusterMetadataInline]
-    actions = ["run_action", "download_kubeconfig"]
+    # The short-lived kubeconfigs come first: the stored one is for automation.
+    actions = [
+        "download_short_lived_view",
+        "download_short_lived_admin",
+        "run_action",
+        "download_kubeconfig",
+    ]
     change_form_template = "admin/clusters/cluster/change_form.html"
 
     # The cluster's page: its relations, and its actions as buttons (the same services and role
@@ -308,8 +314,14 @@ class ClusterAdmin(ObjectPageMixin, OrgScopedAdmin):
             url = reverse("admin:clusters_cluster_run_action", args=[obj.pk])
             buttons.append(PageAction("Run an action", url, "run-action", post=False))
         if obj.kubeconfig and can(request, Perm.REVEAL_SECRETS, obj.organization_id):
+            # The short-lived ones first: the stored kubeconfig is for automation.
+            for access in ("view", "admin"):
+                url = reverse("admin:clusters_cluster_short_lived", args=[obj.pk, access])
+                label = f"Download a 1-hour kubeconfig ({access})"
+                buttons.append(PageAction(label, url, f"kubeconfig-1h-{access}"))
             url = reverse("admin:clusters_cluster_kubeconfig", args=[obj.pk])
-            buttons.append(PageAction("Download the kubeconfig (logged)", url, "kubeconfig"))
+            label = "Download the long-lived admin kubeconfig (for automation; logged)"
+            buttons.append(PageAction(label, url, "kubeconfig"))
         return buttons
 
     def get_urls(self) -> list[Any]:
@@ -324,6 +336,11 @@ class ClusterAdmin(ObjectPageMixin, OrgScopedAdmin):
                 "<uuid:object_id>/kubeconfig/",
                 view(require_POST(self.kubeconfig_view)),
                 name="clusters_cluster_kubeconfig",
+            ),
+            path(
+                "<uuid:object_id>/kubeconfig/1h/<str:access>/",
+                view(require_POST(self.short_lived_view)),
+                name="clusters_cluster_short_lived",
             ),
             path(
                 "<uuid:object_id>/runs/<uuid:run_id>/cancel/",
@@ -360,6 +377,15 @@ class ClusterAdmin(ObjectPageMixin, OrgScopedAdmin):
     def kubeconfig_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
         cluster = self._visible(request, object_id)
         response = self._kubeconfig_response(request, cluster)
+        if response is None:
+            return HttpResponseRedirect(reverse("admin:clusters_cluster_change", args=[cluster.pk]))
+        return response
+
+    def short_lived_view(self, request: HttpRequest, object_id: Any, access: str) -> HttpResponse:
+        cluster = self._visible(request, object_id)
+        if access not in ("view", "admin"):
+            raise Http404("no such access level")
+        response = self._short_lived_response(request, cluster, access=access)
         if response is None:
             return HttpResponseRedirect(reverse("admin:clusters_cluster_change", args=[cluster.pk]))
         return response
@@ -504,7 +530,45 @@ class ClusterAdmin(ObjectPageMixin, OrgScopedAdmin):
         }
         return TemplateResponse(request, "admin/clusters/cluster/run_action.html", context)
 
-    @admin.action(description="Download the kubeconfig (logged)")
+    @admin.action(description="Download a 1-hour kubeconfig (view)")
+    def download_short_lived_view(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._short_lived(request, queryset, access="view")
+
+    @admin.action(description="Download a 1-hour kubeconfig (admin)")
+    def download_short_lived_admin(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._short_lived(request, queryset, access="admin")
+
+    def _short_lived(self, request: HttpRequest, queryset: QuerySet, *, access: str) -> Any:
+        """A kubeconfig naming the signed-in person, signed by the cluster, expiring in an hour
+        (the same service as POST /clusters/{id}/kubeconfigs, which audits it)."""
+        cluster = queryset.first() if queryset.count() == 1 else None
+        if cluster is None:
+            self.message_user(request, "Select exactly one cluster.", messages.ERROR)
+            return None
+        return self._short_lived_response(request, cluster, access=access)
+
+    def _short_lived_response(
+        self, request: HttpRequest, cluster: Cluster, *, access: str
+    ) -> HttpResponse | None:
+        self.require(request, Perm.REVEAL_SECRETS, cluster)
+        try:
+            issued = services.cluster_kubeconfig_issue(
+                cluster=cluster,
+                username=str(getattr(request.user, "primary_email", "") or request.user.pk),
+                access=access,
+                lifetime_seconds=3600,
+            )
+        except APIError as exc:
+            self.message_user(request, f"{cluster}: {exc.message}", messages.ERROR)
+            return None
+        self.log_reveal(request, cluster, f"a 1-hour {access} kubeconfig")
+        response = HttpResponse(issued.kubeconfig, content_type="application/yaml")
+        name = f"{cluster.name}-{access}-1h.kubeconfig"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Download the long-lived admin kubeconfig (for automation; logged)")
     def download_kubeconfig(self, request: HttpRequest, queryset: QuerySet) -> Any:
         # None unless exactly one is selected (and still there after the count).
         cluster = queryset.first() if queryset.count() == 1 else None
