@@ -49,3 +49,5 @@ guard_redis_channels_after_close()
 app = Celery("autoglue")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+import autoglue.liveness  # noqa: E402, F401 - connects the worker and beat liveness signals
