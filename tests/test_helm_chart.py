@@ -146,6 +146,8 @@ def test_the_migration_job_is_a_hook_that_runs_before_the_deployments(rendered):
     assert container["command"] == ["sh", "/app/docker/setup.sh"]
     setup = (ROOT / "docker" / "setup.sh").read_text()
     assert "manage.py migrate --noinput" in setup and "manage.py keys ensure" in setup
+    # Under an advisory lock: a second Job waits instead of migrating alongside the first.
+    assert 'exec python manage.py run_locked setup -- sh "$0" --locked' in setup
     # A Secret the Job reads is itself a hook applied first (lower weight).
     for secret in _by_kind(rendered, "Secret").values():
         annotations = secret["metadata"]["annotations"]
