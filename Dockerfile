@@ -49,7 +49,7 @@ RUN DJANGO_SECRET_KEY=build-only DATABASE_URL=postgres://build@localhost/build \
 
 USER autoglue
 EXPOSE 8080
-# web: GET /api/v1/healthz; worker: Celery's ping of this worker; beat: its pid file's process.
+# web: GET /api/v1/healthz; worker and beat: the age of their liveness file (autoglue/liveness.py).
 HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
   CMD ["python", "/app/docker/healthcheck.py"]
 # The web role. Runs as any non-root user with a read-only root filesystem and a writable /tmp

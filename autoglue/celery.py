@@ -52,3 +52,5 @@ app = Celery("autoglue")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 connect_celery_signals()
+
+import autoglue.liveness  # noqa: E402, F401 - connects the worker and beat liveness signals

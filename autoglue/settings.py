@@ -682,8 +682,8 @@ SECURE_HSTS_SECONDS = 0 if DEVELOPMENT else env.int("SECURE_HSTS_SECONDS", defau
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEVELOPMENT
 SECURE_HSTS_PRELOAD = not DEVELOPMENT
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEVELOPMENT)
-# Health probes come over plain HTTP from inside the deployment.
-SECURE_REDIRECT_EXEMPT = [r"^api/v1/(healthz|readyz)/?$"]
+# Health probes and Prometheus scrapes come over plain HTTP from inside the deployment.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/(healthz|readyz)/?$", r"^metrics/?$"]
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEVELOPMENT

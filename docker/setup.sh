@@ -5,6 +5,11 @@
 #   AUTOGLUE_ADMIN_PASSWORD_FILE  a file whose first line is that admin's break-glass password
 set -eu
 cd /app
+# One setup at a time per database: rerun under a PostgreSQL advisory lock (manage.py run_locked),
+# so a second Job waits for the first instead of migrating alongside it.
+if [ "${1:-}" != "--locked" ]; then
+  exec python manage.py run_locked setup -- sh "$0" --locked
+fi
 python manage.py migrate --noinput
 python manage.py keys ensure
 if [ -n "${AUTOGLUE_ADMIN_EMAIL:-}" ]; then

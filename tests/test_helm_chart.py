@@ -34,11 +34,13 @@ CRDS = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
 }
 CANARY = "CANARY"
+# The chart's defaults plus the one value it cannot default: the image the operator pushed.
+REQUIRED = {"image": {"repository": "registry.example.com/autoglue"}}
 
 
 def _values(case: str) -> dict[str, Any]:
     if case == "defaults":
-        return {}
+        return json.loads(json.dumps(REQUIRED))
     return yaml.safe_load((CHART / "ci" / case).read_text()) or {}
 
 
@@ -144,6 +146,8 @@ def test_the_migration_job_is_a_hook_that_runs_before_the_deployments(rendered):
     assert container["command"] == ["sh", "/app/docker/setup.sh"]
     setup = (ROOT / "docker" / "setup.sh").read_text()
     assert "manage.py migrate --noinput" in setup and "manage.py keys ensure" in setup
+    # Under an advisory lock: a second Job waits instead of migrating alongside the first.
+    assert 'exec python manage.py run_locked setup -- sh "$0" --locked' in setup
     # A Secret the Job reads is itself a hook applied first (lower weight).
     for secret in _by_kind(rendered, "Secret").values():
         annotations = secret["metadata"]["annotations"]
@@ -153,7 +157,7 @@ def test_the_migration_job_is_a_hook_that_runs_before_the_deployments(rendered):
 def test_the_first_admin_is_created_only_when_asked_and_only_while_none_exists():
     setup = (ROOT / "docker" / "setup.sh").read_text()
     assert setup.count("create_admin") == 2 and setup.count("--if-no-admin") == 2
-    plain = _by_kind(_render({}), "Job")["autoglue-migrate"]
+    plain = _by_kind(_render(_values("defaults")), "Job")["autoglue-migrate"]
     env = {e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "AUTOGLUE_ADMIN_EMAIL" not in env
     asked = _by_kind(_render(_values("production-values.yaml")), "Job")["autoglue-migrate"]
@@ -203,14 +207,18 @@ def test_every_long_running_container_has_probes_for_its_role(rendered):
     for role in ("worker", "ssh-worker", "beat"):
         container = deployments[f"autoglue-{role}"]["spec"]["template"]["spec"]["containers"][0]
         probe = container["livenessProbe"]["exec"]["command"]
+        # Liveness is local (a heartbeat or tick file's age), never a round trip to the broker.
         assert probe == ["python", "/app/docker/healthcheck.py"], role
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["AUTOGLUE_ROLE"] == ("beat" if role == "beat" else "worker"), role
+        if role != "beat":
+            startup = container["startupProbe"]["exec"]["command"]
+            assert startup == ["python", "/app/docker/healthcheck.py", "startup"], role
 
 
 def test_the_roles_run_the_same_commands_as_the_compose_stack_and_the_image():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    deployments = _by_kind(_render({}), "Deployment")
+    deployments = _by_kind(_render(_values("defaults")), "Deployment")
     for role in ("worker", "ssh-worker", "beat"):
         container = deployments[f"autoglue-{role}"]["spec"]["template"]["spec"]["containers"][0]
         assert container["command"] == compose[role]["command"], role
@@ -224,10 +232,6 @@ def test_the_roles_run_the_same_commands_as_the_compose_stack_and_the_image():
 
 def test_no_secret_value_is_rendered_when_existing_secrets_are_given():
     values = _values("production-values.yaml")
-    # Values set beside an existingSecret are ignored, never rendered.
-    for field, secret in values["secrets"].items():
-        if isinstance(secret, dict):
-            secret["value"] = f"{CANARY}-{field}"
     objects = _render(values)
     text = json.dumps(objects)
     assert CANARY not in text
@@ -253,39 +257,46 @@ def test_secrets_given_by_value_stay_in_the_charts_own_secret():
 
 
 def test_a_missing_required_secret_stops_the_render_with_its_name():
-    values = {"secrets": {"redisUrl": {"existingSecret": "", "key": "REDIS_URL", "value": ""}}}
+    values = _values("defaults")
+    values["secrets"] = {"redisUrl": {"existingSecret": "", "key": "REDIS_URL", "value": ""}}
     with pytest.raises(helm.HelmError, match=r"secrets\.redisUrl"):
         _render(values)
 
 
 def test_the_image_and_its_tag_come_from_values():
-    default = _render({})
+    default = _render(_values("defaults"))
     for spec in _pod_specs(default).values():
         chart_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
-        assert spec["containers"][0]["image"] == f"autoglue:{chart_version}"
+        assert spec["containers"][0]["image"] == f"registry.example.com/autoglue:{chart_version}"
     pinned = _render(_values("production-values.yaml"))
     for spec in _pod_specs(pinned).values():
         assert spec["containers"][0]["image"] == "registry.example.com/autoglue:2026.12.1"
     digest = _render(_values("gateway-values.yaml"))
     for spec in _pod_specs(digest).values():
-        assert spec["containers"][0]["image"].startswith("autoglue@sha256:0123")
+        assert spec["containers"][0]["image"].startswith("registry.example.com/autoglue@sha256:0")
 
 
 def test_autoscaled_roles_leave_replicas_to_the_hpa_and_keep_a_disruption_budget():
     objects = _render(_values("production-values.yaml"))
     hpas = _by_kind(objects, "HorizontalPodAutoscaler")
-    assert set(hpas) == {"autoglue-web", "autoglue-worker", "autoglue-ssh-worker"}
+    assert set(hpas) == {"autoglue-web", "autoglue-worker"}
     for name, hpa in hpas.items():
         assert hpa["spec"]["scaleTargetRef"]["name"] == name
         assert "replicas" not in _by_kind(objects, "Deployment")[name]["spec"]
-    assert set(_by_kind(objects, "PodDisruptionBudget")) == set(hpas)
+    assert set(_by_kind(objects, "PodDisruptionBudget")) == {*hpas, "autoglue-ssh-worker"}
 
 
 def test_the_network_policy_allows_only_database_redis_dns_ssh_and_https_out():
     objects = _render(_values("production-values.yaml"))
     policy = next(iter(_by_kind(objects, "NetworkPolicy").values()))
     ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-    assert ports == {53, 5432, 6379, 22, 443}
+    # 2222: the values' extraEgress rule, added as given.
+    assert ports == {53, 5432, 6379, 22, 443, 2222}
+    database = next(r for r in policy["spec"]["egress"] if r["ports"][0]["port"] == 5432)
+    assert database["to"] == [
+        {"ipBlock": {"cidr": "10.20.0.0/16"}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "redis"}}},
+    ]
 
 
 def test_metrics_are_scraped_with_the_bearer_token_from_its_secret():
@@ -329,8 +340,155 @@ def test_the_gateway_route_and_the_ingress_send_traffic_to_the_web_service():
 
 def test_the_values_schema_refuses_a_misspelt_or_mistyped_value():
     chart = helm.Chart.load(CHART)
-    chart.validate_schema({})
+    chart.validate_schema(REQUIRED)
     with pytest.raises(helm.HelmValuesError):
         chart.validate_schema({"web": {"replicas": "two"}})
     with pytest.raises(helm.HelmValuesError):
         chart.validate_schema({"wrker": {}})
+
+
+def _container(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    workload = {**_by_kind(objects, "Deployment"), **_by_kind(objects, "Job")}[name]
+    return workload["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_an_aws_secret_key_reaches_boto3_as_its_own_variable_by_reference():
+    objects = _render(_values("production-values.yaml"))
+    for name in ("autoglue-worker", "autoglue-migrate"):
+        env = {e["name"]: e for e in _container(objects, name)["env"]}
+        # botocore reads AWS_SECRET_ACCESS_KEY, not a _FILE variant.
+        assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == {
+            "secretKeyRef": {"name": "autoglue-aws", "key": "secret-access-key"}
+        }
+        assert "AWS_SECRET_ACCESS_KEY_FILE" not in env
+        assert "value" not in env["AWS_SECRET_ACCESS_KEY"]
+    # Extra secrets without asEnv stay files read through NAME_FILE.
+    values = _values("production-values.yaml")
+    values["secrets"]["extra"] = [{"name": "SOME_TOKEN", "existingSecret": "s", "key": "k"}]
+    env = {e["name"]: e.get("value") for e in _container(_render(values), "autoglue-web")["env"]}
+    assert env["SOME_TOKEN_FILE"] == "/run/secrets/autoglue/SOME_TOKEN" and "SOME_TOKEN" not in env
+
+
+def test_metrics_scrapers_may_reach_the_web_port_through_the_network_policy():
+    objects = _render(_values("production-values.yaml"))
+    policy = next(iter(_by_kind(objects, "NetworkPolicy").values()))
+    scrapers = _values("production-values.yaml")["networkPolicy"]["metricsFrom"]
+    allowed = [
+        rule["from"] for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == 8080
+    ]
+    assert scrapers in allowed
+    values = _values("production-values.yaml")
+    values["metrics"] = {"enabled": False}
+    values["networkPolicy"]["metricsFrom"] = scrapers
+    policy = next(iter(_by_kind(_render(values), "NetworkPolicy").values()))
+    assert [r["from"] for r in policy["spec"]["ingress"]] == [values["networkPolicy"]["webFrom"]]
+
+
+def test_the_ssh_worker_never_stops_mid_job_on_its_own():
+    from django.conf import settings
+
+    budget = max(
+        settings.CLUSTER_ACTION_TIMEOUT_SECONDS, settings.BASTION_BOOTSTRAP_TIMEOUT_SECONDS
+    )
+    values = _values("defaults")
+    values["sshWorker"] = {"autoscaling": {"enabled": True}}
+    objects = _render(values)
+    hpa = _by_kind(objects, "HorizontalPodAutoscaler")["autoglue-ssh-worker"]
+    assert hpa["spec"]["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
+    pod = _by_kind(objects, "Deployment")["autoglue-ssh-worker"]["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= budget
+
+
+def test_a_scale_range_upside_down_stops_the_render_with_its_name():
+    values = _values("defaults")
+    values["worker"] = {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}
+    with pytest.raises(helm.HelmError, match=r"worker\.autoscaling: minReplicas \(5\)"):
+        _render(values)
+
+
+def test_the_migration_job_follows_the_scheduling_and_sidecar_values():
+    values = _values("production-values.yaml")
+    values["migrations"] |= {
+        "nodeSelector": {"pool": "system"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+        "affinity": {"nodeAffinity": {}},
+    }
+    job = _by_kind(_render(values), "Job")["autoglue-migrate"]["spec"]["template"]
+    assert job["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    assert job["spec"]["nodeSelector"] == {"pool": "system"}
+    assert job["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    assert job["spec"]["affinity"] == {"nodeAffinity": {}}
+
+
+def test_an_install_without_an_image_repository_is_refused():
+    chart = helm.Chart.load(CHART)
+    with pytest.raises(helm.HelmValuesError, match="repository"):
+        chart.validate_schema({})
+    # The chart's default is empty, so a plain install stops before anything is applied.
+    with pytest.raises(helm.HelmError, match="/image/repository"):
+        _render({})
+
+
+def test_a_stopping_web_pod_keeps_serving_then_drains_within_its_grace_period():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    graceful = int(re.search(r'"--graceful-timeout", "(\d+)"', dockerfile).group(1))
+    for case in CASES:
+        pod = _by_kind(_render(_values(case)), "Deployment")["autoglue-web"]["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        pause = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+        assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+        assert pause > 0
+        assert pod["spec"]["terminationGracePeriodSeconds"] >= pause + graceful, case
+
+
+def test_the_web_port_value_is_used_by_the_container_its_probes_and_the_policy():
+    values = _values("production-values.yaml")
+    values["web"] = {"port": 9090}
+    objects = _render(values)
+    web = _container(objects, "autoglue-web")
+    env = {e["name"]: e.get("value") for e in web["env"]}
+    assert env["AUTOGLUE_PORT"] == "9090"
+    assert web["ports"] == [{"name": "http", "containerPort": 9090, "protocol": "TCP"}]
+    assert web["livenessProbe"]["httpGet"]["port"] == "http"
+    policy = next(iter(_by_kind(objects, "NetworkPolicy").values()))
+    ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert ports == {9090, 9100}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"secrets": {"redisUrl": {"existingSecret": "r", "key": "url", "value": "redis://x"}}},
+        {"web": {"pdb": {"enabled": True, "maxUnavailable": "one"}}},
+        {"tmpSizeLimit": "lots"},
+        {"ingress": {"hosts": [{"host": "a.example.com", "paths": ["/"]}]}},
+        {"fullnameOverride": "Autoglue_Prod"},
+        {"secrets": {"redisUrl": {"existingSecret": "My_Secret", "key": "url"}}},
+        {"web": {"port": 80}},
+    ],
+    ids=[
+        "value-beside-existing-secret",
+        "pdb-not-a-count-or-percent",
+        "tmp-not-a-quantity",
+        "ingress-host-unknown-key",
+        "name-not-dns-1123",
+        "secret-name-not-dns-1123",
+        "web-port-privileged",
+    ],
+)
+def test_the_values_schema_refuses_values_kubernetes_or_the_chart_cannot_use(values):
+    chart = helm.Chart.load(CHART)
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema({**REQUIRED, **values})
+
+
+def test_the_values_schema_accepts_the_forms_kubernetes_does():
+    chart = helm.Chart.load(CHART)
+    chart.validate_schema(
+        {
+            **REQUIRED,
+            "web": {"pdb": {"enabled": True, "maxUnavailable": "25%"}},
+            "tmpSizeLimit": "1.5Gi",
+            "fullnameOverride": "autoglue-prod",
+        }
+    )

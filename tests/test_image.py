@@ -39,6 +39,7 @@ CONTAINERS_CONF = ROOT / ".ci" / "containers.conf"
 IMAGE = "localhost/autoglue:ci"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SECRETS_MOUNT = "/run/secrets/autoglue"
 
 
 def _why_podman_cannot_run() -> str | None:
@@ -150,15 +151,18 @@ def database() -> Iterator[str]:
 class Stack:
     """Containers of one image sharing one environment; every one is removed at the end."""
 
-    def __init__(self, image: str, env: dict[str, str]) -> None:
+    def __init__(self, image: str, env: dict[str, str], secrets_dir: Path) -> None:
         self.image = image
         self.env = env
+        self.secrets_dir = secrets_dir
         self.prefix = f"autoglue-test-{uuid.uuid4().hex[:8]}"
         self.names: list[str] = []
 
     def _args(self, name: str, extra_env: dict[str, str]) -> list[str]:
         args = ["--name", name, "--hostname", name, "--network", "host", "--no-healthcheck"]
         args += ["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,size=256m,mode=1777"]
+        # The secrets as files, read through NAME_FILE, as the chart mounts them.
+        args += ["-v", f"{self.secrets_dir}:{SECRETS_MOUNT}:ro"]
         # Values travel in podman's environment, not on its command line (ps would show them).
         for key in {**self.env, **extra_env}:
             args += ["-e", key]
@@ -195,8 +199,10 @@ class Stack:
         result = podman("logs", name, check=False)
         return result.stdout + result.stderr
 
-    def health(self, name: str) -> subprocess.CompletedProcess:
-        return podman("exec", name, "python", "/app/docker/healthcheck.py", check=False, timeout=60)
+    def health(self, name: str, *args: str) -> subprocess.CompletedProcess:
+        return podman(
+            "exec", name, "python", "/app/docker/healthcheck.py", *args, check=False, timeout=60
+        )
 
     def remove_all(self) -> None:
         for name in reversed(self.names):
@@ -220,21 +226,31 @@ def _web_answers(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def stack(image, database) -> Iterator[Stack]:
+def stack(image, database, tmp_path_factory) -> Iterator[Stack]:
     key = base64.b64encode(secrets.token_bytes(32)).decode()
+    secret_values = {
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "AUTOGLUE_MASTER_KEYS": f"ci:{key}",
+        "DATABASE_URL": database,
+        "REDIS_URL": settings.REDIS_URL,
+    }
+    # Readable by the image's user, as the chart's projected volume is (mode 0440, fsGroup).
+    folder = tmp_path_factory.mktemp("secrets")
+    folder.chmod(0o755)
+    for name, value in secret_values.items():
+        (folder / name).write_text(value)
+        (folder / name).chmod(0o444)
+    # Production settings as the chart gives them: no SECURE_SSL_REDIRECT override (probes and
+    # scrapes are exempt from the redirect), every secret a file.
     env = {
         "AUTOGLUE_ENV": "production",
         "AUTOGLUE_ROLE": "web",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "AUTOGLUE_MASTER_KEYS": f"ci:{key}",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": database,
-        "REDIS_URL": settings.REDIS_URL,
-        "SECURE_SSL_REDIRECT": "false",
         "AUTOGLUE_PORT": str(free_port()),
         "WEB_CONCURRENCY": "1",
+        **{f"{name}_FILE": f"{SECRETS_MOUNT}/{name}" for name in secret_values},
     }
-    stack = Stack(image, env)
+    stack = Stack(image, env, folder)
     try:
         yield stack
     finally:
@@ -310,23 +326,34 @@ def test_containers_run_as_a_non_root_user_on_a_read_only_root(web):
     denied = podman("exec", web, "touch", "/app/written", check=False)
     assert denied.returncode != 0 and "Read-only file system" in denied.stderr
     assert podman("exec", web, "touch", "/tmp/written").returncode == 0  # noqa: S108
+    # No secret is an environment variable of the container.
+    environment = podman("exec", web, "env").stdout
+    assert "DATABASE_URL=" not in environment and "DATABASE_URL_FILE=" in environment
+    # Tests stay out of the image (.dockerignore).
+    left = podman("exec", web, "ls", "/app/conftest.py", "/app/apps/core/tests", check=False)
+    assert left.returncode != 0 and not left.stdout.strip()
 
 
 @pytest.mark.parametrize("role", ["worker", "ssh-worker"])
 def test_each_worker_consumes_its_queue(role, migrated, stack, compose):
     name = stack.start(role, *compose[role]["command"], AUTOGLUE_ROLE="worker")
-    # Celery's ping of exactly this worker, the image's own health check (as the chart probes it).
+    # Celery's ping of exactly this worker: the chart's startup probe.
     _wait(
-        lambda: stack.health(name).returncode == 0,
+        lambda: stack.health(name, "startup").returncode == 0,
         120,
-        f"{role} answered its health check",
+        f"{role} answered its startup check",
         lambda: stack.logs(name),
     )
-    if role == "worker":
-        # A task through the broker, on the default queue, answered by this worker.
-        ping = stack.run_once("ping", "python", "manage.py", "celery_ping", "--timeout", "60")
-        assert ping.returncode == 0, ping.stderr[-3000:]
-        assert ping.stdout.strip() == "pong"
+    # The liveness probe: the heartbeat file the worker touches.
+    alive = stack.health(name)
+    assert alive.returncode == 0, alive.stderr
+    # A task through the broker, on this worker's own queue (only it consumes that queue).
+    queue = "ssh" if role == "ssh-worker" else "default"
+    ping = stack.run_once(
+        f"ping-{role}", "python", "manage.py", "celery_ping", "--queue", queue, "--timeout", "60"
+    )
+    assert ping.returncode == 0, ping.stderr[-3000:]
+    assert ping.stdout.strip() == "pong"
 
 
 def test_beat_ticks(migrated, stack, compose):

@@ -48,17 +48,18 @@ app.kubernetes.io/component: {{ .role }}
 {{- end -}}
 
 {{- define "autoglue.image" -}}
+{{- $repository := required "image.repository: the image you built and pushed (docs/kubernetes.md)" .Values.image.repository -}}
 {{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
 
 {{/*
-The secrets, as a list of {env, secret, key}: the required four (an error names the missing
-one), then each optional one that is configured, then secrets.extra. A secret given by value
-lives in the chart's own Secret under its variable name.
+The secrets read as files, as a list of {env, secret, key}: the required four (an error names
+the missing one), then each optional one that is configured, then secrets.extra but for its
+asEnv items. A secret given by value lives in the chart's own Secret under its variable name.
 */}}
 {{- define "autoglue.secretRefs" -}}
 {{- $own := printf "%s-secrets" (include "autoglue.fullname" .) -}}
@@ -75,7 +76,9 @@ lives in the chart's own Secret under its variable name.
 {{- end -}}
 {{- end -}}
 {{- range .Values.secrets.extra -}}
+{{- if not .asEnv -}}
 {{- $refs = append $refs (dict "env" .name "secret" .existingSecret "key" .key) -}}
+{{- end -}}
 {{- end -}}
 {{- toJson $refs -}}
 {{- end -}}
@@ -128,6 +131,17 @@ lives in the chart's own Secret under its variable name.
 {{- range (include "autoglue.secretRefs" . | fromJsonArray) }}
 - name: {{ .env }}_FILE
   value: {{ printf "%s/%s" (include "autoglue.secretsDir" $) .env | quote }}
+{{- end }}
+{{- /* For libraries that read only the environment (boto3): the variable itself, from the
+Secret by reference, so the value is still never rendered. */}}
+{{- range .Values.secrets.extra }}
+{{- if .asEnv }}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .key }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -188,10 +202,10 @@ volumes:
   {{- include "autoglue.volumes" .root | nindent 2 }}
 {{- end -}}
 
-{{/* An exec probe running the image's health check for this role. */}}
+{{/* An exec probe running the image's health check for this role; the list is its arguments. */}}
 {{- define "autoglue.execProbe" -}}
 exec:
-  command: ["python", "/app/docker/healthcheck.py"]
+  command: {{ concat (list "python" "/app/docker/healthcheck.py") . | toJson }}
 {{- end -}}
 
 {{/* Restarts pods when the chart's own Secret changes. */}}
