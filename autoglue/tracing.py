@@ -1,4 +1,4 @@
-"""OpenTelemetry traces, on only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (docs/observability.md).
+"""OpenTelemetry traces, on only when an OTLP endpoint is set (docs/observability.md).
 
 Without the variable nothing here imports the SDK or an instrumentation: no provider, no span
 processor thread, no middleware; `span()` and `job_span()` are empty context managers and
@@ -38,9 +38,46 @@ _provider: Any = None
 _role = ""
 
 
+def _env(name: str) -> str:
+    """A variable from the process environment, `NAME_FILE` honoured (autoglue.env)."""
+    from autoglue.env import FileBackedEnviron
+
+    return FileBackedEnviron().get(name, "").strip()
+
+
 def configured() -> bool:
-    """True when the environment asks for traces."""
-    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip())
+    """True when the environment asks for traces: an OTLP endpoint (the general one or the
+    traces one) is set, and neither `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none`
+    says otherwise."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return bool(_traces_endpoint())
+
+
+def _traces_endpoint() -> str:
+    """Where spans go: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, else
+    `<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces` (the OTLP exporter's own rule)."""
+    own = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if own:
+        return own
+    base = _env("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return f"{base.rstrip('/')}/v1/traces" if base else ""
+
+
+def _exporter_headers() -> dict[str, str] | None:
+    """The exporter's headers (`OTEL_EXPORTER_OTLP_TRACES_HEADERS` wins), read here so that a
+    `_FILE` secret works; None lets the exporter fall back to its defaults."""
+    from opentelemetry.util.re import parse_env_headers
+
+    value = _env("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or _env("OTEL_EXPORTER_OTLP_HEADERS")
+    return dict(parse_env_headers(value, liberal=True)) if value else None
+
+
+def trust_inbound_context() -> bool:
+    """True when the operator opted in to continue traces that a client's `traceparent` starts."""
+    return os.environ.get("OTEL_TRUST_INBOUND_CONTEXT", "").strip().lower() == "true"
 
 
 def enabled() -> bool:
@@ -50,56 +87,34 @@ def enabled() -> bool:
 
 def setup(role: str) -> bool:
     """Install the SDK, the OTLP/HTTP exporter and the instrumentations in this process, once.
-    Does nothing (and returns False) when `OTEL_EXPORTER_OTLP_ENDPOINT` is not set."""
+    Does nothing (and returns False) unless `configured()`."""
     global _provider, _role
     if _provider is not None or not configured():
         return _provider is not None
-    from opentelemetry import trace
+    from opentelemetry import propagate, trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from autoglue.tracing_filters import SanitizingExporter, sampler
 
     resource = Resource.create({"autoglue.role": role})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: f"autoglue-{role}"}))
-    # The exporter reads the endpoint, headers, timeout and compression from the standard
-    # OTEL_EXPORTER_OTLP_* variables itself.
-    provider = TracerProvider(resource=resource, sampler=_orphan_client_spans_dropped())
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # Endpoint and headers are passed in (their `_FILE` twins resolved); the exporter reads
+    # the timeout and compression from the standard OTEL_EXPORTER_OTLP_* variables itself.
+    exporter = OTLPSpanExporter(endpoint=_traces_endpoint(), headers=_exporter_headers())
+    provider = TracerProvider(resource=resource, sampler=sampler(role))
+    provider.add_span_processor(BatchSpanProcessor(SanitizingExporter(exporter)))
     trace.set_tracer_provider(provider)
+    # W3C trace context only: baggage is a client's free text travelling to every process.
+    if not os.environ.get("OTEL_PROPAGATORS", "").strip():
+        propagate.set_global_textmap(TraceContextTextMapPropagator())
     _provider, _role = provider, role
     _instrument(role)
     return True
-
-
-def _orphan_client_spans_dropped() -> Any:
-    """The sampler `OTEL_TRACES_SAMPLER` configures (parent-based, always on by default), except
-    that a client span with no parent is dropped: the broker's polling, a job heartbeat's
-    UPDATE, a beat tick's query and a health probe's checks would otherwise be one trace per
-    call, all day, from every process."""
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import sampling
-
-    class OrphanClientSpansDropped(sampling.Sampler):
-        def __init__(self, delegate: sampling.Sampler) -> None:
-            self.delegate = delegate
-
-        def should_sample(  # type: ignore[no-untyped-def]
-            self, parent_context, trace_id, name, kind=None, attributes=None, *args, **kwargs
-        ) -> sampling.SamplingResult:
-            parent = trace.get_current_span(parent_context).get_span_context()
-            if kind == trace.SpanKind.CLIENT and not parent.is_valid:
-                return sampling.SamplingResult(sampling.Decision.DROP)
-            return self.delegate.should_sample(
-                parent_context, trace_id, name, kind, attributes, *args, **kwargs
-            )
-
-        def get_description(self) -> str:
-            return f"OrphanClientSpansDropped{{{self.delegate.get_description()}}}"
-
-    # The SDK's own reading of OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG.
-    return OrphanClientSpansDropped(sampling._get_from_env_or_default())
 
 
 def _instrument(role: str) -> None:
@@ -140,6 +155,13 @@ def force_flush() -> None:
 # --- The web role -------------------------------------------------------------------------
 
 
+def sanitize_method(method: str) -> str:
+    """The HTTP method as span names may carry it (`_OTHER` for one that is not standard)."""
+    from opentelemetry.util.http import sanitize_method as otel_sanitize_method
+
+    return otel_sanitize_method(method) or ""
+
+
 def wrap_asgi(application: Any) -> Any:
     """The ASGI application inside OpenTelemetry's ASGI middleware when tracing is on (the
     server span then covers a streamed response to its end, which Django's middleware alone
@@ -148,7 +170,7 @@ def wrap_asgi(application: Any) -> Any:
         return application
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-    return OpenTelemetryMiddleware(
+    traced = OpenTelemetryMiddleware(
         application,
         excluded_urls=EXCLUDED_URLS,
         # The path holds object ids: the span is named by the method until Django has
@@ -158,10 +180,33 @@ def wrap_asgi(application: Any) -> Any:
         # One span per body chunk of a live log stream is noise.
         exclude_spans=["receive", "send"],
     )
+    return traced if trust_inbound_context() else InboundContextStripped(traced)
+
+
+# Headers by which a client would choose our trace ids, sampling decision and baggage.
+INBOUND_CONTEXT_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
+class InboundContextStripped:
+    """ASGI wrapper that removes the trace context headers a client sent before the tracing
+    middleware reads them: every request starts a trace of our own, sampled by our sampler
+    (unless `OTEL_TRUST_INBOUND_CONTEXT=true`, for a trusted proxy or mesh in front)."""
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") in ("http", "websocket"):
+            headers = scope.get("headers") or []
+            if any(name.lower() in INBOUND_CONTEXT_HEADERS for name, _ in headers):
+                kept = [(n, v) for n, v in headers if n.lower() not in INBOUND_CONTEXT_HEADERS]
+                scope = {**scope, "headers": kept}
+        await self.application(scope, receive, send)
 
 
 def _method_only(scope: dict) -> tuple[str, dict]:
-    return str(scope.get("method") or "HTTP"), {}
+    # An unknown method is `_OTHER`: a client must not choose span names.
+    return sanitize_method(str(scope.get("method") or "")) or "HTTP", {}
 
 
 def _drop_query(span: Any) -> None:
@@ -191,7 +236,7 @@ def _django_response_hook(span: Any, request: Any, response: Any) -> None:
     route = getattr(getattr(request, "resolver_match", None), "route", "")
     if server is not None and route and server.is_recording():
         server.set_attribute("http.route", route)
-        server.update_name(f"{request.method} {route}")
+        server.update_name(f"{sanitize_method(str(request.method or ''))} {route}")
 
 
 # --- Celery ----------------------------------------------------------------------------------
@@ -284,10 +329,15 @@ def _failed(span: Any, error: BaseException) -> None:
 
 
 def current_traceparent() -> str:
-    """The W3C `traceparent` of the current span ("" with tracing off or outside a span)."""
+    """The W3C `traceparent` of the current span ("" with tracing off, outside a span, or in a
+    span that is not sampled: nothing is stored that no trace would show)."""
     if not enabled():
         return ""
+    from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    if not trace.get_current_span().is_recording():
+        return ""
 
     carrier: dict[str, str] = {}
     TraceContextTextMapPropagator().inject(carrier)
@@ -322,6 +372,8 @@ def job_span(
         kind=trace.SpanKind.CONSUMER,
         attributes={"autoglue.job.kind": kind, **(attributes or {})},
         record_exception=False,
+        # The status would carry str(exception); job_span_outcome sets a bare error status.
+        set_status_on_exception=False,
     ) as current:
         yield current
 

@@ -233,6 +233,8 @@ print(json.dumps({
     ),
     "middleware": [m for m in settings.MIDDLEWARE if "opentelemetry" in m],
     "application": type(asgi.application).__module__,
+    # Inside the wrapper that drops a client's trace headers: the tracing middleware.
+    "inner": type(getattr(asgi.application, "application", None)).__module__,
     "traceparent": tracing.current_traceparent(),
 }))
 """
@@ -284,6 +286,7 @@ def test_without_an_otlp_endpoint_no_process_sets_anything_up():
         "instrumentations": [],
         "middleware": [],
         "application": "django.core.handlers.asgi",
+        "inner": "builtins",
         "traceparent": "",
     }
 
@@ -293,7 +296,8 @@ def test_with_an_otlp_endpoint_the_web_hooks_install_the_sdk_and_both_middleware
     probe = _probe(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
     assert probe["after_post_fork"] and probe["provider"] == "TracerProvider"
     assert probe["export_threads"] == ["OtelBatchSpanRecordProcessor"]
-    assert probe["middleware"] and probe["application"] == "opentelemetry.instrumentation.asgi"
+    assert probe["middleware"] and probe["application"] == "autoglue.tracing"
+    assert probe["inner"] == "opentelemetry.instrumentation.asgi"
     for name in ("django", "celery", "psycopg", "redis", "botocore"):
         assert name in probe["instrumentations"]
 

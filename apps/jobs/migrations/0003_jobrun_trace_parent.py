@@ -12,6 +12,8 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="jobrun",
             name="trace_parent",
-            field=models.CharField(blank=True, default="", max_length=64),
+            # A database default too: pods still running the previous release insert runs
+            # without this column during a rolling upgrade.
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
     ]
