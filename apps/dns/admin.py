@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.permissions import Perm
 from apps.dns import services
@@ -144,24 +144,28 @@ class DomainAdmin(OrgScopedAdmin):
     def get_urls(self) -> list[Any]:
         plan = path(
             "<path:object_id>/plan/",
-            self.admin_site.admin_view(require_GET(self.plan_view)),
+            self.admin_site.admin_view(require_http_methods(["GET", "POST"])(self.plan_view)),
             name="dns_domain_plan",
         )
         return [plan, *super().get_urls()]
 
     def plan_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Read the zone now and show the stored plan (the API's plan route: reading rights)."""
+        """The domain's latest plan (GET reads only); "Make a new plan" (POST) reads the zone
+        now and stores a plan, as the API's plan route does (reading rights)."""
         domain = self.get_object(request, object_id)
         if domain is None:
             # Django's own "no such object" message and redirect; private, so not in the stubs.
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
         self.require(request, Perm.READ, domain)
-        try:
-            plan = services.domain_plan_create(domain=domain)
-        except SERVICE_ERRORS as exc:
-            self.message_user(request, f"{domain}: {refusal_text(exc)}", messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:dns_domain_change", args=[domain.pk]))
-        self.log_change(request, domain, f"Computed a DNS plan (plan {plan.pk})")
+        if request.method == "POST":
+            try:
+                made = services.domain_plan_create(domain=domain)
+            except SERVICE_ERRORS as exc:
+                self.message_user(request, f"{domain}: {refusal_text(exc)}", messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:dns_domain_change", args=[domain.pk]))
+            self.log_change(request, domain, f"Computed a DNS plan (plan {made.pk})")
+            return HttpResponseRedirect(request.path)
+        plan = DNSPlan.objects.filter(domain=domain).order_by("-created_at").first()
         dns_settings = services.dns_settings_get(organization_id=domain.organization_id)
         require_plan = dns_settings.require_plan
         context = {
@@ -170,9 +174,12 @@ class DomainAdmin(OrgScopedAdmin):
             "opts": self.opts,
             "domain": domain,
             "plan": plan,
-            "rows": plan_rows(plan),
+            "rows": plan_rows(plan) if plan is not None else [],
             "require_plan": require_plan,
-            "can_apply": require_plan and can(request, Perm.WRITE, plan.organization_id),
+            "can_apply": plan is not None
+            and plan.status == DNSPlan.Status.OPEN
+            and require_plan
+            and can(request, Perm.WRITE, domain.organization_id),
         }
         return TemplateResponse(request, "admin/dns/domain/plan.html", context)
 

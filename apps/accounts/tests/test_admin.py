@@ -83,7 +83,10 @@ def test_a_member_cannot_mint_or_revoke_org_keys(org):
     member = console_for(staff_of(org, "member"))
 
     mint = member.post("/admin/accounts/apikey/mint/", {"organization": str(org.pk)})
-    member.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk]})
+    member.post(
+        "/admin/accounts/apikey/",
+        {"action": "revoke_keys", "_selected_action": [key.pk], "confirm": "yes"},
+    )
 
     assert mint.status_code == 403
     key.refresh_from_db()
@@ -103,7 +106,10 @@ def test_revoking_a_key_from_the_console_logs_it(org):
     key = services.api_key_create_for_org(organization=org, name="old").key
     owner = console_for(staff_of(org, "owner"))
 
-    owner.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk]})
+    owner.post(
+        "/admin/accounts/apikey/",
+        {"action": "revoke_keys", "_selected_action": [key.pk], "confirm": "yes"},
+    )
 
     key.refresh_from_db()
     assert key.revoked_at is not None
