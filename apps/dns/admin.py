@@ -6,9 +6,11 @@ settings service) and their stored plans (read-only)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -19,7 +21,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.permissions import Perm
-from apps.dns import services
+from apps.dns import names, services
 from apps.dns.models import DNSPlan, DNSSettings, Domain, RecordSet
 from apps.dns.serializers import (
     DNSSettingsSerializer,
@@ -32,6 +34,7 @@ from apps.orgs.console_base import (
     ORG_FILTER,
     SERVICE_ERRORS,
     APIRules,
+    ConsoleModelForm,
     OrgScopedAdmin,
     OrgScopedInline,
     adopt,
@@ -41,6 +44,53 @@ from apps.orgs.console_base import (
     refusal_text,
 )
 
+
+class ValuesPerLineField(forms.CharField):
+    """A record set's values, one per line (a JSON list, as the API takes it, is accepted too);
+    blank lines are ignored. Cleans to the list the API's `values` is."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 40})
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.pop("encoder", None)
+        kwargs.pop("decoder", None)
+        kwargs.setdefault(
+            "help_text",
+            f"One value per line (a CNAME takes exactly one); at most {names.MAX_VALUES} values "
+            f"of at most {names.MAX_VALUE_CHARS} characters each.",
+        )
+        super().__init__(strip=False, **kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value) or ""
+        if text.lstrip().startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, list):
+                return parsed
+        return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return self.to_python(self.prepare_value(initial) or "") != self.to_python(data or "")
+
+
+class RecordSetForm(ConsoleModelForm):
+    """Record sets with their values typed one per line and the TTL's bounds as help."""
+
+    values = ValuesPerLineField(required=False)
+    ttl = forms.IntegerField(
+        required=False,
+        help_text=f"Seconds, {names.MIN_TTL} to {names.MAX_TTL}; empty: {names.DEFAULT_TTL}.",
+    )
+
+
 RECORD_FIELDS = ("name", "type", "ttl", "values")
 # The services normalise and check names and values; the serializers bound them first.
 RECORD_RULES = APIRules(create=RecordSetCreateSerializer, update=RecordSetUpdateSerializer)
@@ -48,6 +98,7 @@ RECORD_RULES = APIRules(create=RecordSetCreateSerializer, update=RecordSetUpdate
 
 class RecordSetInline(OrgScopedInline):
     model = RecordSet
+    form = RecordSetForm
     fields = ("name", "type", "ttl", "values", "owner", "status", "last_error")
     readonly_fields = ("owner", "status", "last_error")
     api_rules = RECORD_RULES
@@ -186,6 +237,7 @@ class DomainAdmin(OrgScopedAdmin):
 
 @admin.register(RecordSet)
 class RecordSetAdmin(OrgScopedAdmin):
+    form = RecordSetForm
     list_display = ("name", "type", "domain", "organization", "owner", "status", "last_error")
     list_filter = ("type", "status", "owner", ORG_FILTER)
     search_fields = ("name", "domain__domain_name")

@@ -444,3 +444,59 @@ def test_a_plan_refused_while_a_reconcile_runs_stays_open_and_can_be_applied_lat
     assert "Plan applying" in _messages(alice.post(_apply_url(plan)))
     assert run_reconciles() == ["succeeded"]
     assert route53.values(pending_domain.zone, "api.example.com", "A") == ["203.0.113.10"]
+
+
+# --- forms that guide -------------------------------------------------------------------------
+
+
+def test_record_values_are_typed_one_per_line_and_saved_as_the_apis_list(alice, org):
+    domain = DomainFactory(organization=org, credential=_route53(org), domain_name="acme.example")
+
+    response = alice.post(
+        "/admin/dns/recordset/add/",
+        {
+            "organization": str(org.pk),
+            "domain": str(domain.pk),
+            "name": "www",
+            "type": "A",
+            "ttl": "60",
+            "values": "192.0.2.1\r\n\r\n192.0.2.2\r\n",
+        },
+    )
+
+    assert response.status_code == 302, form_errors(response)
+    record = RecordSet.objects.get(domain=domain, name="www")
+    assert record.values == ["192.0.2.1", "192.0.2.2"]
+    page = alice.get(f"/admin/dns/recordset/{record.pk}/change/").content.decode()
+    assert "192.0.2.1\n192.0.2.2</textarea>" in page
+    assert "One value per line" in page
+
+
+def test_a_value_the_api_refuses_is_refused_on_its_line(alice, org):
+    domain = DomainFactory(organization=org, credential=_route53(org), domain_name="acme.example")
+    data = {
+        "organization": str(org.pk),
+        "domain": str(domain.pk),
+        "name": "www",
+        "type": "A",
+        "values": "192.0.2.1\nnot-an-ip",
+    }
+
+    response = alice.post("/admin/dns/recordset/add/", data)
+
+    assert "[1]" in str(response.context["adminform"].form.errors["values"])
+    assert not RecordSet.objects.filter(domain=domain).exists()
+
+
+def test_record_types_and_the_section_read_as_dns_writes_them(alice, org):
+    page = alice.get("/admin/dns/recordset/add/").content.decode()
+    assert '<option value="AAAA">AAAA</option>' in page
+    assert '<option value="CNAME">CNAME</option>' in page
+    assert ">DNS</a>" in page and "Dns" not in page
+
+
+def test_a_dns_settings_row_is_titled_by_its_organization(alice, org):
+    found = services.dns_settings_update(organization_id=org.pk, require_plan=True)
+    page = alice.get(f"/admin/dns/dnssettings/{found.pk}/change/").content.decode()
+    assert f"DNS settings of {org.name}" in page
+    assert f"DNS settings of {org.pk}" not in page
