@@ -460,11 +460,22 @@ class RefreshTokenAdmin(_PlatformAdmin):
         return False
 
     @admin.action(description="Revoke the selected logins (their whole token families)")
-    def revoke_families(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def revoke_families(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if not confirmed(request):
+            return confirm_page(
+                request,
+                self,
+                title="Revoke the selected logins?",
+                question="Their people are signed out of the API and must sign in again.",
+                objects=list(queryset),
+                confirm_label="Yes, revoke them",
+                action="revoke_families",
+            )
         for token in queryset:
             count = services.refresh_family_revoke(family_id=token.family_id)
             self.log_change(request, token, f"Revoked its token family ({count} tokens)")
         self.message_user(request, "Selected logins revoked.")
+        return None
 
 
 @admin.register(SigningKey)
@@ -502,21 +513,46 @@ class SigningKeyAdmin(_PlatformAdmin):
         return super().changelist_view(request, extra_context)
 
     def generate_view(self, request: HttpRequest) -> HttpResponse:
+        """Rotate the signer: a confirmation page, then the new key (one POST)."""
         if not is_platform_admin(request):
             raise PermissionDenied
         changelist = reverse("admin:accounts_signingkey_changelist")
-        if request.method != "POST":
-            return HttpResponseRedirect(changelist)
+        if not confirmed(request):
+            return confirm_page(
+                request,
+                self,
+                title="Generate a new signing key?",
+                question=(
+                    "The new key signs every token from now on. Tokens signed by the current "
+                    "key stay valid until they expire; retire it afterwards."
+                ),
+                objects=[],
+                confirm_label="Yes, generate it",
+            )
         key = services.signing_key_generate()
         self.log_addition(request, key, "Generated a new signing key (now the signer)")
         self.message_user(request, f"Signing key {key.kid} generated; it signs from now on.")
         return HttpResponseRedirect(changelist)
 
     @admin.action(description="Retire the selected keys (stop verifying after a token lifetime)")
-    def retire_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def retire_keys(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if not confirmed(request):
+            return confirm_page(
+                request,
+                self,
+                title="Retire the selected signing keys?",
+                question=(
+                    "Tokens they signed stop being accepted once a token lifetime has passed; "
+                    "people signed in with them will have to sign in again."
+                ),
+                objects=list(queryset),
+                confirm_label="Yes, retire them",
+                action="retire_keys",
+            )
         for key in queryset:
             services.signing_key_retire(key=key)
             self.log_change(
                 request, key, f"Retired: verifies until {key.expires_at:%Y-%m-%d %H:%M}"
             )
         self.message_user(request, f"Retired {queryset.count()} key(s) at {timezone.now():%H:%M}.")
+        return None

@@ -11,6 +11,7 @@ import re
 import boto3
 import pytest
 import requests
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.accounts import services as account_services
@@ -202,4 +203,22 @@ def test_a_dns_plan_page_makes_a_plan_only_on_the_button(page, platform_admin):
     expect(page.locator(".messagelist")).to_contain_text("has not been checked yet")
     page.shots("refused")
     assert not DNSPlan.objects.exists()
+    assert page.csp_violations == []
+
+
+def test_the_dashboard_refreshes_while_a_job_runs_and_stops_once_none_does(page, platform_admin):
+    job = JobRun.objects.create(
+        kind="bastion_sweep", queue="maintenance", status="running", started_at=timezone.now()
+    )
+    sign_in_with_password(page, platform_admin)
+    expect(page.locator("#dash-jobs .ag-badge-busy")).to_have_text("running")
+    expect(page.locator("#ag-refreshing")).to_be_visible()
+    page.shots("refreshing")
+
+    JobRun.objects.filter(pk=job.pk).update(status="succeeded", finished_at=timezone.now())
+
+    # The next reload (within ten seconds) finds nothing running and refreshes no more.
+    expect(page.locator("#ag-refreshing")).to_have_count(0, timeout=20_000)
+    expect(page.locator("#dash-jobs .ag-badge-busy")).to_have_count(0)
+    page.shots("settled")
     assert page.csp_violations == []
