@@ -700,8 +700,12 @@ _STATUS_TONES = {
     },
     "error": {"failed", "stale", "incomplete"},
 }
-# The statuses during which something is still happening: pages showing one refresh themselves.
-BUSY_STATUSES = frozenset(_STATUS_TONES["busy"])
+# The statuses during which work is under way (a job queued or running on the object): pages
+# showing one refresh themselves. `pending` is busy-coloured but not here: an object may wait
+# in it for long (a server never bootstrapped), and a page must not reload for that.
+ACTIVE_STATUSES = frozenset(
+    {"queued", "running", "provisioning", "applying", "bootstrapping", "retrying"}
+)
 
 
 def status_tone(status: Any) -> str:
@@ -719,8 +723,9 @@ def status_badge(status: Any) -> str:
     if not value:
         return "—"
     return format_html(
-        '<span class="ag-badge ag-badge-{}" data-status="{}">{}</span>',
+        '<span class="ag-badge ag-badge-{}{}" data-status="{}">{}</span>',
         status_tone(value),
+        " ag-badge-active" if value in ACTIVE_STATUSES else "",
         value,
         value.replace("_", " "),
     )

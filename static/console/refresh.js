@@ -1,11 +1,12 @@
 // Lists and the dashboard refresh themselves while something on them is still running (a badge
-// of a busy status: queued, running, provisioning...), and stop once nothing is. A page where
+// of an active status: queued, running, provisioning, applying, bootstrapping, retrying), and
+// stop once nothing is. A page where
 // the operator has started typing, ticking rows or selecting text is left alone.
 "use strict";
 (function () {
   const body = document.body;
   const watched = body.classList.contains("change-list") || body.classList.contains("dashboard");
-  if (!watched || !document.querySelector(".ag-badge-busy, [data-ag-busy]")) {
+  if (!watched || !document.querySelector(".ag-badge-active")) {
     return;
   }
   const seconds = 10;

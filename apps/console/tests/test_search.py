@@ -198,3 +198,13 @@ def test_a_member_without_key_rights_cannot_revoke_an_org_key(org):
 def test_the_favicon_is_served(client):
     response = client.get("/favicon.ico", follow=True)
     assert response.status_code == 200
+
+
+def test_badges_colour_statuses_and_mark_only_work_under_way_as_active():
+    from apps.orgs.console_base import status_badge
+
+    assert 'class="ag-badge ag-badge-error"' in status_badge("failed")
+    assert 'class="ag-badge ag-badge-ok"' in status_badge("ready")
+    assert 'class="ag-badge ag-badge-busy ag-badge-active"' in status_badge("running")
+    assert 'class="ag-badge ag-badge-busy"' in status_badge("pending")
+    assert "<script>" not in status_badge("<script>")
