@@ -5,6 +5,8 @@ from typing import Any
 
 from celery import Celery
 
+from autoglue.tracing import connect_celery_signals
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglue.settings")
 
 
@@ -49,3 +51,6 @@ guard_redis_channels_after_close()
 app = Celery("autoglue")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+connect_celery_signals()
+
+import autoglue.liveness  # noqa: E402, F401 - connects the worker and beat liveness signals

@@ -77,3 +77,17 @@ def _job_logs_page(*, scope: LogScope, after: int, limit: int) -> dict[str, Any]
         "next_cursor": items[-1]["id"] if items else after,
         "done": finished and len(items) < limit,
     }
+
+
+def job_transcript_text(*, job: JobRun) -> str:
+    """The run's whole log as plain text, one line per output line: its time (UTC), its offset
+    from the run's start and its stream. The lines were redacted when they were written
+    (apps.jobs.logs), so nothing here sees a secret."""
+    start = job.started_at or job.queued_at
+    lines = []
+    for row in JobLog.objects.filter(job_id=job.pk).order_by("id").iterator(chunk_size=500):
+        stamp = row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        offset = max((row.created_at - start).total_seconds(), 0.0) if start else 0.0
+        for text in row.chunk.rstrip("\n").split("\n"):
+            lines.append(f"{stamp} +{offset:.1f}s [{row.stream}] {text}")
+    return "\n".join(lines) + ("\n" if lines else "")

@@ -23,6 +23,7 @@ from apps.audit import services as audit
 from apps.jobs import broker, bus, registry
 from apps.jobs.logs import one_line
 from apps.jobs.models import JobLog, JobRun
+from autoglue import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def job_enqueue(
                 subject_id=subject_id,
                 payload=payload or {},
                 max_attempts=spec.max_attempts,
+                trace_parent=tracing.current_traceparent(),
             )
     except IntegrityError:
         active = JobRun.objects.filter(
@@ -255,6 +257,7 @@ def job_retry(*, job: JobRun) -> JobRun:
                 max_attempts=locked.attempts + spec.max_attempts,
                 queued_at=timezone.now(),
                 updated_at=timezone.now(),
+                trace_parent=tracing.current_traceparent(),
             )
     except IntegrityError:
         raise JobStateError("another run of this kind is active for the same subject") from None
