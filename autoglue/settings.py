@@ -119,6 +119,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The console app is installed as Django's admin (its label), so its tags are named.
+            "libraries": {"console": "apps.console.templatetags.console"},
         },
     },
 ]

@@ -2,6 +2,8 @@
 
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
@@ -35,7 +37,14 @@ if settings.API_DOCS_ENABLED:
         ),
     ]
 
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask for /favicon.ico on every page; it is a static file (cached by its hash)."""
+    return HttpResponseRedirect(static("favicon.ico"))
+
+
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     # The console is the installation's home page for people.
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
     re_path(r"^\.well-known/jwks\.json$", RootJWKSView.as_view(), name="jwks"),

@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from apps.accounts import services
+from apps.accounts import services, tokens
 from apps.accounts.models import APIKey, OAuthIdentity, RefreshToken, SigningKey, User, UserEmail
 from apps.accounts.serializers import CreateKeySerializer, UpdateMeSerializer
 from apps.clusters.models import Cluster
@@ -31,6 +31,8 @@ from apps.orgs.console_base import (
     OrgScopedAdmin,
     adopt,
     can,
+    confirm_page,
+    confirmed,
     is_platform_admin,
     orgs_allowing,
     refusal_text,
@@ -248,6 +250,10 @@ class APIKeyAdmin(OrgScopedAdmin):
     list_filter = ["scope", "purpose", "is_ephemeral", "read_only", ORG_FILTER]
     search_fields = ["name", "public_id", "user__primary_email", "organization__name"]
     list_select_related = ["user", "organization"]
+    search_help_text = (
+        "Name, owner's e-mail, organization, or a key as pasted: u_<id>_<secret>, u_<id>, "
+        "org_<id>, or the bare id (the secret part is never kept or shown)."
+    )
     fields = [
         "name",
         "scope",
@@ -320,9 +326,28 @@ class APIKeyAdmin(OrgScopedAdmin):
             self.admin_site.admin_view(self.mint_view),
             name="accounts_apikey_mint",
         )
-        return [mint, *super().get_urls()]
+        revoke = path(
+            "<uuid:key_id>/revoke/",
+            self.admin_site.admin_view(self.revoke_view),
+            name="accounts_apikey_revoke",
+        )
+        return [mint, revoke, *super().get_urls()]
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        # A key pasted whole (`u_<id>_<secret>`, `org_<id>`, ...) is found by its public id.
+        public_id = tokens.public_id_from_pasted(search_term)
+        if public_id is not None:
+            return queryset.filter(public_id=public_id), False
+        return super().get_search_results(request, queryset, search_term)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        shown = tokens.redacted_key_text(request.GET.get("q", ""))
+        if shown is not None:
+            # A pasted key with its secret: search again by its public form, so the secret
+            # leaves the address bar and is never rendered back in the search box.
+            query = request.GET.copy()
+            query["q"] = shown
+            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
         extra_context = {
             **(extra_context or {}),
             "can_mint": is_platform_admin(request)
@@ -376,20 +401,70 @@ class APIKeyAdmin(OrgScopedAdmin):
         for public_id in public_ids:
             services.api_key_cache_clear(public_id=public_id)
 
-    @admin.action(description="Revoke the selected keys")
-    def revoke_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for key in queryset:
-            allowed = (
-                is_platform_admin(request)
-                if key.organization_id is None
-                else can(request, Perm.MANAGE_KEYS, key.organization_id)
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        key = kwargs.get("obj")
+        context["can_revoke"] = (
+            key is not None and key.revoked_at is None and self._may_revoke(request, key)
+        )
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def _may_revoke(self, request: HttpRequest, key: APIKey) -> bool:
+        if key.organization_id is None:
+            return is_platform_admin(request)
+        return can(request, Perm.MANAGE_KEYS, key.organization_id)
+
+    def _revoke(self, request: HttpRequest, key: APIKey) -> None:
+        services.api_key_revoke(key=key)
+        self.log_change(request, key, "Revoked the key")
+        self.message_user(request, f"{key}: revoked", messages.SUCCESS)
+
+    def revoke_view(self, request: HttpRequest, key_id: Any) -> HttpResponse:
+        """ "Revoke" on a key's page: a confirmation page, then the revocation (one POST)."""
+        key = self.get_queryset(request).filter(pk=key_id).first()
+        if key is None:
+            # Django's own "no such object" message and redirect; private, so not in the stubs.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, str(key_id))  # type: ignore[attr-defined]
+        if not self._may_revoke(request, key):
+            raise PermissionDenied
+        if not confirmed(request):
+            return confirm_page(
+                request,
+                self,
+                title="Revoke this key?",
+                question=_REVOKE_QUESTION,
+                objects=[key],
+                confirm_label="Yes, revoke it",
             )
-            if not allowed:
+        if key.revoked_at is None:
+            self._revoke(request, key)
+        return HttpResponseRedirect(reverse("admin:accounts_apikey_change", args=[key.pk]))
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if not confirmed(request):
+            return confirm_page(
+                request,
+                self,
+                title="Revoke the selected keys?",
+                question=_REVOKE_QUESTION,
+                objects=list(queryset),
+                confirm_label="Yes, revoke them",
+                action="revoke_keys",
+            )
+        for key in queryset:
+            if not self._may_revoke(request, key):
                 self.message_user(request, f"{key}: your role does not allow this", messages.ERROR)
                 continue
-            services.api_key_revoke(key=key)
-            self.log_change(request, key, "Revoked the key")
-            self.message_user(request, f"{key}: revoked")
+            self._revoke(request, key)
+        return None
+
+
+_REVOKE_QUESTION = (
+    "Every request made with it is refused from now on, in every process. A revoked key cannot "
+    "be brought back: its owner has to make a new one."
+)
 
 
 # --- Refresh tokens and signing keys ---------------------------------------------------------
@@ -433,11 +508,22 @@ class RefreshTokenAdmin(_PlatformAdmin):
         return False
 
     @admin.action(description="Revoke the selected logins (their whole token families)")
-    def revoke_families(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def revoke_families(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if not confirmed(request):
+            return confirm_page(
+                request,
+                self,
+                title="Revoke the selected logins?",
+                question="Their people are signed out of the API and must sign in again.",
+                objects=list(queryset),
+                confirm_label="Yes, revoke them",
+                action="revoke_families",
+            )
         for token in queryset:
             count = services.refresh_family_revoke(family_id=token.family_id)
             self.log_change(request, token, f"Revoked its token family ({count} tokens)")
         self.message_user(request, "Selected logins revoked.")
+        return None
 
 
 @admin.register(SigningKey)
@@ -475,21 +561,46 @@ class SigningKeyAdmin(_PlatformAdmin):
         return super().changelist_view(request, extra_context)
 
     def generate_view(self, request: HttpRequest) -> HttpResponse:
+        """Rotate the signer: a confirmation page, then the new key (one POST)."""
         if not is_platform_admin(request):
             raise PermissionDenied
         changelist = reverse("admin:accounts_signingkey_changelist")
-        if request.method != "POST":
-            return HttpResponseRedirect(changelist)
+        if not confirmed(request):
+            return confirm_page(
+                request,
+                self,
+                title="Generate a new signing key?",
+                question=(
+                    "The new key signs every token from now on. Tokens signed by the current "
+                    "key stay valid until they expire; retire it afterwards."
+                ),
+                objects=[],
+                confirm_label="Yes, generate it",
+            )
         key = services.signing_key_generate()
         self.log_addition(request, key, "Generated a new signing key (now the signer)")
         self.message_user(request, f"Signing key {key.kid} generated; it signs from now on.")
         return HttpResponseRedirect(changelist)
 
     @admin.action(description="Retire the selected keys (stop verifying after a token lifetime)")
-    def retire_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def retire_keys(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if not confirmed(request):
+            return confirm_page(
+                request,
+                self,
+                title="Retire the selected signing keys?",
+                question=(
+                    "Tokens they signed stop being accepted once a token lifetime has passed; "
+                    "people signed in with them will have to sign in again."
+                ),
+                objects=list(queryset),
+                confirm_label="Yes, retire them",
+                action="retire_keys",
+            )
         for key in queryset:
             services.signing_key_retire(key=key)
             self.log_change(
                 request, key, f"Retired: verifies until {key.expires_at:%Y-%m-%d %H:%M}"
             )
         self.message_user(request, f"Retired {queryset.count()} key(s) at {timezone.now():%H:%M}.")
+        return None

@@ -96,6 +96,38 @@ def parse_org_key(key: str) -> str | None:
     return parts[1]
 
 
+def public_id_from_pasted(text: str) -> str | None:
+    """The public id of an API key in any form an operator pastes: `u_<id>_<secret>`,
+    `u_<id>`, `org_<id>`, `org_<id>:<secret>` (key and secret as one string), or the bare id.
+    None when the text is none of these. The secret part is dropped, never returned."""
+    value = text.strip()
+    for separator in (":", " "):
+        value = value.split(separator, 1)[0]
+    parts = value.split("_", 2)
+    if len(parts) >= 2 and parts[0] in (USER_KEY_PREFIX, ORG_KEY_PREFIX):
+        candidate = parts[1].lower()
+        if parts[0] == ORG_KEY_PREFIX and len(parts) == 3:
+            return None  # an org key has no third part
+        return candidate if _valid_public_id(candidate) else None
+    candidate = value.lower()
+    return candidate if _valid_public_id(candidate) else None
+
+
+def redacted_key_text(text: str) -> str | None:
+    """A pasted key as it may be shown back (in a search box, a message): its public form
+    (`u_<id>`, `org_<id>`) when the text carried a secret too; None when there is nothing to
+    hide (no key, or a key without its secret)."""
+    public_id = public_id_from_pasted(text)
+    if public_id is None:
+        return None
+    value = text.strip()
+    prefix = ORG_KEY_PREFIX if value.startswith(ORG_KEY_PREFIX + "_") else USER_KEY_PREFIX
+    shown = f"{prefix}_{public_id}"
+    if value.lower() in (public_id, shown):
+        return None
+    return shown
+
+
 def format_user_key(public_id: str, secret: str) -> str:
     return f"{USER_KEY_PREFIX}_{public_id}_{secret}"
 

@@ -28,14 +28,17 @@ _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
 
 
-def _check_name(name: str, what: str) -> None:
+def _check_name(name: str, what: str = "") -> None:
+    # `what` names a part of the value; the whole value is named by the field the error is on
+    # (a label's `key`), so the message then starts with "must".
+    lead = f"{what} must" if what else "must"
     if not name:
-        raise ValidationError(f"{what} must not be empty")
+        raise ValidationError(f"{lead} not be empty")
     if len(name) > NAME_MAX:
-        raise ValidationError(f"{what} must be at most {NAME_MAX} characters")
+        raise ValidationError(f"{lead} be at most {NAME_MAX} characters")
     if not _NAME.fullmatch(name):
         raise ValidationError(
-            f"{what} must consist of alphanumeric characters, '-', '_' or '.', and must start "
+            f"{lead} consist of alphanumeric characters, '-', '_' or '.', and must start "
             "and end with an alphanumeric character"
         )
 
@@ -53,7 +56,7 @@ def validate_qualified_name(value: str) -> None:
             raise ValidationError(f"prefix must be at most {PREFIX_MAX} characters")
         if not _DNS_SUBDOMAIN.fullmatch(prefix):
             raise ValidationError("prefix must be a lowercase DNS subdomain (e.g. example.com)")
-    _check_name(name, "name part" if prefix else "name")
+    _check_name(name, "the part after '/'" if prefix else "")
 
 
 @openapi_pattern(rf"^(?:{_NAME.pattern[1:-1]})?$")
@@ -61,7 +64,7 @@ def validate_label_value(value: str) -> None:
     """A Kubernetes label value: empty, or a name of at most 63 characters."""
     if value == "":
         return
-    _check_name(value, "value")
+    _check_name(value)
 
 
 def validate_annotation_value(value: str) -> None:

@@ -9,10 +9,14 @@ from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.http import urlencode
 
-from apps.console import selectors
+from apps.accounts import tokens
+from apps.console import search, selectors
 from apps.console.forms import ThrottledAdminAuthenticationForm
 from apps.core.permissions import Perm
 from apps.orgs.console_base import console_roles, is_platform_admin, orgs_allowing
@@ -50,6 +54,32 @@ class ConsoleAdminSite(admin.AdminSite):
             return inner(request, *args, **kwargs)
 
         return cast("_View", wrapper)
+
+    def get_urls(self) -> list[Any]:
+        find = path("search/", self.admin_view(self.search_view), name="search")
+        return [find, *super().get_urls()]
+
+    def search_view(self, request: HttpRequest) -> HttpResponse:
+        """The header's search box: one term across every kind of object (apps.console.search).
+        A single match opens that object's page."""
+        raw = request.GET.get("q", "")
+        shown = tokens.redacted_key_text(raw)
+        if shown is not None:
+            # A pasted key with its secret: search again by its public form, so the secret
+            # leaves the address bar and is never rendered back.
+            return HttpResponseRedirect(f"{request.path}?{urlencode({'q': shown})}")
+        term = search.search_term(raw)
+        results = search.search(request=request, site=self, term=term) if term else []
+        hits = [hit for result in results for hit in result.hits]
+        if len(hits) == 1 and results[0].count == 1 and hits[0].url:
+            return HttpResponseRedirect(hits[0].url)
+        context = {
+            **self.each_context(request),
+            "title": f"Search: {raw.strip()}" if term else "Search",
+            "query": raw.strip(),
+            "results": results,
+        }
+        return TemplateResponse(request, "admin/console/search.html", context)
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         org_ids = None if is_platform_admin(request) else orgs_allowing(request, Perm.READ)

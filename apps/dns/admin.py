@@ -6,9 +6,11 @@ settings service) and their stored plans (read-only)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -16,11 +18,11 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.console.pages import ObjectPageMixin, domain_page
 from apps.core.permissions import Perm
-from apps.dns import services
+from apps.dns import names, services
 from apps.dns.models import DNSPlan, DNSSettings, Domain, RecordSet
 from apps.dns.serializers import (
     DNSSettingsSerializer,
@@ -33,6 +35,7 @@ from apps.orgs.console_base import (
     ORG_FILTER,
     SERVICE_ERRORS,
     APIRules,
+    ConsoleModelForm,
     OrgScopedAdmin,
     OrgScopedInline,
     adopt,
@@ -42,6 +45,53 @@ from apps.orgs.console_base import (
     refusal_text,
 )
 
+
+class ValuesPerLineField(forms.CharField):
+    """A record set's values, one per line (a JSON list, as the API takes it, is accepted too);
+    blank lines are ignored. Cleans to the list the API's `values` is."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 40})
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.pop("encoder", None)
+        kwargs.pop("decoder", None)
+        kwargs.setdefault(
+            "help_text",
+            f"One value per line (a CNAME takes exactly one); at most {names.MAX_VALUES} values "
+            f"of at most {names.MAX_VALUE_CHARS} characters each.",
+        )
+        super().__init__(strip=False, **kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value) or ""
+        if text.lstrip().startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, list):
+                return parsed
+        return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return self.to_python(self.prepare_value(initial) or "") != self.to_python(data or "")
+
+
+class RecordSetForm(ConsoleModelForm):
+    """Record sets with their values typed one per line and the TTL's bounds as help."""
+
+    values = ValuesPerLineField(required=False)
+    ttl = forms.IntegerField(
+        required=False,
+        help_text=f"Seconds, {names.MIN_TTL} to {names.MAX_TTL}; empty: {names.DEFAULT_TTL}.",
+    )
+
+
 RECORD_FIELDS = ("name", "type", "ttl", "values")
 # The services normalise and check names and values; the serializers bound them first.
 RECORD_RULES = APIRules(create=RecordSetCreateSerializer, update=RecordSetUpdateSerializer)
@@ -49,6 +99,7 @@ RECORD_RULES = APIRules(create=RecordSetCreateSerializer, update=RecordSetUpdate
 
 class RecordSetInline(OrgScopedInline):
     model = RecordSet
+    form = RecordSetForm
     fields = ("name", "type", "ttl", "values", "owner", "status", "last_error")
     readonly_fields = ("owner", "status", "last_error")
     api_rules = RECORD_RULES
@@ -149,24 +200,28 @@ class DomainAdmin(ObjectPageMixin, OrgScopedAdmin):
     def get_urls(self) -> list[Any]:
         plan = path(
             "<path:object_id>/plan/",
-            self.admin_site.admin_view(require_GET(self.plan_view)),
+            self.admin_site.admin_view(require_http_methods(["GET", "POST"])(self.plan_view)),
             name="dns_domain_plan",
         )
         return [plan, *super().get_urls()]
 
     def plan_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Read the zone now and show the stored plan (the API's plan route: reading rights)."""
+        """The domain's latest plan (GET reads only); "Make a new plan" (POST) reads the zone
+        now and stores a plan, as the API's plan route does (reading rights)."""
         domain = self.get_object(request, object_id)
         if domain is None:
             # Django's own "no such object" message and redirect; private, so not in the stubs.
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
         self.require(request, Perm.READ, domain)
-        try:
-            plan = services.domain_plan_create(domain=domain)
-        except SERVICE_ERRORS as exc:
-            self.message_user(request, f"{domain}: {refusal_text(exc)}", messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:dns_domain_change", args=[domain.pk]))
-        self.log_change(request, domain, f"Computed a DNS plan (plan {plan.pk})")
+        if request.method == "POST":
+            try:
+                made = services.domain_plan_create(domain=domain)
+            except SERVICE_ERRORS as exc:
+                self.message_user(request, f"{domain}: {refusal_text(exc)}", messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:dns_domain_change", args=[domain.pk]))
+            self.log_change(request, domain, f"Computed a DNS plan (plan {made.pk})")
+            return HttpResponseRedirect(request.path)
+        plan = DNSPlan.objects.filter(domain=domain).order_by("-created_at").first()
         dns_settings = services.dns_settings_get(organization_id=domain.organization_id)
         require_plan = dns_settings.require_plan
         context = {
@@ -175,15 +230,19 @@ class DomainAdmin(ObjectPageMixin, OrgScopedAdmin):
             "opts": self.opts,
             "domain": domain,
             "plan": plan,
-            "rows": plan_rows(plan),
+            "rows": plan_rows(plan) if plan is not None else [],
             "require_plan": require_plan,
-            "can_apply": require_plan and can(request, Perm.WRITE, plan.organization_id),
+            "can_apply": plan is not None
+            and plan.status == DNSPlan.Status.OPEN
+            and require_plan
+            and can(request, Perm.WRITE, domain.organization_id),
         }
         return TemplateResponse(request, "admin/dns/domain/plan.html", context)
 
 
 @admin.register(RecordSet)
 class RecordSetAdmin(OrgScopedAdmin):
+    form = RecordSetForm
     list_display = ("name", "type", "domain", "organization", "owner", "status", "last_error")
     list_filter = ("type", "status", "owner", ORG_FILTER)
     search_fields = ("name", "domain__domain_name")

@@ -6,6 +6,7 @@ class DnsConfig(AppConfig):
 
     name = "apps.dns"
     label = "dns"
+    verbose_name = "DNS"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

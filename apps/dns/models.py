@@ -67,14 +67,15 @@ class RecordSet(OrgOwnedModel):
         UNKNOWN = "unknown"
 
     class Type(models.TextChoices):
-        A = "A"
-        AAAA = "AAAA"
-        CNAME = "CNAME"
-        TXT = "TXT"
-        MX = "MX"
-        NS = "NS"
-        SRV = "SRV"
-        CAA = "CAA"
+        # Labels as DNS writes them (TextChoices would make `Aaaa` and `Cname` of them).
+        A = "A", "A"
+        AAAA = "AAAA", "AAAA"
+        CNAME = "CNAME", "CNAME"
+        TXT = "TXT", "TXT"
+        MX = "MX", "MX"
+        NS = "NS", "NS"
+        SRV = "SRV", "SRV"
+        CAA = "CAA", "CAA"
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="record_sets")
     name = models.CharField(max_length=253)
@@ -138,7 +139,7 @@ class DNSSettings(OrgOwnedModel):
         ]
 
     def __str__(self) -> str:
-        return f"DNS settings of {self.organization_id}"
+        return f"DNS settings of {self.organization.name}"
 
 
 class DNSPlan(OrgOwnedModel):

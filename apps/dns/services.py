@@ -415,6 +415,7 @@ def record_set_create(
     )
     record.fingerprint = _fingerprint_for(domain, record)
     record.save()
+    _plans_mark_stale(domain.pk)
     # Read before the insert (with the locks): a run that finishes before this commit without
     # seeing the new record set leaves it `pending`, which the schedule picks up.
     domain_reconcile_enqueue(domain=domain, active=active)
@@ -458,6 +459,7 @@ def record_set_update(*, record_set: RecordSet, changes: Mapping[str, Any]) -> R
         record.status, record.last_error = RecordSet.Status.PENDING, ""
     record.fingerprint = _fingerprint_for(domain, record)
     record.save()
+    _plans_mark_stale(domain.pk)
     domain_reconcile_enqueue(domain=domain)
     return record
 
@@ -471,6 +473,7 @@ def record_set_delete(*, record_set: RecordSet) -> None:
     domain = _shared_domain(record_set.domain_id)
     cluster_release_references(record_set=record_set)
     record_set.delete()
+    _plans_mark_stale(domain.pk)
     domain_reconcile_enqueue(domain=domain)
 
 
@@ -565,6 +568,34 @@ def _domain_records(domain: Domain) -> list[RecordSet]:
     )
 
 
+def _plans_mark_stale(
+    domain_id: uuid.UUID,
+    *,
+    zone_digest: str | None = None,
+    desired_digest: str | None = None,
+) -> int:
+    """Mark the domain's open plans stale once what they were computed from has changed: the
+    zone (its digest read now differs) or the record sets (any change to them, or a digest
+    that differs). Applying one would be refused anyway; this says so before anyone tries."""
+    open_plans = DNSPlan.objects.filter(domain_id=domain_id, status=DNSPlan.Status.OPEN)
+    now = timezone.now()
+    marked = 0
+    if zone_digest is not None:
+        marked += open_plans.exclude(zone_digest=zone_digest).update(
+            status=DNSPlan.Status.STALE, error="the zone changed since the plan", updated_at=now
+        )
+    if desired_digest is None and zone_digest is not None:
+        return marked
+    records = (
+        open_plans if desired_digest is None else open_plans.exclude(desired_digest=desired_digest)
+    )
+    return marked + records.update(
+        status=DNSPlan.Status.STALE,
+        error="the record sets changed since the plan",
+        updated_at=now,
+    )
+
+
 def domain_plan_create(*, domain: Domain) -> DNSPlan:
     """Read the zone now and record what the next reconcile would change, with an ownership
     verdict per change (beyond the contract; docs/dns.md). The domain must be `ready`."""
@@ -577,6 +608,7 @@ def domain_plan_create(*, domain: Domain) -> DNSPlan:
     except Route53Error as exc:
         raise APIError(502, "route53_error", str(exc)) from None
     plan, zone_digest, desired_digest = _compute(domain, records, rrsets)
+    _plans_mark_stale(domain.pk, zone_digest=zone_digest, desired_digest=desired_digest)
     # Plans are cheap to make again; each domain keeps its latest few.
     old = DNSPlan.objects.filter(domain=domain).order_by("-created_at")[PLANS_KEPT - 1 :]
     DNSPlan.objects.filter(pk__in=list(old.values_list("pk", flat=True))).exclude(
@@ -601,6 +633,10 @@ def dns_plan_apply(*, plan: DNSPlan) -> DNSPlan:
         if locked is None:  # trimmed by a newer plan of the domain meanwhile
             raise not_found("plan_not_found", "DNS plan not found")
         plan = locked
+        if plan.status == DNSPlan.Status.STALE:
+            # Marked when the zone or the record sets changed (`_plans_mark_stale`).
+            what = "zone" if "zone" in plan.error else "record sets"
+            raise conflict("plan_stale", f"the domain's {what} changed since the plan")
         if plan.status != DNSPlan.Status.OPEN:
             raise conflict("plan_not_open", f"the plan is {plan.status}")
         wanted = _wanted(plan.domain, _domain_records(plan.domain))
@@ -842,6 +878,7 @@ def domain_reconcile(
         calls = 0
         if stored_plan is not None:
             _refuse_stale_plan(stored_plan, zone_digest, desired_digest)
+        _plans_mark_stale(domain.pk, zone_digest=zone_digest, desired_digest=desired_digest)
         if mode == "auto" and plan.changes and _requires_plan(domain.organization_id):
             log(f"{len(plan.changes)} changes wait for a plan to be applied (require plan is on)")
             waiting = {rid for change in plan.changes for rid in change.record_ids}

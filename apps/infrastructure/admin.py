@@ -314,16 +314,101 @@ class ServerAdmin(ObjectPageMixin, OrgScopedAdmin):
 # --- Credentials -----------------------------------------------------------------------------
 
 
+# Labels of the registry's secret kinds and scope kinds, for the console's choices.
+KIND_LABELS = {
+    "aws_access_key": "AWS access key",
+    "api_token": "API token",
+    "basic_auth": "User name and password",
+    "oauth2": "OAuth 2 client",
+}
+SCOPE_KIND_LABELS = {
+    "provider": "The whole provider",
+    "service": "One AWS service",
+    "resource": "One AWS resource (ARN)",
+}
+# Secret parts that are not secret themselves (shown as typed).
+_PLAIN_SECRET_PARTS = {"access_key_id", "region", "username", "client_id"}
+
+
+def _labelled(attribute: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    """Every secret kind (`kinds`) or scope kind (`scopes`) of the registry, labelled, with the
+    providers that take it."""
+    providers: dict[str, list[str]] = {}
+    for provider, spec in registry.PROVIDERS.items():
+        for kind in getattr(spec, attribute):
+            providers.setdefault(kind, []).append(provider)
+    return [
+        (kind, f"{labels.get(kind, kind)} ({', '.join(names)})")
+        for kind, names in providers.items()
+    ]
+
+
+def _kind_choices() -> list[tuple[str, str]]:
+    return _labelled("kinds", KIND_LABELS)
+
+
+def _scope_kind_choices() -> list[tuple[str, str]]:
+    return _labelled("scopes", SCOPE_KIND_LABELS)
+
+
+def _parts(schemas: dict[str, dict[int, registry.ObjectSchema]]) -> dict[str, list[Any]]:
+    """kind -> the fields of its latest schema version."""
+    return {kind: list(versions[max(versions)].fields) for kind, versions in schemas.items()}
+
+
+def _secret_parts() -> dict[str, list[registry.FieldSpec]]:
+    found: dict[str, list[registry.FieldSpec]] = {}
+    for spec in registry.PROVIDERS.values():
+        found.update(_parts(spec.kinds))
+    return found
+
+
+def _scope_parts() -> dict[str, list[registry.FieldSpec]]:
+    found: dict[str, list[registry.FieldSpec]] = {}
+    for spec in registry.PROVIDERS.values():
+        found.update(_parts({k: v.versions for k, v in spec.scopes.items()}))
+    return found
+
+
+SECRET_PARTS = _secret_parts()
+SCOPE_PARTS = _scope_parts()
+
+
+def _part_field(group: str, spec: registry.FieldSpec, *, secret: bool) -> forms.Field:
+    help_text = "required" if spec.required else "optional"
+    if group == "scope" and spec.name == "service":
+        return forms.ChoiceField(
+            choices=[("", "---------")] + [(s, s) for s in registry.AWS_SERVICES],
+            required=False,
+            label="service",
+        )
+    if spec.name == "access_key_id":
+        help_text += "; exactly 20 letters or digits"
+    elif spec.name == "arn":
+        help_text += "; an ARN (arn:...), 11 to 2047 characters"
+    widget = (
+        forms.PasswordInput(render_value=False)
+        if secret and spec.name not in _PLAIN_SECRET_PARTS
+        else forms.TextInput()
+    )
+    return forms.CharField(
+        required=False, strip=False, widget=widget, label=spec.name, help_text=help_text
+    )
+
+
+def _part_name(group: str, name: str) -> str:
+    return f"{group}__{name}"
+
+
 class CredentialCreateForm(ConsoleModelForm):
-    """What the API's POST /credentials takes; the registry validates secret and scope. The
-    secret is typed into a password field and never rendered back, even after an error."""
+    """What the API's POST /credentials takes, as fields: the secret kind and scope kind are
+    choices, and the secret and scope are typed part by part (only the chosen kinds' parts are
+    used). The form assembles the same `secret` and `scope` objects the API takes, and the
+    registry checks them in `credential_create`. Secret parts are never rendered back."""
 
     provider = forms.ChoiceField(choices=[(p, p) for p in registry.PROVIDERS])
-    scope = forms.JSONField(initial=dict, help_text='e.g. {"service": "route53"}')
-    secret = forms.CharField(
-        widget=forms.PasswordInput(render_value=False),
-        help_text='JSON, e.g. {"access_key_id": "...", "secret_access_key": "..."}',
-    )
+    kind = forms.ChoiceField(choices=_kind_choices, label="Secret kind")
+    scope_kind = forms.ChoiceField(choices=_scope_kind_choices, label="Scope kind")
 
     class Meta:
         model = Credential
@@ -335,24 +420,96 @@ class CredentialCreateForm(ConsoleModelForm):
             "schema_version",
             "scope_kind",
             "scope_version",
-            "scope",
             "account_id",
             "region",
         ]
 
-    def clean_secret(self) -> dict:
-        try:
-            value = json.loads(self.cleaned_data["secret"])
-        except ValueError:
-            raise forms.ValidationError("must be a JSON object") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("must be a JSON object")
+    def _assemble(self, group: str, kind: str, parts: dict[str, list[Any]]) -> dict[str, Any]:
+        """The object the API would get for `kind`: the chosen kind's parts that were filled
+        in. A part typed for another kind is refused rather than silently dropped."""
+        chosen = {spec.name for spec in parts.get(kind, [])}
+        value: dict[str, Any] = {}
+        for other_kind, specs in parts.items():
+            for spec in specs:
+                typed = self.cleaned_data.get(_part_name(group, spec.name)) or ""
+                if not typed:
+                    continue
+                if spec.name in chosen:
+                    value[spec.name] = typed
+                elif other_kind != kind:
+                    self.add_error(_part_name(group, spec.name), f"is not part of a {kind} {group}")
         return value
+
+    def clean(self) -> dict[str, Any]:
+        kind = self.cleaned_data.get("kind") or ""
+        scope_kind = self.cleaned_data.get("scope_kind") or ""
+        self.cleaned_data["secret"] = self._assemble("secret", kind, SECRET_PARTS)
+        self.cleaned_data["scope"] = self._assemble("scope", scope_kind, SCOPE_PARTS)
+        return super().clean()
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        # The registry names a part as `secret.token` / `scope.service`; the service's refusal
+        # arrives as ("secret", "token: ...") or (None, "secret: token: ...") and lands on
+        # that part's own field.
+        if isinstance(error, str):
+            group, rest = field, error
+            if field is None:
+                group, _, rest = error.partition(": ")
+            if group in ("secret", "scope"):
+                part, _, message = rest.partition(": ")
+                name = _part_name(group, part)
+                if message and name in self.fields:
+                    super().add_error(name, message)
+                    return
+                if field is not None:
+                    super().add_error(None, f"{field}: {error}")
+                    return
+        super().add_error(field, error)
+
+    class Media:
+        js = ["console/credential_form.js"]
 
     def _post_clean(self) -> None:
         # The registry validates the whole credential when it is created (credential_create);
         # the model's own checks (a required, encrypted secret column) do not apply to the form.
         pass
+
+
+# The parts are declared on the form class (the admin builds its form from the declared
+# fields), one per name the registry's kinds use.
+for _group, _kinds, _secret in (("secret", SECRET_PARTS, True), ("scope", SCOPE_PARTS, False)):
+    for _specs in _kinds.values():
+        for _spec in _specs:
+            _name = _part_name(_group, _spec.name)
+            _field = _part_field(_group, _spec, secret=_secret)
+            CredentialCreateForm.declared_fields[_name] = _field
+            CredentialCreateForm.base_fields[_name] = _field
+
+
+def _credential_add_fieldsets() -> list[tuple[str | None, dict[str, Any]]]:
+    """The add page: the credential, then one group of parts per scope kind and secret kind
+    (static/console/credential_form.js shows only the chosen kinds' groups)."""
+    fieldsets: list[tuple[str | None, dict[str, Any]]] = [
+        (None, {"fields": CredentialCreateForm.Meta.fields})
+    ]
+    for group, parts, labels in (
+        ("scope", SCOPE_PARTS, SCOPE_KIND_LABELS),
+        ("secret", SECRET_PARTS, KIND_LABELS),
+    ):
+        for kind, specs in parts.items():
+            if not specs:
+                continue
+            fieldsets.append(
+                (
+                    f"{group.capitalize()}: {labels.get(kind, kind)}",
+                    {
+                        "fields": [_part_name(group, spec.name) for spec in specs],
+                        "classes": ["ag-kind-parts", f"ag-{group}-{kind}"],
+                        "description": f"Used when the {group} kind is {kind}.",
+                    },
+                )
+            )
+    return fieldsets
 
 
 @admin.register(Credential)
@@ -397,6 +554,18 @@ class CredentialAdmin(OrgScopedAdmin):
         create=CredentialCreateSerializer,
         update=CredentialUpdateSerializer,
         wire_names={"provider": "credential_provider"},
+        console_only={
+            **{
+                _part_name("secret", spec.name): "a part of `secret`, checked by the registry"
+                for specs in SECRET_PARTS.values()
+                for spec in specs
+            },
+            **{
+                _part_name("scope", spec.name): "a part of `scope`, checked by the registry"
+                for specs in SCOPE_PARTS.values()
+                for spec in specs
+            },
+        },
     )
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
@@ -406,8 +575,13 @@ class CredentialAdmin(OrgScopedAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
         if obj is None:
-            return [*CredentialCreateForm.Meta.fields, "secret"]
+            return [name for _, group in _credential_add_fieldsets() for name in group["fields"]]
         return list(self.fields)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return _credential_add_fieldsets()
+        return super().get_fieldsets(request, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return super().get_readonly_fields(request, obj) if obj is not None else []
@@ -422,6 +596,7 @@ class CredentialAdmin(OrgScopedAdmin):
             created = services.credential_create(
                 organization=data["organization"],
                 **{n: data[n] for n in CredentialCreateForm.Meta.fields if n != "organization"},
+                scope=data["scope"],
                 secret=data["secret"],
             )
             adopt(obj, created)

@@ -27,17 +27,21 @@ import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db import models
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import Resolver404, resolve
+from django.utils.html import format_html
 from rest_framework import serializers
 
 from apps.core.api.errors import APIError
@@ -435,6 +439,9 @@ class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):
             fields.append("organization")
         return fields
 
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return badged_list_display(self.model, super().get_list_display(request))
+
     def get_immutable_fields(self) -> list[str]:
         fields = list(self.immutable_fields)
         if self.org_field == "organization" and "organization" not in fields:
@@ -657,3 +664,135 @@ def record_formset_save(
     formset.new_objects = new
     formset.changed_objects = [(obj, ["row"]) for obj in changed]
     formset.deleted_objects = deleted
+
+
+# --- confirmation before destructive and security actions -------------------------------------
+
+
+def confirmed(request: HttpRequest) -> bool:
+    """Whether the request is the POST of a confirmation page (`confirm_page`)."""
+    return request.method == "POST" and request.POST.get("confirm") == "yes"
+
+
+def confirm_page(
+    request: HttpRequest,
+    model_admin: admin.ModelAdmin,
+    *,
+    title: str,
+    question: str,
+    objects: Sequence[Any],
+    confirm_label: str,
+    action: str = "",
+) -> HttpResponse:
+    """A page that names what is about to happen and asks for one more POST. For a list action
+    (`action` set) the selected rows and the action ride along, as Django's delete page does;
+    otherwise the page posts back to its own URL."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": title,
+        "question": question,
+        "objects": objects,
+        "confirm_label": confirm_label,
+        "action": action,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "back_url": request.META.get("HTTP_REFERER", ""),
+    }
+    return TemplateResponse(request, "admin/console/confirm.html", context)
+
+
+# --- status badges and times, on every list -----------------------------------------------------
+
+# How each status value is coloured, the same wherever it shows (lists, dashboard, search).
+_STATUS_TONES = {
+    "ok": {"ready", "succeeded", "applied", "completed", "active"},
+    "busy": {
+        "queued",
+        "running",
+        "pending",
+        "pre_pending",
+        "provisioning",
+        "applying",
+        "bootstrapping",
+        "retrying",
+    },
+    "error": {"failed", "stale", "incomplete"},
+}
+# The statuses during which work is under way (a job queued or running on the object): pages
+# showing one refresh themselves. `pending` is busy-coloured but not here: an object may wait
+# in it for long (a server never bootstrapped), and a page must not reload for that.
+ACTIVE_STATUSES = frozenset(
+    {"queued", "running", "provisioning", "applying", "bootstrapping", "retrying"}
+)
+
+
+def status_tone(status: Any) -> str:
+    """ "ok", "busy", "error" or "neutral" for a status value."""
+    value = str(status or "")
+    for tone, values in _STATUS_TONES.items():
+        if value in values:
+            return tone
+    return "neutral"
+
+
+def status_badge(status: Any) -> str:
+    """A status as a coloured badge (`console.css`: `.ag-badge-<tone>`)."""
+    value = str(status or "")
+    if not value:
+        return "—"
+    return format_html(
+        '<span class="ag-badge ag-badge-{}{}" data-status="{}">{}</span>',
+        status_tone(value),
+        " ag-badge-active" if value in ACTIVE_STATUSES else "",
+        value,
+        value.replace("_", " "),
+    )
+
+
+def time_element(value: Any) -> str:
+    """A moment as `<time datetime>`: UTC to the second for readers without scripts;
+    `static/console/localtime.js` shows it in the viewer's time zone, with the zone."""
+    if value is None:
+        return "—"
+    utc = value.astimezone(UTC)
+    return format_html(
+        '<time datetime="{}">{}</time>',
+        utc.isoformat().replace("+00:00", "Z"),
+        utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+
+
+def _status_column(obj: Any) -> str:
+    return status_badge(getattr(obj, "status", ""))
+
+
+def _time_column(name: str, label: str) -> Any:
+    def column(obj: Any) -> str:
+        return time_element(getattr(obj, name))
+
+    column.short_description = label  # type: ignore[attr-defined]
+    column.admin_order_field = name  # type: ignore[attr-defined]
+    column.__name__ = name
+    return column
+
+
+def badged_list_display(model: type[models.Model], names: Sequence[Any]) -> list[Any]:
+    """A list's columns with its `status` as a badge and its moments as `<time>` elements."""
+    columns: list[Any] = []
+    for name in names:
+        field = None
+        if isinstance(name, str):
+            try:
+                field = model._meta.get_field(name)
+            except FieldDoesNotExist:
+                field = None
+        if name == "status" and field is not None:
+            column = _status_column
+            column.short_description = "status"  # type: ignore[attr-defined]
+            column.admin_order_field = "status"  # type: ignore[attr-defined]
+            columns.append(column)
+        elif isinstance(field, models.DateTimeField):
+            columns.append(_time_column(field.name, str(field.verbose_name)))
+        else:
+            columns.append(name)
+    return columns

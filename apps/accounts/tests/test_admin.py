@@ -29,8 +29,34 @@ def test_rows_only_a_service_creates_have_no_add_form(root, model):
     assert not APIKey.objects.exists() and not RefreshToken.objects.exists()
 
 
+def test_generating_a_signing_key_asks_first(root):
+    for asked in (
+        root.get("/admin/accounts/signingkey/generate/"),
+        root.post("/admin/accounts/signingkey/generate/"),
+    ):
+        assert asked.status_code == 200
+        assert "Yes, generate it" in asked.content.decode()
+    assert not SigningKey.objects.exists()
+
+
+def test_retiring_a_signing_key_asks_first(root):
+    root.post("/admin/accounts/signingkey/generate/", {"confirm": "yes"})
+    key = SigningKey.objects.get()
+    before = key.expires_at
+    data = {"action": "retire_keys", "_selected_action": [str(key.pk)]}
+
+    asked = root.post("/admin/accounts/signingkey/", data)
+
+    assert "Yes, retire them" in asked.content.decode()
+    key.refresh_from_db()
+    assert key.expires_at == before
+    root.post("/admin/accounts/signingkey/", {**data, "confirm": "yes"})
+    key.refresh_from_db()
+    assert key.expires_at is not None and key.expires_at != before
+
+
 def test_generating_a_signing_key_makes_the_new_signer_and_logs_it(root):
-    response = root.post("/admin/accounts/signingkey/generate/")
+    response = root.post("/admin/accounts/signingkey/generate/", {"confirm": "yes"})
 
     assert response.status_code == 302
     key = SigningKey.objects.get()
@@ -55,7 +81,7 @@ def test_a_signing_keys_material_is_never_editable_or_shown(root):
 def test_organization_staff_cannot_generate_signing_keys(org):
     owner = console_for(staff_of(org, "owner"))
 
-    assert owner.post("/admin/accounts/signingkey/generate/").status_code == 403
+    assert owner.post("/admin/accounts/signingkey/generate/", {"confirm": "yes"}).status_code == 403
     assert not SigningKey.objects.exists()
 
 
@@ -83,7 +109,10 @@ def test_a_member_cannot_mint_or_revoke_org_keys(org):
     member = console_for(staff_of(org, "member"))
 
     mint = member.post("/admin/accounts/apikey/mint/", {"organization": str(org.pk)})
-    member.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk]})
+    member.post(
+        "/admin/accounts/apikey/",
+        {"action": "revoke_keys", "_selected_action": [key.pk], "confirm": "yes"},
+    )
 
     assert mint.status_code == 403
     key.refresh_from_db()
@@ -103,7 +132,10 @@ def test_revoking_a_key_from_the_console_logs_it(org):
     key = services.api_key_create_for_org(organization=org, name="old").key
     owner = console_for(staff_of(org, "owner"))
 
-    owner.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk]})
+    owner.post(
+        "/admin/accounts/apikey/",
+        {"action": "revoke_keys", "_selected_action": [key.pk], "confirm": "yes"},
+    )
 
     key.refresh_from_db()
     assert key.revoked_at is not None

@@ -361,10 +361,10 @@ def test_revoking_or_deleting_a_key_in_the_admin_stops_it_at_once(member):
         assert _key_client(created.plain).get("/api/v1/me").status_code == 200
     admin = Client()
     admin.force_login(User.objects.create_user("ops@example.com", is_admin=True))
-    # Revocation is the "Revoke the selected keys" action (the change form shows it read-only).
+    # Revocation is the "Revoke the selected keys" action, confirmed (or "Revoke" on a key's page).
     change = admin.post(
         "/admin/accounts/apikey/",
-        {"action": "revoke_keys", "_selected_action": [str(kept.key.pk)]},
+        {"action": "revoke_keys", "_selected_action": [str(kept.key.pk)], "confirm": "yes"},
     )
     assert change.status_code == 302, change.content
     assert _key_client(kept.plain).get("/api/v1/me").status_code == 401

@@ -249,3 +249,14 @@ def test_console_lists_take_the_same_queries_for_many_rows_as_for_one(
         response = alice.get(f"/admin/clusters/{path}/")
 
     assert response.status_code == 200
+
+
+def test_a_bad_label_key_is_refused_in_words_about_the_key(alice, org):
+    response = alice.post(
+        "/admin/clusters/label/add/",
+        {"organization": str(org.pk), "key": "not a key!", "value": "x"},
+    )
+
+    errors = response.context["adminform"].form.errors
+    assert "must consist of alphanumeric characters" in str(errors["key"])
+    assert "name" not in str(errors["key"])

@@ -138,3 +138,19 @@ def test_allauths_own_sign_in_pages_also_let_the_google_form_reach_the_provider(
     response = Client().get("/accounts/login/")
     assert response.status_code == 200
     assert "form-action 'self' https://idp.example:8443;" in response["Content-Security-Policy"]
+
+
+def test_the_providers_continue_page_has_the_consoles_look_and_keeps_its_post(db, settings):
+    settings.SOCIALACCOUNT_PROVIDERS = GOOGLE
+    client = Client(enforce_csrf_checks=True)
+    response = client.get("/accounts/oidc/google/login/?next=/admin/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Autoglue console" in page and "console/console.css" in page
+    assert 'id="sso-continue"' in page and 'method="post"' in page
+    assert "csrfmiddlewaretoken" in page
+    assert "Sign In Via" not in page
+    # The GET itself started nothing: no redirect to the provider, no state stored.
+    assert "Location" not in response
+    # Without the page's CSRF token the POST is refused, so another site cannot start it.
+    assert client.post("/accounts/oidc/google/login/?next=/admin/").status_code == 403

@@ -160,7 +160,7 @@ def test_the_plan_page_shows_the_creates_and_conflicts_with_their_owners(
 ):
     route53.proxy.reset_counts()
 
-    response = alice.get(_plan_url(pending_domain))
+    response = alice.post(_plan_url(pending_domain), follow=True)
 
     assert response.status_code == 200
     page = response.content.decode()
@@ -192,7 +192,7 @@ def test_the_change_page_and_the_list_action_lead_to_the_plan(alice, pending_dom
 def test_applying_the_plan_from_the_console_makes_exactly_its_changes(
     alice, pending_domain, route53
 ):
-    alice.get(_plan_url(pending_domain))
+    alice.post(_plan_url(pending_domain))
     plan = DNSPlan.objects.get(domain=pending_domain)
 
     response = alice.post(_apply_url(plan))
@@ -213,7 +213,7 @@ def test_applying_the_plan_from_the_console_makes_exactly_its_changes(
 def test_a_plan_whose_record_sets_changed_since_is_refused_with_the_services_message(
     alice, pending_domain, route53
 ):
-    alice.get(_plan_url(pending_domain))
+    alice.post(_plan_url(pending_domain))
     plan = DNSPlan.objects.get(domain=pending_domain)
     services.record_set_create(domain=pending_domain, name="www", type="A", values=["192.0.2.5"])
     run_reconciles()
@@ -225,10 +225,65 @@ def test_a_plan_whose_record_sets_changed_since_is_refused_with_the_services_mes
     assert route53.values(pending_domain.zone, "api.example.com", "A") is None
 
 
+def test_reading_the_plan_page_never_makes_a_plan(alice, pending_domain, route53):
+    route53.proxy.reset_counts()
+
+    first = alice.get(_plan_url(pending_domain))
+
+    assert first.status_code == 200 and 'id="no-plan"' in first.content.decode()
+    alice.post(_plan_url(pending_domain))
+    for _ in range(3):
+        assert alice.get(_plan_url(pending_domain)).status_code == 200
+    assert DNSPlan.objects.filter(domain=pending_domain).count() == 1
+    assert route53.proxy.calls["ListResourceRecordSets"] == 1
+
+
+def test_a_plan_made_stale_by_a_zone_change_is_marked_stale(alice, pending_domain, route53):
+    alice.post(_plan_url(pending_domain))
+    plan = DNSPlan.objects.get(domain=pending_domain)
+    # Someone edits the zone outside Autoglue; the next reconcile reads it.
+    route53.put(pending_domain.zone, "other.example.com", "TXT", ['"hello"'])
+    services.domain_reconcile_enqueue(domain=pending_domain)
+    assert run_reconciles() == ["succeeded"]
+
+    plan.refresh_from_db()
+    page = alice.get(_plan_url(pending_domain)).content.decode()
+
+    assert plan.status == DNSPlan.Status.STALE
+    assert plan.error == "the zone changed since the plan"
+    assert "This plan is stale" in page and 'id="apply-plan"' not in page
+
+
+def test_a_plan_made_stale_by_a_record_set_change_is_marked_stale_at_once(alice, pending_domain):
+    alice.post(_plan_url(pending_domain))
+    plan = DNSPlan.objects.get(domain=pending_domain)
+
+    services.record_set_create(domain=pending_domain, name="www", type="A", values=["192.0.2.5"])
+
+    plan.refresh_from_db()
+    assert plan.status == DNSPlan.Status.STALE
+    assert plan.error == "the record sets changed since the plan"
+
+
+def test_a_new_plan_supersedes_an_open_one_computed_from_an_older_zone(
+    alice, pending_domain, route53
+):
+    alice.post(_plan_url(pending_domain))
+    old = DNSPlan.objects.get(domain=pending_domain)
+    route53.put(pending_domain.zone, "other.example.com", "TXT", ['"hello"'])
+
+    alice.post(_plan_url(pending_domain))
+
+    old.refresh_from_db()
+    newest = DNSPlan.objects.filter(domain=pending_domain).order_by("-created_at").first()
+    assert old.status == DNSPlan.Status.STALE
+    assert newest is not None and newest.status == DNSPlan.Status.OPEN
+
+
 def test_a_viewer_reads_the_plan_but_cannot_apply_it(org, pending_domain):
     viewer = console_for(staff_of(org, "viewer", "victor@acme.example"))
 
-    page = viewer.get(_plan_url(pending_domain))
+    page = viewer.post(_plan_url(pending_domain), follow=True)
     assert page.status_code == 200 and "api.example.com" in page.content.decode()
     assert "Apply this plan" not in page.content.decode()
     plan = DNSPlan.objects.get(domain=pending_domain)
@@ -245,7 +300,7 @@ def test_another_organizations_staff_cannot_reach_the_plan_page_or_apply(org, ot
     )
     bob = console_for(staff_of(other_org, "owner", "bob@globex.example"))
 
-    page = bob.get(_plan_url(domain))
+    page = bob.post(_plan_url(domain))
     applied = bob.post(_apply_url(plan))
     stored = bob.get(f"/admin/dns/dnsplan/{plan.pk}/change/")
 
@@ -260,7 +315,7 @@ def test_another_organizations_staff_cannot_reach_the_plan_page_or_apply(org, ot
 def test_the_plan_of_a_domain_not_yet_checked_is_refused_with_a_message(alice, org):
     domain = DomainFactory(organization=org, credential=_route53(org), domain_name="acme.example")
 
-    response = alice.get(_plan_url(domain))
+    response = alice.post(_plan_url(domain))
 
     assert response.status_code == 302
     assert response["Location"] == f"/admin/dns/domain/{domain.pk}/change/"
@@ -375,7 +430,7 @@ def test_settings_and_plan_pages_answer_everyone_and_keep_organizations_apart(or
 def test_a_plan_refused_while_a_reconcile_runs_stays_open_and_can_be_applied_later(
     alice, pending_domain, route53
 ):
-    alice.get(_plan_url(pending_domain))
+    alice.post(_plan_url(pending_domain))
     plan = DNSPlan.objects.get(domain=pending_domain)
     assert services.domain_reconcile_enqueue(domain=pending_domain) is not None
 
@@ -389,3 +444,59 @@ def test_a_plan_refused_while_a_reconcile_runs_stays_open_and_can_be_applied_lat
     assert "Plan applying" in _messages(alice.post(_apply_url(plan)))
     assert run_reconciles() == ["succeeded"]
     assert route53.values(pending_domain.zone, "api.example.com", "A") == ["203.0.113.10"]
+
+
+# --- forms that guide -------------------------------------------------------------------------
+
+
+def test_record_values_are_typed_one_per_line_and_saved_as_the_apis_list(alice, org):
+    domain = DomainFactory(organization=org, credential=_route53(org), domain_name="acme.example")
+
+    response = alice.post(
+        "/admin/dns/recordset/add/",
+        {
+            "organization": str(org.pk),
+            "domain": str(domain.pk),
+            "name": "www",
+            "type": "A",
+            "ttl": "60",
+            "values": "192.0.2.1\r\n\r\n192.0.2.2\r\n",
+        },
+    )
+
+    assert response.status_code == 302, form_errors(response)
+    record = RecordSet.objects.get(domain=domain, name="www")
+    assert record.values == ["192.0.2.1", "192.0.2.2"]
+    page = alice.get(f"/admin/dns/recordset/{record.pk}/change/").content.decode()
+    assert "192.0.2.1\n192.0.2.2</textarea>" in page
+    assert "One value per line" in page
+
+
+def test_a_value_the_api_refuses_is_refused_on_its_line(alice, org):
+    domain = DomainFactory(organization=org, credential=_route53(org), domain_name="acme.example")
+    data = {
+        "organization": str(org.pk),
+        "domain": str(domain.pk),
+        "name": "www",
+        "type": "A",
+        "values": "192.0.2.1\nnot-an-ip",
+    }
+
+    response = alice.post("/admin/dns/recordset/add/", data)
+
+    assert "[1]" in str(response.context["adminform"].form.errors["values"])
+    assert not RecordSet.objects.filter(domain=domain).exists()
+
+
+def test_record_types_and_the_section_read_as_dns_writes_them(alice, org):
+    page = alice.get("/admin/dns/recordset/add/").content.decode()
+    assert '<option value="AAAA">AAAA</option>' in page
+    assert '<option value="CNAME">CNAME</option>' in page
+    assert ">DNS</a>" in page and "Dns" not in page
+
+
+def test_a_dns_settings_row_is_titled_by_its_organization(alice, org):
+    found = services.dns_settings_update(organization_id=org.pk, require_plan=True)
+    page = alice.get(f"/admin/dns/dnssettings/{found.pk}/change/").content.decode()
+    assert f"DNS settings of {org.name}" in page
+    assert f"DNS settings of {org.pk}" not in page

@@ -1,6 +1,8 @@
 """The console's infrastructure pages: never a secret on a page, generated keys with fixed
 material, the services' rules on every save, role-checked and logged actions."""
 
+import json
+
 import pytest
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.test import Client
@@ -307,7 +309,7 @@ def test_deleting_an_ssh_key_in_use_is_refused_naming_the_servers_using_it(alice
     assert SSHKey.objects.filter(pk=server.ssh_key_id).exists()
 
 
-def _credential_post(org, secret: str) -> dict:
+def _credential_post(org, **parts: str) -> dict:
     return {
         "organization": str(org.pk),
         "name": "dns",
@@ -316,32 +318,81 @@ def _credential_post(org, secret: str) -> dict:
         "schema_version": "1",
         "scope_kind": "service",
         "scope_version": "1",
-        "scope": '{"service": "route53"}',
+        "scope__service": "route53",
         "account_id": "",
         "region": "",
-        "secret": secret,
+        **parts,
     }
 
 
 def test_a_credential_added_in_the_console_is_validated_by_the_registry(alice, org):
-    secret = '{"access_key_id": "AKIACANARY0000000001", "secret_access_key": "CANARY-new"}'
+    parts = {
+        "secret__access_key_id": "AKIACANARY0000000001",
+        "secret__secret_access_key": "CANARY-new",
+    }
 
-    response = alice.post("/admin/infrastructure/credential/add/", _credential_post(org, secret))
+    response = alice.post("/admin/infrastructure/credential/add/", _credential_post(org, **parts))
 
     assert response.status_code == 302, form_errors(response)
     credential = Credential.objects.get(name="dns")
     assert credential.scope == {"service": "route53"} and credential.scope_fingerprint
-    assert "CANARY-new" in credential.secret
+    assert json.loads(credential.secret) == {
+        "access_key_id": "AKIACANARY0000000001",
+        "secret_access_key": "CANARY-new",
+    }
     page = alice.get(f"/admin/infrastructure/credential/{credential.pk}/change/")
     assert "CANARY-new" not in page.content.decode()
 
 
-def test_an_invalid_credential_secret_is_a_form_error_and_never_echoed(alice, org):
-    secret = '{"access_key_id": "AKIACANARY0000000001", "secret_access_keyy": "CANARY-typo"}'
+def test_the_add_page_offers_kinds_and_scope_kinds_as_labelled_choices(alice):
+    page = alice.get("/admin/infrastructure/credential/add/").content.decode()
+    assert '<option value="aws_access_key">AWS access key (aws)</option>' in page
+    assert "API token (cloudflare, hetzner, digitalocean)" in page
+    assert '<option value="resource">One AWS resource (ARN)' in page
+    assert 'name="secret__token"' in page and 'name="scope__arn"' in page
+    assert "exactly 20 letters or digits" in page  # the registry's rule, as help text
+    assert "console/credential_form.js" in page
 
-    response = alice.post("/admin/infrastructure/credential/add/", _credential_post(org, secret))
+
+def test_an_api_token_credential_is_assembled_from_its_own_field(alice, org):
+    data = {
+        **_credential_post(org, secret__token="CANARY-token-1"),
+        "provider": "hetzner",
+        "kind": "api_token",
+        "scope_kind": "provider",
+        "scope__service": "",
+    }
+
+    response = alice.post("/admin/infrastructure/credential/add/", data)
+
+    assert response.status_code == 302, form_errors(response)
+    credential = Credential.objects.get(name="dns")
+    assert json.loads(credential.secret) == {"token": "CANARY-token-1"}
+    assert credential.scope == {}
+
+
+def test_a_part_of_another_kind_is_refused_not_dropped(alice, org):
+    parts = {
+        "secret__access_key_id": "AKIACANARY0000000001",
+        "secret__secret_access_key": "CANARY-new",
+        "secret__token": "CANARY-stray",
+    }
+
+    response = alice.post("/admin/infrastructure/credential/add/", _credential_post(org, **parts))
 
     errors = response.context["adminform"].form.errors
-    assert "secret_access_keyy: is not a known field" in str(errors["secret"])
+    assert "is not part of a aws_access_key secret" in str(errors["secret__token"])
+    page = response.content.decode()
+    assert "CANARY-new" not in page and "CANARY-stray" not in page
+    assert not Credential.objects.exists()
+
+
+def test_an_invalid_credential_secret_is_a_form_error_on_its_part_and_never_echoed(alice, org):
+    parts = {"secret__access_key_id": "short", "secret__secret_access_key": "CANARY-typo"}
+
+    response = alice.post("/admin/infrastructure/credential/add/", _credential_post(org, **parts))
+
+    errors = response.context["adminform"].form.errors
+    assert "must be exactly 20 letters or digits" in str(errors["secret__access_key_id"])
     assert "CANARY-typo" not in response.content.decode()
     assert not Credential.objects.filter(name="dns").exists()

@@ -10,7 +10,12 @@ from apps.maintenance.services.backups import (
     backup_verify,
     backups_list,
 )
-from apps.maintenance.services.schedule import SCHEDULES, maintenance_tick, tick_subject
+from apps.maintenance.services.schedule import (
+    SCHEDULES,
+    backup_start_now,
+    maintenance_tick,
+    tick_subject,
+)
 from apps.maintenance.services.sweeps import (
     api_keys_sweep,
     job_records_purge,
@@ -27,6 +32,7 @@ __all__ = [
     "api_keys_sweep",
     "backup_create",
     "backup_prune",
+    "backup_start_now",
     "backup_restore",
     "backup_verify",
     "backups_list",

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from apps.core.api.errors import conflict
 from apps.jobs.models import JobRun
 from apps.jobs.services import JobActive, job_enqueue
 
@@ -78,3 +79,18 @@ def maintenance_tick(*, kind: str, schedule_name: str = "") -> JobRun | None:
             )
         except JobActive:
             return None
+
+
+def backup_start_now() -> JobRun:
+    """A backup now, for a platform admin ("Back up now" in the console): the scheduled job
+    itself, under the schedule's subject, so it never runs beside a scheduled one. Refused
+    (409) when backups are off or one is already queued or running (its run is named)."""
+    if not settings.BACKUP_ENABLED:
+        raise conflict("backups_disabled", "backups are off (BACKUP_ENABLED is not set)")
+    try:
+        return job_enqueue(
+            kind="backup", subject_id=tick_subject("backup"), payload={"scheduled": False}
+        )
+    except JobActive as exc:
+        running = f" (run {exc.job.pk})" if exc.job is not None else ""
+        raise conflict("job_active", f"a backup is already queued or running{running}") from None

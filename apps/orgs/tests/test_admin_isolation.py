@@ -134,7 +134,13 @@ def test_actions_on_the_changelist_never_touch_another_organizations_objects(wor
             name = action if isinstance(action, str) else action.__name__
             alice.post(
                 _url(model, "changelist"),
-                {"action": name, "_selected_action": [str(o.pk) for o in others], "apply": "1"},
+                # Confirmed, so actions that ask first (revoke, retire) reach their scoping.
+                {
+                    "action": name,
+                    "_selected_action": [str(o.pk) for o in others],
+                    "apply": "1",
+                    "confirm": "yes",
+                },
             )
         alice.post(
             _url(model, "changelist"),
@@ -255,3 +261,32 @@ def test_a_person_in_no_organization_or_disabled_cannot_open_the_console(org):
     for client in (loner, console_for(disabled)):
         response = client.get("/admin/clusters/cluster/")
         assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_the_search_box_never_finds_another_organizations_objects(worlds, alice):
+    ours, theirs = worlds
+    # Both bastions have the same public address; only Alice's is hers to find.
+    found = alice.get("/admin/search/", {"q": "198.51.100.7"}, follow=True)
+    assert str(ours["bastion"].pk) in found.content.decode()
+    assert str(theirs["bastion"].pk) not in found.content.decode()
+    terms = ["globex", theirs["apikey"].public_id, f"org_{theirs['apikey'].public_id}"]
+    for term in terms:
+        page = alice.get("/admin/search/", {"q": term}, follow=True).content.decode()
+        assert "globex" not in page.replace(term, ""), term
+        for other in theirs.objects.values():
+            assert str(other.pk) not in page, (term, other)
+
+
+def test_operation_pages_refuse_another_organizations_objects(worlds, alice):
+    _, theirs = worlds
+    key, domain = theirs["apikey"], theirs["domain"]
+    for url in (
+        f"/admin/accounts/apikey/{key.pk}/revoke/",
+        f"/admin/dns/domain/{domain.pk}/plan/",
+    ):
+        for response in (alice.get(url), alice.post(url, {"confirm": "yes"})):
+            assert response.status_code in (302, 403), (url, response.status_code)
+            assert "globex" not in response.content.decode(), url
+    key.refresh_from_db()
+    assert key.revoked_at is None
+    assert not domain.plans.exists()
