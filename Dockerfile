@@ -47,4 +47,4 @@ EXPOSE 8080
 # web: GET /api/v1/healthz; worker: Celery's ping of this worker; beat: its pid file's process.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
   CMD ["python", "/app/docker/healthcheck.py"]
-CMD ["gunicorn", "autoglue.asgi", "--worker-class", "autoglue.workers.UvicornWorker", "--bind", "0.0.0.0:8080", "--workers", "4", "--access-logfile", "/dev/null", "--graceful-timeout", "30"]
+CMD ["gunicorn", "-c", "autoglue/gunicorn_conf.py", "autoglue.asgi", "--worker-class", "autoglue.workers.UvicornWorker", "--bind", "0.0.0.0:8080", "--workers", "4", "--access-logfile", "/dev/null", "--graceful-timeout", "30"]

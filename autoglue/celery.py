@@ -3,7 +3,9 @@
 import os
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
+
+from apps.core import metrics_process
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglue.settings")
 
@@ -45,6 +47,42 @@ def guard_redis_channels_after_close() -> None:
 
 
 guard_redis_channels_after_close()
+
+
+# Metrics (apps.core.metrics_process). Connected before the app exists, so these run before
+# Celery's Django fix-up imports the tasks (and with them the metric objects): the sample folder
+# must be in the environment by then, and before the pool forks.
+@signals.worker_init.connect
+def _metrics_worker_start(**kwargs: Any) -> None:
+    metrics_process.celery_role_start("worker")
+
+
+@signals.worker_process_init.connect
+def _metrics_child_start(**kwargs: Any) -> None:
+    metrics_process.celery_child_start()
+
+
+@signals.worker_process_shutdown.connect
+def _metrics_child_end(**kwargs: Any) -> None:
+    metrics_process.celery_child_end()
+
+
+@signals.worker_ready.connect
+def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
+    """Serve the worker's metrics, and say which queues it consumes (readyz, the metrics)."""
+    from apps.jobs import broker
+
+    metrics_process.serve("worker")
+    queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
+    if queues:
+        broker.start_consumer_heartbeat(queues=queues, hostname=sender.hostname)
+
+
+@signals.beat_init.connect
+def _metrics_beat_start(**kwargs: Any) -> None:
+    metrics_process.celery_role_start("beat")
+    metrics_process.serve("beat")
+
 
 app = Celery("autoglue")
 app.config_from_object("django.conf:settings", namespace="CELERY")

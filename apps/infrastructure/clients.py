@@ -29,6 +29,7 @@ from typing import Any
 import paramiko
 from django.core.exceptions import ValidationError
 
+from apps.core import metrics
 from apps.core.validators import validate_target_ip
 from apps.infrastructure.host_keys import server_pin_host_key
 from apps.infrastructure.models import Server, SSHKey
@@ -168,6 +169,17 @@ class _OutputPump:
                 self.on_output(stream, tail)
 
 
+def _connect_outcome(exc: BaseException) -> str:
+    """The `outcome` label of a failed connection: a fixed word, never the error's text."""
+    if isinstance(exc, HostKeyMismatch | HostKeyChanged | HostKeyNotPinned):
+        return "host_key_mismatch"
+    if isinstance(exc, paramiko.AuthenticationException):
+        return "auth_failed"
+    if isinstance(exc, OSError | paramiko.ssh_exception.NoValidConnectionsError):
+        return "unreachable"
+    return "error"
+
+
 class ServerSSHClient:
     """One SSH session to a server as its `ssh_user` with its org's key, on its `ssh_port`."""
 
@@ -188,6 +200,15 @@ class ServerSSHClient:
         self._client: paramiko.SSHClient | None = None
 
     def connect(self) -> ServerSSHClient:
+        try:
+            self._connect()
+        except Exception as exc:
+            metrics.ssh_connections.labels(_connect_outcome(exc)).inc()
+            raise
+        metrics.ssh_connections.labels("ok").inc()
+        return self
+
+    def _connect(self) -> None:
         client = paramiko.SSHClient()
         if self.server.ssh_host_key:
             pinned = paramiko.PKey.from_type_string(
@@ -233,7 +254,6 @@ class ServerSSHClient:
             sock.close()
             raise
         self._client = client
-        return self
 
     def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
         """Run a command and wait for it; output decoded as UTF-8 (invalid bytes replaced)."""
