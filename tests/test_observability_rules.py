@@ -62,6 +62,7 @@ def test_the_alerts_the_issue_asks_for_exist():
         "AutoglueBackupStale",
         "AutoglueHigh5xxRatio",
         "AutoglueHighP95Latency",
+        "AutoglueAuditChainBroken",
     } <= names
 
 

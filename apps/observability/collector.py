@@ -17,6 +17,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from apps.audit.services import audit_last_verification
 from apps.core.version import version_info
 from apps.jobs import selectors as job_selectors
 from apps.observability import selectors
@@ -120,3 +121,22 @@ class DatabaseCollector(Collector):
         for name, seconds in sorted(schedule_intervals().items()):
             interval.add_metric([name], seconds)
         yield interval
+        yield from _audit_families()
+
+
+def _audit_families() -> Iterator[Any]:
+    last = audit_last_verification()
+    if last is None:
+        return
+    broken = GaugeMetricFamily(
+        "autoglue_audit_chains_broken",
+        "Audit chains the newest full verification found broken (0: every chain verified).",
+    )
+    broken.add_metric([], last.broken_chains)
+    yield broken
+    checked = GaugeMetricFamily(
+        "autoglue_audit_last_verification_timestamp_seconds",
+        "When every audit chain was last verified (Unix time).",
+    )
+    checked.add_metric([], _timestamp(last.checked_at))
+    yield checked

@@ -156,3 +156,26 @@ def test_readyz_is_ok_once_a_worker_consumes_the_queue(anon, consumers):
         "status": "ok",
         "checks": {"database": "ok", "broker": "ok", "queues": "ok"},
     }
+
+
+def test_a_broken_audit_chain_shows_in_the_metrics_after_verification(client, metrics_on, org):
+    from apps.audit import events
+    from apps.audit.models import AuditEntry
+    from apps.audit.services import audit_record, audit_verify_record
+    from apps.audit.tests.support import sealed
+
+    entries = sealed(
+        [
+            audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk, object_id=str(i))
+            for i in range(3)
+        ]
+    )
+    audit_verify_record()
+    assert _value(_scrape(client), "autoglue_audit_chains_broken") == 0
+
+    AuditEntry.objects.filter(pk=entries[1].pk).update(ip="10.9.9.9")
+    audit_verify_record()
+
+    families = _scrape(client)
+    assert _value(families, "autoglue_audit_chains_broken") == 1
+    assert _value(families, "autoglue_audit_last_verification_timestamp_seconds") > 0
