@@ -7,6 +7,8 @@ under WSGI it is an ordinary callable. Outermost in MIDDLEWARE, so refusals by l
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,13 +26,26 @@ _CREDENTIALS = (
 )
 
 
+_GROUP = re.compile(r"\(\?P<(\w+)>(?:[^()]|\([^()]*\))*\)")
+
+
+@functools.lru_cache(maxsize=1024)
+def route_template(route: str) -> str:
+    """A URL pattern as people write it: `api/v1/^servers/(?P<pk>[^/]+)/?$` is
+    `/api/v1/servers/{pk}`. Cached: the set of patterns is fixed."""
+    text = _GROUP.sub(lambda m: "{" + m.group(1) + "}", route)
+    text = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", text)  # path() converters
+    text = text.replace("^", "").replace("/?$", "").replace("$", "").replace("\\", "")
+    return "/" + text.lstrip("/")
+
+
 def route_of(request: HttpRequest) -> str:
     """The URL pattern that answered ("unmatched" when none did: a 404, or a refusal before
     routing)."""
     match = getattr(request, "resolver_match", None)
-    if match is None:
+    if match is None or not match.route:
         return "unmatched"
-    return match.route or match.view_name or "unmatched"
+    return route_template(match.route)
 
 
 def _observe(request: HttpRequest, response: HttpResponseBase, started: float) -> None:
