@@ -49,12 +49,13 @@ def guard_redis_channels_after_close() -> None:
 guard_redis_channels_after_close()
 
 
-# Metrics (apps.core.metrics_process). Connected before the app exists, so these run before
-# Celery's Django fix-up imports the tasks (and with them the metric objects): the sample folder
-# must be in the environment by then, and before the pool forks.
-@signals.worker_init.connect
-def _metrics_worker_start(**kwargs: Any) -> None:
-    metrics_process.celery_role_start("worker")
+# Metrics (apps.core.metrics_process). Connected before the app exists, so the first runs
+# before Celery's Django fix-up (its own `import_modules` receiver) sets Django up and imports
+# the tasks and the metric objects: a worker's or beat's sample folder must be ready by then,
+# and before the pool forks.
+@signals.import_modules.connect
+def _metrics_role_start(**kwargs: Any) -> None:
+    metrics_process.celery_role_start()
 
 
 @signals.worker_process_init.connect
@@ -80,7 +81,6 @@ def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
 
 @signals.beat_init.connect
 def _metrics_beat_start(**kwargs: Any) -> None:
-    metrics_process.celery_role_start("beat")
     metrics_process.serve("beat")
 
 

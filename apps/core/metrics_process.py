@@ -123,10 +123,12 @@ def gunicorn_child_exit(server: Any, worker: Any) -> None:
 # --- Celery (autoglue/celery.py connects these) -------------------------------------------------
 
 
-def celery_role_start(role: str) -> None:
-    """Celery's main process (worker or beat), before a pool forks: the directory, then the
-    process's own id, then the metrics port."""
-    if role_start(role) is None:
+def celery_role_start() -> None:
+    """Celery's main process (a worker or beat) as it loads the tasks, before Django is set up
+    and before a pool forks: the directory (once), then the process's own id."""
+    if _process_id:
+        return
+    if role_start("celery") is None:
         return
     set_process_id("main")
 
