@@ -6,6 +6,9 @@ and a job; then every expression of deploy/observability goes through Prometheus
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +18,7 @@ import requests
 import yaml
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+from prometheus_client.parser import text_string_to_metric_families
 
 from apps.accounts.services import api_key_create_for_user
 from apps.jobs import services as jobs
@@ -40,6 +44,19 @@ def _core_panels() -> list[tuple[str, str]]:
 def _all_panels() -> list[tuple[str, str]]:
     board = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
     return [(p["title"], t["expr"]) for p in board["panels"] for t in p["targets"]]
+
+
+def _requests_counted(url: str) -> float:
+    """Every request the web's workers have counted, from its own /metrics."""
+    text = requests.get(
+        f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+    ).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "autoglue_http_request_duration_seconds_count"
+    )
 
 
 class Prometheus:
@@ -198,6 +215,29 @@ def test_every_dashboard_panel_and_alert_rule_evaluates_against_a_running_platfo
         ]
         consumers = prometheus.query('autoglue_queue_consumers{queue="maintenance"}')
         assert consumers and float(consumers[0]["value"][1]) >= 1
+
+        # A web worker killed and replaced continues its slot's files: nothing piles up, and
+        # the requests it had counted are still counted.
+        before = _requests_counted(url)
+        old_workers = set(live.process_tree(web.proc.pid)) - {web.proc.pid}
+        os.kill(min(old_workers), signal.SIGKILL)
+        live.wait_until(
+            lambda: len(set(live.process_tree(web.proc.pid)) - {web.proc.pid} - old_workers) == 1,
+            60,
+            "gunicorn to replace the killed worker",
+        )
+        # The replacement takes the free slot (its app loads a moment after the fork).
+        live.wait_until(
+            lambda: len(list((tmp_path / "web").glob("gauge_livesum_web*.db"))) == 2,
+            60,
+            "the replacement worker to open its slot's files",
+        )
+        for _ in range(10):
+            requests.get(f"{url}/api/v1/servers", headers=headers, timeout=10)
+        files = sorted(p.name for p in (tmp_path / "web").iterdir())
+        assert {"histogram_web0.db", "histogram_web1.db", "gauge_livesum_web0.db"} <= set(files)
+        assert all(re.fullmatch(r"[a-z_]+_web[01]\.db", name) for name in files), files
+        assert _requests_counted(url) >= before + 10
     finally:
         if prometheus is not None:
             prometheus.stop()
