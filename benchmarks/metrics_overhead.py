@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("BENCH_DB_NAME", "autoglue_bench_metrics")
@@ -35,9 +34,9 @@ from list_speed import (  # noqa: E402 - after the database name above
     _batch,
     _create_database,
     _drop_database,
-    _free_port,
     _get,
     _seed,
+    _start,
     production_env,
 )
 
@@ -75,43 +74,6 @@ def _seed_job_runs(n: int) -> None:
         batch_size=2000,
     )
     connection.close()
-
-
-def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    with log.open("wb") as out:
-        server = subprocess.Popen(  # noqa: S603 - our own interpreter
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                str(ROOT / "autoglue" / "gunicorn_conf.py"),
-                "autoglue.asgi",
-                "--worker-class",
-                "autoglue.workers.UvicornWorker",
-                "--workers",
-                str(WORKERS),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--access-logfile",
-                "/dev/null",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    for _ in range(600):
-        try:
-            _get(port, "/api/v1/healthz", {"Host": "localhost", "X-Forwarded-Proto": "https"})
-            return server, port
-        except (OSError, RuntimeError):
-            if server.poll() is not None:
-                break
-            time.sleep(0.1)
-    server.terminate()
-    raise RuntimeError("gunicorn did not start:\n" + log.read_text(errors="replace")[-3000:])
 
 
 def report(args: argparse.Namespace, on_p50: float, off_p50: float, scrape_p50: float) -> bool:
@@ -156,8 +118,8 @@ def main() -> int:
         )
         key, orgs = _seed([50])
         _seed_job_runs(JOB_RUNS)
-        on, on_port = _start(on_env, logs[0])
-        off, off_port = _start(off_env, logs[1])
+        on, on_port = _start(on_env, logs[0], WORKERS)
+        off, off_port = _start(off_env, logs[1], WORKERS)
         servers += [on, off]
         headers = {
             "Host": "localhost",

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.jobs import broker, services
 from apps.jobs.models import JobRun
-from apps.observability.tests.factories import JobRunFactory
+from apps.maintenance.tests.factories import JobRunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -67,9 +67,9 @@ def test_metrics_refuse_a_missing_or_wrong_token(client, metrics_on):
 
 
 def test_job_gauges_count_the_runs_in_the_database(client, metrics_on, consumers):
-    JobRunFactory.create_batch(3, queue="maintenance", kind="vacuum")
+    JobRunFactory.create_batch(3, queue="maintenance", kind="vacuum", status=JobRun.Status.QUEUED)
     JobRunFactory(queue="maintenance", kind="vacuum", status=JobRun.Status.FAILED)
-    old = JobRunFactory(queue="ssh", kind="bootstrap_bastion")
+    old = JobRunFactory(queue="ssh", kind="bootstrap_bastion", status=JobRun.Status.QUEUED)
     JobRun.objects.filter(pk=old.pk).update(queued_at=timezone.now() - timedelta(minutes=10))
 
     families = _scrape(client)
@@ -133,7 +133,7 @@ def test_a_failed_scheduled_run_is_no_success(client, metrics_on, settings):
 
 
 def test_readyz_names_a_queue_with_work_and_no_consumer(anon, consumers, client, metrics_on):
-    JobRunFactory(queue="ssh", kind="bootstrap_bastion")
+    JobRunFactory(queue="ssh", kind="bootstrap_bastion", status=JobRun.Status.QUEUED)
     broker.consumer_beat(queues=["default", "maintenance"], hostname="worker@a")
 
     body = anon.get("/api/v1/readyz").json()
@@ -147,7 +147,7 @@ def test_readyz_names_a_queue_with_work_and_no_consumer(anon, consumers, client,
 
 
 def test_readyz_is_ok_once_a_worker_consumes_the_queue(anon, consumers):
-    JobRunFactory(queue="ssh", kind="bootstrap_bastion")
+    JobRunFactory(queue="ssh", kind="bootstrap_bastion", status=JobRun.Status.QUEUED)
     broker.consumer_beat(queues=["ssh"], hostname="ssh@a")
 
     body = anon.get("/api/v1/readyz").json()
