@@ -85,12 +85,14 @@ def test_route53_throttling_counts_every_refused_attempt_and_one_throttled_call(
     )
 
 
+# Transactional: the runner's heartbeat thread reads the run on a connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_a_finished_job_is_counted_with_its_duration(settings):
     settings.JOBS_PUBLISH = False
-    labels = {"kind": "vacuum", "outcome": "succeeded"}
+    labels = {"kind": "refresh_token_purge", "outcome": "succeeded"}
     finished = _sample("autoglue_jobs_finished_total", **labels)
     observed = _sample("autoglue_job_duration_seconds_count", **labels)
-    job = services.job_enqueue(kind="vacuum")
+    job = services.job_enqueue(kind="refresh_token_purge")
 
     assert runner.job_execute(job_id=str(job.pk)) == "succeeded"
 
