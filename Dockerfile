@@ -20,11 +20,16 @@ RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 
 # --- runtime ----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH AUTOGLUE_ROLE=web
+# WEB_CONCURRENCY is gunicorn's own default for --workers (the Helm chart and compose set it).
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH AUTOGLUE_ROLE=web \
+    WEB_CONCURRENCY=4
 
 # pg_dump for database backups; nothing else from the distribution is needed at runtime.
+# apt-get clean as well: a base without the official images' apt settings would otherwise keep
+# the downloaded packages in this layer.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-client \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 10001 autoglue
 
@@ -44,7 +49,9 @@ RUN DJANGO_SECRET_KEY=build-only DATABASE_URL=postgres://build@localhost/build \
 
 USER autoglue
 EXPOSE 8080
-# web: GET /api/v1/healthz; worker: Celery's ping of this worker; beat: its pid file's process.
+# web: GET /api/v1/healthz; worker and beat: the age of their liveness file (autoglue/liveness.py).
 HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
   CMD ["python", "/app/docker/healthcheck.py"]
-CMD ["gunicorn", "-c", "autoglue/gunicorn_conf.py", "autoglue.asgi", "--worker-class", "autoglue.workers.UvicornWorker", "--bind", "0.0.0.0:8080", "--workers", "4", "--access-logfile", "/dev/null", "--graceful-timeout", "30"]
+# The web role. Runs as any non-root user with a read-only root filesystem and a writable /tmp
+# (gunicorn's worker heartbeat files, beat's pid file); the Helm chart mounts one there.
+CMD ["gunicorn", "-c", "autoglue/gunicorn_conf.py", "autoglue.asgi", "--worker-class", "autoglue.workers.UvicornWorker", "--access-logfile", "/dev/null", "--graceful-timeout", "30"]

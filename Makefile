@@ -26,8 +26,9 @@ $(RUN_STAMP): requirements.txt requirements-embedded.txt | $(UV)
 	$(call install_reqs,-r requirements.txt -r requirements-embedded.txt)
 	touch $(RUN_STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-embedded.txt | $(UV)
-	$(call install_reqs,-r requirements-dev.txt -r requirements-embedded.txt)
+# requirements-chart.txt: the Helm chart's checks, for CI and developers only (never the image).
+$(STAMP): requirements.txt requirements-dev.txt requirements-embedded.txt requirements-chart.txt | $(UV)
+	$(call install_reqs,-r requirements-dev.txt -r requirements-embedded.txt -r requirements-chart.txt)
 	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)

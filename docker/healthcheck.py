@@ -1,15 +1,24 @@
 """Container health check for the role this container runs (`AUTOGLUE_ROLE`: web, worker or
-beat; one image runs all three). Exit 0 when healthy. Kept free of Django imports so a probe
-costs little; the worker check is Celery's own ping of this very worker."""
+beat; one image runs all three). Exit 0 when healthy. Kept free of project imports so a probe
+costs little.
+
+`healthcheck.py` is the liveness check, local to the container: web's healthz; for a worker and
+beat, the age of the file autoglue/liveness.py touches. `healthcheck.py startup` also proves a
+worker reached the broker (Celery's ping of this very worker); it is for startup only, since a
+broker outage must not restart every worker and kill their jobs."""
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
-BEAT_PIDFILE = "/tmp/celerybeat.pid"  # noqa: S108 - the container's own /tmp, set by its command
+# The files autoglue/liveness.py touches (a test holds the names equal).
+WORKER_FILE = Path(tempfile.gettempdir()) / "autoglue-worker-alive"
+BEAT_FILE = Path(tempfile.gettempdir()) / "autoglue-beat-tick"
 
 
 def _env(name: str) -> str:
@@ -33,7 +42,20 @@ def web() -> int:
         return 0 if response.status == 200 else 1
 
 
+def _fresh(path: Path) -> int:
+    # The file holds the age past which it is stale; its mtime is the last sign of life.
+    stale_after = float(path.read_text().strip())
+    age = time.time() - path.stat().st_mtime
+    if age > stale_after:
+        raise RuntimeError(f"{path} last touched {age:.0f}s ago (limit {stale_after:.0f}s)")
+    return 0
+
+
 def worker() -> int:
+    return _fresh(WORKER_FILE)
+
+
+def worker_startup() -> int:
     # Celery names a worker celery@<host name>; in a container that is $HOSTNAME.
     node = f"celery@{os.environ.get('HOSTNAME') or os.uname().nodename}"
     celery = str(Path(sys.executable).with_name("celery"))
@@ -43,10 +65,7 @@ def worker() -> int:
 
 
 def beat() -> int:
-    # Beat writes its pid file at start and removes it when it stops; the process must be alive.
-    pid = int(Path(BEAT_PIDFILE).read_text().strip())
-    os.kill(pid, 0)
-    return 0
+    return _fresh(BEAT_FILE)
 
 
 if __name__ == "__main__":
@@ -54,6 +73,8 @@ if __name__ == "__main__":
     checks = {"web": web, "worker": worker, "beat": beat}
     if role not in checks:
         sys.exit(f"unknown AUTOGLUE_ROLE {role!r}")
+    if sys.argv[1:] == ["startup"] and role == "worker":
+        checks["worker"] = worker_startup
     try:
         sys.exit(checks[role]())
     except Exception as exc:  # noqa: BLE001 - any failure is "unhealthy", with a reason

@@ -46,6 +46,7 @@ from apps.core.models import OrgOwnedModel
 from apps.core.permissions import Perm, required_permission, role_allows
 from apps.core.tenancy import MACHINE_ROLE
 from apps.dns.tests.factories import DomainFactory, RecordSetFactory
+from apps.groupsync.tests.factories import GroupRoleMappingFactory, GroupSyncSettingsFactory
 from apps.infrastructure import registry
 from apps.infrastructure.tests.factories import (
     CredentialFactory,
@@ -67,10 +68,18 @@ PRINCIPALS = (
     "revoked_key",
     "other_org_member",
     "other_org_key",
+    # Acme's own scoped keys (docs/identity.md, "Scoped keys"): they go before Acme's members
+    # too, and none of them may change anything of Acme's here.
+    "read_only_key",
+    "read_only_user_key",
+    "out_of_cidr_key",
+    "cluster_key",
     *ROLES,
     "org_key",
 )
 OUTSIDERS = ("other_org_member", "other_org_key")
+SCOPED = ("read_only_key", "read_only_user_key", "out_of_cidr_key", "cluster_key")
+WRITES = ("post", "put", "patch", "delete")
 # Live log streams hold the connection until their run ends; their access rule is the same
 # viewset's and is covered by the non-streaming route beside them.
 SKIP = re.compile(r"/logs/stream$")
@@ -198,10 +207,14 @@ ALLOWED = "allowed"
 CREDENTIALLESS = ("anonymous", "disabled_user", "expired_key", "revoked_key")
 
 
-def expected(rule: Rule, principal: str, names_an_object: bool) -> int | str:
+def expected(
+    rule: Rule, principal: str, names_an_object: bool, route: Route | None = None
+) -> int | str:
     """What `principal` gets from a route with `rule`: a status, or ALLOWED (anything but
     401/403, and never 5xx: validation errors and 404s of objects a permitted delete removed
     are the view's business)."""
+    if rule.kind != "public" and principal in SCOPED and route is not None:
+        return _scoped_key(rule, principal, names_an_object, route)
     if rule.kind == "public" or (rule.kind == "open" and principal not in CREDENTIALLESS):
         return ALLOWED
     if principal in CREDENTIALLESS:
@@ -212,6 +225,33 @@ def expected(rule: Rule, principal: str, names_an_object: bool) -> int | str:
     if rule.kind == "platform_admin":
         return 403  # nobody in the cast is a platform admin
     return _in_organization(rule, principal, MACHINE_ROLE if is_key else principal, names_an_object)
+
+
+def _scoped_key(rule: Rule, principal: str, names_an_object: bool, route: Route) -> int | str:
+    """Acme's scoped keys: outside its networks a key is no credential (401); a read-only key
+    writes nothing (403); a key limited to another of Acme's clusters finds Acme's cluster
+    nowhere (404), may list clusters (only its own), and is refused every route not about a
+    cluster (403). Otherwise the key is what it would be unscoped: `read_only_user_key` is an
+    owner's user key, the others org keys."""
+    if principal == "out_of_cidr_key":
+        return 401
+    if principal.startswith("read_only") and route.method in WRITES:
+        return 403
+    if principal == "read_only_user_key":
+        return expected(rule, "owner", names_an_object)
+    if principal == "read_only_key" or rule.kind == "open":
+        return expected(rule, "org_key", names_an_object)
+    # cluster_key: an org key limited to a cluster that is not the one in the paths.
+    if rule.kind == "user":
+        return 401
+    if rule.kind != "tenant" or not role_allows(MACHINE_ROLE, rule.perm or Perm.WRITE):
+        return 403
+    kwarg = getattr(route.view, "cluster_kwarg", None)
+    if kwarg is None:
+        return 403
+    if "{" + kwarg + "}" in route.template:
+        return 404
+    return ALLOWED if route.method == "get" else 403
 
 
 def _in_organization(rule: Rule, principal: str, role: str, names_an_object: bool) -> int | str:
@@ -284,6 +324,31 @@ def cast(db, settings):
     account_services.api_key_revoke(key=revoked.key)
     clients["revoked_key"] = key_client(revoked)
     clients["anonymous"] = APIClient()
+    scoped = account_services.KeyScopeRequest
+    clients["read_only_key"] = key_client(
+        account_services.api_key_create_for_org(organization=acme, scope=scoped(read_only=True))
+    )
+    clients["out_of_cidr_key"] = key_client(
+        account_services.api_key_create_for_org(
+            organization=acme, scope=scoped(allowed_cidrs=("203.0.113.0/24",))
+        )
+    )
+    # Limited to a cluster of Acme's that no path names.
+    clients["cluster_key"] = key_client(
+        account_services.api_key_create_for_org(
+            organization=acme,
+            scope=scoped(cluster_ids=(ClusterFactory(organization=acme).pk,)),
+        )
+    )
+    read_only_owner = UserFactory()
+    MembershipFactory(user=read_only_owner, organization=acme, role="owner")
+    user_key = account_services.api_key_create_for_user(
+        user=read_only_owner, scope=scoped(read_only=True)
+    )
+    clients["read_only_user_key"] = APIClient()
+    clients["read_only_user_key"].credentials(
+        HTTP_X_API_KEY=user_key.plain, HTTP_X_ORG_ID=str(acme.pk)
+    )
     return SimpleNamespace(
         acme=acme,
         globex=globex,
@@ -309,6 +374,7 @@ def _objects(org) -> dict[str, str]:
     domain = DomainFactory(organization=org)
     teammate = UserFactory()
     MembershipFactory(user=teammate, organization=org, role="member")
+    GroupSyncSettingsFactory(organization=org)
     ids = {
         "actions": action.pk,
         "annotations": annotation.pk,
@@ -329,6 +395,7 @@ def _objects(org) -> dict[str, str]:
         "api-keys": account_services.api_key_create_for_org(organization=org).key.pk,
         "auth": "google",
         "bastions": ServerFactory(organization=org, role="bastion").pk,
+        "group-mappings": GroupRoleMappingFactory(organization=org).pk,
         "route53-credentials": CredentialFactory(
             organization=org,
             scope_kind="service",
@@ -398,7 +465,7 @@ def test_every_route_answers_every_principal_as_the_role_table_says(cast):
         names_an_object = "{" in route.template
         response = _send(client, route, concrete(route.template, cast.objects))
         got = response.status_code
-        want = expected(rule_for(route), principal, names_an_object)
+        want = expected(rule_for(route), principal, names_an_object, route)
         if principal in OUTSIDERS and names_an_object and want in (ALLOWED, 404):
             # An outsider learns nothing: Acme's object answers exactly as a missing one
             # (a body refused before any lookup, an idempotent delete's 204, a 404).
@@ -415,7 +482,7 @@ def test_every_route_answers_every_principal_as_the_role_table_says(cast):
             or (want != ALLOWED and got != want)
         ):
             mismatches.append(f"{principal:>16} {route.label}: {got}, expected {want}")
-        if principal in OUTSIDERS and 200 <= got < 300 and response.content:
+        if principal in (*OUTSIDERS, "cluster_key") and 200 <= got < 300 and response.content:
             text = response.content.decode(errors="replace")
             seen = sorted(i for i in acme_ids if i in text)
             if seen:

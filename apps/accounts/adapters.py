@@ -50,6 +50,9 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             raise self._refuse(request, exc.message, status=exc.status_code) from None
         if user.is_disabled:
             raise self._refuse(request, "this account is disabled")
+        sso.groups_at_sign_in(
+            provider="google", user=user, email=email, hd=str(claims.get("hd") or "")
+        )
         if not sociallogin.is_existing:
             sociallogin.connect(request, user)
         elif sociallogin.user.pk != user.pk:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from apps.accounts import services
 from apps.accounts.models import APIKey, OAuthIdentity, RefreshToken, SigningKey, User, UserEmail
 from apps.accounts.serializers import CreateKeySerializer, UpdateMeSerializer
+from apps.clusters.models import Cluster
 from apps.core.api.errors import APIError
 from apps.core.permissions import Perm
 from apps.orgs.console_base import (
@@ -184,6 +185,20 @@ class MintOrgKeyForm(APIRulesFormMixin, forms.Form):
     expires_in_hours = forms.IntegerField(
         required=False, min_value=1, max_value=24 * 365 * 10, help_text="Empty: never expires."
     )
+    # Scopes (docs/identity.md, "Scoped keys"), fixed at creation like the expiry.
+    read_only = forms.BooleanField(required=False, help_text="The key may only read.")
+    networks = forms.CharField(
+        required=False,
+        label="Allowed client networks",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="CIDRs, one per line or comma-separated. Empty: any address.",
+    )
+    clusters = forms.ModelMultipleChoiceField(
+        queryset=Cluster.objects.none(),
+        required=False,
+        help_text="Clusters of the chosen organization the key may touch (and nothing else). "
+        "None chosen: not limited to clusters.",
+    )
 
     def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -192,6 +207,19 @@ class MintOrgKeyForm(APIRulesFormMixin, forms.Form):
             orgs = orgs.filter(pk__in=orgs_allowing(request, Perm.MANAGE_KEYS))
         # The form's own copy of the ModelChoiceField declared above.
         cast(forms.ModelChoiceField, self.fields["organization"]).queryset = orgs
+        # Clusters of those organizations only; the service checks the chosen one's.
+        cast(
+            forms.ModelMultipleChoiceField, self.fields["clusters"]
+        ).queryset = Cluster.objects.filter(organization__in=orgs).order_by("name")
+
+    def scope_request(self) -> services.KeyScopeRequest:
+        data = self.cleaned_data
+        networks = [n.strip() for n in data["networks"].replace(",", "\n").splitlines()]
+        return services.KeyScopeRequest(
+            read_only=bool(data["read_only"]),
+            allowed_cidrs=tuple(n for n in networks if n),
+            cluster_ids=tuple(c.pk for c in data["clusters"]),
+        )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -212,11 +240,12 @@ class APIKeyAdmin(OrgScopedAdmin):
         "public_id",
         "user",
         "organization",
+        "limits",
         "expires_at",
         "revoked_at",
         "last_used_at",
     ]
-    list_filter = ["scope", "purpose", "is_ephemeral", ORG_FILTER]
+    list_filter = ["scope", "purpose", "is_ephemeral", "read_only", ORG_FILTER]
     search_fields = ["name", "public_id", "user__primary_email", "organization__name"]
     list_select_related = ["user", "organization"]
     fields = [
@@ -228,6 +257,9 @@ class APIKeyAdmin(OrgScopedAdmin):
         "organization",
         "cluster_id",
         "is_ephemeral",
+        "read_only",
+        "allowed_cidrs",
+        "allowed_cluster_ids",
         "expires_at",
         "revoked_at",
         "last_used_at",
@@ -244,6 +276,10 @@ class APIKeyAdmin(OrgScopedAdmin):
         "organization",
         "cluster_id",
         "is_ephemeral",
+        # Scopes are fixed at creation: a key's powers never grow.
+        "read_only",
+        "allowed_cidrs",
+        "allowed_cluster_ids",
         "expires_at",
         "revoked_at",
         "last_used_at",
@@ -255,6 +291,17 @@ class APIKeyAdmin(OrgScopedAdmin):
 
     def obj_org_id(self, obj: Any) -> Any:
         return obj.organization_id
+
+    @admin.display(description="Limits")
+    def limits(self, obj: APIKey) -> str:
+        """The key's scopes in a few words ("-" for none, as the original's keys)."""
+        parts = ["read-only"] if obj.read_only else []
+        if obj.allowed_cidrs:
+            parts.append("from " + ", ".join(obj.allowed_cidrs))
+        if obj.allowed_cluster_ids:
+            count = len(obj.allowed_cluster_ids)
+            parts.append(f"{count} cluster{'s' if count != 1 else ''}")
+        return "; ".join(parts) or "-"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Keys are minted (below), never typed.
@@ -300,6 +347,7 @@ class APIKeyAdmin(OrgScopedAdmin):
                     organization=form.cleaned_data["organization"],
                     name=form.cleaned_data["name"] or "",
                     expires_in_hours=form.cleaned_data["expires_in_hours"],
+                    scope=form.scope_request(),
                 )
             except APIError as exc:
                 form.add_error(None, refusal_text(exc))

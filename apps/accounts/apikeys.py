@@ -25,6 +25,7 @@ failure budget is kept per process.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,7 @@ from apps.core.cache import (
     cache_down,
     cache_failed,
 )
+from apps.core.tenancy import KeyScope
 
 API_KEY_CACHE_PREFIX = "apikey:"
 # A digest of each key's full credential, remembered from its creation and every successful
@@ -221,6 +223,8 @@ def verify_api_key(
         "user_id": str(key.user_id) if key.user_id else None,
         "organization_id": str(key.organization_id) if key.organization_id else None,
         "expires_at": key.expires_at.timestamp() if key.expires_at else None,
+        # Fixed at creation, so remembering it is as safe as remembering the key itself.
+        "scope": api_key_scope(key).to_entry() if key.is_scoped else None,
         "touched": 0.0,
         # Read before the row was, so a revocation committed after the read is a newer one.
         "generation": generation,
@@ -234,7 +238,24 @@ def _shared_entry(cache_key: str) -> dict[str, Any] | None:
     except CACHE_UNAVAILABLE:
         cache_failed()
         return None
+    if entry is not None and "scope" not in entry:
+        # Written by a release that did not know scopes: a miss, so the row is read again
+        # rather than a scoped key being taken for an unlimited one.
+        return None
     return entry
+
+
+def api_key_scope(key: APIKey) -> KeyScope:
+    """The key's scopes, as authentication and authorization carry them."""
+    return KeyScope(
+        read_only=key.read_only,
+        cidrs=tuple(key.allowed_cidrs or ()),
+        cluster_ids=(
+            frozenset(uuid.UUID(str(c)) for c in key.allowed_cluster_ids)
+            if key.allowed_cluster_ids
+            else None
+        ),
+    )
 
 
 def _valid_rows(key_id: str, now: datetime) -> QuerySet[APIKey]:

@@ -33,7 +33,7 @@ past it, only a credential issued or verified before is still checked (see
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -44,7 +44,7 @@ from apps.accounts.apikeys import local_lookup, local_remember, unauthorized, ve
 from apps.accounts.models import APIKey, User
 from apps.core.api.errors import APIError
 from apps.core.cache import request_auth_generation
-from apps.core.tenancy import MachineUser, OrgKeyPrincipal
+from apps.core.tenancy import KeyScope, MachineUser, OrgKeyPrincipal
 
 COOKIE_NAME = "ag_jwt"
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -55,6 +55,23 @@ def request_client_ip(request: Any) -> str:
     django_request = getattr(request, "_request", request)
     ip = getattr(django_request, "client_ip", None)
     return str(ip or django_request.META.get("REMOTE_ADDR", ""))
+
+
+_Principal = TypeVar("_Principal")
+
+
+def _within_scope(request: Request, scope: KeyScope | None, principal: _Principal) -> _Principal:
+    """The two scopes every route obeys, checked where every API request passes: a key used
+    from outside its networks is no credential here (401), and a read-only key may only read
+    (403, whatever the route). The cluster scope needs the route, so the permission classes
+    check it (apps.core.permissions.key_scope_check)."""
+    if scope is None:
+        return principal
+    if not scope.allows_address(request_client_ip(request)):
+        raise unauthorized("this key may not be used from your address")
+    if scope.read_only and request.method not in _SAFE_METHODS:
+        raise APIError(403, "read_only_key", "this API key is read-only")
+    return principal
 
 
 def _active_user(user_id: Any) -> User:
@@ -103,7 +120,7 @@ class AutoglueAuthentication(BaseAuthentication):
         try:
             hit = local_lookup(public_id, digest, generation)
             if hit is not None:
-                return hit
+                return _within_scope(request, hit[1].scope, hit)
             entry = verify_api_key(
                 scope=APIKey.Scope.ORG,
                 public_id=public_id,
@@ -113,13 +130,17 @@ class AutoglueAuthentication(BaseAuthentication):
                 generation=generation,
             )
         except APIError as exc:
+            if exc.status_code != 401:  # a scope refusal (read-only key writing) stands
+                raise
             raise APIError(401, "unauthorized", "invalid org credentials") from exc
         principal = OrgKeyPrincipal(
-            organization_id=uuid.UUID(entry["organization_id"]), key_id=uuid.UUID(entry["key_id"])
+            organization_id=uuid.UUID(entry["organization_id"]),
+            key_id=uuid.UUID(entry["key_id"]),
+            scope=KeyScope.from_entry(entry.get("scope")),
         )
         result = (MachineUser(principal), principal)
         local_remember(public_id, digest, entry, result)
-        return result
+        return _within_scope(request, principal.scope, result)
 
     def _user_key(self, request: Request, token: str) -> tuple[User, dict[str, Any]]:
         parsed = tokens.parse_user_key(token)
@@ -129,7 +150,7 @@ class AutoglueAuthentication(BaseAuthentication):
         generation = request_auth_generation(request)
         hit = local_lookup(parsed.public_id, digest, generation)
         if hit is not None:
-            return hit
+            return _within_scope(request, KeyScope.from_entry(hit[1].get("scope")), hit)
         entry = verify_api_key(
             scope=APIKey.Scope.USER,
             public_id=parsed.public_id,
@@ -140,7 +161,7 @@ class AutoglueAuthentication(BaseAuthentication):
         )
         result = (_active_user(entry["user_id"]), entry)
         local_remember(parsed.public_id, digest, entry, result)
-        return result
+        return _within_scope(request, KeyScope.from_entry(entry.get("scope")), result)
 
     def _jwt(self, token: str) -> tuple[User, dict[str, Any]]:
         try:

@@ -177,6 +177,14 @@ class APIKey(models.Model):
     )
     cluster_id = models.UUIDField(null=True, blank=True)
     is_ephemeral = models.BooleanField(default=False)
+    # Scopes (beyond the contract, docs/identity.md "Scoped keys"), fixed at creation: nothing
+    # edits them afterwards, so a key's powers never grow. Empty lists mean "no limit", which is
+    # what every key created without scopes has, and it then behaves as the original's keys.
+    read_only = models.BooleanField(default=False)
+    # Client networks the key may be used from, normalised CIDR strings.
+    allowed_cidrs = models.JSONField(default=list, blank=True)
+    # Clusters the key may touch (UUID strings); anything not tied to them is refused.
+    allowed_cluster_ids = models.JSONField(default=list, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -202,6 +210,12 @@ class APIKey(models.Model):
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @property
+    def is_scoped(self) -> bool:
+        """Whether the key carries any scope beyond the contract's (read-only, CIDRs,
+        clusters)."""
+        return bool(self.read_only or self.allowed_cidrs or self.allowed_cluster_ids)
 
     @property
     def prefix(self) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 
 from apps.core.api.errors import APIError
+from apps.core.permissions import key_scope_check
 from apps.core.tenancy import OrgKeyPrincipal
 
 
@@ -24,4 +25,5 @@ class IsUserPrincipal(BasePermission):
             or getattr(user, "is_disabled", False)
         ):
             raise APIError(401, "unauthorized", "a signed-in user is required")
+        key_scope_check(request, view)
         return True

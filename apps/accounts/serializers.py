@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from rest_framework import serializers
 
 from apps.accounts.models import APIKey, User, UserEmail
+from apps.accounts.services import MAX_SCOPE_ENTRIES, KeyScopeRequest
 from apps.core.api.serializers import GoShapeMixin
+from apps.core.tenancy import KeyScope
 from apps.orgs.models import Organization
 
 
@@ -94,11 +96,58 @@ class CreateKeySerializer(serializers.Serializer):
     expires_in_hours = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=24 * 365 * 10
     )
+    # Scopes, beyond the contract (docs/identity.md, "Scoped keys"); fixed at creation.
+    # The wire name shadows Field.read_only in the stubs; DRF's metaclass moves declared fields
+    # off the class, so the attribute Field uses is untouched.
+    read_only = serializers.BooleanField(  # type: ignore[assignment]
+        required=False, default=False, help_text="The key may only read (GET/HEAD/OPTIONS)."
+    )
+    allowed_cidrs = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        default=list,
+        max_length=MAX_SCOPE_ENTRIES,
+        help_text="Client networks the key may be used from (CIDR); empty: any.",
+    )
+    cluster_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        default=list,
+        max_length=MAX_SCOPE_ENTRIES,
+        help_text="Clusters the key may touch; empty: not limited to clusters.",
+    )
+
+    def create_kwargs(self, *, creator: KeyScope | None) -> dict[str, Any]:
+        """The key-creation service's arguments from the validated body."""
+        data = self.validated_data
+        return {
+            "name": data["name"],
+            "expires_in_hours": data.get("expires_in_hours"),
+            "scope": KeyScopeRequest(
+                read_only=data["read_only"],
+                allowed_cidrs=tuple(data["allowed_cidrs"]),
+                cluster_ids=tuple(data["cluster_ids"]),
+                creator=creator,
+            ),
+        }
 
 
-class UserAPIKeySerializer(GoShapeMixin, serializers.ModelSerializer):
-    """handlers.userAPIKeyOut (without `plain`, which only the create response carries).
-    `expires_at` and `last_used_at` are omitted while unset, as in the original."""
+class KeyScopeFieldsMixin(serializers.Serializer):
+    """A key's scopes in list and create responses (beyond the contract). `read_only` comes
+    from the model through ModelSerializer."""
+
+    allowed_cidrs = serializers.ListField(child=serializers.CharField(), read_only=True)
+    cluster_ids = serializers.ListField(
+        child=serializers.UUIDField(), source="allowed_cluster_ids", read_only=True
+    )
+
+    SCOPE_FIELDS = ("read_only", "allowed_cidrs", "cluster_ids")
+
+
+class UserAPIKeySerializer(GoShapeMixin, KeyScopeFieldsMixin, serializers.ModelSerializer):
+    """handlers.userAPIKeyOut (without `plain`, which only the create response carries), plus
+    the key's scopes. `expires_at` and `last_used_at` are omitted while unset, as in the
+    original."""
 
     omit_if_none = ("expires_at", "last_used_at")
 
@@ -106,7 +155,15 @@ class UserAPIKeySerializer(GoShapeMixin, serializers.ModelSerializer):
 
     class Meta:
         model = APIKey
-        fields = ["id", "name", "scope", "created_at", "expires_at", "last_used_at"]
+        fields = [
+            "id",
+            "name",
+            "scope",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            *KeyScopeFieldsMixin.SCOPE_FIELDS,
+        ]
         read_only_fields = fields
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.accounts import apikeys, tokens
@@ -16,7 +19,9 @@ from apps.accounts import jwt as access_tokens
 from apps.accounts.models import APIKey, RefreshToken, SigningKey, User, UserEmail
 from apps.audit import events as audit_events
 from apps.audit import services as audit
+from apps.clusters.models import Cluster
 from apps.core.api.errors import APIError, bad_request, not_found
+from apps.core.tenancy import KeyScope
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +86,67 @@ def _expiry(expires_in_hours: int | None) -> datetime | None:
     return timezone.now() + timedelta(hours=expires_in_hours)
 
 
+MAX_SCOPE_ENTRIES = 32
+
+
+@dataclass(frozen=True)
+class KeyScopeRequest:
+    """The scopes asked for a new key (all optional; none at all makes a key as the original's).
+    `creator` is the scope of the key the request came with, if any."""
+
+    read_only: bool = False
+    allowed_cidrs: tuple[str, ...] = ()
+    cluster_ids: tuple[uuid.UUID, ...] = ()
+    creator: KeyScope | None = None
+
+
+def _scope_fields(request: KeyScopeRequest, clusters: QuerySet[Cluster]) -> dict[str, Any]:
+    """The validated scope columns of a new key. A key carrying scopes mints no keys: a new key
+    could not be proven narrower than it (its networks, clusters, read-only), and a key's
+    powers never grow. `clusters` are those the key's owner may name."""
+    if request.creator is not None:
+        raise APIError(
+            403, "key_scope_forbidden", "a scoped API key cannot create keys; sign in instead"
+        )
+    if len(request.allowed_cidrs) > MAX_SCOPE_ENTRIES:
+        raise bad_request("validation_error", f"allowed_cidrs: at most {MAX_SCOPE_ENTRIES}")
+    if len(request.cluster_ids) > MAX_SCOPE_ENTRIES:
+        raise bad_request("validation_error", f"cluster_ids: at most {MAX_SCOPE_ENTRIES}")
+    cidrs = []
+    for value in request.allowed_cidrs:
+        try:
+            network = ipaddress.ip_network(str(value).strip(), strict=False)
+        except ValueError:
+            raise bad_request(
+                "validation_error", f"allowed_cidrs: {str(value)[:64]!r} is not an IP network"
+            ) from None
+        if str(network) not in cidrs:
+            cidrs.append(str(network))
+    wanted = {str(c) for c in request.cluster_ids}
+    found = {str(pk) for pk in clusters.filter(pk__in=wanted).values_list("pk", flat=True)}
+    if wanted - found:
+        raise bad_request("validation_error", "cluster_ids: no such cluster in your organization")
+    return {
+        "read_only": request.read_only,
+        "allowed_cidrs": cidrs,
+        "allowed_cluster_ids": sorted(wanted),
+    }
+
+
 def api_key_create_for_user(
-    *, user: User, name: str = "", expires_in_hours: int | None = None
+    *,
+    user: User,
+    name: str = "",
+    expires_in_hours: int | None = None,
+    scope: KeyScopeRequest | None = None,
 ) -> CreatedKey:
-    """A new user API key. The plaintext is only in the return value."""
+    """A new user API key, with optional scopes (fixed here, for its whole life). The plaintext
+    is only in the return value. Its clusters may be any of the organizations the user is a
+    member of."""
+    fields = _scope_fields(
+        scope or KeyScopeRequest(),
+        Cluster.objects.filter(organization__memberships__user=user),
+    )
     public_id, secret = tokens.new_public_id(), tokens.new_secret()
     key = APIKey.objects.create(
         scope=APIKey.Scope.USER,
@@ -94,6 +156,7 @@ def api_key_create_for_user(
         secret_hash=tokens.slow_hash(secret),
         user=user,
         expires_at=_expiry(expires_in_hours),
+        **fields,
     )
     plain = tokens.format_user_key(public_id, secret)
     apikeys.api_key_remember_good(
@@ -111,8 +174,13 @@ def api_key_create_for_org(
     purpose: str = "org",
     cluster_id: uuid.UUID | None = None,
     is_ephemeral: bool = False,
+    scope: KeyScopeRequest | None = None,
 ) -> CreatedKey:
-    """A new org key/secret pair, acting as the organization's machine principal."""
+    """A new org key/secret pair, acting as the organization's machine principal, with
+    optional scopes (fixed here, for its whole life; clusters of this organization only)."""
+    fields = _scope_fields(
+        scope or KeyScopeRequest(), Cluster.objects.filter(organization=organization)
+    )
     public_id, secret = tokens.new_public_id(), tokens.new_secret()
     key = APIKey.objects.create(
         scope=APIKey.Scope.ORG,
@@ -124,6 +192,7 @@ def api_key_create_for_org(
         cluster_id=cluster_id,
         is_ephemeral=is_ephemeral,
         expires_at=_expiry(expires_in_hours),
+        **fields,
     )
     plain = tokens.format_org_key(public_id)
     apikeys.api_key_remember_good(

@@ -30,6 +30,7 @@ from apps.accounts import services, tokens
 from apps.accounts.models import OAuthIdentity, User, UserEmail
 from apps.audit import services as audit
 from apps.core.api.errors import APIError, bad_request
+from apps.groupsync.services import group_sync_at_sign_in
 
 logger = logging.getLogger(__name__)
 
@@ -410,6 +411,15 @@ def user_from_identity(*, provider: str, subject: str, email: str, name: str, hd
     return user
 
 
+def groups_at_sign_in(*, provider: str, user: User, email: str, hd: str) -> None:
+    """Roles from the person's Workspace groups (apps.groupsync), after the sign-in matched
+    them. It never raises and never blocks the sign-in."""
+    if provider == "google":
+        group_sync_at_sign_in(
+            user=user, email=email, workspace_managed=_workspace_managed(email, hd)
+        )
+
+
 def sso_complete(*, provider: str, code: str, state: str) -> SSOResult:
     """Finish a login started by `sso_start` (see the module docstring)."""
     if not provider_configured(provider):
@@ -433,6 +443,7 @@ def sso_complete(*, provider: str, code: str, state: str) -> SSOResult:
     )
     if user.is_disabled:
         raise _unauthorized("user_disabled", "this account is disabled")
+    groups_at_sign_in(provider=provider, user=user, email=email, hd=str(claims.get("hd") or ""))
     pair = services.token_pair_issue(
         user=user, extra_claims={"email": user.primary_email, "name": user.display_name}
     )

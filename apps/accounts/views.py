@@ -33,7 +33,7 @@ from apps.accounts.serializers import (
 )
 from apps.core.api.pagination import list_response
 from apps.core.api.transactions import AtomicWritesMixin
-from apps.core.tenancy import parse_uuid
+from apps.core.tenancy import parse_uuid, request_key_scope
 
 
 def set_access_cookie(response: HttpResponse, request, access_token: str) -> None:
@@ -169,7 +169,9 @@ class MyAPIKeysView(UserView):
     def post(self, request):
         serializer = CreateKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        created = services.api_key_create_for_user(user=request.user, **serializer.validated_data)
+        created = services.api_key_create_for_user(
+            user=request.user, **serializer.create_kwargs(creator=request_key_scope(request))
+        )
         body = {**UserAPIKeySerializer(created.key).data, "plain": created.plain}
         response = Response(body, status=status.HTTP_201_CREATED)
         response["Cache-Control"] = "no-store"

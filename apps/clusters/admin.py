@@ -13,10 +13,12 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from apps.clusters import services
 from apps.clusters.models import (
@@ -44,17 +46,21 @@ from apps.clusters.serializers import (
     NodePoolSerializer,
     TaintSerializer,
 )
+from apps.console.pages import ObjectPageMixin, PageAction, cluster_page
 from apps.core.api.errors import APIError
 from apps.core.permissions import Perm
 from apps.infrastructure.models import Server
 from apps.orgs.console_base import (
     ORG_FILTER,
+    SERVICE_ERRORS,
     APIRules,
     OrgScopedAdmin,
     OrgScopedInline,
     adopt,
+    can,
     is_saved,
     record_formset_save,
+    refusal_text,
     secret_state,
 )
 
@@ -232,7 +238,7 @@ REFERENCES = (
 
 
 @admin.register(Cluster)
-class ClusterAdmin(OrgScopedAdmin):
+class ClusterAdmin(ObjectPageMixin, OrgScopedAdmin):
     list_display = (
         "name",
         "organization",
@@ -283,7 +289,148 @@ class ClusterAdmin(OrgScopedAdmin):
         "updated_at",
     )
     inlines = [ClusterNodePoolInline, ClusterMetadataInline]
-    actions = ["run_action", "download_kubeconfig"]
+    # The short-lived kubeconfigs come first: the stored one is for automation.
+    actions = [
+        "download_short_lived_view",
+        "download_short_lived_admin",
+        "run_action",
+        "download_kubeconfig",
+    ]
+    change_form_template = "admin/clusters/cluster/change_form.html"
+
+    # The cluster's page: its relations, and its actions as buttons (the same services and role
+    # checks as the list actions and the API).
+
+    def object_page(self, request: HttpRequest, obj: Cluster) -> dict[str, Any]:
+        return {
+            **cluster_page(obj),
+            "can_cancel_runs": can(request, Perm.WRITE, obj.organization_id),
+            "active_run_statuses": list(ClusterRun.ACTIVE_STATUSES),
+        }
+
+    def page_actions(self, request: HttpRequest, obj: Cluster) -> list[PageAction]:
+        buttons = []
+        if can(request, Perm.WRITE, obj.organization_id):
+            url = reverse("admin:clusters_cluster_run_action", args=[obj.pk])
+            buttons.append(PageAction("Run an action", url, "run-action", post=False))
+        if obj.kubeconfig and can(request, Perm.REVEAL_SECRETS, obj.organization_id):
+            # The short-lived ones first: the stored kubeconfig is for automation.
+            for access in ("view", "admin"):
+                url = reverse("admin:clusters_cluster_short_lived", args=[obj.pk, access])
+                label = f"Download a 1-hour kubeconfig ({access})"
+                buttons.append(PageAction(label, url, f"kubeconfig-1h-{access}"))
+            url = reverse("admin:clusters_cluster_kubeconfig", args=[obj.pk])
+            label = "Download the long-lived admin kubeconfig (for automation; logged)"
+            buttons.append(PageAction(label, url, "kubeconfig"))
+        return buttons
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<uuid:object_id>/run-action/",
+                view(self.run_action_view),
+                name=("clusters_cluster_run_action"),
+            ),
+            path(
+                "<uuid:object_id>/kubeconfig/",
+                view(require_POST(self.kubeconfig_view)),
+                name="clusters_cluster_kubeconfig",
+            ),
+            path(
+                "<uuid:object_id>/kubeconfig/1h/<str:access>/",
+                view(require_POST(self.short_lived_view)),
+                name="clusters_cluster_short_lived",
+            ),
+            path(
+                "<uuid:object_id>/runs/<uuid:run_id>/cancel/",
+                view(require_POST(self.cancel_run_view)),
+                name="clusters_cluster_cancel_run",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _visible(self, request: HttpRequest, object_id: Any) -> Cluster:
+        """The cluster, if the user may see it; another organization's is "not found"."""
+        return get_object_or_404(self.get_queryset(request), pk=object_id)
+
+    def run_action_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
+        cluster = self._visible(request, object_id)
+        self.require(request, Perm.WRITE, cluster)
+        form = RunActionForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                self._start_run(request, cluster, form.cleaned_data["catalogue_action"])
+            except SERVICE_ERRORS as exc:  # e.g. a run is already active: said, not a 500
+                self.message_user(request, f"{cluster}: {refusal_text(exc)}", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:clusters_cluster_change", args=[cluster.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Run an action on {cluster}",
+            "opts": self.model._meta,
+            "cluster": cluster,
+            "form": form,
+            "page_form": True,
+        }
+        return TemplateResponse(request, "admin/clusters/cluster/run_action.html", context)
+
+    def kubeconfig_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
+        cluster = self._visible(request, object_id)
+        response = self._kubeconfig_response(request, cluster)
+        if response is None:
+            return HttpResponseRedirect(reverse("admin:clusters_cluster_change", args=[cluster.pk]))
+        return response
+
+    def short_lived_view(self, request: HttpRequest, object_id: Any, access: str) -> HttpResponse:
+        cluster = self._visible(request, object_id)
+        if access not in ("view", "admin"):
+            raise Http404("no such access level")
+        response = self._short_lived_response(request, cluster, access=access)
+        if response is None:
+            return HttpResponseRedirect(reverse("admin:clusters_cluster_change", args=[cluster.pk]))
+        return response
+
+    def cancel_run_view(self, request: HttpRequest, object_id: Any, run_id: Any) -> HttpResponse:
+        cluster = self._visible(request, object_id)
+        self.require(request, Perm.WRITE, cluster)
+        run = get_object_or_404(ClusterRun, pk=run_id, cluster=cluster)
+        try:
+            services.cluster_run_cancel(run=run)
+        except APIError as exc:
+            self.message_user(request, f"{run}: {exc.message}", messages.ERROR)
+        else:
+            self.log_change(request, cluster, f"Canceled run {run.pk} ({run.action})")
+            self.message_user(request, f"{run.action}: cancel requested")
+        return HttpResponseRedirect(reverse("admin:clusters_cluster_change", args=[cluster.pk]))
+
+    def _start_run(self, request: HttpRequest, cluster: Cluster, action: Action) -> ClusterRun:
+        run = services.cluster_run_create(cluster=cluster, action=action)
+        self.log_change(request, cluster, f"Started action {run.action} (run {run.pk})")
+        url = _job_url(run)
+        self.message_user(
+            request,
+            format_html(
+                '{}: {} queued (run {}). <a href="{}">Follow its log</a>',
+                cluster,
+                run.action,
+                run.pk,
+                url,
+            )
+            if url
+            else f"{cluster}: {run.action} queued (run {run.pk})",
+        )
+        return run
+
+    def _kubeconfig_response(self, request: HttpRequest, cluster: Cluster) -> HttpResponse | None:
+        self.require(request, Perm.REVEAL_SECRETS, cluster)
+        if not cluster.kubeconfig:
+            self.message_user(request, f"{cluster}: no kubeconfig is stored", messages.ERROR)
+            return None
+        self.log_reveal(request, cluster, "the kubeconfig (download)")
+        response = HttpResponse(cluster.kubeconfig, content_type="application/yaml")
+        response["Content-Disposition"] = f'attachment; filename="{cluster.name}.kubeconfig"'
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.display(description="join token")
     def join_token_state(self, obj: Cluster) -> str:
@@ -370,23 +517,7 @@ class ClusterAdmin(OrgScopedAdmin):
         self.require(request, Perm.WRITE, cluster)
         form = RunActionForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            run = services.cluster_run_create(
-                cluster=cluster, action=form.cleaned_data["catalogue_action"]
-            )
-            self.log_change(request, cluster, f"Started action {run.action} (run {run.pk})")
-            url = _job_url(run)
-            self.message_user(
-                request,
-                format_html(
-                    '{}: {} queued (run {}). <a href="{}">Follow its log</a>',
-                    cluster,
-                    run.action,
-                    run.pk,
-                    url,
-                )
-                if url
-                else f"{cluster}: {run.action} queued (run {run.pk})",
-            )
+            self._start_run(request, cluster, form.cleaned_data["catalogue_action"])
             return None
         context = {
             **self.admin_site.each_context(request),
@@ -399,22 +530,52 @@ class ClusterAdmin(OrgScopedAdmin):
         }
         return TemplateResponse(request, "admin/clusters/cluster/run_action.html", context)
 
-    @admin.action(description="Download the kubeconfig (logged)")
+    @admin.action(description="Download a 1-hour kubeconfig (view)")
+    def download_short_lived_view(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._short_lived(request, queryset, access="view")
+
+    @admin.action(description="Download a 1-hour kubeconfig (admin)")
+    def download_short_lived_admin(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._short_lived(request, queryset, access="admin")
+
+    def _short_lived(self, request: HttpRequest, queryset: QuerySet, *, access: str) -> Any:
+        """A kubeconfig naming the signed-in person, signed by the cluster, expiring in an hour
+        (the same service as POST /clusters/{id}/kubeconfigs, which audits it)."""
+        cluster = queryset.first() if queryset.count() == 1 else None
+        if cluster is None:
+            self.message_user(request, "Select exactly one cluster.", messages.ERROR)
+            return None
+        return self._short_lived_response(request, cluster, access=access)
+
+    def _short_lived_response(
+        self, request: HttpRequest, cluster: Cluster, *, access: str
+    ) -> HttpResponse | None:
+        self.require(request, Perm.REVEAL_SECRETS, cluster)
+        try:
+            issued = services.cluster_kubeconfig_issue(
+                cluster=cluster,
+                username=str(getattr(request.user, "primary_email", "") or request.user.pk),
+                access=access,
+                lifetime_seconds=3600,
+            )
+        except APIError as exc:
+            self.message_user(request, f"{cluster}: {exc.message}", messages.ERROR)
+            return None
+        self.log_reveal(request, cluster, f"a 1-hour {access} kubeconfig")
+        response = HttpResponse(issued.kubeconfig, content_type="application/yaml")
+        name = f"{cluster.name}-{access}-1h.kubeconfig"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Download the long-lived admin kubeconfig (for automation; logged)")
     def download_kubeconfig(self, request: HttpRequest, queryset: QuerySet) -> Any:
         # None unless exactly one is selected (and still there after the count).
         cluster = queryset.first() if queryset.count() == 1 else None
         if cluster is None:
             self.message_user(request, "Select exactly one cluster.", messages.ERROR)
             return None
-        self.require(request, Perm.REVEAL_SECRETS, cluster)
-        if not cluster.kubeconfig:
-            self.message_user(request, f"{cluster}: no kubeconfig is stored", messages.ERROR)
-            return None
-        self.log_reveal(request, cluster, "the kubeconfig (download)")
-        response = HttpResponse(cluster.kubeconfig, content_type="application/yaml")
-        response["Content-Disposition"] = f'attachment; filename="{cluster.name}.kubeconfig"'
-        response["Cache-Control"] = "no-store"
-        return response
+        return self._kubeconfig_response(request, cluster)
 
 
 # --- Action catalogue and runs ---------------------------------------------------------------

@@ -349,3 +349,37 @@ class ClusterRunSerializer(GoShapeMixin, FastReadMixin, serializers.ModelSeriali
             "finished_at",
         ]
         read_only_fields = fields
+
+
+class IssueKubeconfigSerializer(serializers.Serializer):
+    """POST /clusters/{id}/kubeconfigs (beyond the contract): a kubeconfig that expires."""
+
+    lifetime_seconds = serializers.IntegerField(
+        required=False,
+        default=3600,
+        min_value=600,
+        help_text="Seconds until the certificate expires: at least 600 (Kubernetes' minimum), "
+        "at most KUBECONFIG_MAX_LIFETIME_SECONDS.",
+    )
+    access = serializers.ChoiceField(
+        choices=["admin", "view"],
+        required=False,
+        default="view",
+        help_text="admin: the cluster-admin ClusterRole; view: the built-in view ClusterRole.",
+    )
+
+    def validate_lifetime_seconds(self, value: int) -> int:
+        ceiling = settings.KUBECONFIG_MAX_LIFETIME_SECONDS
+        if value > ceiling:
+            raise serializers.ValidationError(f"must be at most {ceiling}")
+        return value
+
+
+class IssuedKubeconfigSerializer(serializers.Serializer):
+    """The kubeconfig (YAML, shown once), who it names and when it expires."""
+
+    kubeconfig = serializers.CharField()
+    username = serializers.CharField()
+    groups = serializers.ListField(child=serializers.CharField())
+    access = serializers.CharField()
+    expires_at = serializers.DateTimeField()

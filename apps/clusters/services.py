@@ -14,12 +14,17 @@ import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
+from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from apps.audit import events as audit_events
+from apps.audit import services as audit
 from apps.audit.signals import audit_row_updated, audit_rows_attached
+from apps.clusters import kube
 from apps.clusters.models import (
     Action,
     Annotation,
@@ -35,7 +40,8 @@ from apps.clusters.models import (
     NodePoolTaint,
     Taint,
 )
-from apps.core.api.errors import bad_request, conflict, not_found
+from apps.clusters.selectors import cluster_secrets
+from apps.core.api.errors import APIError, bad_request, conflict, not_found
 from apps.core.tenancy import parse_uuid
 from apps.dns.models import Domain, RecordSet
 from apps.infrastructure.models import LoadBalancer, Server
@@ -588,3 +594,67 @@ def cluster_run_cancel(*, run: ClusterRun) -> ClusterRun:
             raise conflict("run_finished", str(exc)) from None
     run.refresh_from_db()
     return run
+
+
+# --- Short-lived kubeconfigs (docs/clusters.md, "Kubeconfigs that expire") ---------------------
+
+
+@dataclass(frozen=True)
+class IssuedKubeconfig:
+    kubeconfig: str
+    username: str
+    groups: tuple[str, ...]
+    access: str
+    expires_at: datetime
+
+
+def cluster_kubeconfig_issue(
+    *, cluster: Cluster, username: str, access: str, lifetime_seconds: int
+) -> IssuedKubeconfig:
+    """A kubeconfig whose client certificate names `username` (CN) and the group of `access`
+    (O), and expires after `lifetime_seconds`: signed by the cluster itself through the
+    CertificateSigningRequest API with the stored admin kubeconfig (apps.clusters.kube). The
+    two ClusterRoleBindings the groups need are created on the way if missing. Audited as a
+    kubeconfig read, without any key material; nothing is stored."""
+    if access not in kube.ACCESS_GROUPS:
+        raise bad_request("validation_error", "access: must be admin or view")
+    stored = cluster_secrets(cluster=cluster)["kubeconfig"]
+    try:
+        access_info = kube.admin_access(stored)
+        with kube.KubeClient(access_info) as client:
+            client.ensure_bindings()
+            signed = client.sign(
+                username=username,
+                access=access,
+                lifetime_seconds=lifetime_seconds,
+                wait_seconds=settings.KUBECONFIG_CSR_WAIT_SECONDS,
+            )
+    except kube.KubeconfigInvalid as exc:
+        raise conflict("kubeconfig_invalid", f"the cluster's stored kubeconfig: {exc}") from None
+    except kube.KubeAPIError as exc:
+        raise APIError(exc.status, exc.code, exc.message) from None
+    document = kube.kubeconfig_document(
+        cluster_name=cluster.name or str(cluster.pk),
+        server=access_info.server,
+        ca_pem=access_info.ca_pem,
+        signed=signed,
+    )
+    audit.audit_object_event(
+        event=audit_events.SECRET_KUBECONFIG,
+        obj=cluster,
+        metadata={
+            "kind": "short_lived",
+            "access": access,
+            "username": username,
+            "lifetime_seconds": lifetime_seconds,
+            "expires_at": signed.expires_at.isoformat(),
+            "csr": signed.name,
+        },
+    )
+    return IssuedKubeconfig(
+        kubeconfig=document,
+        username=username,
+        groups=signed.groups,
+        access=access,
+        expires_at=signed.expires_at,
+    )

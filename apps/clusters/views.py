@@ -54,6 +54,8 @@ from apps.clusters.serializers import (
     ClusterRunSerializer,
     ClusterSerializer,
     ClusterUpdateSerializer,
+    IssuedKubeconfigSerializer,
+    IssueKubeconfigSerializer,
     LabelSerializer,
     NodePoolSerializer,
     ServerSummarySerializer,
@@ -67,7 +69,7 @@ from apps.core.api.responses import no_store
 from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.api.viewsets import OrgScopedModelViewSet, OrgScopedViewSet
 from apps.core.permissions import IsPlatformAdmin, Perm, role_allows
-from apps.core.tenancy import parse_uuid
+from apps.core.tenancy import OrgKeyPrincipal, parse_uuid
 from apps.jobs.api import EventStreamNegotiation, logs_page_response, logs_stream_response
 from apps.jobs.models import JobRun
 from apps.jobs.selectors import LogScope
@@ -223,6 +225,15 @@ class NodePoolViewSet(OrgScopedModelViewSet):
         return self._detach("taints", kwargs["taintId"])
 
 
+def kubeconfig_username(request: Request) -> str:
+    """Who a short-lived kubeconfig names (the certificate's CN, Kubernetes' user name): the
+    person's primary e-mail, or for an org key `autoglue:org-key:<key id>`."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, OrgKeyPrincipal):
+        return f"autoglue:org-key:{auth.key_id}"
+    return str(getattr(request.user, "primary_email", "") or f"autoglue:user:{request.user.pk}")
+
+
 class ClusterViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, OrgScopedViewSet
 ):
@@ -240,10 +251,14 @@ class ClusterViewSet(
     invalid_id_code = "bad_cluster_id"
     not_found_code = "not_found"
     lookup_url_kwarg = "clusterID"
+    cluster_kwarg = "clusterID"
+    cluster_field = "pk"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     required_permissions: ClassVar[dict[str, Perm]] = {
         "run_logs": Perm.READ_LOGS,
         "run_logs_stream": Perm.READ_LOGS,
+        # Whoever may read the stored kubeconfig today may have a short-lived one.
+        "kubeconfigs": Perm.REVEAL_SECRETS,
     }
 
     @cached_property
@@ -435,6 +450,26 @@ class ClusterViewSet(
         )
         return self._fresh(cluster_id)
 
+    @extend_schema(
+        operation_id="cluster_kubeconfig_issue",
+        request=IssueKubeconfigSerializer,
+        responses={201: IssuedKubeconfigSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="kubeconfigs")
+    def kubeconfigs(self, request: Request, **kwargs: str) -> Response:
+        """A kubeconfig that expires, signed by the cluster (docs/clusters.md)."""
+        cluster = self.get_object()
+        serializer = IssueKubeconfigSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = services.cluster_kubeconfig_issue(
+            cluster=cluster,
+            username=kubeconfig_username(request),
+            access=serializer.validated_data["access"],
+            lifetime_seconds=serializer.validated_data["lifetime_seconds"],
+        )
+        response = Response(IssuedKubeconfigSerializer(issued).data, status=status.HTTP_201_CREATED)
+        return no_store(response)
+
     @extend_schema(request=AttachNodePoolSerializer, responses=ClusterSerializer)
     @action(detail=True, methods=["post"], url_path="node-pools")
     def node_pools(self, request: Request, **kwargs: str) -> Response:
@@ -565,6 +600,8 @@ class ClusterMetadataViewSet(OrgScopedModelViewSet):
     not_found_code = "not_found"
     idempotent_delete = True
     lookup_url_kwarg = "metadataID"
+    cluster_kwarg = "clusterID"
+    cluster_field = "cluster_id"
 
     @cached_property
     def cluster(self) -> Cluster:

@@ -20,9 +20,11 @@ from django.utils import timezone
 
 from apps.accounts.models import APIKey, SigningKey
 from apps.clusters.models import Cluster
+from apps.console.pages import subject_url
 from apps.dns.models import RecordSet
 from apps.infrastructure.models import Server
 from apps.jobs.models import JobRun
+from apps.jobs.subjects import with_subject_names
 
 # How many runs the dashboard lists by name under "running" and "failing".
 _LISTED_RUNS = 5
@@ -108,7 +110,8 @@ def dashboard(*, org_ids: list[Any] | None) -> Dashboard:
     board.clusters = _by_status(Cluster, org_ids)
     board.servers = _by_status(Server, org_ids)
 
-    runs = _scoped(JobRun.objects.all(), org_ids)
+    # Each listed run names its subject (hostname, cluster, domain) in the same query.
+    runs = with_subject_names(_scoped(JobRun.objects.all(), org_ids))
     failing_since = now - _FAILING_WINDOW
     counts = runs.aggregate(
         running=Count("pk", filter=Q(status__in=JobRun.ACTIVE_STATUSES)),
@@ -138,6 +141,9 @@ def dashboard(*, org_ids: list[Any] | None) -> Dashboard:
             .select_related(*related)
             .order_by("-finished_at")[:_LISTED_RUNS]
         )
+
+    for run in [*board.running_runs, *board.failing_runs]:
+        run.subject_url = subject_url(run)  # type: ignore[attr-defined]
 
     dns = _scoped(RecordSet.objects.all(), org_ids).aggregate(
         failed=Count("pk", filter=Q(status=RecordSet.Status.FAILED)),

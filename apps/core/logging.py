@@ -7,21 +7,30 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
-    | {"message", "asctime", "request_id"}
+    | {"message", "asctime", "request_id", "trace_id", "span_id"}
 )
 
 
 class RequestIDFilter(logging.Filter):
-    """Stamps the current request id (or job id) on every record."""
+    """Stamps the current request id (or job id) on every record, and the current trace and
+    span ids when a span is active (tracing on, autoglue/tracing.py)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", ""):
             record.request_id = request_id_var.get()
+        if not getattr(record, "trace_id", ""):
+            # The API's no-op span when tracing is off: one context lookup, no ids.
+            context = trace.get_current_span().get_span_context()
+            if context.is_valid:
+                record.trace_id = trace.format_trace_id(context.trace_id)
+                record.span_id = trace.format_span_id(context.span_id)
         return True
 
 
@@ -68,6 +77,10 @@ class JSONFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", ""),
         }
+        trace_id = getattr(record, "trace_id", "")
+        if trace_id:
+            payload["trace_id"] = trace_id
+            payload["span_id"] = getattr(record, "span_id", "")
         payload.update(_extras(record))
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
@@ -85,6 +98,9 @@ class ConsoleFormatter(logging.Formatter):
             line += f" {extras}"
         if rid:
             line += f" request_id={rid}"
+        trace_id = getattr(record, "trace_id", "")
+        if trace_id:
+            line += f" trace_id={trace_id}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

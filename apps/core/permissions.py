@@ -12,8 +12,14 @@ from typing import TYPE_CHECKING
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from apps.core.api.errors import APIError, forbidden
-from apps.core.tenancy import MACHINE_ROLE, OrgKeyPrincipal, get_tenant
+from apps.core.api.errors import APIError, forbidden, not_found
+from apps.core.tenancy import (
+    MACHINE_ROLE,
+    OrgKeyPrincipal,
+    get_tenant,
+    parse_uuid,
+    request_key_scope,
+)
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -37,6 +43,9 @@ class Perm(StrEnum):
     MANAGE_KEYS = "manage_keys"
     MANAGE_MEMBERS = "manage_members"
     MANAGE_ORG = "manage_org"
+    # Which Google groups grant which role, and the service account that reads them: it can
+    # make anyone an owner, so it is the owners' alone.
+    MANAGE_GROUP_SYNC = "manage_group_sync"
     DELETE_ORG = "delete_org"
 
 
@@ -44,7 +53,7 @@ _ALL = frozenset(Perm)
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     "owner": _ALL,
-    "admin": _ALL - {Perm.DELETE_ORG},
+    "admin": _ALL - {Perm.DELETE_ORG, Perm.MANAGE_GROUP_SYNC},
     "member": frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS, Perm.READ_LOGS, Perm.WRITE}),
     "viewer": frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS}),
     # An org key/secret pair is automation acting for the org (Terraform, the bastion tooling):
@@ -68,15 +77,40 @@ def required_permission(view: APIView, request: Request) -> Perm:
     return Perm.READ if request.method in SAFE_METHODS else Perm.WRITE
 
 
+def key_scope_check(request: Request, view: APIView) -> None:
+    """A key limited to clusters (docs/identity.md, "Scoped keys") reaches only routes about
+    one cluster, and only its own: a view says which URL argument names the cluster
+    (`cluster_kwarg`). Another cluster is 404, as if it did not exist; a route that is not
+    about a cluster (servers, DNS, members, /me, ...) is 403, least privilege; listing clusters
+    is allowed and the list holds only the key's (`OrgScopedViewSet.cluster_field`), creating
+    one is 403. Read-only keys and client networks are checked in authentication."""
+    scope = request_key_scope(request)
+    if scope is None or scope.cluster_ids is None:
+        return
+    kwarg = getattr(view, "cluster_kwarg", None)
+    if kwarg is None:
+        raise forbidden("key_scope_forbidden", "this API key may only touch its clusters")
+    raw = getattr(view, "kwargs", {}).get(kwarg)
+    if raw is None:
+        if request.method in SAFE_METHODS:
+            return
+        raise forbidden("key_scope_forbidden", "this API key may only touch its clusters")
+    cluster_id = parse_uuid(raw, code=getattr(view, "invalid_id_code", "invalid_id"), what=kwarg)
+    if cluster_id not in scope.cluster_ids:
+        raise not_found(getattr(view, "not_found_code", "not_found"), "cluster not found")
+
+
 class HasOrgPermission(BasePermission):
     """Allows the request if its principal's role in the resolved organization holds the
-    permission the action needs. Resolving the organization (and refusing a non-member) is the
-    tenancy layer's job; this class only reads the result."""
+    permission the action needs, and the key's cluster scope (if any) covers the route.
+    Resolving the organization (and refusing a non-member) is the tenancy layer's job; this
+    class only reads the result."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         tenant = get_tenant(request)
         if not role_allows(tenant.role, required_permission(view, request)):
             raise forbidden("forbidden", "your role in this organization does not allow this")
+        key_scope_check(request, view)
         return True
 
 
@@ -93,4 +127,5 @@ class IsPlatformAdmin(BasePermission):
             raise forbidden("forbidden", "platform admin required")
         if not getattr(user, "is_admin", False) or getattr(user, "is_disabled", False):
             raise forbidden("forbidden", "platform admin required")
+        key_scope_check(request, view)
         return True

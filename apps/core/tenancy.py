@@ -11,6 +11,7 @@ Principals:
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.api.errors import bad_request
+from apps.core.validators import unmapped_ip
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -28,11 +30,75 @@ ORG_HEADER = "X-Org-ID"
 
 
 @dataclass(frozen=True)
+class KeyScope:
+    """What a scoped API key is limited to (docs/identity.md, "Scoped keys"). Fixed when the key
+    is made; a key without scopes has none (`None` wherever a scope is expected)."""
+
+    read_only: bool = False
+    # Client networks the key may be used from; empty: any.
+    cidrs: tuple[str, ...] = ()
+    # Clusters the key may touch; None: not limited to clusters.
+    cluster_ids: frozenset[uuid.UUID] | None = None
+
+    @property
+    def limited_to_clusters(self) -> bool:
+        return self.cluster_ids is not None
+
+    def allows_address(self, address: str) -> bool:
+        """Whether a request from `address` (the client IP as ClientIPMiddleware found it) may
+        use the key. An address that does not parse is outside every network."""
+        if not self.cidrs:
+            return True
+        try:
+            # `::ffff:10.1.2.3` is the IPv4 client it names (a dual-stack listener's view).
+            ip = unmapped_ip(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in self.cidrs)
+
+    def to_entry(self) -> dict[str, Any]:
+        """A JSON-able form, for the authentication caches (apps.accounts.apikeys)."""
+        return {
+            "read_only": self.read_only,
+            "cidrs": list(self.cidrs),
+            "cluster_ids": (
+                None if self.cluster_ids is None else sorted(str(c) for c in self.cluster_ids)
+            ),
+        }
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any] | None) -> KeyScope | None:
+        """The scope `to_entry` wrote; None when the key has no scope at all."""
+        if not entry:
+            return None
+        ids = entry.get("cluster_ids")
+        scope = cls(
+            read_only=bool(entry.get("read_only")),
+            cidrs=tuple(entry.get("cidrs") or ()),
+            cluster_ids=None if ids is None else frozenset(uuid.UUID(i) for i in ids),
+        )
+        return None if scope == cls() else scope
+
+
+@dataclass(frozen=True)
 class OrgKeyPrincipal:
     """`request.auth` for a request authenticated with an org key/secret pair."""
 
     organization_id: uuid.UUID
     key_id: uuid.UUID
+    scope: KeyScope | None = None
+
+
+def request_key_scope(request: Any) -> KeyScope | None:
+    """The scope of the API key this request authenticated with; None for a key without
+    scopes, a JWT, a browser session or no credential. A user key's `request.auth` is its
+    verified cache entry (`key_id`, `scope`, ...), a JWT's its claims (with `sub`)."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, OrgKeyPrincipal):
+        return auth.scope
+    if isinstance(auth, dict) and "sub" not in auth:
+        return KeyScope.from_entry(auth.get("scope"))
+    return None
 
 
 class MachineUser:

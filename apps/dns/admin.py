@@ -18,6 +18,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.console.pages import ObjectPageMixin, domain_page
 from apps.core.permissions import Perm
 from apps.dns import services
 from apps.dns.models import DNSPlan, DNSSettings, Domain, RecordSet
@@ -54,7 +55,7 @@ class RecordSetInline(OrgScopedInline):
 
 
 @admin.register(Domain)
-class DomainAdmin(OrgScopedAdmin):
+class DomainAdmin(ObjectPageMixin, OrgScopedAdmin):
     list_display = ("domain_name", "organization", "zone_id", "status", "last_error", "created_at")
     list_filter = ("status", ORG_FILTER)
     search_fields = ("domain_name", "zone_id")
@@ -74,6 +75,10 @@ class DomainAdmin(OrgScopedAdmin):
     api_rules = APIRules(create=DomainCreateSerializer, update=DomainUpdateSerializer)
     inlines = [RecordSetInline]
     actions = ["reconcile_now", "show_plan"]
+    change_form_template = "admin/dns/domain/change_form.html"
+
+    def object_page(self, request: HttpRequest, obj: Domain) -> dict[str, Any]:
+        return domain_page(obj)
 
     def save_model(self, request: HttpRequest, obj: Domain, form: Any, change: bool) -> None:
         data = form.cleaned_data

@@ -10,8 +10,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
+from apps.console.pages import ObjectPageMixin, PageAction, job_url, server_page
 from apps.core.permissions import Perm
 from apps.core.tenancy import Tenant
 from apps.infrastructure import bootstrap, registry, services
@@ -30,6 +35,7 @@ from apps.orgs.console_base import (
     ConsoleModelForm,
     OrgScopedAdmin,
     adopt,
+    can,
     console_roles,
     is_platform_admin,
     secret_state,
@@ -172,7 +178,7 @@ SERVER_FIELDS = [
 
 
 @admin.register(Server)
-class ServerAdmin(OrgScopedAdmin):
+class ServerAdmin(ObjectPageMixin, OrgScopedAdmin):
     list_display = [
         "hostname",
         "organization",
@@ -241,15 +247,61 @@ class ServerAdmin(OrgScopedAdmin):
     @admin.action(description="Bootstrap the selected bastions now")
     def bootstrap_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         for server in self.each_allowed(request, queryset, Perm.WRITE):
-            if server.role != Server.Role.BASTION:
-                self.message_user(request, f"{server}: not a bastion", messages.ERROR)
-                continue
-            job = bootstrap.bastion_bootstrap_start(server=server)
-            if job is None:
-                self.message_user(request, f"{server}: a bootstrap is already running")
-                continue
-            self.log_change(request, server, f"Started a bastion bootstrap (job {job.pk})")
-            self.message_user(request, f"{server}: bootstrap queued (job {job.pk})")
+            self._bootstrap(request, server)
+
+    def _bootstrap(self, request: HttpRequest, server: Server) -> None:
+        """Queue a bastion bootstrap through the bootstrap service, which also moves the server
+        to `provisioning` and clears the error of the last attempt."""
+        if server.role != Server.Role.BASTION:
+            self.message_user(request, f"{server}: not a bastion", messages.ERROR)
+            return
+        job = bootstrap.bastion_bootstrap_start(server=server)
+        if job is None:
+            self.message_user(request, f"{server}: a bootstrap is already running")
+            return
+        self.log_change(request, server, f"Started a bastion bootstrap (job {job.pk})")
+        self.message_user(
+            request,
+            format_html(
+                '{}: bootstrap queued (job {}). <a href="{}" id="follow-bootstrap">Follow its '
+                "log</a>",
+                server,
+                job.pk,
+                job_url(job.pk),
+            ),
+        )
+
+    # The server's page: its bootstrap runs, the pools and clusters it belongs to, and
+    # "Bootstrap again" for a bastion (the list action's service and role check).
+
+    change_form_template = "admin/infrastructure/server/change_form.html"
+
+    def object_page(self, request: HttpRequest, obj: Server) -> dict[str, Any]:
+        return server_page(obj)
+
+    def page_actions(self, request: HttpRequest, obj: Server) -> list[PageAction]:
+        if obj.role != Server.Role.BASTION or not can(request, Perm.WRITE, obj.organization_id):
+            return []
+        url = reverse("admin:infrastructure_server_bootstrap", args=[obj.pk])
+        label = "Bootstrap again" if obj.status != Server.Status.PENDING else "Bootstrap now"
+        return [PageAction(label, url, "bootstrap-again", default=True)]
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<uuid:object_id>/bootstrap/",
+                self.admin_site.admin_view(require_POST(self.bootstrap_view)),
+                name="infrastructure_server_bootstrap",
+            ),
+            *super().get_urls(),
+        ]
+
+    def bootstrap_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
+        # Another organization's server is "not found", as everywhere in the console.
+        server = get_object_or_404(self.get_queryset(request), pk=object_id)
+        self.require(request, Perm.WRITE, server)
+        self._bootstrap(request, server)
+        return HttpResponseRedirect(reverse("admin:infrastructure_server_change", args=[server.pk]))
 
     @admin.action(description="Reset the pinned SSH host key")
     def reset_host_key(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.audit.signals import audit_row_updated
 from apps.core.validators import check_server_for_ssh, unmapped_ip
 from apps.infrastructure import ssh_errors
 from apps.infrastructure.clients import CommandStopped, ServerSSHClient
@@ -86,6 +88,16 @@ def bootstrap_toggles(server: Server) -> tuple[dict[str, Any], bool]:
     return toggles, True
 
 
+def _update_audited(rows: QuerySet[Server], **values: Any) -> None:
+    """A conditional update of one server's status, with the audit entry a save would write
+    (status and error before and after), so its history shows what bootstraps did to it."""
+    before = rows.first()
+    if before is None:
+        return
+    if rows.update(**values, updated_at=timezone.now()):
+        audit_row_updated(before, Server.objects.get(pk=before.pk))
+
+
 def bastion_bootstrap_start(*, server: Server) -> JobRun | None:
     """Move a bastion to `provisioning` and queue its bootstrap (in the caller's transaction).
     None when a bootstrap of it is already active."""
@@ -97,8 +109,10 @@ def bastion_bootstrap_start(*, server: Server) -> JobRun | None:
                 subject_type=JobRun.SubjectType.SERVER,
                 subject_id=server.pk,
             )
-            Server.objects.filter(pk=server.pk).update(
-                status=Server.Status.PROVISIONING, last_error="", updated_at=timezone.now()
+            _update_audited(
+                Server.objects.filter(pk=server.pk),
+                status=Server.Status.PROVISIONING,
+                last_error="",
             )
     except jobs.JobActive:
         return None
@@ -232,9 +246,13 @@ def bootstrap_bastion(ctx: JobContext) -> dict[str, Any]:
         unregister()
         client.close()
     # A retried job (POST /admin/archer/jobs/{id}/retry) finds its server `failed`.
-    Server.objects.filter(
-        pk=server.pk, status__in=[Server.Status.PROVISIONING, Server.Status.FAILED]
-    ).update(status=Server.Status.READY, last_error="", updated_at=timezone.now())
+    _update_audited(
+        Server.objects.filter(
+            pk=server.pk, status__in=[Server.Status.PROVISIONING, Server.Status.FAILED]
+        ),
+        status=Server.Status.READY,
+        last_error="",
+    )
     ctx.log.system("bastion ready")
     return {"server_id": str(server.pk), "status": "ready"}
 
@@ -244,9 +262,13 @@ def bootstrap_failed(job: JobRun, status: str, error: str) -> None:
     sets it back to `pending`, or uses "bootstrap now", to try again)."""
     if job.subject_id is None:  # every bootstrap job names its server
         return
-    Server.objects.filter(
-        pk=job.subject_id, status__in=[Server.Status.PROVISIONING, Server.Status.PENDING]
-    ).update(status=Server.Status.FAILED, last_error=error[:2000], updated_at=timezone.now())
+    _update_audited(
+        Server.objects.filter(
+            pk=job.subject_id, status__in=[Server.Status.PROVISIONING, Server.Status.PENDING]
+        ),
+        status=Server.Status.FAILED,
+        last_error=error[:2000],
+    )
 
 
 def bastion_sweep_job(ctx: JobContext) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from apps.core import metrics
 from apps.core.validators import validate_target_ip
 from apps.infrastructure.host_keys import server_pin_host_key
 from apps.infrastructure.models import Server, SSHKey
+from autoglue import tracing
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -109,6 +110,13 @@ def open_checked_socket(host: str, port: int, timeout: float) -> socket.socket:
     raise error
 
 
+def _record_exit(span: Any, status: int) -> None:
+    """The exit status on a command's span (never the command: its text is ours, but its
+    arguments name customers' objects)."""
+    if span is not None:
+        span.set_attribute("ssh.exit_status", status)
+
+
 def _known_host_name(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
@@ -180,6 +188,39 @@ def _connect_outcome(exc: BaseException) -> str:
     return "error"
 
 
+class _TracedTransport(paramiko.Transport):
+    """paramiko's transport, marking the steps of a connection as spans when tracing is on: the
+    handshake, the host key check (from paramiko's reading of the offered key, just before its
+    check, to the start of authentication, which only a key that passed reaches; a first-use
+    pin is written inside it) and the authentication."""
+
+    host_key_span: Any = None
+
+    def start_client(
+        self, event: threading.Event | None = None, timeout: float | None = None
+    ) -> None:
+        with tracing.span("ssh.handshake"):
+            super().start_client(event=event, timeout=timeout)
+
+    def get_remote_server_key(self) -> paramiko.PKey:
+        key = super().get_remote_server_key()
+        if self.host_key_span is None:
+            self.host_key_span = tracing.start_span(
+                "ssh.host_key", **{"ssh.host_key.algorithm": key.get_name()}
+            )
+        return key
+
+    def end_host_key_span(self, error: BaseException | None = None) -> None:
+        span, self.host_key_span = self.host_key_span, False
+        if span:
+            tracing.end_span(span, error)
+
+    def auth_publickey(self, username: str, key: paramiko.PKey, event: Any = None) -> list[str]:
+        self.end_host_key_span()
+        with tracing.span("ssh.auth"):
+            return super().auth_publickey(username, key, event)
+
+
 class ServerSSHClient:
     """One SSH session to a server as its `ssh_user` with its org's key, on its `ssh_port`."""
 
@@ -200,15 +241,26 @@ class ServerSSHClient:
         self._client: paramiko.SSHClient | None = None
 
     def connect(self) -> ServerSSHClient:
-        try:
-            self._connect()
-        except Exception as exc:
-            metrics.ssh_connections.labels(_connect_outcome(exc)).inc()
-            raise
-        metrics.ssh_connections.labels("ok").inc()
-        return self
+        """Open the session (TCP, handshake, host key check, authentication); counted by
+        outcome (apps.core.metrics)."""
+        attributes = {"server.address": self.host, "server.port": self.port}
+        with tracing.span("ssh.connect", **attributes):
+            transport: list[_TracedTransport] = []
+            try:
+                connected = self._connect(transport)
+            except BaseException as exc:
+                for traced in transport:
+                    traced.end_host_key_span(exc)
+                metrics.ssh_connections.labels(_connect_outcome(exc)).inc()
+                raise
+            metrics.ssh_connections.labels("ok").inc()
+            return connected
 
-    def _connect(self) -> None:
+    def _connect(self, traced: list[_TracedTransport]) -> ServerSSHClient:
+        def traced_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
+            traced.append(_TracedTransport(sock, **kwargs))
+            return traced[-1]
+
         client = paramiko.SSHClient()
         if self.server.ssh_host_key:
             pinned = paramiko.PKey.from_type_string(
@@ -240,6 +292,7 @@ class ServerSSHClient:
                 auth_timeout=self.timeout,
                 allow_agent=False,
                 look_for_keys=False,
+                transport_factory=traced_transport if tracing.enabled() else None,
             )
         except paramiko.BadHostKeyException as exc:
             client.close()
@@ -254,16 +307,20 @@ class ServerSSHClient:
             sock.close()
             raise
         self._client = client
+        return self
 
     def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
         """Run a command and wait for it; output decoded as UTF-8 (invalid bytes replaced)."""
         if self._client is None:
             raise RuntimeError("not connected")
-        _, stdout, stderr = self._client.exec_command(command, timeout=timeout or self.timeout)
-        # A command that outlives the timeout raises TimeoutError (socket.timeout) from read().
-        out = stdout.read().decode("utf-8", "replace")
-        err = stderr.read().decode("utf-8", "replace")
-        return CommandResult(stdout.channel.recv_exit_status(), out, err)
+        with tracing.span("ssh.command") as span:
+            _, stdout, stderr = self._client.exec_command(command, timeout=timeout or self.timeout)
+            # A command that outlives the timeout raises TimeoutError (socket.timeout) from read().
+            out = stdout.read().decode("utf-8", "replace")
+            err = stderr.read().decode("utf-8", "replace")
+            result = CommandResult(stdout.channel.recv_exit_status(), out, err)
+            _record_exit(span, result.exit_status)
+            return result
 
     def stream(
         self,
@@ -284,23 +341,27 @@ class ServerSSHClient:
         transport = self._client.get_transport()
         if transport is None:
             raise RuntimeError("not connected")
-        channel = transport.open_session(timeout=self.timeout)
-        pump = _OutputPump(channel, on_output)
-        try:
-            channel.exec_command(command)
-            if stdin is not None:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-            while not pump.finished():
-                if (stop is not None and stop.is_set()) or (
-                    deadline is not None and time.monotonic() > deadline
-                ):
-                    raise CommandStopped("stopped")
-                pump.read(wait=0.2)
-            pump.drain()
-            return channel.recv_exit_status()
-        finally:
-            channel.close()
+        with tracing.span("ssh.command") as span:
+            channel = transport.open_session(timeout=self.timeout)
+            pump = _OutputPump(channel, on_output)
+            try:
+                channel.exec_command(command)
+                if stdin is not None:
+                    with tracing.span("ssh.upload", **{"ssh.upload.bytes": len(stdin)}):
+                        channel.sendall(stdin)
+                channel.shutdown_write()
+                while not pump.finished():
+                    if (stop is not None and stop.is_set()) or (
+                        deadline is not None and time.monotonic() > deadline
+                    ):
+                        raise CommandStopped("stopped")
+                    pump.read(wait=0.2)
+                pump.drain()
+                status = channel.recv_exit_status()
+                _record_exit(span, status)
+                return status
+            finally:
+                channel.close()
 
     def host_key_fingerprint(self) -> str:
         transport = self._client.get_transport() if self._client else None

@@ -10,18 +10,20 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.response import HttpResponseBase
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from apps.console.pages import subject_url
 from apps.core.permissions import Perm
 from apps.jobs import registry, services
 from apps.jobs.models import JobRun
-from apps.jobs.selectors import LogScope
+from apps.jobs.selectors import LogScope, job_transcript_text
 from apps.jobs.stream import sse_response
+from apps.jobs.subjects import runs_of_subjects_named, with_subject_names
 from apps.orgs.console_base import OrgScopedAdmin, can, is_platform_admin
 from apps.orgs.tenancy import principal_still_allowed
 
@@ -50,12 +52,8 @@ def _duration(job: JobRun) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
 
 
-# The console page of each kind of subject (app_model), linked from a run.
-_SUBJECT_PAGES: dict[str, str] = {
-    JobRun.SubjectType.SERVER: "infrastructure_server",
-    JobRun.SubjectType.CLUSTER_RUN: "clusters_clusterrun",
-    JobRun.SubjectType.DOMAIN: "dns_domain",
-}
+def _iso(moment: Any) -> str:
+    return moment.isoformat().replace("+00:00", "Z") if moment else ""
 
 
 @admin.register(JobRun)
@@ -77,7 +75,10 @@ class JobRunAdmin(OrgScopedAdmin):
     list_filter = ["status", KindFilter, "subject_type", "queue"]
     list_select_related = ["organization"]
     search_fields = ["kind", "error"]
-    search_help_text = "Kind or error text, or a run's or subject's id."
+    search_help_text = (
+        "Kind or error text, a subject's name (hostname, cluster, domain), or a run's or "
+        "subject's id."
+    )
     date_hierarchy = "queued_at"
     actions = ["retry_selected", "cancel_selected"]
     change_form_template = "admin/jobs/jobrun/change_form.html"
@@ -86,6 +87,7 @@ class JobRunAdmin(OrgScopedAdmin):
         "kind",
         "status",
         "organization",
+        "subject",
         "subject_type",
         "subject_id",
         "queue",
@@ -108,13 +110,10 @@ class JobRunAdmin(OrgScopedAdmin):
     def subject(self, job: JobRun) -> str:
         if not job.subject_id:
             return "—"
-        label = f"{job.subject_type} {job.subject_id}"
-        target = _SUBJECT_PAGES.get(job.subject_type)
-        try:
-            url = reverse(f"admin:{target}_change", args=[job.subject_id]) if target else ""
-        except NoReverseMatch:
-            url = ""
-        # The subject's own page applies its own access rules.
+        # `subject_name` comes from the list's own query (get_queryset): no query per row.
+        name = getattr(job, "subject_name", "") or ""
+        label = f"{job.subject_type} {name}" if name else f"{job.subject_type} {job.subject_id}"
+        url = subject_url(job)
         return format_html('<a href="{}">{}</a>', url, label) if url else label
 
     @admin.display(description="duration")
@@ -125,6 +124,9 @@ class JobRunAdmin(OrgScopedAdmin):
     def short_error(self, job: JobRun) -> str:
         return job.error[:80]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return with_subject_names(super().get_queryset(request))
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
@@ -132,7 +134,10 @@ class JobRunAdmin(OrgScopedAdmin):
         try:
             value = uuid.UUID(term)
         except ValueError:
-            return super().get_search_results(request, queryset, search_term)
+            found, duplicates = super().get_search_results(request, queryset, search_term)
+            if not term:
+                return found, duplicates
+            return found | runs_of_subjects_named(queryset, term), duplicates
         return queryset.filter(pk=value) | queryset.filter(subject_id=value), False
 
     # Runs are written by services only; operators retry or cancel them.
@@ -181,6 +186,16 @@ class JobRunAdmin(OrgScopedAdmin):
                 view(self.log_stream_view),
                 name="jobs_jobrun_log_stream",
             ),
+            path(
+                "<uuid:job_id>/log/download/",
+                view(self.log_download_view),
+                name="jobs_jobrun_log_download",
+            ),
+            path(
+                "<uuid:job_id>/status/",
+                view(self.status_view),
+                name="jobs_jobrun_status",
+            ),
             *(
                 path(
                     f"<uuid:job_id>/{verb}/",
@@ -207,12 +222,47 @@ class JobRunAdmin(OrgScopedAdmin):
             self.message_user(request, f"{verb.capitalize()} requested.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:jobs_jobrun_change", args=[job.pk]))
 
-    def log_stream_view(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponseBase:
-        """The run's own lines as Server-Sent Events: backlog, live lines, then `end`. Only for
-        roles that may read job logs (docs/console-permissions.md), as on the API."""
+    def _readable_log(self, request: HttpRequest, job_id: uuid.UUID) -> JobRun:
+        """The run, if the user may read its log (docs/console-permissions.md), as on the API."""
         job = self._visible_job(request, job_id)
         if not can(request, Perm.READ_LOGS, job.organization_id):
             raise PermissionDenied("your role in this organization does not allow reading logs")
+        return job
+
+    def log_download_view(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+        """The run's log as a text file: each line with its time, offset and stream."""
+        job = self._readable_log(request, job_id)
+        response = HttpResponse(job_transcript_text(job=job), content_type="text/plain")
+        name = f"{job.kind}-{job.pk}.log"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        # A transcript may hold what only some roles may read: never kept by a cache.
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def status_view(self, request: HttpRequest, job_id: uuid.UUID) -> JsonResponse:
+        """What the run's page shows in its header, for the page to follow the run to its end
+        without a reload: status, times, error and which buttons apply now."""
+        job = self._visible_job(request, job_id)
+        active = job.status in JobRun.ACTIVE_STATUSES
+        return JsonResponse(
+            {
+                "status": job.status,
+                "active": active,
+                "started_at": _iso(job.started_at),
+                "finished_at": _iso(job.finished_at),
+                "duration": _duration(job),
+                "error": job.error,
+                "can_cancel": active and self.has_operate_permission(request),
+                "can_retry": job.status in (JobRun.Status.FAILED, JobRun.Status.CANCELED)
+                and self.has_operate_permission(request),
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    def log_stream_view(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponseBase:
+        """The run's own lines as Server-Sent Events: backlog, live lines, then `end`. Only for
+        roles that may read job logs (docs/console-permissions.md), as on the API."""
+        job = self._readable_log(request, job_id)
         after = request.GET.get("after", "")
         cursor = int(after) if re.fullmatch(r"[0-9]{1,18}", after) else 0
 
@@ -254,6 +304,15 @@ class JobRunAdmin(OrgScopedAdmin):
                 log_stream_url=(
                     reverse("admin:jobs_jobrun_log_stream", args=[job.pk]) if may_read_log else ""
                 ),
+                log_download_url=(
+                    reverse("admin:jobs_jobrun_log_download", args=[job.pk]) if may_read_log else ""
+                ),
+                status_url=reverse("admin:jobs_jobrun_status", args=[job.pk]),
+                job=job,
+                job_duration=_duration(job),
+                subject_link=self.subject(job),
+                job_started_at=_iso(job.started_at),
+                job_finished_at=_iso(job.finished_at),
                 can_operate=self.has_operate_permission(request),
                 can_retry=job.status in (JobRun.Status.FAILED, JobRun.Status.CANCELED),
                 can_cancel=job.status in JobRun.ACTIVE_STATUSES,

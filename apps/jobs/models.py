@@ -68,6 +68,10 @@ class JobRun(models.Model):
     celery_task_id = models.CharField(max_length=255, blank=True, default="")
     worker = models.CharField(max_length=255, blank=True, default="")
     result = models.JSONField(default=dict, blank=True)
+    # The W3C traceparent of the request that queued (or retried) the run, so the run's trace
+    # continues it whichever delivery claims the row: the first message, a reaper's resend or a
+    # retry ("" with tracing off). Ids only, like the payload.
+    trace_parent = models.CharField(max_length=64, blank=True, default="", db_default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -25,6 +25,7 @@ from apps.jobs import registry
 from apps.jobs.context import JobCanceled, JobContext, JobFailed
 from apps.jobs.models import JobRun
 from apps.jobs.services import job_claim, job_finish, job_heartbeat
+from autoglue import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +70,22 @@ def job_execute(*, job_id: str, task_id: str = "", worker: str = "") -> str:
     job = job_claim(job_id=job_id, task_id=task_id, worker=worker)
     if job is None:
         return "skipped"
-    # Audit entries written while the job runs name it as their actor.
-    with job_actor(job):
-        return _job_run(job)
+    attributes = {
+        "autoglue.job.id": str(job.pk),
+        "autoglue.job.queue": job.queue,
+        "autoglue.job.attempt": job.attempts,
+    }
+    # Audit entries written while the job runs name it as their actor; its span continues the
+    # trace of the request that queued it.
+    with (
+        job_actor(job),
+        tracing.job_span(
+            kind=job.kind, traceparent=job.trace_parent, attributes=attributes
+        ) as span,
+    ):
+        status = _job_run(job)
+        tracing.job_span_outcome(span, status)
+        return status
 
 
 def _job_run(job: JobRun) -> str:

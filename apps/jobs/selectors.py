@@ -109,3 +109,17 @@ def oldest_waiting_by_queue() -> dict[str, datetime]:
 def schedule_successes() -> dict[str, datetime]:
     """When each periodic schedule last finished successfully."""
     return dict(ScheduleSuccess.objects.values_list("name", "succeeded_at"))
+
+
+def job_transcript_text(*, job: JobRun) -> str:
+    """The run's whole log as plain text, one line per output line: its time (UTC), its offset
+    from the run's start and its stream. The lines were redacted when they were written
+    (apps.jobs.logs), so nothing here sees a secret."""
+    start = job.started_at or job.queued_at
+    lines = []
+    for row in JobLog.objects.filter(job_id=job.pk).order_by("id").iterator(chunk_size=500):
+        stamp = row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        offset = max((row.created_at - start).total_seconds(), 0.0) if start else 0.0
+        for text in row.chunk.rstrip("\n").split("\n"):
+            lines.append(f"{stamp} +{offset:.1f}s [{row.stream}] {text}")
+    return "\n".join(lines) + ("\n" if lines else "")

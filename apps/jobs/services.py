@@ -23,6 +23,10 @@ from apps.audit import services as audit
 from apps.jobs import broker, bus, registry
 from apps.jobs.logs import one_line
 from apps.jobs.models import JobLog, JobRun, ScheduleSuccess
+from autoglue import tracing
+
+# JobRun.Meta's unique constraint on (kind, subject) among active runs.
+ACTIVE_SUBJECT_CONSTRAINT = "jobs_jobrun_unique_active_subject"
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +112,11 @@ def job_enqueue(
                 subject_id=subject_id,
                 payload=payload or {},
                 max_attempts=spec.max_attempts,
+                trace_parent=tracing.current_traceparent(),
             )
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not _is_active_subject_conflict(exc):
+            raise
         active = JobRun.objects.filter(
             kind=kind,
             subject_type=subject_type,
@@ -119,6 +126,13 @@ def job_enqueue(
         raise JobActive(active) from None
     _send_on_commit(job, run_at)
     return job
+
+
+def _is_active_subject_conflict(error: IntegrityError) -> bool:
+    """True when `error` is the "one active run of a kind per subject" constraint; any other
+    integrity error (a missing column default, a foreign key) is a fault, not a 409."""
+    diag = getattr(error.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == ACTIVE_SUBJECT_CONSTRAINT
 
 
 def job_claim(*, job_id: uuid.UUID | str, task_id: str = "", worker: str = "") -> JobRun | None:
@@ -267,8 +281,11 @@ def job_retry(*, job: JobRun) -> JobRun:
                 max_attempts=locked.attempts + spec.max_attempts,
                 queued_at=timezone.now(),
                 updated_at=timezone.now(),
+                trace_parent=tracing.current_traceparent(),
             )
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not _is_active_subject_conflict(exc):
+            raise
         raise JobStateError("another run of this kind is active for the same subject") from None
     locked.refresh_from_db()
     _send_on_commit(locked)

@@ -22,6 +22,7 @@ SCHEDULE_INTERVALS: dict[str, tuple[str, str]] = {
     "bastion-sweep": ("BASTION_SWEEP_INTERVAL_SECONDS", "seconds"),
     "jobs-reap": ("JOB_REAP_INTERVAL_SECONDS", "seconds"),
     "dns-reconcile": ("DNS_RECONCILE_INTERVAL_SECONDS", "seconds"),
+    "groupsync-sync": ("GROUP_SYNC_INTERVAL_MINUTES", "minutes"),
     "maintenance-backup": ("BACKUP_INTERVAL_HOURS", "hours"),
     "maintenance-api-key-sweep": ("MAINTENANCE_SWEEP_INTERVAL_MINUTES", "minutes"),
     "maintenance-refresh-token-purge": ("MAINTENANCE_SWEEP_INTERVAL_MINUTES", "minutes"),

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
@@ -401,6 +401,13 @@ def _edited_object_org(request: HttpRequest) -> Any:
     return getattr(obj, "organization_id", None)
 
 
+# --- history --------------------------------------------------------------------------------
+
+# The audit log's entries about an object, newest first, for its history page: told by the
+# console app (apps.console.apps), which may read the audit log; this layer may not import it.
+HISTORY_SOURCE: list[Callable[[models.Model], list[Any]]] = []
+
+
 # --- the base admin ----------------------------------------------------------------------------
 
 
@@ -517,6 +524,17 @@ class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):
                 raise
             request._console_refusal = exc  # type: ignore[attr-defined]
             return super().changeform_view(request, object_id, form_url, extra_context)
+
+    object_history_template = "admin/console/object_history.html"
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None):
+        """Django's history page (its own scoping and permission check), with the audit log's
+        entries for the object: who changed which field from what to what, jobs included."""
+        context = dict(extra_context or {})
+        obj = self.get_object(request, object_id)
+        if obj is not None and self.has_view_permission(request, obj) and HISTORY_SOURCE:
+            context["audit_entries"] = HISTORY_SOURCE[0](obj)
+        return super().history_view(request, object_id, context)
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None):
         try:

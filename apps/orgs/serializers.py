@@ -5,7 +5,10 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.accounts.models import APIKey
-from apps.accounts.serializers import OrganizationSerializer  # noqa: F401 (re-exported)
+from apps.accounts.serializers import (
+    KeyScopeFieldsMixin,
+    OrganizationSerializer,  # noqa: F401 (re-exported)
+)
 from apps.core.api.serializers import GoShapeMixin
 from apps.orgs.models import Membership
 
@@ -56,7 +59,7 @@ class MemberUpsertSerializer(serializers.Serializer):
         return value
 
 
-class OrgAPIKeySerializer(GoShapeMixin, serializers.ModelSerializer):
+class OrgAPIKeySerializer(GoShapeMixin, KeyScopeFieldsMixin, serializers.ModelSerializer):
     """models.APIKey (no secret material: only the hash exists, and it is never shown). Unset
     optional fields are omitted, as the original model's `omitempty` pointers."""
 
@@ -84,6 +87,7 @@ class OrgAPIKeySerializer(GoShapeMixin, serializers.ModelSerializer):
             "last_used_at",
             "created_at",
             "updated_at",
+            *KeyScopeFieldsMixin.SCOPE_FIELDS,
         ]
         read_only_fields = fields
 
@@ -98,3 +102,7 @@ class OrgKeyCreatedSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False)  # omitted while unset
     org_key = serializers.CharField()
     org_secret = serializers.CharField()
+    # The key's scopes, beyond the contract.
+    read_only = serializers.BooleanField()  # type: ignore[assignment]  # as CreateKeySerializer
+    allowed_cidrs = serializers.ListField(child=serializers.CharField())
+    cluster_ids = serializers.ListField(child=serializers.UUIDField())

@@ -18,7 +18,7 @@ from apps.core.api.errors import not_found
 from apps.core.api.pagination import list_response
 from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.permissions import Perm
-from apps.core.tenancy import parse_uuid
+from apps.core.tenancy import parse_uuid, request_key_scope
 from apps.orgs import services
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import HasOrgPathPermission, OrgAccess
@@ -187,7 +187,8 @@ class OrgAPIKeysView(OrgPathView):
         serializer = CreateKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         created = account_services.api_key_create_for_org(
-            organization=self.org, **serializer.validated_data
+            organization=self.org,
+            **serializer.create_kwargs(creator=request_key_scope(request)),
         )
         key = created.key
         body = {
@@ -197,6 +198,9 @@ class OrgAPIKeysView(OrgPathView):
             "created_at": key.created_at,
             "org_key": created.plain,
             "org_secret": created.secret,
+            "read_only": key.read_only,
+            "allowed_cidrs": key.allowed_cidrs,
+            "cluster_ids": key.allowed_cluster_ids,
         }
         if key.expires_at is not None:  # omitted while unset, as in the original
             body["expires_at"] = key.expires_at

@@ -164,15 +164,18 @@ def test_the_log_viewer_follows_a_running_job_and_shows_it_finished(page, platfo
     writer.flush(final=True)
     jobs.job_finish(job=job, status=JobRun.Status.SUCCEEDED)
     expect(page.locator("#job-log-state")).to_have_text("finished")
-    expect(page.locator("#job-log-reload")).to_be_visible()
+    # The header follows the run to its end without a reload: no "running", no Cancel.
+    expect(page.locator("#job-status")).to_have_text("Succeeded")
+    expect(page.locator("#job-title")).to_contain_text("(succeeded)")
+    expect(page.locator("#job-cancel")).to_be_hidden()
     page.shots("finished-live")
     # A finished run, opened afterwards, shows its whole transcript.
-    page.locator("#job-log-reload").click()
+    page.reload()
     expect(page.locator("#job-log-state")).to_have_text("finished")
-    expect(page.locator("#job-log-reload")).to_be_hidden()
     expect(page.locator(".field-status .readonly")).to_have_text("Succeeded")
     expect(log).to_contain_text("connecting to 127.0.0.1")
     expect(log).to_contain_text("job succeeded in 1.0 s")
-    assert log.locator("span").count() == 4
+    # One row per output line (the second write flushed two lines in one chunk).
+    assert log.locator(".log-line").count() == 5
     page.shots("finished-reopened")
     assert page.csp_violations == []

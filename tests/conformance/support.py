@@ -35,6 +35,7 @@ from apps.clusters.tests.factories import (
     TaintFactory,
 )
 from apps.dns.tests.factories import DomainFactory, RecordSetFactory
+from apps.groupsync.tests.factories import GroupRoleMappingFactory
 from apps.infrastructure import registry
 from apps.infrastructure.tests.factories import (
     CredentialFactory,
@@ -136,6 +137,7 @@ def seed_objects(world: World, method: str, path: str) -> dict[str, str]:
         "members": teammate.pk,
         "auth": "google",
         "metadata": metadata.pk,
+        "group-mappings": GroupRoleMappingFactory(organization=org).pk,
     }
     if "api-keys" in path:  # an argon2 hash each: only where a path names a key
         ids["me/api-keys"] = account_services.api_key_create_for_user(user=user, name="k").key.pk
@@ -207,6 +209,9 @@ VALID_BODIES: dict[str, Any] = {
         "values": ["203.0.113.7"],
     },
     "PATCH /dns/records/{id}": {"ttl": 600},
+    "POST /group-mappings": {"group_email": "conformance@acme.example", "role": "member"},
+    "PATCH /group-mappings/{id}": {"role": "viewer"},
+    "PATCH /group-sync": {"mode": "authoritative"},
     "POST /labels": {"key": "example.com/tier", "value": "web"},
     "PATCH /labels/{id}": {"value": "db"},
     "POST /load-balancers": {

@@ -128,3 +128,54 @@ def test_a_person_added_in_the_console_has_a_normalised_address_and_no_password(
     assert response.status_code == 302
     user = User.objects.get(primary_email="new.person@acme.example")
     assert not user.has_usable_password() and not user.is_admin
+
+
+def test_minting_a_scoped_org_key_in_the_console_fixes_its_scopes_and_lists_them(org):
+    from apps.clusters.tests.factories import ClusterFactory
+
+    cluster = ClusterFactory(organization=org, name="prod")
+    owner = console_for(staff_of(org, "owner"))
+
+    minted = owner.post(
+        "/admin/accounts/apikey/mint/",
+        {
+            "organization": str(org.pk),
+            "name": "ci",
+            "read_only": "on",
+            "networks": "10.0.0.0/8, 192.0.2.7/32",
+            "clusters": [str(cluster.pk)],
+        },
+    )
+
+    assert minted.status_code == 200, minted.context["form"].errors
+    key = APIKey.objects.get(name="ci")
+    assert key.read_only and key.allowed_cidrs == ["10.0.0.0/8", "192.0.2.7/32"]
+    assert key.allowed_cluster_ids == [str(cluster.pk)]
+    listed = owner.get("/admin/accounts/apikey/").content.decode()
+    assert "read-only; from 10.0.0.0/8, 192.0.2.7/32; 1 cluster" in listed
+
+
+def test_a_console_mint_with_a_bad_network_is_refused_on_the_form(org):
+    owner = console_for(staff_of(org, "owner"))
+
+    response = owner.post(
+        "/admin/accounts/apikey/mint/", {"organization": str(org.pk), "networks": "lan"}
+    )
+
+    assert "allowed_cidrs" in str(response.context["form"].errors)
+    assert not APIKey.objects.exists()
+
+
+def test_a_console_mint_cannot_name_another_organizations_cluster(org, other_org):
+    from apps.clusters.tests.factories import ClusterFactory
+
+    theirs = ClusterFactory(organization=other_org)
+    owner = console_for(staff_of(org, "owner"))
+
+    response = owner.post(
+        "/admin/accounts/apikey/mint/",
+        {"organization": str(org.pk), "clusters": [str(theirs.pk)]},
+    )
+
+    assert "clusters" in response.context["form"].errors
+    assert not APIKey.objects.exists()

@@ -161,6 +161,7 @@ ERROR_MEANINGS = {
     429: "Too many requests (see Retry-After)",
     502: "An upstream service (Route 53, the identity provider) failed",
     503: "A dependency cannot be reached now (see Retry-After)",
+    504: "An upstream service (a cluster's API) did not finish in time",
 }
 
 # Statuses some operations answer beyond what their view classes imply, by contract path.
@@ -170,6 +171,8 @@ EXTRA_ERRORS: dict[str, set[int]] = {
     "POST /auth/{provider}/start": {404, 503},
     "GET /auth/{provider}/callback": {401, 403, 404, 503},
     "GET /dns/domains/{id}/plan": {409, 502},
+    # The cluster's own API signs the certificate (docs/clusters.md).
+    "POST /clusters/{clusterID}/kubeconfigs": {409, 502, 504},
 }
 
 # Health probes are exempt from the rate limit (apps.core.middleware).

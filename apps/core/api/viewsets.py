@@ -22,7 +22,7 @@ from apps.core.api.errors import APIError, not_found
 from apps.core.api.pagination import LinkHeaderCursorPagination
 from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.permissions import HasOrgPermission, Perm
-from apps.core.tenancy import Tenant, get_tenant, parse_uuid
+from apps.core.tenancy import Tenant, get_tenant, parse_uuid, request_key_scope
 
 _M = TypeVar("_M", bound=models.Model)
 
@@ -61,6 +61,11 @@ class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
     not_found_code: ClassVar[str] = "not_found"
     # Any string reaches the view, so a malformed id is a 400 rather than an unmatched route.
     lookup_value_regex = "[^/]+"
+    # For keys limited to clusters (apps.core.permissions.key_scope_check): the URL argument
+    # naming the route's cluster, and the field of this queryset's rows holding it, which
+    # narrows lists to the key's clusters. Routes without them refuse such keys.
+    cluster_kwarg: ClassVar[str | None] = None
+    cluster_field: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -82,7 +87,11 @@ class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
         return self.tenant.organization
 
     def get_queryset(self) -> models.QuerySet:
-        return super().get_queryset().filter(organization_id=self.organization.pk)
+        queryset = super().get_queryset().filter(organization_id=self.organization.pk)
+        scope = request_key_scope(self.request)
+        if scope is not None and scope.cluster_ids is not None and self.cluster_field:
+            queryset = queryset.filter(**{f"{self.cluster_field}__in": scope.cluster_ids})
+        return queryset
 
     def get_object(self) -> Any:
         obj = self._find_object()

@@ -4,9 +4,11 @@ cancel, retry and the reaper."""
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from apps.audit.services import AuditChainSealer
@@ -266,3 +268,35 @@ def _redis():
     from django.conf import settings as django_settings
 
     return redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+
+
+def test_a_pod_of_the_previous_release_can_still_queue_runs_without_the_trace_column(org):
+    # Rolling upgrade: the old code's INSERT does not name trace_parent.
+    server = ServerFactory(organization=org)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO jobs_jobrun (id, kind, queue, organization_id, subject_type,"
+            " subject_id, payload, status, attempts, max_attempts, queued_at, cancel_requested,"
+            " error, celery_task_id, worker, result, updated_at)"
+            " VALUES (%s, 'bootstrap_bastion', 'ssh', %s, 'server', %s, '{}', 'queued', 0, 2,"
+            " now(), false, '', '', '', '{}', now())",
+            [uuid.uuid4(), org.pk, server.pk],
+        )
+    assert JobRun.objects.get(subject_id=server.pk).trace_parent == ""
+
+
+def test_an_integrity_error_that_is_not_an_active_run_is_not_answered_as_one(org):
+    # Any other constraint failing is a fault to surface, not "a run is already active" (409).
+    server = ServerFactory(organization=org)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE jobs_jobrun ADD CONSTRAINT test_no_payload_x CHECK (NOT payload ? 'x')"
+        )
+    with pytest.raises(IntegrityError):
+        services.job_enqueue(
+            kind="bootstrap_bastion",
+            organization_id=org.pk,
+            subject_type="server",
+            subject_id=server.pk,
+            payload={"x": 1},
+        )

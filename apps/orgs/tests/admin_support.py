@@ -51,6 +51,7 @@ def build_world(organization: Organization, tag: str) -> World:
     """Everything an operator meets in the console, for one organization. `tag` keeps names
     (and e-mail addresses) distinct between worlds."""
     from apps.dns.tests.factories import DomainFactory, RecordSetFactory
+    from apps.groupsync.tests.factories import GroupRoleMappingFactory, GroupSyncSettingsFactory
 
     org = organization
     key = SSHKeyFactory(organization=org, name=f"key-{tag}")
@@ -107,6 +108,10 @@ def build_world(organization: Organization, tag: str) -> World:
             "apikey": org_key,
             "user": person,
             "jobrun": job,
+            "groupsyncsettings": GroupSyncSettingsFactory(organization=org),
+            "grouprolemapping": GroupRoleMappingFactory(
+                organization=org, group_email=f"team-{tag}@{tag}.example"
+            ),
         },
     )
 

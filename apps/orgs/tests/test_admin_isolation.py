@@ -8,6 +8,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
+from apps.jobs.models import JobRun
 from apps.orgs.console_base import OrgScopedAdmin
 from apps.orgs.tests.admin_support import build_world, console_for, staff_of
 from apps.orgs.tests.factories import MembershipFactory
@@ -79,6 +80,47 @@ def test_another_organizations_objects_cannot_be_opened_changed_or_deleted(world
             deleted = alice.post(_url(model, "delete", other.pk), {"post": "yes"})
             assert deleted.status_code in (302, 403), (model, deleted.status_code)
             assert model._default_manager.filter(pk=other.pk).exists(), model
+
+
+def test_the_object_pages_buttons_and_job_pages_refuse_another_organizations_objects(worlds, alice):
+    ours, theirs = worlds
+    cluster, run = theirs.objects["cluster"], theirs.objects["clusterrun"]
+    bastion, job = theirs.objects["bastion"], theirs.objects["jobrun"]
+    cluster.kubeconfig = "CANARY-globex-kubeconfig"
+    cluster.save()
+    gets = [
+        f"/admin/clusters/cluster/{cluster.pk}/run-action/",
+        f"/admin/jobs/jobrun/{job.pk}/status/",
+        f"/admin/jobs/jobrun/{job.pk}/log/download/",
+        f"/admin/jobs/jobrun/{job.pk}/log/stream/",
+    ]
+    posts = [
+        f"/admin/clusters/cluster/{cluster.pk}/run-action/",
+        f"/admin/clusters/cluster/{cluster.pk}/kubeconfig/",
+        f"/admin/clusters/cluster/{cluster.pk}/runs/{run.pk}/cancel/",
+        # Their run, through our own cluster's page.
+        f"/admin/clusters/cluster/{ours.objects['cluster'].pk}/runs/{run.pk}/cancel/",
+        f"/admin/infrastructure/server/{bastion.pk}/bootstrap/",
+    ]
+    for url in gets:
+        response = alice.get(url)
+        assert response.status_code == 404, (url, response.status_code)
+    for url in posts:
+        response = alice.post(url, {"catalogue_action": str(run.action_ref_id)})
+        assert response.status_code == 404, (url, response.status_code)
+        assert b"CANARY-globex" not in response.content
+    run.refresh_from_db()
+    bastion.refresh_from_db()
+    assert run.status == "queued" and bastion.status == "pending"
+    assert not JobRun.objects.filter(subject_id=bastion.pk).exclude(pk=job.pk).exists()
+    # Our own object pages show none of their rows.
+    for name in ("cluster", "bastion", "server", "domain", "jobrun"):
+        obj = ours.objects[name]
+        page = alice.get(_url(type(obj), "change", obj.pk))
+        assert page.status_code == 200, name
+        assert "globex" not in page.content.decode().lower(), name
+        history = alice.get(_url(type(obj), "history", obj.pk))
+        assert "globex" not in history.content.decode().lower(), name
 
 
 def test_actions_on_the_changelist_never_touch_another_organizations_objects(worlds, alice):

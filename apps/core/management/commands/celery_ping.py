@@ -12,9 +12,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--timeout", type=float, default=30.0)
+        # e.g. ssh: prove the worker of that queue consumes it (the task's route is default).
+        parser.add_argument("--queue", default=None)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        result = ping.apply_async()
+        result = ping.apply_async(queue=options["queue"])
         try:
             answer = result.get(timeout=options["timeout"])
         except Exception as exc:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0002_reap_every_few_seconds'),
+        ('jobs', '0003_jobrun_trace_parent'),
     ]
 
     operations = [

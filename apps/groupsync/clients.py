@@ -1,0 +1,227 @@
+"""Reading a person's Google groups with a service account (the network edge of group sync).
+
+A service-account JWT bearer grant (RFC 7523: an RS256 assertion signed with the account's key,
+`sub` = the delegated Workspace admin) buys an access token for one read-only scope. Cloud
+Identity's `groups/-/memberships:searchTransitiveGroups` answers every group the person belongs
+to, nested ones included. Where Cloud Identity refuses (403/404 from the API, or a token refused
+for its scope: the delegation lacks it), the Directory API's `groups?userKey=` is read instead
+(direct memberships only). Every page is followed; anything else that goes wrong (5xx, a
+timeout, a page that is not what the API answers) is a `GroupsReadError`, and the caller changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from django.conf import settings
+
+CLOUD_IDENTITY_SCOPE = "https://www.googleapis.com/auth/cloud-identity.groups.readonly"
+DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.group.readonly"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Cloud Identity's label for Google groups (as opposed to security-only or dynamic groups' other
+# labels): every Workspace group carries it.
+_DISCUSSION_FORUM = "cloudidentity.googleapis.com/groups.discussion_forum"
+# A person in more groups than this many pages hold is refused rather than read in part.
+MAX_PAGES = 50
+# A conservative address shape: it goes into Cloud Identity's query language, between quotes.
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+
+
+class GroupsReadError(Exception):
+    """The groups could not be read completely. The message names what failed (a status, an
+    API), never a token, a key or an answer's body."""
+
+
+class _FallBack(Exception):
+    """Cloud Identity refused (403/404 or no token for its scope): try the Directory API."""
+
+
+@dataclass(frozen=True)
+class ServiceAccountKey:
+    client_email: str
+    private_key_id: str
+    private_key: str
+
+
+def service_account_key_parse(text: str) -> ServiceAccountKey:
+    """The parts of a Google service-account JSON key that sync uses; ValueError (with a message
+    that never quotes the key) when it is not one."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        raise ValueError("must be the service account's JSON key file") from None
+    if not isinstance(data, dict) or data.get("type") != "service_account":
+        raise ValueError('must be a JSON key of type "service_account"')
+    email, key_id, pem = (data.get(n) for n in ("client_email", "private_key_id", "private_key"))
+    if not isinstance(email, str) or not EMAIL.match(email):
+        raise ValueError("client_email is missing or not an e-mail address")
+    if not isinstance(key_id, str) or not key_id or len(key_id) > 200:
+        raise ValueError("private_key_id is missing")
+    try:
+        loaded = load_pem_private_key(str(pem).encode(), password=None)
+    except (TypeError, ValueError):
+        raise ValueError("private_key is not a PEM private key") from None
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ValueError("private_key must be an RSA key")
+    return ServiceAccountKey(client_email=email, private_key_id=key_id, private_key=str(pem))
+
+
+class WorkspaceGroupsClient:
+    """Reads the groups of one person at a time, as `subject` through the service account."""
+
+    def __init__(
+        self,
+        *,
+        key: ServiceAccountKey,
+        subject: str,
+        session: requests.Session | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.key = key
+        self.subject = subject
+        self.session = session or requests.Session()
+        self.now = now
+        self.timeout = float(settings.GOOGLE_GROUPS_TIMEOUT_SECONDS)
+        self._tokens: dict[str, str] = {}
+        self._deadline = float("inf")
+
+    # --- the token -----------------------------------------------------------------------------
+
+    def assertion(self, scope: str) -> str:
+        issued = int(self.now())
+        claims = {
+            "iss": self.key.client_email,
+            "sub": self.subject,
+            "scope": scope,
+            "aud": settings.GOOGLE_TOKEN_URL,
+            "iat": issued,
+            "exp": issued + 3600,
+        }
+        return jwt.encode(
+            claims,
+            self.key.private_key,
+            algorithm="RS256",
+            headers={"kid": self.key.private_key_id},
+        )
+
+    def access_token(self, scope: str) -> str:
+        if scope in self._tokens:
+            return self._tokens[scope]
+        response = self._send(
+            "post",
+            settings.GOOGLE_TOKEN_URL,
+            "token endpoint",
+            data={"grant_type": JWT_BEARER, "assertion": self.assertion(scope)},
+        )
+        if response.status_code in (400, 401, 403):
+            # unauthorized_client / access_denied: the delegation does not cover this scope.
+            raise _FallBack(f"token endpoint refused the scope ({response.status_code})")
+        token = self._json(response, "token endpoint").get("access_token")
+        if not isinstance(token, str) or not token:
+            raise GroupsReadError("token endpoint: no access_token in its answer")
+        self._tokens[scope] = token
+        return token
+
+    # --- the groups ----------------------------------------------------------------------------
+
+    def groups_of(self, email: str) -> list[str]:
+        """Every group e-mail (lower case) `email` belongs to. Transitive through Cloud
+        Identity; direct only through the Directory API fallback."""
+        if not EMAIL.match(email):
+            raise GroupsReadError("the person's address cannot be looked up")
+        # The whole read, every page and the fallback included, fits in one timeout: a sign-in
+        # waits for it, and a slow Google must not hold the sign-in for many timeouts in a row.
+        self._deadline = time.monotonic() + self.timeout
+        try:
+            return sorted(set(self._cloud_identity(email)))
+        except _FallBack:
+            pass
+        try:
+            return sorted(set(self._directory(email)))
+        except _FallBack as exc:
+            raise GroupsReadError(f"Directory API: {exc}") from None
+
+    def _cloud_identity(self, email: str) -> Iterator[str]:
+        token = self.access_token(CLOUD_IDENTITY_SCOPE)
+        url = f"{settings.GOOGLE_CLOUD_IDENTITY_URL}/v1/groups/-/memberships:searchTransitiveGroups"
+        query = f"member_key_id == '{email}' && '{_DISCUSSION_FORUM}' in labels"
+        for page in self._pages(url, token, {"query": query}, "Cloud Identity", fallback=True):
+            for membership in _list(page, "memberships", "Cloud Identity"):
+                key = membership.get("groupKey") if isinstance(membership, dict) else None
+                group = key.get("id") if isinstance(key, dict) else None
+                if not isinstance(group, str) or "@" not in group:
+                    raise GroupsReadError("Cloud Identity: a membership without groupKey.id")
+                yield group.lower()
+
+    def _directory(self, email: str) -> Iterator[str]:
+        token = self.access_token(DIRECTORY_SCOPE)
+        url = f"{settings.GOOGLE_DIRECTORY_URL}/admin/directory/v1/groups"
+        params = {"userKey": email, "maxResults": "200"}
+        for page in self._pages(url, token, params, "Directory API", fallback=False):
+            for group in _list(page, "groups", "Directory API"):
+                address = group.get("email") if isinstance(group, dict) else None
+                if not isinstance(address, str) or "@" not in address:
+                    raise GroupsReadError("Directory API: a group without an email")
+                yield address.lower()
+
+    def _pages(
+        self, url: str, token: str, params: dict[str, str], api: str, *, fallback: bool
+    ) -> Iterator[dict[str, Any]]:
+        seen: set[str] = set()
+        page_token = ""
+        for _ in range(MAX_PAGES):
+            query = {**params, **({"pageToken": page_token} if page_token else {})}
+            response = self._send(
+                "get", url, api, params=query, headers={"Authorization": f"Bearer {token}"}
+            )
+            if fallback and response.status_code in (403, 404):
+                raise _FallBack(f"{api} answered {response.status_code}")
+            page = self._json(response, api)
+            yield page
+            page_token = page.get("nextPageToken") or ""
+            if not page_token:
+                return
+            if not isinstance(page_token, str) or page_token in seen:
+                raise GroupsReadError(f"{api}: a page token that does not advance")
+            seen.add(page_token)
+        raise GroupsReadError(f"{api}: more than {MAX_PAGES} pages")
+
+    # --- HTTP ----------------------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+        remaining = min(self.timeout, self._deadline - time.monotonic())
+        if remaining <= 0:
+            raise GroupsReadError(f"{what}: the read took longer than {self.timeout:g} s")
+        try:
+            return self.session.request(method, url, timeout=remaining, **kwargs)
+        except requests.RequestException as exc:
+            raise GroupsReadError(f"{what}: {type(exc).__name__}") from None
+
+    def _json(self, response: requests.Response, what: str) -> dict[str, Any]:
+        if response.status_code != 200:
+            raise GroupsReadError(f"{what} answered {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError:
+            raise GroupsReadError(f"{what}: an answer that is not JSON") from None
+        if not isinstance(data, dict):
+            raise GroupsReadError(f"{what}: an answer that is not a JSON object")
+        return data
+
+
+def _list(page: dict[str, Any], name: str, api: str) -> list[Any]:
+    # An empty result omits the list altogether (proto3 JSON).
+    items = page.get(name, [])
+    if not isinstance(items, list):
+        raise GroupsReadError(f"{api}: `{name}` is not a list")
+    return items
