@@ -58,6 +58,7 @@ lint: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) benchmarks/auth_overhead.py
 	$(PY) benchmarks/middleware_overhead.py
+	$(PY) benchmarks/metrics_overhead.py
 	$(PY) benchmarks/jobs_parallelism.py
 	$(PY) benchmarks/log_viewers.py
 	$(PY) benchmarks/list_speed.py

@@ -3,8 +3,9 @@
 import os
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
+from apps.core import metrics_process
 from autoglue.tracing import connect_celery_signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglue.settings")
@@ -47,6 +48,42 @@ def guard_redis_channels_after_close() -> None:
 
 
 guard_redis_channels_after_close()
+
+
+# Metrics (apps.core.metrics_process). Connected before the app exists, so the first runs
+# before Celery's Django fix-up (its own `import_modules` receiver) sets Django up and imports
+# the tasks and the metric objects: a worker's or beat's sample folder must be ready by then,
+# and before the pool forks.
+@signals.import_modules.connect
+def _metrics_role_start(**kwargs: Any) -> None:
+    metrics_process.celery_role_start()
+
+
+@signals.worker_process_init.connect
+def _metrics_child_start(**kwargs: Any) -> None:
+    metrics_process.celery_child_start()
+
+
+@signals.worker_process_shutdown.connect
+def _metrics_child_end(**kwargs: Any) -> None:
+    metrics_process.celery_child_end()
+
+
+@signals.worker_ready.connect
+def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
+    """Serve the worker's metrics, and say which queues it consumes (readyz, the metrics)."""
+    from apps.jobs import broker
+
+    metrics_process.serve("worker")
+    queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
+    if queues:
+        broker.start_consumer_heartbeat(queues=queues, hostname=sender.hostname)
+
+
+@signals.beat_init.connect
+def _metrics_beat_start(**kwargs: Any) -> None:
+    metrics_process.serve("beat")
+
 
 app = Celery("autoglue")
 app.config_from_object("django.conf:settings", namespace="CELERY")

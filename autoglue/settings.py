@@ -73,12 +73,15 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.audit",
     "apps.maintenance",
+    "apps.observability",
     "apps.groupsync",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
+    # Outside everything else, so requests refused by any later middleware are counted too.
+    "apps.observability.middleware.MetricsMiddleware",
     # Outermost: every response, including errors raised by later middleware, gets the
     # request id, the access log line and the security headers.
     "apps.core.middleware.RequestIDMiddleware",
@@ -748,3 +751,17 @@ LOGGING = {
         "opentelemetry.exporter.otlp": {"level": "ERROR"},
     },
 }
+
+# --- Metrics (docs/observability.md) ---------------------------------------------------------
+
+# The bearer token Prometheus presents; unset, metrics are off everywhere (web /metrics is 404,
+# workers and beat serve nothing, no sample files are written). The process hooks
+# (apps.core.metrics_process, read before Django starts) use the same variables.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Workers and beat serve GET /metrics on this port (unset: they serve none); the web role serves
+# it on its own port. METRICS_BIND is the address they listen on.
+METRICS_PORT = env.str("METRICS_PORT", default="")
+METRICS_BIND = env.str("METRICS_BIND", default="0.0.0.0")  # noqa: S104 - scraped by other pods
+# Where each role's processes keep their samples (one folder per role, emptied when the role
+# starts); unset, a folder is made in the temporary directory.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")

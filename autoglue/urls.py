@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSpli
 from apps.accounts import oidc
 from apps.accounts.views import RootJWKSView
 from apps.core import handlers
+from apps.observability.views import metrics_view
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.core.urls")),
@@ -49,6 +50,8 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
     re_path(r"^\.well-known/jwks\.json$", RootJWKSView.as_view(), name="jwks"),
     path("api/v1/", include(api_v1)),
+    # Prometheus, with the bearer METRICS_TOKEN (docs/observability.md).
+    re_path(r"^metrics/?$", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # Console sign-in (Google Workspace through django-allauth); the OpenID Connect login and
     # callback are ours, ahead of allauth's own, so the ID token is verified strictly.

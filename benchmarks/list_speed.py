@@ -306,7 +306,7 @@ def _batch(port: int, path: str, headers: dict[str, str], n: int) -> float:
         return statistics.median(pool.map(lambda _: _get(port, path, headers)[0], range(n)))
 
 
-def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
+def _start(env: dict[str, str], log: Path, workers: int = 2) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     with log.open("wb") as out:
         server = subprocess.Popen(  # noqa: S603 - our own interpreter
@@ -314,11 +314,13 @@ def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
                 sys.executable,
                 "-m",
                 "gunicorn",
+                "-c",
+                str(ROOT / "autoglue" / "gunicorn_conf.py"),
                 "autoglue.asgi",
                 "--worker-class",
                 "autoglue.workers.UvicornWorker",
                 "--workers",
-                "2",
+                str(workers),
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--access-logfile",

@@ -87,6 +87,8 @@ def start_web(tmp: Path, env: dict[str, str], workers: int = 2) -> tuple[Process
     web = Process(
         [
             str(BIN / "gunicorn"),
+            "-c",
+            str(ROOT / "autoglue" / "gunicorn_conf.py"),
             "autoglue.asgi",
             "--worker-class",
             "autoglue.workers.UvicornWorker",

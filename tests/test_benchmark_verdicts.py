@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import jobs_parallelism  # noqa: E402
 import log_viewers  # noqa: E402
+import metrics_overhead  # noqa: E402
 
 
 def _api(ratio: float) -> dict[str, float]:
@@ -54,4 +55,14 @@ def test_log_viewers_fails_on_any_missed_goal(p50, pg, back, met, capsys):
     phases = {"none": [_sample(0.010, 0)], "viewers": [_sample(p50, pg)], "back": [back]}
     args = argparse.Namespace(viewers=1000, rounds=1, requests=5)
     assert log_viewers.report(args, phases) is met
+    assert ("MISSED" in capsys.readouterr().out) is not met
+
+
+@pytest.mark.parametrize(
+    ("on", "scrape", "met"),
+    [(0.0110, 0.050, False), (0.0102, 0.250, False), (0.0104, 0.120, True)],
+)
+def test_metrics_overhead_fails_past_5_percent_or_a_slow_scrape(on, scrape, met, capsys):
+    args = argparse.Namespace(scrapes=30)
+    assert metrics_overhead.report(args, on, 0.010, scrape) is met
     assert ("MISSED" in capsys.readouterr().out) is not met

@@ -87,7 +87,10 @@ def test_run_command_serves_health_runs_a_task_and_stops_cleanly_on_ctrl_c(tmp_p
         assert health.status_code == 200
         assert health.json() == {"status": "ok"}
         ready = requests.get(f"http://127.0.0.1:{port}/api/v1/readyz", timeout=5)
-        assert ready.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+        assert ready.json() == {
+            "status": "ok",
+            "checks": {"database": "ok", "broker": "ok", "queues": "ok"},
+        }
 
         pong = subprocess.run(
             [sys.executable, "manage.py", "celery_ping", "--timeout", "60"],

@@ -138,3 +138,19 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"idempotency {self.scope[:12]}"
+
+
+class AuditVerification(models.Model):
+    """The outcome of one full verification of every chain (the daily `audit-verify` schedule,
+    or `manage.py audit verify` without filters). The newest row is the metric
+    `autoglue_audit_chains_broken` and the alert on it; older rows are the record."""
+
+    checked_at = models.DateTimeField(db_index=True)
+    chains = models.PositiveIntegerField()
+    broken_chains = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-checked_at"]
+
+    def __str__(self) -> str:
+        return f"{self.broken_chains}/{self.chains} broken @ {self.checked_at:%Y-%m-%d %H:%M}"

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from apps.audit import context, events
 from apps.audit.chain import entry_hash, entry_mac, entry_mac_ok
-from apps.audit.models import PLATFORM_CHAIN, AuditChainHead, AuditEntry
+from apps.audit.models import PLATFORM_CHAIN, AuditChainHead, AuditEntry, AuditVerification
 from apps.audit.redaction import scrub
 
 logger = logging.getLogger(__name__)
@@ -386,6 +386,29 @@ def audit_verify(
     for chain in headless.values_list("chain", flat=True).distinct():
         by_chain.setdefault(chain, None)
     return [_verify_chain(chain, by_chain[chain], batch_size) for chain in sorted(by_chain)]
+
+
+# How many verification outcomes are kept (the newest is the metric; the rest a short record).
+_VERIFICATIONS_KEPT = 90
+
+
+def audit_verify_record() -> list[ChainReport]:
+    """Verify every chain and record the outcome (`AuditVerification`), for the metrics and
+    their alert; the reports are returned for whoever asked."""
+    reports = audit_verify()
+    AuditVerification.objects.create(
+        checked_at=timezone.now(),
+        chains=len(reports),
+        broken_chains=sum(1 for report in reports if report.broken is not None),
+    )
+    stale = AuditVerification.objects.order_by("-checked_at")[_VERIFICATIONS_KEPT:]
+    AuditVerification.objects.filter(pk__in=list(stale.values_list("pk", flat=True))).delete()
+    return reports
+
+
+def audit_last_verification() -> AuditVerification | None:
+    """The newest recorded verification, if any ran."""
+    return AuditVerification.objects.order_by("-checked_at").first()
 
 
 # --- retention ----------------------------------------------------------------------------------

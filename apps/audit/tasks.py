@@ -20,3 +20,10 @@ def audit_prune() -> dict[str, int]:
 def audit_seal() -> int:
     """Seal entries whose own on-commit sealer never ran (normally none)."""
     return services.audit_seal_pending()
+
+
+@shared_task(name="audit.verify")
+def audit_verify() -> dict[str, int]:
+    """Verify every chain and record the outcome (daily, schedule "audit-verify")."""
+    reports = services.audit_verify_record()
+    return {"chains": len(reports), "broken": sum(1 for r in reports if r.broken is not None)}

@@ -19,6 +19,7 @@ from apps.accounts import tokens
 from apps.console import search, selectors
 from apps.console.forms import ThrottledAdminAuthenticationForm
 from apps.core.permissions import Perm
+from apps.observability.selectors import queue_overview
 from apps.orgs.console_base import console_roles, is_platform_admin, orgs_allowing
 
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
@@ -88,6 +89,9 @@ class ConsoleAdminSite(admin.AdminSite):
             # A fresh installation: nothing works until the signed-in person has an organization,
             # so the dashboard says so first and offers to create one (platform admins may).
             "first_run": not console_roles(request),
+            # The job queues, as the metrics and readyz see them (platform admins: queues are
+            # the installation's, not an organization's).
+            "queues": queue_overview().queues if org_ids is None else [],
             **(extra_context or {}),
         }
         return super().index(request, context)

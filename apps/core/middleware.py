@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
+from apps.core import metrics
 from apps.core.api.errors import error_response
 from apps.core.cache import (
     AUTH_GENERATION_KEY,
@@ -248,6 +249,12 @@ def rate_hit(
     return RateHit(usages, peeked, read)
 
 
+def counted_buckets(buckets: list[tuple[str, str]]) -> list[str]:
+    """The kind of each bucket `rate_hit` counts (in its order; a disabled limit is skipped),
+    for the refusals metric: "ip", "auth", "user", "key"."""
+    return [bucket.partition(":")[0] for bucket, rate in buckets if parse_rate(rate) is not None]
+
+
 def _count(plans: list[tuple[str, int, int, int, bool]], read: str | None) -> tuple[list[int], Any]:
     """The count of each plan, and the cache value under `read` (a key before `make_key`)."""
     raw = getattr(cache, "_cache", None)
@@ -300,7 +307,8 @@ def _carries_credential(request: HttpRequest) -> bool:
     return any(request.META.get(name, "").strip() for name in _CREDENTIAL_HEADERS)
 
 
-def _too_many(usage: RateUsage, usages: list[RateUsage]) -> HttpResponse:
+def _too_many(usage: RateUsage, usages: list[RateUsage], limit: str) -> HttpResponse:
+    metrics.rate_limit_refusals.labels(limit).inc()
     response = error_response(429, "rate_limited", "too many requests")
     response["Retry-After"] = str(usage.reset)
     rate_headers(response, usages)
@@ -333,11 +341,11 @@ class RateLimitMiddleware:
         credential = _carries_credential(request)
         peek = (f"authfail:{ip}", settings.RATE_LIMIT_AUTH_FAILURES) if credential else None
         usages, failures = self._count(request, buckets, peek, credential)
-        for usage in usages:
+        for bucket, usage in zip(counted_buckets(buckets), usages, strict=False):
             if usage.exceeded:
-                return _too_many(usage, usages)
+                return _too_many(usage, usages, bucket)
         if failures is not None and failures.count >= failures.limit:
-            return _too_many(failures, usages)
+            return _too_many(failures, usages, "auth_failures")
         request.rate_limit_usages = usages  # type: ignore[attr-defined]
         response = self.get_response(request)
         if response.status_code == 401 and credential and peek is not None and not cache_down():

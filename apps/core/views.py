@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core import health
 from apps.core.version import version_info
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ def _check_broker() -> str:
 
 
 class ReadyView(APIView):
-    """Readiness: the database and the broker answer. 503 with the failing check otherwise."""
+    """Readiness: the database and the broker answer. 503 with the failing check otherwise.
+    With both up, the advisory checks (a queue with work and no consumer) are named and the
+    status is `degraded`, still 200."""
 
     authentication_classes: list = []
     permission_classes: list = []
@@ -74,10 +77,20 @@ class ReadyView(APIView):
                 logger.warning("readiness check failed", extra={"check": name, "error": str(exc)})
                 checks[name] = "unavailable"
         ok = all(value == "ok" for value in checks.values())
-        return Response(
-            {"status": "ok" if ok else "unavailable", "checks": checks},
-            status=200 if ok else 503,
-        )
+        degraded = False
+        if ok:
+            # Advisory checks (apps.core.health): named, but never a 503.
+            for name, advisory in health.advisory_checks().items():
+                try:
+                    checks[name] = advisory()
+                except Exception as exc:  # noqa: BLE001 - a check that fails says so, no more
+                    logger.warning(
+                        "readiness check failed", extra={"check": name, "error": str(exc)}
+                    )
+                    checks[name] = "unavailable"
+                degraded = degraded or checks[name] != "ok"
+        status = "unavailable" if not ok else "degraded" if degraded else "ok"
+        return Response({"status": status, "checks": checks}, status=200 if ok else 503)
 
 
 class VersionView(APIView):

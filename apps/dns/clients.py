@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
+from apps.core import metrics
 from apps.dns.names import decode_route53_name
 from apps.infrastructure.models import Credential
 
@@ -79,16 +80,19 @@ class Route53Client:
             aws_secret_access_key=secret_access_key,
             region_name=region or settings.DNS_ROUTE53_REGION,
         )
-        self._client = session.client(
-            "route53",
-            config=Config(
-                retries={
-                    "mode": settings.DNS_ROUTE53_RETRY_MODE,
-                    "max_attempts": settings.DNS_ROUTE53_MAX_ATTEMPTS,
-                },
-                connect_timeout=10,
-                read_timeout=60,
+        self._client = metrics.instrument_aws(
+            session.client(
+                "route53",
+                config=Config(
+                    retries={
+                        "mode": settings.DNS_ROUTE53_RETRY_MODE,
+                        "max_attempts": settings.DNS_ROUTE53_MAX_ATTEMPTS,
+                    },
+                    connect_timeout=10,
+                    read_timeout=60,
+                ),
             ),
+            "route53",
         )
 
     @classmethod

@@ -29,6 +29,7 @@ from typing import Any
 import paramiko
 from django.core.exceptions import ValidationError
 
+from apps.core import metrics
 from apps.core.validators import validate_target_ip
 from apps.infrastructure.host_keys import server_pin_host_key
 from apps.infrastructure.models import Server, SSHKey
@@ -176,6 +177,17 @@ class _OutputPump:
                 self.on_output(stream, tail)
 
 
+def _connect_outcome(exc: BaseException) -> str:
+    """The `outcome` label of a failed connection: a fixed word, never the error's text."""
+    if isinstance(exc, HostKeyMismatch | HostKeyChanged | HostKeyNotPinned):
+        return "host_key_mismatch"
+    if isinstance(exc, paramiko.AuthenticationException):
+        return "auth_failed"
+    if isinstance(exc, OSError | paramiko.ssh_exception.NoValidConnectionsError):
+        return "unreachable"
+    return "error"
+
+
 class _TracedTransport(paramiko.Transport):
     """paramiko's transport, marking the steps of a connection as spans when tracing is on: the
     handshake, the host key check (from paramiko's reading of the offered key, just before its
@@ -229,16 +241,20 @@ class ServerSSHClient:
         self._client: paramiko.SSHClient | None = None
 
     def connect(self) -> ServerSSHClient:
-        """Open the session (TCP, handshake, host key check, authentication)."""
+        """Open the session (TCP, handshake, host key check, authentication); counted by
+        outcome (apps.core.metrics)."""
         attributes = {"server.address": self.host, "server.port": self.port}
         with tracing.span("ssh.connect", **attributes):
             transport: list[_TracedTransport] = []
             try:
-                return self._connect(transport)
+                connected = self._connect(transport)
             except BaseException as exc:
                 for traced in transport:
                     traced.end_host_key_span(exc)
+                metrics.ssh_connections.labels(_connect_outcome(exc)).inc()
                 raise
+            metrics.ssh_connections.labels("ok").inc()
+            return connected
 
     def _connect(self, traced: list[_TracedTransport]) -> ServerSSHClient:
         def traced_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:

@@ -129,3 +129,17 @@ class JobLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}#{self.id}"
+
+
+class ScheduleSuccess(models.Model):
+    """When each periodic schedule (a django-celery-beat task name) last finished successfully.
+
+    One row per schedule, overwritten on each success. Kept in PostgreSQL rather than Redis so
+    "backup stale" and "beat stale" survive a restart of any process, and of a Redis without
+    persistence (which would otherwise look like every schedule had never run)."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    succeeded_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.succeeded_at:%Y-%m-%d %H:%M:%S}"

@@ -76,3 +76,10 @@ def get(name: str) -> JobKind:
 
 def names() -> list[str]:
     return sorted(_KINDS)
+
+
+def queues() -> list[str]:
+    """Every queue a registered kind runs on, and the three every installation has."""
+    return sorted(
+        {QUEUE_DEFAULT, QUEUE_MAINTENANCE, QUEUE_SSH, *(k.queue for k in _KINDS.values())}
+    )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from apps.jobs.models import JobLog, JobRun
+from django.db.models import Count, Min
+
+from apps.jobs.models import JobLog, JobRun, ScheduleSuccess
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,35 @@ def _job_logs_page(*, scope: LogScope, after: int, limit: int) -> dict[str, Any]
         "next_cursor": items[-1]["id"] if items else after,
         "done": finished and len(items) < limit,
     }
+
+
+def job_run_counts() -> list[tuple[str, str, str, int]]:
+    """`(queue, kind, status, runs)` over every run recorded, one query (the metrics'
+    `autoglue_jobs`, the console's queue card and `readyz` all read it)."""
+    rows = (
+        JobRun.objects.order_by()
+        .values_list("queue", "kind", "status")
+        .annotate(n=Count("pk"))
+        .values_list("queue", "kind", "status", "n")
+    )
+    return [(queue, kind, status, n) for queue, kind, status, n in rows]
+
+
+def oldest_waiting_by_queue() -> dict[str, datetime]:
+    """When the oldest run still waiting for a worker (queued or retrying) was queued, per
+    queue with any."""
+    rows = (
+        JobRun.objects.filter(status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING])
+        .order_by()
+        .values_list("queue")
+        .annotate(oldest=Min("queued_at"))
+    )
+    return dict(rows)
+
+
+def schedule_successes() -> dict[str, datetime]:
+    """When each periodic schedule last finished successfully."""
+    return dict(ScheduleSuccess.objects.values_list("name", "succeeded_at"))
 
 
 def job_transcript_text(*, job: JobRun) -> str:

@@ -22,7 +22,7 @@ from apps.audit import events as audit_events
 from apps.audit import services as audit
 from apps.jobs import broker, bus, registry
 from apps.jobs.logs import one_line
-from apps.jobs.models import JobLog, JobRun
+from apps.jobs.models import JobLog, JobRun, ScheduleSuccess
 from autoglue import tracing
 
 # JobRun.Meta's unique constraint on (kind, subject) among active runs.
@@ -194,7 +194,19 @@ def job_finish(
         job.status, job.error, job.finished_at = status, error, now
         job.result = result or {}
         _announce_end(job)
+        schedule = (job.payload or {}).get("schedule")
+        if status == JobRun.Status.SUCCEEDED and isinstance(schedule, str) and schedule:
+            schedule_success_record(name=schedule, at=now)
     return bool(ended)
+
+
+def schedule_success_record(*, name: str, at: Any = None) -> None:
+    """Note that the periodic schedule `name` just finished successfully (the metric
+    `autoglue_schedule_last_success_timestamp_seconds` and its alerts read it). A scheduled job
+    run records it when it succeeds; a beat task that does its work itself, when it returns."""
+    ScheduleSuccess.objects.update_or_create(
+        name=name[:200], defaults={"succeeded_at": at or timezone.now()}
+    )
 
 
 def _announce_end(job: JobRun) -> None:

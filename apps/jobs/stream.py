@@ -42,6 +42,7 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from django.http import HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
+from apps.core import metrics
 from apps.core.api.errors import error_response
 from apps.core.tenancy import OrgKeyPrincipal
 from apps.jobs import bus, stream_slots
@@ -247,6 +248,7 @@ async def _async_stream(
     hub = bus.hub()
     channel = _channel(scope)
     wake = hub.watch(channel)
+    metrics.log_streams_open.inc()
     try:
         # The view's connection would otherwise stay open on this request's thread until the
         # stream ends (Django closes it only when the response is closed).
@@ -289,12 +291,14 @@ async def _async_stream(
                 renewed = now
                 stream_slots.renew_soon(slot, hub.commands)
     finally:
+        metrics.log_streams_open.dec()
         hub.unwatch(channel, wake)
         if slot is not None:
             stream_slots.release_soon(slot, hub.commands)
 
 
 def _sync_stream(scope: LogScope, after: int, slot: stream_slots.Slot | None) -> Iterator[str]:
+    metrics.log_streams_open.inc()
     try:
         yield "retry: 2000\n\n"
         reauthorize = float(settings.JOB_LOG_STREAM_REAUTHORIZE_SECONDS)
@@ -317,6 +321,7 @@ def _sync_stream(scope: LogScope, after: int, slot: stream_slots.Slot | None) ->
                 _close_idle_connections()  # not held while it sleeps
                 time.sleep(float(settings.JOB_LOG_STREAM_POLL_SECONDS))
     finally:
+        metrics.log_streams_open.dec()
         if slot is not None:
             try:
                 stream_slots.release_sync(slot)

@@ -15,6 +15,8 @@ import boto3
 from botocore.config import Config
 from django.conf import settings
 
+from apps.core import metrics
+
 MIB = 1024 * 1024
 # S3 allows 10,000 parts; growing the part size every 1,000 parts keeps any dump below it.
 PARTS_PER_STEP = 1000
@@ -35,7 +37,7 @@ def s3_client() -> Any:
     }
     if settings.BACKUP_S3_REGION:
         kwargs["region_name"] = settings.BACKUP_S3_REGION
-    return boto3.client("s3", **kwargs)
+    return metrics.instrument_aws(boto3.client("s3", **kwargs), "s3")
 
 
 def bucket() -> str:

@@ -80,8 +80,9 @@ def test_the_dashboard_reads_a_bounded_number_of_queries(
     for _ in range(5):
         _stocked(org, other_org)
     # session, user, clusters, servers, job counts, running, failing, DNS, API keys, signing
-    # keys, last backup: the same whatever the number of rows.
-    with django_assert_max_num_queries(13):
+    # keys, last backup, the queues (runs by queue, oldest waiting): the same whatever the number
+    # of rows.
+    with django_assert_max_num_queries(15):
         assert console.get("/admin/").status_code == 200
 
 
@@ -124,3 +125,27 @@ def test_the_first_run_prompt_is_gone_once_the_admin_belongs_to_an_organization(
 
     MembershipFactory(user=platform_admin, organization=org, role="owner")
     assert b"You belong to no organization yet" not in console.get("/admin/").content
+
+
+def test_the_queue_card_shows_what_readyz_and_the_metrics_see(console, client, monkeypatch):
+    import redis
+    from django.conf import settings
+
+    from apps.jobs import broker
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(broker.CONSUMERS_KEY)
+    job_run(status="queued", queue="ssh", kind="bootstrap_bastion")
+    job_run(status="queued", queue="ssh", kind="bootstrap_bastion")
+    broker.consumer_beat(queues=["default", "maintenance"], hostname="worker@console-test")
+    monkeypatch.setenv("METRICS_TOKEN", "CANARY-console-metrics")
+
+    response = console.get("/admin/")
+    ready = client.get("/api/v1/readyz").json()
+    scrape = client.get("/metrics", HTTP_AUTHORIZATION="Bearer CANARY-console-metrics")
+
+    ssh = next(q for q in response.context["queues"] if q.name == "ssh")
+    assert (ssh.waiting, ssh.consumers, ssh.unconsumed) == (2, 0, True)
+    assert ready["checks"]["queues"] == "no consumer: ssh"
+    assert 'autoglue_queue_consumers{queue="ssh"} 0.0' in scrape.content.decode()
+    assert b"no worker" in response.content
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(broker.CONSUMERS_KEY)

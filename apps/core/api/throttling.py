@@ -12,8 +12,9 @@ from typing import Any
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from apps.core import metrics
 from apps.core.cache import cache_down
-from apps.core.middleware import rate_hit
+from apps.core.middleware import counted_buckets, rate_hit
 from apps.core.tenancy import OrgKeyPrincipal
 
 
@@ -49,8 +50,9 @@ class PrincipalRateThrottle(BaseThrottle):
             *getattr(django_request, "rate_limit_usages", []),
             *usages,
         ]
-        for usage in usages:
+        for bucket, usage in zip(counted_buckets(buckets), usages, strict=False):
             if usage.exceeded:
+                metrics.rate_limit_refusals.labels(bucket).inc()
                 self._wait = usage.reset
                 return False
         return True

@@ -41,7 +41,10 @@ def test_healthz_answers_the_contract_shape_with_and_without_trailing_slash(anon
 def test_readyz_reports_database_and_broker_ok(anon):
     response = anon.get("/api/v1/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok", "queues": "ok"},
+    }
 
 
 def test_readyz_is_503_naming_the_broker_when_it_is_unreachable(anon, settings):

@@ -118,3 +118,26 @@ def test_a_key_that_is_not_authorized_cannot_log_in(api, sshd, org):
 
     with pytest.raises(paramiko.AuthenticationException):
         ServerSSHClient(server=server, port=sshd.port, trust_on_first_use=True).connect()
+
+
+def test_connections_are_counted_by_outcome_never_by_host(api, sshd):
+    from prometheus_client import REGISTRY
+
+    def counted(outcome: str) -> float:
+        return (
+            REGISTRY.get_sample_value("autoglue_ssh_connections_total", {"outcome": outcome}) or 0
+        )
+
+    ok, mismatched = counted("ok"), counted("host_key_mismatch")
+    server = _server_via_api(api, sshd, {"name": "ed", "type": "ed25519"})
+    with ServerSSHClient(server=server, port=sshd.port, trust_on_first_use=True):
+        pass
+    impostor = generate_key_pair(key_type="ed25519").public_key.split()
+    Server.objects.filter(pk=server.pk).update(
+        ssh_host_key_algo=impostor[0], ssh_host_key=impostor[1]
+    )
+    server.refresh_from_db()
+    with pytest.raises(HostKeyMismatch):
+        ServerSSHClient(server=server, port=sshd.port).connect()
+
+    assert (counted("ok"), counted("host_key_mismatch")) == (ok + 1, mismatched + 1)

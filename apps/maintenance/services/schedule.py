@@ -74,8 +74,11 @@ def maintenance_tick(*, kind: str, schedule_name: str = "") -> JobRun | None:
         if taken:
             return None
         try:
+            # The schedule's name travels with the run: its success is the schedule's.
             return job_enqueue(
-                kind=kind, subject_id=tick_subject(kind), payload={"scheduled": True}
+                kind=kind,
+                subject_id=tick_subject(kind),
+                payload={"scheduled": True, "schedule": schedule_name or SCHEDULES[kind]},
             )
         except JobActive:
             return None

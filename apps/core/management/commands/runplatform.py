@@ -40,6 +40,26 @@ def manage_command(*args: str) -> str:
     return shlex.join([shortest(sys.executable), manage, *args])
 
 
+# Workers and beat serve metrics on METRICS_PORT plus this offset (the web on its own port).
+METRICS_PORT_OFFSETS = {"worker": 0, "ssh-worker": 1, "beat": 2}
+
+
+def child_metrics_env(name: str) -> dict[str, str]:
+    """A child's environment: its own sample folder under PROMETHEUS_MULTIPROC_DIR (or the data
+    folder), which it empties when it starts, and its own metrics port, since all of them run
+    on this one machine (docs/observability.md)."""
+    env = dict(os.environ)
+    if not settings.METRICS_TOKEN:
+        return env
+    base = settings.PROMETHEUS_MULTIPROC_DIR or str(settings.DATA_DIR / "metrics")
+    env["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(base, name)
+    if settings.METRICS_PORT and name in METRICS_PORT_OFFSETS:
+        env["METRICS_PORT"] = str(int(settings.METRICS_PORT) + METRICS_PORT_OFFSETS[name])
+    else:
+        env.pop("METRICS_PORT", None)
+    return env
+
+
 class Command(BaseCommand):
     help = "Run the web server, a Celery worker and Celery beat until interrupted."
 
@@ -60,6 +80,8 @@ class Command(BaseCommand):
         children = {
             "web": [
                 os.path.join(bin_dir, "gunicorn"),
+                "-c",
+                str(settings.BASE_DIR / "autoglue" / "gunicorn_conf.py"),
                 # ASGI under uvicorn workers: live log streams hold no thread while they wait.
                 "autoglue.asgi",
                 "--worker-class",
@@ -132,7 +154,9 @@ class Command(BaseCommand):
 
         for name, argv in children.items():
             # Own session: the terminal's Ctrl-C goes to us only, and we stop children in order.
-            processes[name] = subprocess.Popen(argv, start_new_session=True)  # noqa: S603
+            processes[name] = subprocess.Popen(  # noqa: S603
+                argv, start_new_session=True, env=child_metrics_env(name)
+            )
 
         url = f"http://{options['host']}:{options['port']}"
         self.stdout.write(

@@ -1,0 +1,76 @@
+"""The state of the job queues, computed once for the metrics, `readyz` and the console.
+
+`queue_overview()` is the only place these figures are put together: the scrape-time collector
+exports it, `readyz` judges it, the console's dashboard shows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+from apps.jobs import broker, registry, selectors
+from apps.jobs.models import JobRun
+
+_WAITING = (JobRun.Status.QUEUED, JobRun.Status.RETRYING)
+
+
+@dataclass
+class QueueState:
+    """One queue: runs waiting and running in PostgreSQL, messages in the broker, the workers
+    consuming it (None: the broker cannot tell, e.g. the embedded folder broker)."""
+
+    name: str
+    waiting: int = 0
+    running: int = 0
+    oldest_waiting_age_seconds: float = 0.0
+    broker_length: int | None = None
+    consumers: int | None = None
+
+    @property
+    def unconsumed(self) -> bool:
+        """Work is waiting and no worker is known to consume the queue."""
+        return self.consumers == 0 and (self.waiting > 0 or bool(self.broker_length))
+
+
+@dataclass
+class Overview:
+    queues: list[QueueState] = field(default_factory=list)
+    # (queue, kind, status, runs), as `selectors.job_run_counts` gives them.
+    runs: list[tuple[str, str, str, int]] = field(default_factory=list)
+
+
+def queue_overview(*, now: datetime | None = None) -> Overview:
+    """Every queue's state: two queries and two broker round trips."""
+    now = now or timezone.now()
+    runs = selectors.job_run_counts()
+    oldest = selectors.oldest_waiting_by_queue()
+    consumers = broker.queue_consumers()
+    names = set(registry.queues()) | {queue for queue, *_ in runs} | set(consumers or {})
+    ordered = sorted(names)
+    lengths = broker.queue_lengths(ordered)
+    states = {
+        name: QueueState(
+            name,
+            broker_length=None if lengths is None else lengths.get(name, 0),
+            consumers=None if consumers is None else consumers.get(name, 0),
+        )
+        for name in ordered
+    }
+    for queue, _kind, status, n in runs:
+        if status in _WAITING:
+            states[queue].waiting += n
+        elif status == JobRun.Status.RUNNING:
+            states[queue].running += n
+    for queue, queued_at in oldest.items():
+        states[queue].oldest_waiting_age_seconds = max(0.0, (now - queued_at).total_seconds())
+    return Overview(queues=[states[name] for name in ordered], runs=runs)
+
+
+def queues_check() -> str:
+    """`readyz`'s verdict on the queues: "ok", or the queues with waiting work and no worker
+    consuming them ("no consumer: ssh")."""
+    stuck = [state.name for state in queue_overview().queues if state.unconsumed]
+    return f"no consumer: {', '.join(stuck)}" if stuck else "ok"

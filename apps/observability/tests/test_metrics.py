@@ -1,0 +1,181 @@
+"""`/metrics` on the web: off without a token, refused without the right one, and what an
+operator reads there agrees with `readyz` and with the database."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from apps.jobs import broker, services
+from apps.jobs.models import JobRun
+from apps.maintenance.tests.factories import JobRunFactory
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "CANARY-metrics-token-0123456789"
+
+
+@pytest.fixture
+def metrics_on(monkeypatch):
+    monkeypatch.setenv("METRICS_TOKEN", TOKEN)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+
+@pytest.fixture
+def consumers():
+    """The broker's consumer list, emptied before and after (workers of other tests' live
+    servers are not ours to count)."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete(broker.CONSUMERS_KEY)
+    yield
+    client.delete(broker.CONSUMERS_KEY)
+    client.close()
+
+
+def _scrape(client) -> dict:
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200
+    return {f.name: f for f in text_string_to_metric_families(response.content.decode())}
+
+
+def _value(families: dict, name: str, **labels: str) -> float | None:
+    for family in families.values():
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None
+
+
+def test_metrics_route_does_not_exist_without_a_token(client, monkeypatch):
+    monkeypatch.delenv("METRICS_TOKEN", raising=False)
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer anything").status_code == 404
+
+
+def test_metrics_refuse_a_missing_or_wrong_token(client, metrics_on):
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Basic {TOKEN}").status_code == 401
+
+
+def test_job_gauges_count_the_runs_in_the_database(client, metrics_on, consumers):
+    JobRunFactory.create_batch(3, queue="maintenance", kind="vacuum", status=JobRun.Status.QUEUED)
+    JobRunFactory(queue="maintenance", kind="vacuum", status=JobRun.Status.FAILED)
+    old = JobRunFactory(queue="ssh", kind="bootstrap_bastion", status=JobRun.Status.QUEUED)
+    JobRun.objects.filter(pk=old.pk).update(queued_at=timezone.now() - timedelta(minutes=10))
+
+    families = _scrape(client)
+
+    vacuum = {"queue": "maintenance", "kind": "vacuum"}
+    assert _value(families, "autoglue_jobs", status="queued", **vacuum) == 3
+    assert _value(families, "autoglue_jobs", status="failed", **vacuum) == 1
+    age = _value(families, "autoglue_job_oldest_queued_age_seconds", queue="ssh")
+    assert 590 <= age <= 700
+    assert _value(families, "autoglue_job_oldest_queued_age_seconds", queue="default") == 0
+    assert _value(families, "autoglue_scrape_database_up") == 1
+    assert _value(families, "autoglue_build_info") == 1
+
+
+def test_requests_are_counted_by_route_pattern_not_path(client, metrics_on, api):
+    api.get(f"/api/v1/servers/{uuid.uuid4()}")
+    api.get("/api/v1/servers")
+    families = _scrape(client)
+    routes = {
+        s.labels["route"]
+        for s in families["autoglue_http_request_duration_seconds"].samples
+        if s.name.endswith("_count")
+    }
+    assert not any(re.search(r"[0-9a-f]{8}-[0-9a-f]{4}", route) for route in routes)
+    assert any("servers" in route for route in routes)
+
+
+def test_a_scheduled_run_that_succeeds_is_the_schedules_last_success(client, metrics_on, settings):
+    settings.JOBS_PUBLISH = False
+    job = services.job_enqueue(
+        kind="vacuum", payload={"scheduled": True, "schedule": "maintenance-vacuum"}
+    )
+    job = services.job_claim(job_id=job.pk)
+    before = timezone.now().timestamp()
+    services.job_finish(job=job, status=JobRun.Status.SUCCEEDED)
+
+    families = _scrape(client)
+    at = _value(
+        families,
+        "autoglue_schedule_last_success_timestamp_seconds",
+        schedule="maintenance-vacuum",
+    )
+    assert at is not None and at >= before - 1
+
+
+def test_a_failed_scheduled_run_is_no_success(client, metrics_on, settings):
+    settings.JOBS_PUBLISH = False
+    job = services.job_enqueue(kind="vacuum", payload={"schedule": "maintenance-vacuum"})
+    job = services.job_claim(job_id=job.pk)
+    services.job_finish(job=job, status=JobRun.Status.FAILED, error="boom")
+
+    families = _scrape(client)
+    assert (
+        _value(
+            families,
+            "autoglue_schedule_last_success_timestamp_seconds",
+            schedule="maintenance-vacuum",
+        )
+        is None
+    )
+
+
+def test_readyz_names_a_queue_with_work_and_no_consumer(anon, consumers, client, metrics_on):
+    JobRunFactory(queue="ssh", kind="bootstrap_bastion", status=JobRun.Status.QUEUED)
+    broker.consumer_beat(queues=["default", "maintenance"], hostname="worker@a")
+
+    body = anon.get("/api/v1/readyz").json()
+    families = _scrape(client)
+
+    assert anon.get("/api/v1/readyz").status_code == 200
+    assert body["status"] == "degraded"
+    assert body["checks"]["queues"] == "no consumer: ssh"
+    assert _value(families, "autoglue_queue_consumers", queue="ssh") == 0
+    assert _value(families, "autoglue_queue_consumers", queue="default") == 1
+
+
+def test_readyz_is_ok_once_a_worker_consumes_the_queue(anon, consumers):
+    JobRunFactory(queue="ssh", kind="bootstrap_bastion", status=JobRun.Status.QUEUED)
+    broker.consumer_beat(queues=["ssh"], hostname="ssh@a")
+
+    body = anon.get("/api/v1/readyz").json()
+
+    assert body == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok", "queues": "ok"},
+    }
+
+
+def test_a_broken_audit_chain_shows_in_the_metrics_after_verification(client, metrics_on, org):
+    from apps.audit import events
+    from apps.audit.models import AuditEntry
+    from apps.audit.services import audit_record, audit_verify_record
+    from apps.audit.tests.support import sealed
+
+    entries = sealed(
+        [
+            audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk, object_id=str(i))
+            for i in range(3)
+        ]
+    )
+    audit_verify_record()
+    assert _value(_scrape(client), "autoglue_audit_chains_broken") == 0
+
+    AuditEntry.objects.filter(pk=entries[1].pk).update(ip="10.9.9.9")
+    audit_verify_record()
+
+    families = _scrape(client)
+    assert _value(families, "autoglue_audit_chains_broken") == 1
+    assert _value(families, "autoglue_audit_last_verification_timestamp_seconds") > 0

@@ -1,0 +1,69 @@
+"""The multiprocess bookkeeping: each role's folder emptied at start, stable worker slots,
+a dead worker's live gauges forgotten, and runplatform's children kept apart."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from apps.core import metrics_process
+from apps.core.management.commands.runplatform import child_metrics_env
+
+
+def test_a_role_start_empties_its_folder_only_when_metrics_are_on(tmp_path, monkeypatch):
+    (tmp_path / "counter_web0.db").write_bytes(b"from the last run")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.delenv("METRICS_TOKEN", raising=False)
+    assert metrics_process.role_start("web") is None
+    assert (tmp_path / "counter_web0.db").exists()
+
+    monkeypatch.setenv("METRICS_TOKEN", "CANARY-hooks")
+    assert metrics_process.role_start("web") == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_replacement_worker_takes_the_lowest_free_slot():
+    live = {101: SimpleNamespace(metrics_slot=0), 103: SimpleNamespace(metrics_slot=2)}
+    server = SimpleNamespace(WORKERS=live)
+    worker = SimpleNamespace()
+    metrics_process.gunicorn_pre_fork(server, worker)
+    assert worker.metrics_slot == 1
+
+
+def test_a_dead_workers_live_gauges_go_and_its_counters_stay(tmp_path, monkeypatch):
+    monkeypatch.setenv("METRICS_TOKEN", "CANARY-hooks")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for name in ("gauge_livesum_web1.db", "counter_web1.db", "gauge_livesum_web0.db"):
+        (tmp_path / name).write_bytes(b"")
+    metrics_process.gunicorn_child_exit(None, SimpleNamespace(metrics_slot=1, pid=4242))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "counter_web1.db",
+        "gauge_livesum_web0.db",
+    ]
+
+
+def test_the_bearer_token_must_match_exactly(monkeypatch):
+    monkeypatch.setenv("METRICS_TOKEN", "CANARY-hooks")
+    assert metrics_process.authorized("Bearer CANARY-hooks")
+    assert metrics_process.authorized("bearer CANARY-hooks")
+    assert not metrics_process.authorized("Bearer CANARY-hook")
+    assert not metrics_process.authorized("CANARY-hooks")
+    monkeypatch.setenv("METRICS_TOKEN", "")
+    assert not metrics_process.authorized("Bearer ")
+
+
+def test_runplatform_gives_each_child_its_own_folder_and_port(settings, tmp_path):
+    settings.METRICS_TOKEN = "CANARY-hooks"
+    settings.METRICS_PORT = "9300"
+    settings.PROMETHEUS_MULTIPROC_DIR = str(tmp_path)
+    envs = {name: child_metrics_env(name) for name in ("web", "worker", "ssh-worker", "beat")}
+    assert {name: env["PROMETHEUS_MULTIPROC_DIR"] for name, env in envs.items()} == {
+        name: str(tmp_path / name) for name in envs
+    }
+    assert "METRICS_PORT" not in envs["web"]
+    assert [envs[n]["METRICS_PORT"] for n in ("worker", "ssh-worker", "beat")] == [
+        "9300",
+        "9301",
+        "9302",
+    ]
+    settings.METRICS_TOKEN = ""
+    assert child_metrics_env("worker").get("PROMETHEUS_MULTIPROC_DIR") != str(tmp_path / "worker")
