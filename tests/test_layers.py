@@ -5,6 +5,7 @@ import counts: at the top, inside a function, or under `TYPE_CHECKING`."""
 from __future__ import annotations
 
 import ast
+import gc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,10 +21,21 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+def _parse(path: Path) -> ast.Module:
+    """The module's tree, parsed with the garbage collector paused: CPython 3.11.7's `ast.parse`
+    can fail with "AST constructor recursion depth mismatch" when a collection runs finalizers
+    while it builds a tree (seen at random late in full runs; tests/conformance/conftest.py)."""
+    gc.disable()
+    try:
+        return ast.parse(path.read_text())
+    finally:
+        gc.enable()
+
+
 def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     targets: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(_parse(path)):
         if isinstance(node, ast.Import):
             candidates = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
