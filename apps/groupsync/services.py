@@ -13,11 +13,16 @@ Who decides what (docs/identity.md, "Workspace groups"):
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
@@ -29,14 +34,16 @@ from apps.core.api.errors import bad_request, conflict
 from apps.groupsync import clients
 from apps.groupsync.models import GroupGrant, GroupRoleMapping, GroupSyncSettings
 from apps.orgs.models import Membership, Organization
+from apps.orgs.services import membership_owners_lock
 
 logger = logging.getLogger(__name__)
 
 RANK = {"": 0, "viewer": 1, "member": 2, "admin": 3, "owner": 4}
 SYNC_ACTOR = audit_context.Actor(type="system", id="group_sync", label="Workspace group sync")
-# Reads one person's groups for one organization's settings (the network edge; tests give the
-# real client pointed at a loopback stand-in).
-GroupsReader = Callable[[GroupSyncSettings, str], list[str]]
+# Reads one person's groups for one organization's settings, by a deadline (time.monotonic(),
+# or None for the timeout alone). The network edge: tests give the real client pointed at a
+# loopback stand-in.
+GroupsReader = Callable[[GroupSyncSettings, str, "float | None"], clients.GroupsRead]
 
 
 # --- settings and mappings ---------------------------------------------------------------------
@@ -87,10 +94,12 @@ def group_sync_settings_update(
 
 
 def _group_email(value: str) -> str:
-    email = (value or "").strip().lower()
-    if not clients.EMAIL.match(email):
+    email = (value or "").strip()
+    # ASCII is checked before lower-casing: str.lower() maps some non-ASCII letters to ASCII
+    # ones (the Kelvin sign to "k"), which would let a look-alike address through as another.
+    if not email.isascii() or not clients.EMAIL.fullmatch(email):
         raise bad_request("validation_error", "group_email: must be a group's e-mail address")
-    return email
+    return email.lower()
 
 
 def _role(value: str) -> str:
@@ -145,11 +154,22 @@ class RoleChange:
     group: str
 
 
-def groups_read(config: GroupSyncSettings, email: str) -> list[str]:
+@dataclass(frozen=True)
+class UserSync:
+    """What syncing one person did: the change (or None), and whether their groups were read
+    transitively (False: the Directory API fallback, so nothing was taken away)."""
+
+    change: RoleChange | None
+    transitive: bool
+
+
+def groups_read(
+    config: GroupSyncSettings, email: str, deadline: float | None = None
+) -> clients.GroupsRead:
     """The groups `email` belongs to, read with the organization's service account."""
     key = clients.service_account_key_parse(str(config.service_account_key))
     client = clients.WorkspaceGroupsClient(key=key, subject=config.delegated_subject)
-    return client.groups_of(email)
+    return client.groups_of(email, deadline=deadline)
 
 
 def _granted(mappings: Iterable[GroupRoleMapping], groups: set[str]) -> tuple[str, str]:
@@ -176,19 +196,22 @@ def _audit(organization_id: Any, membership_id: Any, user: User, change: RoleCha
 
 @transaction.atomic
 def group_sync_apply(
-    *, organization: Organization, user: User, groups: Iterable[str], mode: str
+    *,
+    organization: Organization,
+    user: User,
+    groups: Iterable[str],
+    mode: str,
+    transitive: bool = True,
 ) -> RoleChange | None:
     """Bring one person's role in one organization in line with a complete list of their
-    groups. The membership row is written with `update()`/`bulk_create()` so the one audit
-    entry is this service's, naming the group (the model signals would write one without)."""
+    groups. With `transitive=False` (direct memberships only) roles are only raised, whatever
+    the mode: a role granted through a nested group would look revoked. The membership row is
+    written with `update()`/`bulk_create()` so the one audit entry is this service's, naming
+    the group (the model signals would write one without)."""
     granted, group = _granted(
         GroupRoleMapping.objects.filter(organization=organization), {g.lower() for g in groups}
     )
-    owners = list(
-        Membership.objects.select_for_update()
-        .filter(organization=organization, role=Membership.Role.OWNER)
-        .values_list("pk", flat=True)
-    )
+    owners = membership_owners_lock(organization=organization)
     current = (
         Membership.objects.select_for_update().filter(organization=organization, user=user).first()
     )
@@ -203,7 +226,8 @@ def group_sync_apply(
     if grant is not None and granted == now_role and grant.group_email != group:
         # Still granted, now by another group: the one authoritative sync will name.
         GroupGrant.objects.filter(pk=grant.pk).update(group_email=group)
-    if grant is None or current is None or mode != GroupSyncSettings.Mode.AUTHORITATIVE:
+    authoritative = mode == GroupSyncSettings.Mode.AUTHORITATIVE and transitive
+    if grant is None or current is None or not authoritative:
         return None
     target = granted if RANK[granted] >= RANK[grant.base_role] else grant.base_role
     if RANK[target] >= RANK[now_role]:
@@ -262,36 +286,83 @@ def _usable(config: GroupSyncSettings) -> bool:
     return bool(config.enabled and config.service_account_key and config.delegated_subject)
 
 
-def _record(config: GroupSyncSettings, error: str) -> None:
+def _record(config: GroupSyncSettings, status: str, error: str = "") -> None:
     GroupSyncSettings.objects.filter(pk=config.pk).update(
-        last_sync_at=timezone.now(),
-        last_sync_status="failed" if error else "ok",
-        last_sync_error=error[:255],
+        last_sync_at=timezone.now(), last_sync_status=status, last_sync_error=error[:255]
     )
+
+
+def workspace_domains(config: GroupSyncSettings) -> set[str]:
+    """The domains of the organization's Workspace: its delegated admin's domain and, once
+    verified, the organization's own domain. Only people whose Google account this Workspace
+    manages (ID token `hd` one of these) are synced: a consumer account or another Workspace's
+    account carrying an address here is not the person the groups list."""
+    domains = {config.delegated_subject.rsplit("@", 1)[-1].lower()} - {""}
+    org = config.organization
+    if org.domain and org.domain_verified_at is not None:
+        domains.add(org.domain.lower())
+    return domains
+
+
+def _managed_by(config: GroupSyncSettings, email: str, hd: str) -> bool:
+    hd = (hd or "").strip().lower()
+    return bool(hd) and email.rsplit("@", 1)[-1].lower() == hd and hd in workspace_domains(config)
 
 
 def group_sync_user(
-    *, config: GroupSyncSettings, user: User, email: str, reader: GroupsReader = groups_read
-) -> RoleChange | None:
+    *,
+    config: GroupSyncSettings,
+    user: User,
+    email: str,
+    reader: GroupsReader = groups_read,
+    deadline: float | None = None,
+) -> UserSync:
     """Read one person's groups and apply them in the settings' organization. A read that
     fails raises `GroupsReadError` before anything is changed."""
     try:
-        groups = reader(config, email)
+        read = reader(config, email, deadline)
     except ValueError as exc:  # a stored key that no longer parses
         raise clients.GroupsReadError(f"service account key: {exc}") from None
-    return group_sync_apply(
-        organization=config.organization, user=user, groups=groups, mode=config.mode
+    change = group_sync_apply(
+        organization=config.organization,
+        user=user,
+        groups=read.groups,
+        mode=config.mode,
+        transitive=read.transitive,
     )
+    return UserSync(change, read.transitive)
+
+
+# Reads at sign-in run here so that a hard deadline can be kept: `requests` bounds each socket
+# read, not a whole response. A read past the deadline is abandoned (it ends by itself at its
+# own timeout) and its organization left unchanged.
+_SIGN_IN_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="groupsync-sign-in")
+
+
+def _read_by(reader: GroupsReader, deadline: float) -> GroupsReader:
+    def read(config: GroupSyncSettings, email: str, _: float | None) -> clients.GroupsRead:
+        str(config.service_account_key)  # decrypt here: the thread must not use the database
+        future = _SIGN_IN_READS.submit(reader, config, email, deadline)
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            raise clients.GroupsReadError("the sign-in's time for groups ran out") from None
+
+    return read
 
 
 def group_sync_at_sign_in(
-    *, user: User, email: str, workspace_managed: bool, reader: GroupsReader = groups_read
+    *, user: User, email: str, hd: str, reader: GroupsReader = groups_read
 ) -> list[RoleChange]:
-    """After a Google sign-in matched `user`: sync the organizations they belong to and, for a
-    Workspace-managed address, those whose verified domain is the address's domain. Never
-    raises: a failure of the groups API (or of anything else here) is logged and the sign-in
-    goes on, with nothing granted or taken."""
+    """After a Google sign-in matched `user`: sync the organizations they belong to and those
+    whose verified domain is the address's domain, where the organization's Workspace manages
+    the account (`hd`, see `workspace_domains`). All of it within one budget
+    (GROUP_SYNC_SIGN_IN_SECONDS): organizations not reached by then are left as they are for
+    the schedule. Never raises: a failure is logged and the sign-in goes on, with nothing
+    granted or taken in that organization."""
     changes: list[RoleChange] = []
+    deadline = time.monotonic() + float(settings.GROUP_SYNC_SIGN_IN_SECONDS)
+    timed = _read_by(reader, deadline)
     try:
         domain = email.rsplit("@", 1)[-1].lower()
         member_of = set(
@@ -301,16 +372,19 @@ def group_sync_at_sign_in(
         configs = GroupSyncSettings.objects.select_related("organization").filter(enabled=True)
         for config in list(configs):
             org = config.organization
-            ours = org.pk in member_of
-            by_domain = (
-                workspace_managed
-                and org.domain_verified_at is not None
-                and (org.domain or "").lower() == domain
-            )
-            if not (ours or by_domain) or not _usable(config):
+            by_domain = org.domain_verified_at is not None and (org.domain or "").lower() == domain
+            if not (org.pk in member_of or by_domain) or not _usable(config):
+                continue
+            if not _managed_by(config, email, hd):
+                continue
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "group_sync_deferred",
+                    extra={"organization_id": str(org.pk), "user_id": str(user.pk)},
+                )
                 continue
             try:
-                change = group_sync_user(config=config, user=user, email=email, reader=reader)
+                change = group_sync_user(config=config, user=user, email=email, reader=timed).change
             except Exception as exc:  # noqa: BLE001 - groups never block a sign-in
                 logger.warning(
                     "group_sync_failed",
@@ -328,45 +402,50 @@ def group_sync_at_sign_in(
     return changes
 
 
-def _error_text(exc: Exception) -> str:
+def _error_text(exc: BaseException) -> str:
     # Our read errors carry a safe message; anything else is named by its type only.
     if isinstance(exc, clients.GroupsReadError):
         return str(exc)
     return type(exc).__name__
 
 
-def google_email(user: User) -> str:
-    """The address the person signs in to Google with (their newest Google identity)."""
-    identity = (
-        OAuthIdentity.objects.filter(user=user, provider="google").order_by("-created_at").first()
-    )
-    return identity.email if identity is not None and identity.email else ""
+def google_email(user: User, config: GroupSyncSettings) -> str:
+    """The address to read `user`'s groups by for `config`'s organization: that of their
+    Google identity managed by the organization's Workspace (`hd`), the most recently signed-in
+    one if several; "" when none is (consumer accounts, another Workspace's accounts, and
+    identities not seen since `hd` was recorded are not synced)."""
+    identities = OAuthIdentity.objects.filter(user=user, provider="google").order_by("-updated_at")
+    for identity in identities:
+        if identity.email and _managed_by(config, identity.email, identity.hd):
+            return identity.email
+    return ""
 
 
 def group_sync_organization(
     *, config: GroupSyncSettings, reader: GroupsReader = groups_read
 ) -> tuple[int, int]:
     """Re-read the groups of every member who signs in with Google; (changed, failed). A
-    person whose read fails keeps their role; others are still synced."""
+    person whose read fails keeps their role; others are still synced. Status "degraded" when
+    some groups could only be read direct-only (nothing was taken away from those people)."""
     if not _usable(config):
         return (0, 0)
     changed = failed = 0
     error = ""
+    degraded = False
     memberships = Membership.objects.filter(organization_id=config.organization_id).select_related(
         "user"
     )
     for membership in list(memberships):
-        email = google_email(membership.user)
+        email = google_email(membership.user, config)
         if not email:
             continue
         try:
-            change = group_sync_user(
+            synced = group_sync_user(
                 config=config, user=membership.user, email=email, reader=reader
             )
         except (clients.GroupsReadError, DatabaseError) as exc:
             # One person's failure must not stop the others (a concurrent sign-in that created
-            # the same membership first is an IntegrityError here). Anything else, the task's
-            # time limit included, ends the run.
+            # the same membership first is an IntegrityError here).
             failed += 1
             error = _error_text(exc)
             logger.warning(
@@ -378,13 +457,32 @@ def group_sync_organization(
                 },
             )
             continue
-        changed += change is not None
-    _record(config, error)
+        changed += synced.change is not None
+        degraded = degraded or not synced.transitive
+    if error:
+        _record(config, "failed", error)
+    elif degraded:
+        _record(config, "degraded", "direct groups only (Directory API): nothing was lowered")
+    else:
+        _record(config, "ok")
     return (changed, failed)
 
 
 def group_sync_all(*, reader: GroupsReader = groups_read) -> int:
-    """The schedule's run: every organization with sync on. Returns the roles changed."""
+    """The schedule's run: every organization with sync on. Returns the roles changed. One
+    organization's unexpected failure is recorded on it and the run goes on to the next."""
     # Cross-org read on purpose: the schedule serves every organization.
     configs = GroupSyncSettings.objects.filter(enabled=True).select_related("organization")
-    return sum(group_sync_organization(config=c, reader=reader)[0] for c in configs)
+    total = 0
+    for config in list(configs):
+        try:
+            total += group_sync_organization(config=config, reader=reader)[0]
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: stop, do not go on to the next organization
+        except Exception as exc:  # noqa: BLE001 - one organization must not stop the others
+            logger.warning(
+                "group_sync_failed",
+                extra={"organization_id": str(config.organization_id), "error": _error_text(exc)},
+            )
+            _record(config, "failed", _error_text(exc))
+    return total
