@@ -61,6 +61,32 @@ class GroupsReadError(Exception):
     API), never a token, a key or an answer's body."""
 
 
+class RateLimited(GroupsReadError):
+    """Google asked us to slow down (429, or a 403 whose reason is a rate limit)."""
+
+
+_RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+
+
+def _rate_limited(response: requests.Response) -> bool:
+    if response.status_code == 429:
+        return True
+    if response.status_code != 403:
+        return False
+    try:
+        errors = response.json()["error"].get("errors") or []
+        return any(e.get("reason") in _RATE_LIMIT_REASONS for e in errors)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+# Access tokens by (organization, key id, subject, scope) → (token, good until, time.time()):
+# one per hour per organization and scope instead of one per person read. Process memory only:
+# a token is a credential and is not written anywhere.
+TokenCache = dict[tuple[str, str, str, str], tuple[str, float]]
+_TOKENS: TokenCache = {}
+
+
 class _FallBack(Exception):
     """Cloud Identity refused (403/404 or no token for its scope): try the Directory API."""
 
@@ -115,8 +141,12 @@ class WorkspaceGroupsClient:
         subject: str,
         session: requests.Session | None = None,
         now: Callable[[], float] = time.time,
+        cache_as: str = "",
     ) -> None:
         self.key = key
+        # With `cache_as` (the organization's id) tokens are shared across clients of the same
+        # organization, key and subject; without, they live as long as this client.
+        self._cache_as = cache_as
         self.subject = subject
         self.session = session or requests.Session()
         self.now = now
@@ -149,19 +179,31 @@ class WorkspaceGroupsClient:
     def access_token(self, scope: str) -> str:
         if scope in self._tokens:
             return self._tokens[scope]
+        cache_key = (self._cache_as, self.key.private_key_id, self.subject, scope)
+        cached = _TOKENS.get(cache_key) if self._cache_as else None
+        if cached is not None and cached[1] > self.now():
+            self._tokens[scope] = cached[0]
+            return cached[0]
         response = self._send(
             "post",
             google_url("GOOGLE_TOKEN_URL"),
             "token endpoint",
             data={"grant_type": JWT_BEARER, "assertion": self.assertion(scope)},
         )
+        if response.status_code == 429:
+            raise RateLimited("token endpoint: rate limited (429)")
         if response.status_code in (400, 401, 403):
             # unauthorized_client / access_denied: the delegation does not cover this scope.
             raise _FallBack(f"token endpoint refused the scope ({response.status_code})")
-        token = self._json(response, "token endpoint").get("access_token")
+        answer = self._json(response, "token endpoint")
+        token = answer.get("access_token")
         if not isinstance(token, str) or not token:
             raise GroupsReadError("token endpoint: no access_token in its answer")
         self._tokens[scope] = token
+        lifetime = answer.get("expires_in")
+        if self._cache_as and isinstance(lifetime, int) and lifetime > 120:
+            # Used until a minute before Google's expiry, so no read starts with a dying token.
+            _TOKENS[cache_key] = (token, self.now() + lifetime - 60)
         return token
 
     # --- the groups ----------------------------------------------------------------------------
@@ -220,6 +262,8 @@ class WorkspaceGroupsClient:
             response = self._send(
                 "get", url, api, params=query, headers={"Authorization": f"Bearer {token}"}
             )
+            if _rate_limited(response):
+                raise RateLimited(f"{api}: rate limited ({response.status_code})")
             # Only a refusal of the very first request means "this API is not available to us";
             # a refusal after pages were read is a failed read, never a reason to start over
             # with the direct-only Directory API.

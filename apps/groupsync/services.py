@@ -23,7 +23,9 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.models import OAuthIdentity, User
@@ -168,7 +170,9 @@ def groups_read(
 ) -> clients.GroupsRead:
     """The groups `email` belongs to, read with the organization's service account."""
     key = clients.service_account_key_parse(str(config.service_account_key))
-    client = clients.WorkspaceGroupsClient(key=key, subject=config.delegated_subject)
+    client = clients.WorkspaceGroupsClient(
+        key=key, subject=config.delegated_subject, cache_as=str(config.organization_id)
+    )
     return client.groups_of(email, deadline=deadline)
 
 
@@ -443,6 +447,16 @@ def group_sync_organization(
             synced = group_sync_user(
                 config=config, user=membership.user, email=email, reader=reader
             )
+        except clients.RateLimited as exc:
+            # Google asked us to slow down: reading on would only spend more of the quota. The
+            # rest of the members are read at the next run.
+            failed += 1
+            error = _error_text(exc)
+            logger.warning(
+                "group_sync_rate_limited",
+                extra={"organization_id": str(config.organization_id), "error": error},
+            )
+            break
         except (clients.GroupsReadError, DatabaseError) as exc:
             # One person's failure must not stop the others (a concurrent sign-in that created
             # the same membership first is an IntegrityError here).
@@ -468,21 +482,60 @@ def group_sync_organization(
     return (changed, failed)
 
 
-def group_sync_all(*, reader: GroupsReader = groups_read) -> int:
-    """The schedule's run: every organization with sync on. Returns the roles changed. One
-    organization's unexpected failure is recorded on it and the run goes on to the next."""
+def _lock_key(organization_id: Any) -> str:
+    return f"groupsync:running:{organization_id}"
+
+
+def group_sync_organization_once(
+    *, config_id: Any, hold_seconds: int, reader: GroupsReader = groups_read
+) -> int | None:
+    """`group_sync_organization` unless a run for the same organization is still going (then
+    None: runs never overlap however the interval and the time limit are set). The lock is a
+    cache entry that expires after `hold_seconds` should its holder die."""
+    config = GroupSyncSettings.objects.select_related("organization").filter(pk=config_id).first()
+    if config is None or not config.enabled:
+        return None
+    key = _lock_key(config.organization_id)
+    if not cache.add(key, 1, timeout=hold_seconds):
+        logger.info("group_sync_already_running", extra={"organization_id": str(config.pk)})
+        return None
+    try:
+        return group_sync_organization(config=config, reader=reader)[0]
+    except SoftTimeLimitExceeded:
+        _record(config, "failed", "the run took longer than its time limit")
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded on the organization, not lost
+        logger.warning(
+            "group_sync_failed",
+            extra={"organization_id": str(config.organization_id), "error": _error_text(exc)},
+        )
+        _record(config, "failed", _error_text(exc))
+        return 0
+    finally:
+        cache.delete(key)
+
+
+def group_sync_due() -> list[Any]:
+    """The settings of every organization with sync on, the longest unsynced first (so an
+    organization a slow run kept waiting goes first next time)."""
     # Cross-org read on purpose: the schedule serves every organization.
-    configs = GroupSyncSettings.objects.filter(enabled=True).select_related("organization")
+    return list(
+        GroupSyncSettings.objects.filter(enabled=True)
+        .order_by(F("last_sync_at").asc(nulls_first=True), "pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def group_sync_all(*, reader: GroupsReader = groups_read, hold_seconds: int = 1800) -> int:
+    """Every organization with sync on, one after the other, in this process (the schedule
+    queues one task per organization instead). Returns the roles changed. One organization's
+    unexpected failure is recorded on it and the run goes on to the next."""
     total = 0
-    for config in list(configs):
-        try:
-            total += group_sync_organization(config=config, reader=reader)[0]
-        except SoftTimeLimitExceeded:
-            raise  # the task's time is up: stop, do not go on to the next organization
-        except Exception as exc:  # noqa: BLE001 - one organization must not stop the others
-            logger.warning(
-                "group_sync_failed",
-                extra={"organization_id": str(config.organization_id), "error": _error_text(exc)},
+    for config_id in group_sync_due():
+        total += (
+            group_sync_organization_once(
+                config_id=config_id, hold_seconds=hold_seconds, reader=reader
             )
-            _record(config, "failed", _error_text(exc))
+            or 0
+        )
     return total

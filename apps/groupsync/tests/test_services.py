@@ -293,7 +293,7 @@ def test_the_scheduled_task_runs_the_sync(google, config, org, alice):
     MembershipFactory(organization=org, user=alice, role="viewer")
     google.add(LEADS, ALICE)
 
-    assert tasks.sync.delay().get() == 1
+    assert tasks.sync.delay().get() == 1  # one organization's run queued (and, eagerly, run)
 
     assert _role(org, alice) == "admin"
 
@@ -458,3 +458,81 @@ def test_a_renamed_workspace_address_is_read_by_its_new_name_after_the_next_sign
     assert _role(org, alice) == "member"  # her groups, not the old address's new holder's
     identity = OAuthIdentity.objects.get(subject="alice-sub")
     assert (identity.email, identity.hd) == ("alice.smith@acme.example", "acme.example")
+
+
+@pytest.fixture
+def bob(db):
+    user = UserFactory(primary_email="bob@acme.example")
+    OAuthIdentity.objects.create(
+        user=user, provider="google", subject="bob-sub", email=user.primary_email, hd="acme.example"
+    )
+    return user
+
+
+def test_the_schedule_asks_google_for_one_token_per_organization_not_one_per_person(
+    google, config, org, alice, bob
+):
+    from apps.groupsync import clients
+
+    clients._TOKENS.clear()
+    MembershipFactory(organization=org, user=alice, role="viewer")
+    MembershipFactory(organization=org, user=bob, role="viewer")
+    google.add(ENG, ALICE, "bob@acme.example")
+
+    assert services.group_sync_all() == 2
+    assert services.group_sync_all() == 0
+
+    assert len(google.assertions) == 1
+    clients._TOKENS.clear()
+
+
+def test_a_rate_limited_organization_stops_its_run_and_is_recorded_as_failed(
+    google, config, org, alice, bob
+):
+    MembershipFactory(organization=org, user=alice, role="viewer")
+    MembershipFactory(organization=org, user=bob, role="viewer")
+    google.add(ENG, ALICE, "bob@acme.example")
+    google.fail["cloud_identity"] = 429
+
+    services.group_sync_all()
+
+    assert len(google.requests) == 1  # no second person read into the limit
+    config.refresh_from_db()
+    assert config.last_sync_status == "failed"
+    assert "rate limited" in config.last_sync_error
+
+
+def test_a_run_is_skipped_while_the_same_organizations_run_is_still_going(
+    google, config, org, alice
+):
+    from django.core.cache import cache
+
+    from apps.groupsync import tasks
+
+    MembershipFactory(organization=org, user=alice, role="viewer")
+    google.add(ENG, ALICE)
+    cache.add(services._lock_key(org.pk), 1, timeout=60)
+    try:
+        assert tasks.sync_organization.delay(str(config.pk)).get() is None
+        assert _role(org, alice) == "viewer"
+        assert google.requests == []
+    finally:
+        cache.delete(services._lock_key(org.pk))
+
+    assert tasks.sync_organization.delay(str(config.pk)).get() == 1
+    assert _role(org, alice) == "member"
+
+
+def test_the_longest_unsynced_organization_is_synced_first(config, other_org):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    other = GroupSyncSettingsFactory(organization=other_org)
+    GroupSyncSettings.objects.filter(pk=config.pk).update(last_sync_at=timezone.now())
+    GroupSyncSettings.objects.filter(pk=other.pk).update(
+        last_sync_at=timezone.now() - timedelta(hours=5)
+    )
+    never = GroupSyncSettingsFactory()
+
+    assert services.group_sync_due() == [never.pk, other.pk, config.pk]
