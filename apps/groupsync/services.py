@@ -111,27 +111,51 @@ def _role(value: str) -> str:
     return value
 
 
+PRIVILEGED = {Membership.Role.OWNER, Membership.Role.ADMIN}
+
+
+def _check_privileged(role: str, confirmed: bool) -> None:
+    # Whoever may join the group (or add others to it) takes the role: for owner and admin the
+    # person mapping it must say they checked that only administrators control membership.
+    if role in PRIVILEGED and not confirmed:
+        raise bad_request(
+            "validation_error",
+            "confirm_privileged: mapping a group to owner or admin gives the role to anyone who "
+            "can join the group; confirm that only administrators manage its members",
+        )
+
+
 def group_mapping_create(
-    *, organization_id: uuid.UUID, group_email: str, role: str
+    *,
+    organization_id: uuid.UUID,
+    group_email: str,
+    role: str,
+    confirm_privileged: bool = False,
 ) -> GroupRoleMapping:
-    """Members of the group will hold at least `role`. One mapping per group (409)."""
+    """Members of the group will hold at least `role`. One mapping per group (409). Owner and
+    admin need `confirm_privileged` (400 without)."""
+    email, role = _group_email(group_email), _role(role)
+    _check_privileged(role, confirm_privileged)
     try:
         with transaction.atomic():
             return GroupRoleMapping.objects.create(
-                organization_id=organization_id,
-                group_email=_group_email(group_email),
-                role=_role(role),
+                organization_id=organization_id, group_email=email, role=role
             )
     except IntegrityError:
         raise conflict("mapping_exists", "group_email: this group is already mapped") from None
 
 
 def group_mapping_update(*, mapping: GroupRoleMapping, changes: dict[str, Any]) -> GroupRoleMapping:
-    """Change the group or the role of a mapping (takes effect at the next sync)."""
+    """Change the group or the role of a mapping (takes effect at the next sync). Making it an
+    owner or admin mapping, or pointing such a mapping at another group, needs
+    `changes["confirm_privileged"]`."""
+    before = (mapping.group_email, mapping.role)
     if "group_email" in changes:
         mapping.group_email = _group_email(changes["group_email"])
     if "role" in changes:
         mapping.role = _role(changes["role"])
+    if (mapping.group_email, mapping.role) != before:
+        _check_privileged(mapping.role, bool(changes.get("confirm_privileged")))
     try:
         with transaction.atomic():
             mapping.save()
