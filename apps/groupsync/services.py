@@ -12,6 +12,7 @@ Who decides what (docs/identity.md, "Workspace groups"):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -210,8 +211,16 @@ def _granted(mappings: Iterable[GroupRoleMapping], groups: set[str]) -> tuple[st
 
 
 def _audit(organization_id: Any, membership_id: Any, user: User, change: RoleChange) -> None:
+    # The same events as any other path: a membership sync creates or removes is a
+    # create/delete entry, a role it changes a role change; `metadata` says it was sync.
+    if not change.before:
+        event = events.RESOURCE_CREATE
+    elif not change.after:
+        event = events.RESOURCE_DELETE
+    else:
+        event = events.MEMBER_ROLE_CHANGE
     audit_record(
-        event=events.MEMBER_ROLE_CHANGE,
+        event=event,
         organization_id=organization_id,
         object_type="orgs.membership",
         object_id=membership_id,
@@ -222,7 +231,6 @@ def _audit(organization_id: Any, membership_id: Any, user: User, change: RoleCha
     )
 
 
-@transaction.atomic
 def group_sync_apply(
     *,
     organization: Organization,
@@ -230,6 +238,26 @@ def group_sync_apply(
     groups: Iterable[str],
     mode: str,
     transitive: bool = True,
+) -> RoleChange | None:
+    """`_apply` with sync as the actor of every entry written (the `GroupGrant` bookkeeping
+    too), whoever's request or sign-in triggered it; the request id is kept."""
+    ctx = audit_context.AuditContext(
+        actor=SYNC_ACTOR, request_id=audit_context.current().request_id
+    )
+    with audit_context.bound(ctx):
+        return _apply(
+            organization=organization, user=user, groups=groups, mode=mode, transitive=transitive
+        )
+
+
+@transaction.atomic
+def _apply(
+    *,
+    organization: Organization,
+    user: User,
+    groups: Iterable[str],
+    mode: str,
+    transitive: bool,
 ) -> RoleChange | None:
     """Bring one person's role in one organization in line with a complete list of their
     groups. With `transitive=False` (direct memberships only) roles are only raised, whatever
@@ -422,6 +450,9 @@ def group_sync_at_sign_in(
                         "error": _error_text(exc),
                     },
                 )
+                # Owners see it on the settings, as a failed scheduled run shows.
+                with contextlib.suppress(DatabaseError):
+                    _record(config, "failed", f"at a sign-in: {_error_text(exc)}")
                 continue
             if change is not None:
                 changes.append(change)

@@ -55,9 +55,9 @@ def _role(org, user) -> str | None:
 
 def _sync_entries(org) -> list[AuditEntry]:
     return list(
-        AuditEntry.objects.filter(
-            organization_id=org.pk, event="member.role_change", metadata__source="group_sync"
-        ).order_by("occurred_at")
+        AuditEntry.objects.filter(organization_id=org.pk, metadata__source="group_sync").order_by(
+            "occurred_at"
+        )
     )
 
 
@@ -75,13 +75,19 @@ def test_a_person_in_a_mapped_group_joins_with_its_role_and_the_entry_names_the_
 
     assert _role(org, alice) == "member"
     [entry] = _sync_entries(org)
+    assert entry.event == "resource.create"  # as any other way of adding a member
     assert entry.metadata["group"] == ENG
     assert entry.changes == {"role": {"before": None, "after": "member"}}
     assert entry.actor_type == "system"
-    # One entry for the change, not a second one from the model signals.
-    assert not AuditEntry.objects.filter(
-        organization_id=org.pk, object_type="orgs.membership", event="resource.create"
-    ).exists()
+    # One entry for the membership, not a second one from the model signals.
+    assert (
+        AuditEntry.objects.filter(organization_id=org.pk, object_type="orgs.membership").count()
+        == 1
+    )
+    # The bookkeeping of what sync granted names sync as its actor too.
+    grant_entries = AuditEntry.objects.filter(object_type="groupsync.groupgrant")
+    assert grant_entries.exists()
+    assert {(e.actor_type, e.actor_id) for e in grant_entries} == {("system", "group_sync")}
 
 
 def test_the_highest_role_of_all_the_persons_groups_wins_nested_groups_included(
@@ -143,6 +149,7 @@ def test_authoritative_sync_removes_a_membership_it_created(google, config, org,
 
     assert _role(org, alice) is None
     entry = _sync_entries(org)[-1]
+    assert entry.event == "resource.delete"
     assert entry.changes == {"role": {"before": "member", "after": None}}
     assert entry.metadata["group"] == ENG
 
@@ -536,3 +543,27 @@ def test_the_longest_unsynced_organization_is_synced_first(config, other_org):
     never = GroupSyncSettingsFactory()
 
     assert services.group_sync_due() == [never.pk, other.pk, config.pk]
+
+
+def test_a_failed_read_at_sign_in_shows_on_the_organizations_settings(google, config, org, alice):
+    MembershipFactory(organization=org, user=alice, role="viewer")
+    google.fail["cloud_identity"] = 500
+
+    assert services.group_sync_at_sign_in(user=alice, email=ALICE, hd="acme.example") == []
+
+    config.refresh_from_db()
+    assert config.last_sync_status == "failed"
+    assert config.last_sync_error == "at a sign-in: Cloud Identity answered 500"
+
+
+def test_a_group_address_with_a_look_alike_letter_is_refused_not_folded_to_ascii(org):
+    from apps.core.api.errors import APIError
+
+    # U+212A KELVIN SIGN lower-cases to an ASCII "k": "\u212aeys@" would be stored as keys@.
+    with pytest.raises(APIError) as refused:
+        services.group_mapping_create(
+            organization_id=org.pk, group_email="\u212aeys@acme.example", role="member"
+        )
+
+    assert refused.value.status_code == 400
+    assert "group_email" in refused.value.message
