@@ -552,7 +552,9 @@ def group_sync_organization_once(
         return None
     key = _lock_key(config.organization_id)
     if not cache.add(key, 1, timeout=hold_seconds):
-        logger.info("group_sync_already_running", extra={"organization_id": str(config.pk)})
+        logger.info(
+            "group_sync_already_running", extra={"organization_id": str(config.organization_id)}
+        )
         return None
     try:
         return group_sync_organization(config=config, reader=reader)[0]
