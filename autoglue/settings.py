@@ -480,6 +480,8 @@ GOOGLE_DIRECTORY_URL = env.str(
 ).rstrip("/")
 GOOGLE_GROUPS_TIMEOUT_SECONDS = env.int("GOOGLE_GROUPS_TIMEOUT_SECONDS", default=10)
 GROUP_SYNC_INTERVAL_MINUTES = env.int("GROUP_SYNC_INTERVAL_MINUTES", default=60)
+# Total time a sign-in waits for Workspace groups, across all organizations (a hard deadline).
+GROUP_SYNC_SIGN_IN_SECONDS = env.float("GROUP_SYNC_SIGN_IN_SECONDS", default=3.0)
 # Base of the OAuth redirect URI (`<base>/api/v1/auth/<provider>/callback`).
 OAUTH_REDIRECT_BASE = env.str("OAUTH_REDIRECT_BASE", default=BASE_URL).rstrip("/")
 # Window origins the SPA popup may hand tokens to (postMessage target); the installation's own

@@ -125,8 +125,12 @@ class OAuthIdentity(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="identities")
     provider = models.CharField(max_length=32)
     subject = models.CharField(max_length=255)
+    # Refreshed at every sign-in: the provider's current address for this subject.
     email = models.EmailField(blank=True)
     email_verified = models.BooleanField(default=False)
+    # Google's `hd` claim at the last sign-in: the Workspace domain managing the account ("" for
+    # a consumer account). Group sync reads only accounts its organization's Workspace manages.
+    hd = models.CharField(max_length=253, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

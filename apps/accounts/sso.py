@@ -374,8 +374,16 @@ def user_from_identity(*, provider: str, subject: str, email: str, name: str, hd
         .first()
     )
     user: User | None
+    hd = (hd or "").strip().lower()
     if identity is not None:
         user = identity.user
+        if (identity.email, identity.hd) != (email, hd):
+            # The provider's address for this subject can change (a renamed Workspace account);
+            # group sync reads groups by it, so it must be today's.
+            identity.email, identity.hd = email, hd
+            identity.save(update_fields=["email", "hd", "updated_at"])
+        else:
+            identity.save(update_fields=["updated_at"])  # the most recent sign-in
     else:
         user = _user_by_email(email)
         if user is not None and not managed:
@@ -395,7 +403,12 @@ def user_from_identity(*, provider: str, subject: str, email: str, name: str, hd
         try:
             with transaction.atomic():
                 OAuthIdentity.objects.create(
-                    user=user, provider=provider, subject=subject, email=email, email_verified=True
+                    user=user,
+                    provider=provider,
+                    subject=subject,
+                    email=email,
+                    email_verified=True,
+                    hd=hd,
                 )
         except IntegrityError:
             # A concurrent login of the same identity linked it first.
@@ -415,9 +428,7 @@ def groups_at_sign_in(*, provider: str, user: User, email: str, hd: str) -> None
     """Roles from the person's Workspace groups (apps.groupsync), after the sign-in matched
     them. It never raises and never blocks the sign-in."""
     if provider == "google":
-        group_sync_at_sign_in(
-            user=user, email=email, workspace_managed=_workspace_managed(email, hd)
-        )
+        group_sync_at_sign_in(user=user, email=email, hd=hd)
 
 
 def sso_complete(*, provider: str, code: str, state: str) -> SSOResult:

@@ -100,15 +100,28 @@ class GroupSyncSettingsAdmin(_OwnersOnly):
         adopt(obj, saved)
 
 
+class GroupRoleMappingForm(ConsoleModelForm):
+    confirm_privileged = forms.BooleanField(
+        required=False,
+        label="Only administrators manage this group's members",
+        help_text="Required for owner and admin: whoever can join the group gets the role.",
+    )
+
+    class Meta:
+        model = GroupRoleMapping
+        fields = ["organization", "group_email", "role"]
+
+
 @admin.register(GroupRoleMapping)
 class GroupRoleMappingAdmin(_OwnersOnly):
     """Which Google group grants which role."""
 
+    form = GroupRoleMappingForm
     list_display = ("group_email", "role", "organization", "updated_at")
     list_filter = ("role", ORG_FILTER)
     search_fields = ("group_email",)
     list_select_related = ("organization",)
-    fields = ("organization", "group_email", "role")
+    fields = ("organization", "group_email", "role", "confirm_privileged")
     api_rules = APIRules(
         create=GroupRoleMappingCreateSerializer, update=GroupRoleMappingUpdateSerializer
     )
@@ -118,14 +131,14 @@ class GroupRoleMappingAdmin(_OwnersOnly):
     ) -> None:
         data = form.cleaned_data
         if change:
-            saved = services.group_mapping_update(
-                mapping=obj, changes={n: data[n] for n in ("group_email", "role")}
-            )
+            names = ("group_email", "role", "confirm_privileged")
+            saved = services.group_mapping_update(mapping=obj, changes={n: data[n] for n in names})
         else:
             saved = services.group_mapping_create(
                 organization_id=data["organization"].pk,
                 group_email=data["group_email"],
                 role=data["role"],
+                confirm_privileged=data["confirm_privileged"],
             )
         adopt(obj, saved)
 

@@ -55,11 +55,20 @@ class GroupRoleMappingSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
+_CONFIRM_HELP = (
+    "Required (true) to map a group to owner or admin: whoever can join the group gets the role."
+)
+
+
 class GroupRoleMappingCreateSerializer(serializers.Serializer):
     group_email = serializers.EmailField(max_length=254)
     role = serializers.ChoiceField(choices=Membership.Role.choices)
+    confirm_privileged = serializers.BooleanField(
+        required=False, default=False, help_text=_CONFIRM_HELP
+    )
 
 
 class GroupRoleMappingUpdateSerializer(serializers.Serializer):
     group_email = serializers.EmailField(max_length=254, required=False)
     role = serializers.ChoiceField(choices=Membership.Role.choices, required=False)
+    confirm_privileged = serializers.BooleanField(required=False, help_text=_CONFIRM_HELP)

@@ -74,6 +74,12 @@ def _lock_owners(organization: Organization) -> list[Membership]:
     )
 
 
+def membership_owners_lock(*, organization: Organization) -> list[Membership]:
+    """Lock the organization's owner rows (in primary-key order, the order every writer uses,
+    so two writers cannot deadlock) and return them; call inside a transaction."""
+    return _lock_owners(organization)
+
+
 @transaction.atomic
 def membership_upsert(
     *, organization: Organization, user_id, role: str, acting_role: str

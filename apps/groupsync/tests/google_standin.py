@@ -115,7 +115,13 @@ def _directory_error(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
-_STATUS = {403: "PERMISSION_DENIED", 404: "NOT_FOUND", 500: "INTERNAL", 503: "UNAVAILABLE"}
+_STATUS = {
+    429: "RESOURCE_EXHAUSTED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 class _Handler(BaseHTTPRequestHandler):

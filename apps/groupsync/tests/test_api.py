@@ -93,8 +93,15 @@ def test_an_owner_maps_groups_to_roles(owner_api, org):
     mapping_id = created.json()["id"]
     assert created.json()["group_email"] == "eng@acme.example"
 
-    changed = owner_api.patch(
+    unconfirmed = owner_api.patch(
         f"/api/v1/group-mappings/{mapping_id}", {"role": "admin"}, format="json"
+    )
+    assert unconfirmed.status_code == 400
+    assert unconfirmed.json()["message"].startswith("confirm_privileged:")
+    changed = owner_api.patch(
+        f"/api/v1/group-mappings/{mapping_id}",
+        {"role": "admin", "confirm_privileged": True},
+        format="json",
     )
     assert changed.status_code == 200
     assert [
@@ -135,3 +142,22 @@ def test_another_organizations_mapping_and_settings_are_out_of_reach(owner_api, 
     assert owner_api.get("/api/v1/group-sync").json()["delegated_subject"] == ""
     theirs.refresh_from_db()
     assert theirs.role == "member"
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_mapping_a_group_to_owner_or_admin_needs_an_explicit_confirmation(owner_api, org, role):
+    refused = owner_api.post(
+        "/api/v1/group-mappings", {"group_email": "all@acme.example", "role": role}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "validation_error"
+    assert refused.json()["message"].startswith("confirm_privileged:")
+    assert not GroupRoleMapping.objects.exists()
+
+    confirmed = owner_api.post(
+        "/api/v1/group-mappings",
+        {"group_email": "all@acme.example", "role": role, "confirm_privileged": True},
+        format="json",
+    )
+    assert confirmed.status_code == 201

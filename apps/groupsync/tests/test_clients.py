@@ -30,7 +30,7 @@ def _client() -> clients.WorkspaceGroupsClient:
 def test_the_assertion_is_signed_by_the_service_account_for_the_delegated_admin(google):
     google.add("eng@acme.example", ALICE)
 
-    assert _client().groups_of(ALICE) == ["eng@acme.example"]
+    assert _client().groups_of(ALICE).groups == ["eng@acme.example"]
 
     header, claims = google.assertions[0]
     assert header == {"alg": "RS256", "kid": KEY_ID, "typ": "JWT"}
@@ -38,7 +38,8 @@ def test_the_assertion_is_signed_by_the_service_account_for_the_delegated_admin(
     assert claims["sub"] == ADMIN
     assert claims["aud"] == f"{google.base}/token"
     assert claims["scope"] == clients.CLOUD_IDENTITY_SCOPE
-    assert 0 < claims["exp"] - claims["iat"] <= 3600
+    # Five minutes, not the hour Google would accept: a leaked assertion buys little.
+    assert 0 < claims["exp"] - claims["iat"] <= 300
     # The stand-in verified the signature; verify it here as well, with the public key only.
     token = _client().assertion(clients.CLOUD_IDENTITY_SCOPE)
     jwt.decode(token, PUBLIC_KEY, algorithms=["RS256"], audience=f"{google.base}/token")
@@ -50,7 +51,7 @@ def test_nested_groups_are_found_through_cloud_identity(google):
     google.add("everyone@acme.example", "eng@acme.example")
     google.add("sales@acme.example", "bob@acme.example")
 
-    groups = _client().groups_of(ALICE)
+    groups = _client().groups_of(ALICE).groups
 
     assert groups == ["eng@acme.example", "everyone@acme.example", "platform@acme.example"]
     assert {path for path, _ in google.requests} == {
@@ -64,7 +65,7 @@ def test_every_page_is_followed(google):
     for name in names:
         google.add(name, ALICE)
 
-    assert _client().groups_of(ALICE) == sorted(names)
+    assert _client().groups_of(ALICE).groups == sorted(names)
     tokens = [query.get("pageToken") for _, query in google.requests]
     assert tokens == [None, ["p2"], ["p4"], ["p6"]]
 
@@ -75,7 +76,7 @@ def test_a_403_from_cloud_identity_falls_back_to_the_directory_api_with_its_own_
     google.add("eng@acme.example", ALICE)
     google.add("ops@acme.example", ALICE)
 
-    assert _client().groups_of(ALICE) == ["eng@acme.example", "ops@acme.example"]
+    assert _client().groups_of(ALICE).groups == ["eng@acme.example", "ops@acme.example"]
     assert [claims["scope"] for _, claims in google.assertions] == [
         clients.CLOUD_IDENTITY_SCOPE,
         clients.DIRECTORY_SCOPE,
@@ -90,14 +91,52 @@ def test_the_directory_fallback_lists_direct_groups_only(google):
     google.add("platform@acme.example", ALICE)
     google.add("eng@acme.example", "platform@acme.example")
 
-    assert _client().groups_of(ALICE) == ["platform@acme.example"]
+    read = _client().groups_of(ALICE)
+
+    assert read.groups == ["platform@acme.example"]
+    assert read.transitive is False
+
+
+def test_a_cloud_identity_read_says_it_is_transitive(google):
+    google.add("eng@acme.example", ALICE)
+
+    assert _client().groups_of(ALICE).transitive is True
+
+
+def test_a_403_on_a_later_cloud_identity_page_fails_the_read_instead_of_falling_back(google):
+    google.page_size = 1
+    google.add("eng@acme.example", ALICE)
+    google.add("ops@acme.example", ALICE)
+    google.fail_page = (2, 403)
+
+    with pytest.raises(clients.GroupsReadError, match="Cloud Identity answered 403"):
+        _client().groups_of(ALICE)
+    assert not [path for path, _ in google.requests if path.startswith("/admin/")]
+
+
+@pytest.mark.parametrize(
+    "name", ["GOOGLE_TOKEN_URL", "GOOGLE_CLOUD_IDENTITY_URL", "GOOGLE_DIRECTORY_URL"]
+)
+def test_a_google_url_that_is_plain_http_beyond_loopback_is_refused(google, settings, name):
+    setattr(settings, name, "http://groups.internal.example")
+    google.add("eng@acme.example", ALICE)
+
+    with pytest.raises(clients.GroupsReadError, match=f"{name} must be an https URL"):
+        _client().groups_of(ALICE)
+    assert not [path for path, _ in google.requests if "internal" in path]
+
+
+def test_an_address_with_a_trailing_newline_is_not_looked_up(google):
+    with pytest.raises(clients.GroupsReadError):
+        _client().groups_of(ALICE + "\n")
+    assert google.requests == []
 
 
 def test_a_delegation_without_the_cloud_identity_scope_falls_back_to_the_directory_api(google):
     google.delegated = {clients.DIRECTORY_SCOPE}
     google.add("eng@acme.example", ALICE)
 
-    assert _client().groups_of(ALICE) == ["eng@acme.example"]
+    assert _client().groups_of(ALICE).groups == ["eng@acme.example"]
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,19 @@ def test_an_owner_maps_a_group_in_the_console(org):
         MAPPING_ADD,
         {"organization": str(org.pk), "group_email": "Eng@Acme.example", "role": "admin"},
     )
+    assert posted.status_code == 200  # not confirmed: the form says why, nothing saved
+    assert "confirm that only administrators manage its members" in posted.content.decode()
+    assert not GroupRoleMapping.objects.exists()
+
+    posted = console.post(
+        MAPPING_ADD,
+        {
+            "organization": str(org.pk),
+            "group_email": "Eng@Acme.example",
+            "role": "admin",
+            "confirm_privileged": "on",
+        },
+    )
 
     assert posted.status_code == 302
     assert GroupRoleMapping.objects.get(organization=org).group_email == "eng@acme.example"
