@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.audit",
     "apps.maintenance",
+    "apps.webhooks",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
@@ -385,6 +386,13 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
 # How long an Idempotency-Key is remembered. (A first request that never finished holds its key
 # only while its transaction is open: nothing to time out.)
 IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+
+# --- Webhooks (docs/webhooks.md) ----------------------------------------------------------------
+
+# Endpoints must be https:// unless this is on (tests, a receiver on a private network).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# One attempt's whole exchange (connect, send, answer, first bytes of the body).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 
 # --- DNS (docs/dns.md) -------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.jobs.urls")),
     path("", include("apps.maintenance.urls")),
     path("", include("apps.audit.urls")),
+    path("", include("apps.webhooks.urls")),
 ]
 
 if settings.API_DOCS_ENABLED:

@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class WebhooksConfig(AppConfig):
+    """Signed webhooks: endpoints per organization, events written to an outbox in the same
+    transaction as the change they describe, deliveries with retries and a delivery log
+    (docs/webhooks.md)."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "apps.webhooks"
+    label = "webhooks"
+
+    def ready(self) -> None:
+        from apps.core.events import event_listener_register
+        from apps.webhooks.events import webhook_listener
+
+        event_listener_register(webhook_listener)
