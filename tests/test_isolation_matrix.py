@@ -54,6 +54,7 @@ from apps.infrastructure.tests.factories import (
     SSHKeyFactory,
 )
 from apps.orgs.tests.factories import MembershipFactory, OrganizationFactory
+from apps.webhooks import services as webhook_services
 
 API = "api/v1/"
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -309,6 +310,9 @@ def _objects(org) -> dict[str, str]:
     domain = DomainFactory(organization=org)
     teammate = UserFactory()
     MembershipFactory(user=teammate, organization=org, role="member")
+    endpoint, _ = webhook_services.webhook_endpoint_create(
+        organization=org, url="https://hooks.example.com/autoglue"
+    )
     ids = {
         "actions": action.pk,
         "annotations": annotation.pk,
@@ -329,6 +333,8 @@ def _objects(org) -> dict[str, str]:
         "api-keys": account_services.api_key_create_for_org(organization=org).key.pk,
         "auth": "google",
         "bastions": ServerFactory(organization=org, role="bastion").pk,
+        "webhooks": endpoint.pk,
+        "deliveries": webhook_services.webhook_test_send(endpoint=endpoint).pk,
         "route53-credentials": CredentialFactory(
             organization=org,
             scope_kind="service",

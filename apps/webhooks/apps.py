@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import pre_delete
 
 
 class WebhooksConfig(AppConfig):
@@ -15,3 +18,12 @@ class WebhooksConfig(AppConfig):
         from apps.webhooks.events import webhook_listener
 
         event_listener_register(webhook_listener)
+        pre_delete.connect(
+            _organization_deleting, sender="orgs.Organization", dispatch_uid="webhooks-org-delete"
+        )
+
+
+def _organization_deleting(sender: Any, instance: Any, **kwargs: Any) -> None:
+    from apps.webhooks.services import webhook_org_deleting
+
+    webhook_org_deleting(organization_id=instance.pk)

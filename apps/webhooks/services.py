@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -259,9 +259,12 @@ def webhook_event_record(
     organization_id: Any,
     data: dict[str, Any],
     endpoints: list[WebhookEndpoint] | None = None,
-) -> WebhookEvent:
+) -> WebhookEvent | None:
     """Write an event and one delivery per enabled endpoint that wants it, in the caller's
-    transaction; their first attempts are published after commit."""
+    transaction; their first attempts are published after commit. Nothing is written for an
+    organization this transaction is deleting (its members' removal is not news to anyone)."""
+    if organization_id and str(organization_id) in _deleting():
+        return None
     event = WebhookEvent.objects.create(
         organization_id=organization_id,
         type=type,
@@ -295,6 +298,31 @@ def webhook_event_record(
     return event
 
 
+def _deleting() -> set[str]:
+    """Organizations the current transaction is deleting (see webhook_org_deleting)."""
+    if not connection.in_atomic_block:
+        return set()
+    marked = getattr(connection, "_webhooks_deleting", None)
+    if marked is None or marked[0] is not connection.atomic_blocks[0]:
+        return set()
+    return marked[1]
+
+
+def webhook_org_deleting(*, organization_id: Any) -> None:
+    """Note that the current transaction deletes this organization (Django's pre_delete, sent
+    before any of its rows go): events about it are not recorded, as their rows would point at
+    an organization that is gone by commit. Kept per outermost transaction, so a rolled-back
+    delete does not silence a later one."""
+    if not connection.in_atomic_block:
+        return
+    outer = connection.atomic_blocks[0]
+    marked: tuple[Any, set[str]] | None = getattr(connection, "_webhooks_deleting", None)
+    if marked is None or marked[0] is not outer:
+        marked = (outer, set())
+        connection._webhooks_deleting = marked  # type: ignore[attr-defined]
+    marked[1].add(str(organization_id))
+
+
 def webhook_event_exists(*, type: str, data: dict[str, Any]) -> bool:  # noqa: A002
     """Whether an event of `type` whose payload contains `data` was recorded already."""
     return WebhookEvent.objects.filter(type=type, data__contains=data).exists()
@@ -324,7 +352,7 @@ def webhook_test_send(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
         data={"endpoint_id": str(endpoint.pk), "message": "a test event from Autoglue"},
         endpoints=[endpoint],
     )
-    return WebhookDelivery.objects.get(event=event, endpoint=endpoint)
+    return WebhookDelivery.objects.get(event_id=getattr(event, "pk", None), endpoint=endpoint)
 
 
 @transaction.atomic
@@ -355,7 +383,9 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
 
 
 def _lease() -> timedelta:
-    return timedelta(seconds=float(settings.WEBHOOK_TIMEOUT_SECONDS) + 30)
+    """How long a claim holds: twice the attempt's timeout and a margin, after which the
+    worker is taken for dead and the delivery may be claimed again."""
+    return timedelta(seconds=2 * float(settings.WEBHOOK_TIMEOUT_SECONDS) + 5)
 
 
 def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAttempt] | None:

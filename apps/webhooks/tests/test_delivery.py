@@ -254,3 +254,54 @@ def test_finished_deliveries_older_than_the_job_retention_are_purged(
 
     assert services.webhook_deliveries_purge() == {"deliveries_deleted": 1, "events_deleted": 1}
     assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_a_name_resolving_to_loopback_is_refused_when_sending(org, receiver, settings):
+    services.webhook_endpoint_create(
+        organization=org, url=receiver.url.replace("127.0.0.1", "localhost")
+    )
+    settings.AUTOGLUE_ALLOW_LOOPBACK_TARGETS = False
+    delivery = _member_added(org)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "pending"
+
+    assert receiver.requests == []
+    error = WebhookAttempt.objects.get(delivery=delivery).error
+    assert error == "refused: the host resolves to an address that must not be a loopback address"
+
+
+def test_a_stored_metadata_url_is_refused_when_sending(org, receiver, endpoint_for):
+    endpoint = endpoint_for(receiver)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url="http://169.254.169.254/latest")
+    delivery = _member_added(org)
+
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    error = WebhookAttempt.objects.get(delivery=delivery).error
+    assert error == "url must not be a link-local address"
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(
+    org, receiver, endpoint_for, monkeypatch
+):
+    """A resolver that answers loopback (allowed here) once and the metadata address after:
+    the request reaches the checked address, so a rebinding name gains nothing."""
+    import socket
+
+    endpoint = endpoint_for(receiver)
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"http://rebind.test:{port}/hook/")
+    answers = iter(["127.0.0.1", "169.254.169.254", "169.254.169.254"])
+    real = socket.getaddrinfo
+
+    def rebinding(host, *args, **kwargs):
+        if host == "rebind.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    delivery = _member_added(org)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+    assert len(receiver.requests) == 1
+    assert receiver.requests[0]["headers"]["host"] == f"rebind.test:{port}"
