@@ -49,8 +49,10 @@ RESPONSE_BODY_BYTES = 1024
 RETRY_SCHEDULE: tuple[int, ...] = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 JITTER = 0.2
-# A published message not claimed after this long is published again by the dispatcher.
-RESEND_AFTER = timedelta(seconds=60)
+# A published message not claimed after this long is published again by the dispatcher: longer
+# than a busy queue takes to drain a burst, so a backlog is not filled with duplicates (each
+# harmless, but a claim attempt), as the job reaper's resend period is.
+RESEND_AFTER = timedelta(seconds=300)
 DISPATCH_BATCH = 1000
 SECRET_BYTES = 24
 ROTATION_OVERLAP_MAX = 7 * 24 * 3600
