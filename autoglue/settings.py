@@ -595,6 +595,7 @@ SPECTACULAR_SETTINGS = {
         "ClusterRunStatusEnum": "apps.clusters.models.ClusterRun.Status",
         "DNSStatusEnum": "apps.dns.serializers.STATUSES",
         "RecordSetOwnerEnum": "apps.dns.models.RecordSet.Owner",
+        "WebhookDeliveryStatusEnum": "apps.webhooks.models.WebhookDelivery.Status",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

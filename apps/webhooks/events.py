@@ -89,6 +89,8 @@ def _from_audit(entry: Any) -> list[tuple[str, dict[str, Any]]]:
             return [(MEMBER_ADDED, data)]
         if kind == "resource.delete":
             return [(MEMBER_REMOVED, data)]
+    if kind == "key.create" and _after(changes, "is_ephemeral"):
+        return []  # a cluster run's short-lived bastion key, not a key anyone manages
     if kind in ("key.create", "key.revoke") and obj == "accounts.apikey":
         data = {"api_key_id": entry.object_id, "name": entry.object_repr}
         return [(API_KEY_CREATED if kind == "key.create" else API_KEY_REVOKED, data)]
@@ -112,6 +114,8 @@ def _from_verify(reports: list[Any]) -> list[tuple[Any, str, dict[str, Any]]]:
 
 def _audit_entry(facts: dict[str, Any]) -> list[tuple[Any, str, dict[str, Any]]]:
     entry = facts["entry"]
+    if not entry.organization_id:
+        return []  # a person's own key, a sign-in: nothing an organization's endpoint hears
     return [(entry.organization_id, kind, data) for kind, data in _from_audit(entry)]
 
 

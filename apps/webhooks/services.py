@@ -263,10 +263,19 @@ def webhook_event_record(
     endpoints: list[WebhookEndpoint] | None = None,
 ) -> WebhookEvent | None:
     """Write an event and one delivery per enabled endpoint that wants it, in the caller's
-    transaction; their first attempts are published after commit. Nothing is written for an
-    organization this transaction is deleting (its members' removal is not news to anyone)."""
+    transaction; their first attempts are published after commit. Nothing is written when no
+    endpoint of the organization wants the type, nor for an organization this transaction is
+    deleting (its members' removal is not news to anyone)."""
     if organization_id and str(organization_id) in _deleting():
         return None
+    if endpoints is None and organization_id:
+        endpoints = list(
+            WebhookEndpoint.objects.filter(organization_id=organization_id, enabled=True).filter(
+                Q(event_types=[]) | Q(event_types__contains=[type])
+            )
+        )
+        if not endpoints:
+            return None  # nobody listens: no row for every audited change of every organization
     event = WebhookEvent.objects.create(
         organization_id=organization_id,
         type=type,
@@ -275,14 +284,8 @@ def webhook_event_record(
         data=data,
     )
     if endpoints is None:
-        if not organization_id:
-            # Platform events (backups) are kept in the outbox; endpoints are per organization.
-            return event
-        endpoints = list(
-            WebhookEndpoint.objects.filter(organization_id=organization_id, enabled=True).filter(
-                Q(event_types=[]) | Q(event_types__contains=[type])
-            )
-        )
+        # Platform events (backups) are kept in the outbox; endpoints are per organization.
+        return event
     now = timezone.now()
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(

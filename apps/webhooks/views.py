@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -114,13 +114,7 @@ class WebhookEndpointViewSet(OrgScopedModelViewSet):
     def delivery(self, request: Request, pk: str | None = None, delivery_id: str = "") -> Response:
         return Response(WebhookDeliveryDetailSerializer(self._delivery(delivery_id)).data)
 
-    @extend_schema(
-        request=None,
-        responses={
-            202: WebhookDeliverySerializer,
-            409: OpenApiResponse(description="an attempt is in progress"),
-        },
-    )
+    @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
     @action(detail=True, methods=["post"], url_path=_DELIVERY + "/attempts")
     def redeliver(self, request: Request, pk: str | None = None, delivery_id: str = "") -> Response:
         try:

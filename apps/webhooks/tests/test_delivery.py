@@ -62,7 +62,7 @@ def test_the_event_is_written_in_the_transaction_of_the_change(org, receiver, en
 def test_an_endpoint_gets_only_the_event_types_it_asked_for(org, receiver, endpoint_for):
     endpoint_for(receiver, event_types=["api_key.revoked"])
     MembershipFactory(organization=org)
-    assert WebhookEvent.objects.filter(type=MEMBER_ADDED).exists()
+    assert not WebhookEvent.objects.filter(type=MEMBER_ADDED).exists()
     assert not WebhookDelivery.objects.exists()
 
 

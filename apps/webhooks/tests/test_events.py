@@ -26,6 +26,12 @@ from apps.webhooks.models import WebhookEvent
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def listening(org):
+    """An endpoint that wants every event: without one, nothing is written."""
+    return services.webhook_endpoint_create(organization=org, url="https://hooks.example.com/a")
+
+
 def _events(org=None) -> list[tuple[str, dict]]:
     queryset = WebhookEvent.objects.order_by("occurred_at", "id")
     if org is not None:
@@ -157,6 +163,11 @@ def test_a_broken_audit_chain_is_an_event_of_its_organization(org):
     assert kind == "audit_chain.verification_failed"
     assert data["chain"] == chain_name(org.pk)
     assert "hash" in data["reason"]
+
+
+def test_nothing_is_written_for_an_organization_nobody_listens_to(other_org):
+    MembershipFactory(organization=other_org)
+    assert not WebhookEvent.objects.filter(organization=other_org).exists()
 
 
 def test_every_catalogue_type_but_the_test_event_is_covered_above():
