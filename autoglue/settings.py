@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "apps.maintenance",
     "apps.observability",
     "apps.groupsync",
+    "apps.webhooks",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
@@ -399,6 +400,13 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
 # only while its transaction is open: nothing to time out.)
 IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
 
+# --- Webhooks (docs/webhooks.md) ----------------------------------------------------------------
+
+# Endpoints must be https:// unless this is on (tests, a receiver on a private network).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# One attempt's whole exchange (connect, send, answer, first bytes of the body).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+
 # --- DNS (docs/dns.md) -------------------------------------------------------------------------
 
 # How often the "dns-reconcile" schedule (a django-celery-beat row created by a data migration
@@ -615,6 +623,7 @@ SPECTACULAR_SETTINGS = {
         "ClusterRunStatusEnum": "apps.clusters.models.ClusterRun.Status",
         "DNSStatusEnum": "apps.dns.serializers.STATUSES",
         "RecordSetOwnerEnum": "apps.dns.models.RecordSet.Owner",
+        "WebhookDeliveryStatusEnum": "apps.webhooks.models.WebhookDelivery.Status",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

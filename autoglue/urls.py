@@ -24,6 +24,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.maintenance.urls")),
     path("", include("apps.audit.urls")),
     path("", include("apps.groupsync.urls")),
+    path("", include("apps.webhooks.urls")),
 ]
 
 if settings.API_DOCS_ENABLED:

@@ -55,6 +55,7 @@ from apps.infrastructure.tests.factories import (
     SSHKeyFactory,
 )
 from apps.orgs.tests.factories import MembershipFactory, OrganizationFactory
+from apps.webhooks import services as webhook_services
 
 API = "api/v1/"
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -375,6 +376,9 @@ def _objects(org) -> dict[str, str]:
     teammate = UserFactory()
     MembershipFactory(user=teammate, organization=org, role="member")
     GroupSyncSettingsFactory(organization=org)
+    endpoint, _ = webhook_services.webhook_endpoint_create(
+        organization=org, url="https://hooks.example.com/autoglue"
+    )
     ids = {
         "actions": action.pk,
         "annotations": annotation.pk,
@@ -396,6 +400,8 @@ def _objects(org) -> dict[str, str]:
         "auth": "google",
         "bastions": ServerFactory(organization=org, role="bastion").pk,
         "group-mappings": GroupRoleMappingFactory(organization=org).pk,
+        "webhooks": endpoint.pk,
+        "deliveries": webhook_services.webhook_test_send(endpoint=endpoint).pk,
         "route53-credentials": CredentialFactory(
             organization=org,
             scope_kind="service",

@@ -32,6 +32,7 @@ from apps.audit import context, events
 from apps.audit.chain import entry_hash, entry_mac, entry_mac_ok
 from apps.audit.models import PLATFORM_CHAIN, AuditChainHead, AuditEntry, AuditVerification
 from apps.audit.redaction import scrub
+from apps.core import events as core_events
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ def audit_record(
     # No savepoint: an entry that cannot be written fails the change it describes.
     entry.save(force_insert=True)
     _seal_on_commit(chain)
+    # Listeners (the webhooks outbox) write in this same transaction.
+    core_events.event_publish("audit.entry", entry=entry)
     return entry
 
 
@@ -385,7 +388,11 @@ def audit_verify(
     headless = entries.exclude(chain__in=list(by_chain)).order_by("chain")
     for chain in headless.values_list("chain", flat=True).distinct():
         by_chain.setdefault(chain, None)
-    return [_verify_chain(chain, by_chain[chain], batch_size) for chain in sorted(by_chain)]
+    reports = [_verify_chain(chain, by_chain[chain], batch_size) for chain in sorted(by_chain)]
+    broken = [report for report in reports if not report.ok]
+    if broken:
+        core_events.event_publish("audit.verify_failed", reports=broken)
+    return reports
 
 
 # How many verification outcomes are kept (the newest is the metric; the rest a short record).

@@ -31,7 +31,16 @@ _IGNORED_FIELDS = frozenset(
 )
 _EXTRA_MODELS = ("orgs.Organization", "orgs.Membership", "accounts.User", "accounts.APIKey")
 # Rows that are themselves logs or crypto bookkeeping.
-_EXCLUDED = frozenset({"jobs.joblog", "accounts.refreshtoken", "core.datakey", "audit.auditentry"})
+_EXCLUDED = frozenset(
+    {
+        "jobs.joblog",
+        "accounts.refreshtoken",
+        "core.datakey",
+        "audit.auditentry",
+        "webhooks.webhookdelivery",
+        "webhooks.webhookattempt",
+    }
+)
 
 _audited: set[type[models.Model]] = set()
 _through: set[type[models.Model]] = set()

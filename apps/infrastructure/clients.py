@@ -30,6 +30,7 @@ import paramiko
 from django.core.exceptions import ValidationError
 
 from apps.core import metrics
+from apps.core.events import event_publish
 from apps.core.validators import validate_target_ip
 from apps.infrastructure.host_keys import server_pin_host_key
 from apps.infrastructure.models import Server, SSHKey
@@ -297,6 +298,13 @@ class ServerSSHClient:
         except paramiko.BadHostKeyException as exc:
             client.close()
             sock.close()
+            # Heard by the webhooks outbox (server.host_key_changed); fingerprints only.
+            event_publish(
+                "ssh.host_key_mismatch",
+                server=self.server,
+                pinned=fingerprint(exc.expected_key),
+                offered=fingerprint(exc.key),
+            )
             raise HostKeyMismatch(
                 f"host key of {self.host}:{self.port} changed: pinned "
                 f"{fingerprint(exc.expected_key)}, offered {fingerprint(exc.key)}; "

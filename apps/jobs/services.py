@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.audit import events as audit_events
 from apps.audit import services as audit
+from apps.core import events as core_events
 from apps.jobs import broker, bus, registry
 from apps.jobs.logs import one_line
 from apps.jobs.models import JobLog, JobRun, ScheduleSuccess
@@ -139,7 +140,18 @@ def job_claim(*, job_id: uuid.UUID | str, task_id: str = "", worker: str = "") -
     """Take a queued (or retrying) run for this worker: queued -> running. None when another
     delivery already took it, it was canceled, or it is gone: the caller then does nothing."""
     now = timezone.now()
-    claimed = JobRun.objects.filter(
+    with transaction.atomic():
+        claimed = _claim(job_id, now, task_id, worker)
+        if not claimed:
+            return None
+        job = JobRun.objects.get(pk=job_id)
+        # Listeners (the webhooks outbox) record the start with the claim.
+        core_events.event_publish("job.started", job=job)
+    return job
+
+
+def _claim(job_id: uuid.UUID | str, now: Any, task_id: str, worker: str) -> int:
+    return JobRun.objects.filter(
         pk=job_id,
         status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING],
         cancel_requested=False,
@@ -153,9 +165,6 @@ def job_claim(*, job_id: uuid.UUID | str, task_id: str = "", worker: str = "") -
         attempts=F("attempts") + 1,
         updated_at=now,
     )
-    if not claimed:
-        return None
-    return JobRun.objects.get(pk=job_id)
 
 
 def job_heartbeat(*, job: JobRun) -> bool:
@@ -180,19 +189,23 @@ def job_finish(
     now = timezone.now()
     # `attempts` fences off a worker the reaper gave up on: its late outcome does not end the
     # attempt that replaced it.
-    ended = JobRun.objects.filter(
-        pk=job.pk, status=JobRun.Status.RUNNING, attempts=job.attempts
-    ).update(
-        status=status,
-        error=error[:10_000],
-        result=result or {},
-        finished_at=now,
-        heartbeat_at=now,
-        updated_at=now,
-    )
+    with transaction.atomic():
+        ended = JobRun.objects.filter(
+            pk=job.pk, status=JobRun.Status.RUNNING, attempts=job.attempts
+        ).update(
+            status=status,
+            error=error[:10_000],
+            result=result or {},
+            finished_at=now,
+            heartbeat_at=now,
+            updated_at=now,
+        )
+        if ended:
+            job.status, job.error, job.finished_at = status, error, now
+            job.result = result or {}
+            # Listeners (the webhooks outbox) record the outcome with it.
+            core_events.event_publish("job.ended", job=job)
     if ended:
-        job.status, job.error, job.finished_at = status, error, now
-        job.result = result or {}
         _announce_end(job)
         schedule = (job.payload or {}).get("schedule")
         if status == JobRun.Status.SUCCEEDED and isinstance(schedule, str) and schedule:
@@ -236,6 +249,7 @@ def _abandon(job: JobRun, status: str, error: str) -> None:
     if not ended:
         return
     job.status, job.error, job.finished_at = status, error, now
+    core_events.event_publish("job.ended", job=job)
     _log_system(job, error)
     with contextlib.suppress(LookupError):
         registry.get(job.kind).fail_subject(job, status, error)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from apps.jobs.runner import JobContext, JobFailed
 from apps.maintenance import services
+from apps.webhooks import services as webhook_services
 
 # Sweeps stop between batches with this much of their time budget left, and finish cleanly.
 STOP_MARGIN_SECONDS = 30.0
@@ -44,7 +47,14 @@ def refresh_token_purge_job(ctx: JobContext) -> dict[str, Any]:
 
 
 def job_retention_job(ctx: JobContext) -> dict[str, Any]:
-    return services.job_records_purge(progress=ctx.log.system, should_stop=_should_stop(ctx))
+    result = services.job_records_purge(progress=ctx.log.system, should_stop=_should_stop(ctx))
+    # The webhook delivery log is kept as long as job records (JOB_RETENTION_DAYS).
+    purged = webhook_services.webhook_deliveries_purge()
+    ctx.log.system(
+        f"deleted {purged['deliveries_deleted']} webhook deliveries and "
+        f"{purged['events_deleted']} events older than {settings.JOB_RETENTION_DAYS} days"
+    )
+    return {**result, **purged}
 
 
 def vacuum_job(ctx: JobContext) -> dict[str, Any]:

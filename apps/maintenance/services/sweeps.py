@@ -19,6 +19,7 @@ from psycopg import sql
 
 from apps.accounts.models import APIKey, RefreshToken
 from apps.accounts.services import api_key_cache_clear
+from apps.core.events import event_publish
 from apps.jobs.models import JobLog, JobRun
 from apps.maintenance.postgres import Target
 from apps.maintenance.selectors import expiring_soon
@@ -125,6 +126,8 @@ def api_keys_sweep(
     )
     for key in expiring[:WARNINGS_LOGGED]:
         progress(f"expiring soon: {_describe(key)}")
+    # Heard by the webhooks outbox (api_key.expiring, once per key and expiry).
+    event_publish("api_key.expiring", keys=list(expiring.filter(organization__isnull=False)[:1000]))
     if count > WARNINGS_LOGGED:
         progress(f"... and {count - WARNINGS_LOGGED} more")
     return {"revoked": revoked, "ephemeral_purged": purged, "expiring_soon": count}

@@ -34,6 +34,7 @@ from apps.infrastructure.tests.factories import (
 from apps.jobs.models import JobRun
 from apps.orgs.models import Membership, Organization
 from apps.orgs.tests.factories import MembershipFactory
+from apps.webhooks import services as webhook_services
 
 
 @dataclass
@@ -86,6 +87,10 @@ def build_world(organization: Organization, tag: str) -> World:
         subject_type=JobRun.SubjectType.SERVER,
         subject_id=bastion.pk,
     )
+    endpoint, _ = webhook_services.webhook_endpoint_create(
+        organization=org, url=f"https://hooks.{tag}.example/autoglue", description=f"hook-{tag}"
+    )
+    delivery = webhook_services.webhook_test_send(endpoint=endpoint)
     return World(
         organization=org,
         objects={
@@ -112,6 +117,8 @@ def build_world(organization: Organization, tag: str) -> World:
             "grouprolemapping": GroupRoleMappingFactory(
                 organization=org, group_email=f"team-{tag}@{tag}.example"
             ),
+            "webhookendpoint": endpoint,
+            "webhookdelivery": delivery,
         },
     )
 

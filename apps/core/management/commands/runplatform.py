@@ -103,7 +103,7 @@ class Command(BaseCommand):
                 "--loglevel",
                 "INFO",
                 "--queues",
-                "default,maintenance",
+                "default,maintenance,webhooks",
                 "--hostname",
                 "worker@%h",
                 "--concurrency",

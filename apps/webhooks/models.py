@@ -1,0 +1,126 @@
+"""Webhook endpoints, the event outbox, deliveries and their attempts."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.core.fields import EncryptedTextField
+from apps.core.models import OrgOwnedModel, TimeStampedModel
+
+
+class WebhookEndpoint(OrgOwnedModel):
+    """A URL of an organization's that receives signed events.
+
+    `secret` signs every request (Standard Webhooks, `whsec_…`); after a rotation the previous
+    secret keeps signing beside it until `previous_secret_expires_at`, so receivers can switch
+    without missing a request. `headers` is a JSON object of extra request headers, encrypted
+    like any other secret (they often carry a token). `event_types` empty means every event.
+    """
+
+    url = models.CharField(max_length=2000)
+    description = models.CharField(max_length=255, blank=True, default="")
+    event_types = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField(default=True)
+    secret = EncryptedTextField()
+    previous_secret = EncryptedTextField(blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    headers = EncryptedTextField(blank=True, default="")
+    # Why Autoglue turned the endpoint off (empty when a person did, or it is on).
+    disabled_reason = models.CharField(max_length=255, blank=True, default="")
+    # The first failed attempt since the last success; None while the endpoint answers.
+    failing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.description or self.url[:100]
+
+
+class WebhookEvent(TimeStampedModel):
+    """One event in the outbox, written in the transaction of the change it describes. The
+    payload is documented per type (docs/webhooks.md) and never holds a secret. Platform events
+    (backups) have no organization."""
+
+    organization = models.ForeignKey(
+        "orgs.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    type = models.CharField(max_length=100, db_index=True)
+    version = models.PositiveSmallIntegerField(default=1)
+    occurred_at = models.DateTimeField()
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.pk}"
+
+
+class WebhookDelivery(OrgOwnedModel):
+    """One event for one endpoint: exactly one row per pair, whatever retries or redeliveries
+    follow. A worker claims it with a conditional update (status `delivering`, a lease in
+    `claimed_until`); a lease that runs out (the worker died) makes it claimable again."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERING = "delivering"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # When its message was last published (the dispatcher re-sends only stale ones).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "endpoint"], name="%(app_label)s_%(class)s_unique_event_endpoint"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk}"
+
+
+class WebhookAttempt(OrgOwnedModel):
+    """One HTTP request of a delivery: written when it starts (outcome `running`) and completed
+    when it ends; one a dead worker left running is marked `lost` by the next claim."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        LOST = "lost"
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The first bytes of the response body (WEBHOOK_RESPONSE_BODY_BYTES), as text.
+    response_body = models.TextField(blank=True, default="")
+    error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery", "number"], name="%(app_label)s_%(class)s_unique_delivery_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"

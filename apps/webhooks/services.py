@@ -1,0 +1,606 @@
+"""Endpoints, the outbox, and delivering: every write of the webhooks app goes through here (API,
+console and the delivery task alike).
+
+A delivery is claimed with a conditional update that also sets a lease (`claimed_until`); the
+HTTP request runs outside any transaction; its outcome is written fenced on the attempt number,
+so a worker that lost its lease cannot overwrite the attempt that replaced it. The dispatcher
+(every few seconds, from beat) publishes deliveries that are due (retries) and those whose lease
+ran out (a worker died mid-request): a duplicate message cannot claim twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import re
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from http.client import HTTPException
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from apps.core.validators import UNSAFE_TEXT, validate_hostname, validate_target_ip
+from apps.webhooks import clients
+from apps.webhooks.catalogue import EVENT_TYPES, VERSION, WEBHOOK_TEST
+from apps.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+TASK_NAME = "webhooks.deliver"
+QUEUE = "webhooks"
+URL_MAX = 2000
+HEADERS_MAX = 20
+HEADER_VALUE_MAX = 1000
+# The first bytes of a response kept in the delivery log.
+RESPONSE_BODY_BYTES = 1024
+# Delays before attempts 2..10 (seconds), each with +/-20 % jitter: about 23.7 hours in all,
+# then the delivery is failed (docs/webhooks.md, "Retries").
+RETRY_SCHEDULE: tuple[int, ...] = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+JITTER = 0.2
+# A published message not claimed after this long is published again by the dispatcher: longer
+# than a busy queue takes to drain a burst, so a backlog is not filled with duplicates (each
+# harmless, but a claim attempt), as the job reaper's resend period is.
+RESEND_AFTER = timedelta(seconds=300)
+DISPATCH_BATCH = 1000
+SECRET_BYTES = 24
+ROTATION_OVERLAP_MAX = 7 * 24 * 3600
+# Headers Autoglue sets itself; an endpoint's custom headers may not replace them.
+_RESERVED_HEADERS = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "content-type",
+        "content-length",
+        "host",
+        "transfer-encoding",
+        "connection",
+        "user-agent",
+    }
+)
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}")
+
+
+class DeliveryInProgress(Exception):
+    """A redelivery asked while an attempt of the delivery is running."""
+
+
+# --- validation at entry -------------------------------------------------------------------------
+
+
+def webhook_url_check(value: Any) -> str:
+    """An endpoint URL: https (http only with WEBHOOK_ALLOW_HTTP), a host, no credentials or
+    fragment; an address literal must pass the SSH target rules. Names are checked again after
+    DNS at every send. Raises ValidationError naming no value."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError("must be a URL", code="invalid")
+    if len(value) > URL_MAX:
+        raise ValidationError(f"must be at most {URL_MAX} characters", code="invalid")
+    if UNSAFE_TEXT.search(value) or " " in value:
+        raise ValidationError("must not contain spaces or control characters", code="invalid")
+    _url_parts_check(urlsplit(value))
+    return value
+
+
+def _url_parts_check(parts: Any) -> None:
+    allowed = ("https", "http") if settings.WEBHOOK_ALLOW_HTTP else ("https",)
+    if parts.scheme not in allowed:
+        raise ValidationError(
+            "must be an https:// URL" if len(allowed) == 1 else "must be an http(s):// URL",
+            code="invalid",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValidationError("has an invalid port", code="invalid") from None
+    if port == 0:
+        raise ValidationError("has an invalid port", code="invalid")
+    host = parts.hostname or ""
+    if not host:
+        raise ValidationError("must name a host", code="invalid")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError("must not carry a user name or password", code="invalid")
+    if parts.fragment:
+        raise ValidationError("must not have a fragment", code="invalid")
+    try:
+        validate_target_ip(host)
+    except ValidationError as exc:
+        if "valid IPv4 or IPv6" not in exc.messages[0]:
+            raise
+        validate_hostname(host.rstrip("."))
+
+
+def webhook_headers_check(value: Any) -> dict[str, str]:
+    """Custom request headers: an object of at most 20 names to one-line string values; names
+    Autoglue sets itself (`webhook-*`, content type, host...) are refused."""
+    if not isinstance(value, dict):
+        raise ValidationError("must be an object of header names to values", code="invalid")
+    if len(value) > HEADERS_MAX:
+        raise ValidationError(f"must have at most {HEADERS_MAX} headers", code="invalid")
+    for name, item in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValidationError("header names must be HTTP tokens", code="invalid")
+        if name.lower() in _RESERVED_HEADERS or name.lower().startswith("webhook-"):
+            raise ValidationError(
+                f"{name} is set by Autoglue and cannot be replaced", code="invalid"
+            )
+        if not isinstance(item, str) or len(item) > HEADER_VALUE_MAX or UNSAFE_TEXT.search(item):
+            raise ValidationError(
+                f"{name}: must be a string of at most {HEADER_VALUE_MAX} characters on one line",
+                code="invalid",
+            )
+    return {str(name): str(item) for name, item in value.items()}
+
+
+def webhook_event_types_check(value: Any) -> list[str]:
+    """The event types an endpoint wants: a list of catalogue types (empty means all)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError("must be a list of event types", code="invalid")
+    unknown = sorted(set(value) - set(EVENT_TYPES))
+    if unknown:
+        raise ValidationError(f"unknown event types: {', '.join(unknown[:5])}", code="invalid")
+    return sorted(set(value))
+
+
+# --- endpoints -----------------------------------------------------------------------------------
+
+
+def webhook_secret_new() -> str:
+    """A new signing secret in the Standard Webhooks form (`whsec_` + base64 of random bytes)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def webhook_endpoint_headers(endpoint: WebhookEndpoint) -> dict[str, str]:
+    """The endpoint's custom headers (decrypted)."""
+    return json.loads(endpoint.headers) if endpoint.headers else {}
+
+
+@transaction.atomic
+def webhook_endpoint_create(
+    *,
+    organization: Any,
+    url: str,
+    description: str = "",
+    event_types: list[str] | None = None,
+    enabled: bool = True,
+    headers: dict[str, str] | None = None,
+) -> tuple[WebhookEndpoint, str]:
+    """Create an endpoint with a new signing secret; returns it with the secret, which is shown
+    this once (reads never return it)."""
+    secret = webhook_secret_new()
+    endpoint = WebhookEndpoint(
+        organization=organization,
+        url=webhook_url_check(url),
+        description=description,
+        event_types=webhook_event_types_check(event_types or []),
+        enabled=enabled,
+        secret=secret,
+        headers=json.dumps(webhook_headers_check(headers)) if headers else "",
+    )
+    endpoint.save(force_insert=True)
+    return endpoint, secret
+
+
+@transaction.atomic
+def webhook_endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> WebhookEndpoint:
+    """Change url, description, event_types, enabled or headers. Enabling clears the reason
+    Autoglue disabled it for."""
+    if "url" in changes:
+        endpoint.url = webhook_url_check(changes["url"])
+    if "description" in changes:
+        endpoint.description = changes["description"]
+    if "event_types" in changes:
+        endpoint.event_types = webhook_event_types_check(changes["event_types"])
+    if "headers" in changes:
+        headers = webhook_headers_check(changes["headers"] or {})
+        endpoint.headers = json.dumps(headers) if headers else ""
+    if "enabled" in changes:
+        endpoint.enabled = bool(changes["enabled"])
+        if endpoint.enabled:
+            endpoint.disabled_reason = ""
+            endpoint.failing_since = None
+    endpoint.save()
+    return endpoint
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    """Delete an endpoint with its deliveries and their log."""
+    endpoint.delete()
+
+
+@transaction.atomic
+def webhook_endpoint_rotate_secret(
+    *, endpoint: WebhookEndpoint, overlap_seconds: int = 86400
+) -> str:
+    """A new signing secret (returned, shown once). For `overlap_seconds` the previous secret
+    signs beside it (two `v1,` signatures), so receivers switch without a failed check."""
+    if not 0 <= overlap_seconds <= ROTATION_OVERLAP_MAX:
+        raise ValidationError(
+            {"overlap_seconds": [f"must be between 0 and {ROTATION_OVERLAP_MAX}"]}, code="invalid"
+        )
+    secret = webhook_secret_new()
+    endpoint.previous_secret = endpoint.secret if overlap_seconds else ""
+    endpoint.previous_secret_expires_at = (
+        timezone.now() + timedelta(seconds=overlap_seconds) if overlap_seconds else None
+    )
+    endpoint.secret = secret
+    endpoint.save()
+    return secret
+
+
+def _endpoint_disable(endpoint_id: uuid.UUID, reason: str) -> None:
+    """Turn an endpoint off for `reason`; its save writes the audit entry (resource.update with
+    `enabled` and `disabled_reason`)."""
+    endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+    if endpoint is None or not endpoint.enabled:
+        return
+    endpoint.enabled = False
+    endpoint.disabled_reason = reason[:255]
+    endpoint.save(update_fields=["enabled", "disabled_reason", "updated_at"])
+    logger.warning("webhook_endpoint_disabled", extra={"endpoint_id": str(endpoint_id)})
+
+
+# --- the outbox ----------------------------------------------------------------------------------
+
+
+def webhook_event_record(
+    *,
+    type: str,  # noqa: A002 - the event's type, as the payload names it
+    organization_id: Any,
+    data: dict[str, Any],
+    endpoints: list[WebhookEndpoint] | None = None,
+) -> WebhookEvent | None:
+    """Write an event and one delivery per enabled endpoint that wants it, in the caller's
+    transaction; their first attempts are published after commit. Nothing is written when no
+    endpoint of the organization wants the type, nor for an organization this transaction is
+    deleting (its members' removal is not news to anyone)."""
+    if organization_id and str(organization_id) in _deleting():
+        return None
+    if endpoints is None and organization_id:
+        endpoints = list(
+            WebhookEndpoint.objects.filter(organization_id=organization_id, enabled=True).filter(
+                Q(event_types=[]) | Q(event_types__contains=[type])
+            )
+        )
+        if not endpoints:
+            return None  # nobody listens: no row for every audited change of every organization
+    event = WebhookEvent.objects.create(
+        organization_id=organization_id,
+        type=type,
+        version=VERSION,
+        occurred_at=timezone.now(),
+        data=data,
+    )
+    if endpoints is None:
+        # Platform events (backups) are kept in the outbox; endpoints are per organization.
+        return event
+    now = timezone.now()
+    deliveries = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(
+            organization_id=endpoint.organization_id,
+            event=event,
+            endpoint=endpoint,
+            next_attempt_at=now,
+            sent_at=now,
+        )
+        for endpoint in endpoints
+    )
+    ids = [str(delivery.pk) for delivery in deliveries]
+    if ids:
+        transaction.on_commit(lambda: _publish(ids))
+    return event
+
+
+def _deleting() -> set[str]:
+    """Organizations the current transaction is deleting (see webhook_org_deleting)."""
+    if not connection.in_atomic_block:
+        return set()
+    marked = getattr(connection, "_webhooks_deleting", None)
+    if marked is None or marked[0] is not connection.atomic_blocks[0]:
+        return set()
+    return marked[1]
+
+
+def webhook_org_deleting(*, organization_id: Any) -> None:
+    """Note that the current transaction deletes this organization (Django's pre_delete, sent
+    before any of its rows go): events about it are not recorded, as their rows would point at
+    an organization that is gone by commit. Kept per outermost transaction, so a rolled-back
+    delete does not silence a later one."""
+    if not connection.in_atomic_block:
+        return
+    outer = connection.atomic_blocks[0]
+    marked: tuple[Any, set[str]] | None = getattr(connection, "_webhooks_deleting", None)
+    if marked is None or marked[0] is not outer:
+        marked = (outer, set())
+        connection._webhooks_deleting = marked  # type: ignore[attr-defined]
+    marked[1].add(str(organization_id))
+
+
+def webhook_event_exists(*, type: str, data: dict[str, Any]) -> bool:  # noqa: A002
+    """Whether an event of `type` whose payload contains `data` was recorded already."""
+    return WebhookEvent.objects.filter(type=type, data__contains=data).exists()
+
+
+def _publish(delivery_ids: list[str]) -> None:
+    """Send one message per delivery to the `webhooks` queue (after commit). A message that is
+    not sent is found by the dispatcher."""
+    if not settings.JOBS_PUBLISH:
+        return
+    from autoglue.celery import app
+
+    try:
+        for delivery_id in delivery_ids:
+            app.send_task(TASK_NAME, args=[delivery_id], queue=QUEUE)
+    except Exception:  # noqa: BLE001 - the dispatcher re-sends; the change is committed
+        logger.warning("webhook_publish_failed", exc_info=True)
+        WebhookDelivery.objects.filter(pk__in=delivery_ids).update(sent_at=None)
+
+
+@transaction.atomic
+def webhook_test_send(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """Send a `webhook.test` event to this endpoint alone (also when it is disabled)."""
+    event = webhook_event_record(
+        type=WEBHOOK_TEST,
+        organization_id=endpoint.organization_id,
+        data={"endpoint_id": str(endpoint.pk), "message": "a test event from Autoglue"},
+        endpoints=[endpoint],
+    )
+    return WebhookDelivery.objects.get(event_id=getattr(event, "pk", None), endpoint=endpoint)
+
+
+@transaction.atomic
+def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Attempt a delivery again now (GitHub's redeliver): the same event, id and payload, one
+    more attempt in the same log. Refused while an attempt is in flight."""
+    now = timezone.now()
+    moved = (
+        WebhookDelivery.objects.filter(pk=delivery.pk)
+        .exclude(status=WebhookDelivery.Status.DELIVERING)
+        .update(
+            status=WebhookDelivery.Status.PENDING,
+            next_attempt_at=now,
+            finished_at=None,
+            sent_at=now,
+            updated_at=now,
+        )
+    )
+    if not moved:
+        raise DeliveryInProgress("an attempt of this delivery is in progress")
+    ids = [str(delivery.pk)]
+    transaction.on_commit(lambda: _publish(ids))
+    delivery.refresh_from_db()
+    return delivery
+
+
+# --- delivering ----------------------------------------------------------------------------------
+
+
+def _lease() -> timedelta:
+    """How long a claim holds: twice the attempt's timeout and a margin, after which the
+    worker is taken for dead and the delivery may be claimed again."""
+    return timedelta(seconds=2 * float(settings.WEBHOOK_TIMEOUT_SECONDS) + 5)
+
+
+def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAttempt] | None:
+    with transaction.atomic():
+        claimed = (
+            WebhookDelivery.objects.filter(pk=delivery_id)
+            .filter(
+                Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+                | Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__lt=now)
+            )
+            .update(
+                status=WebhookDelivery.Status.DELIVERING,
+                claimed_until=now + _lease(),
+                attempts=F("attempts") + 1,
+                updated_at=now,
+            )
+        )
+        if not claimed:
+            return None
+        delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+        WebhookAttempt.objects.filter(
+            delivery=delivery, outcome=WebhookAttempt.Outcome.RUNNING
+        ).update(
+            outcome=WebhookAttempt.Outcome.LOST,
+            error="the worker stopped before this attempt ended",
+            updated_at=now,
+        )
+        attempt = WebhookAttempt.objects.create(
+            organization_id=delivery.organization_id,
+            delivery=delivery,
+            number=delivery.attempts,
+            started_at=now,
+        )
+    return delivery, attempt
+
+
+def webhook_payload(event: WebhookEvent) -> bytes:
+    """The request body: the event's envelope as compact JSON."""
+    envelope = {
+        "id": str(event.pk),
+        "type": event.type,
+        "version": event.version,
+        "timestamp": event.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "organization_id": str(event.organization_id) if event.organization_id else None,
+        "data": event.data,
+    }
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+
+
+def webhook_signature(endpoint: WebhookEndpoint, msg_id: str, at: datetime, body: bytes) -> str:
+    """`webhook-signature`: a `v1,` signature by the current secret, and one by the previous
+    secret while its overlap lasts, space-separated."""
+    keys = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > at:
+        keys.append(endpoint.previous_secret)
+    text = body.decode()
+    return " ".join(Webhook(key).sign(msg_id, at, text) for key in keys)
+
+
+def _request_headers(endpoint: WebhookEndpoint, event: WebhookEvent, body: bytes) -> dict:
+    at = datetime.now(UTC)
+    msg_id = str(event.pk)
+    return {
+        **webhook_endpoint_headers(endpoint),
+        "Content-Type": "application/json",
+        "User-Agent": "Autoglue-Webhooks/1",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": webhook_signature(endpoint, msg_id, at, body),
+    }
+
+
+def _send(delivery: WebhookDelivery) -> tuple[int | None, bytes, str]:
+    """(response status, first bytes of the body, error) of one request."""
+    endpoint = delivery.endpoint
+    if not endpoint.enabled and delivery.event.type != WEBHOOK_TEST:
+        return None, b"", "the endpoint is disabled"
+    try:
+        webhook_url_check(endpoint.url)
+    except ValidationError as exc:
+        return None, b"", f"url {exc.messages[0]}"
+    body = webhook_payload(delivery.event)
+    try:
+        answer = clients.post(
+            url=endpoint.url,
+            body=body,
+            headers=_request_headers(endpoint, delivery.event, body),
+            timeout=float(settings.WEBHOOK_TIMEOUT_SECONDS),
+            body_limit=RESPONSE_BODY_BYTES,
+        )
+    except clients.TargetRefused as exc:
+        return None, b"", f"refused: {exc}"
+    except TimeoutError:
+        return None, b"", "timed out"
+    except (OSError, HTTPException) as exc:
+        return None, b"", f"connection failed ({type(exc).__name__})"
+    error = "" if 200 <= answer.status < 300 else f"answered {answer.status}"
+    return answer.status, answer.body, error
+
+
+def _next_attempt_at(attempts: int, now: datetime) -> datetime:
+    delay = RETRY_SCHEDULE[min(attempts, MAX_ATTEMPTS - 1) - 1]
+    return now + timedelta(seconds=delay * random.uniform(1 - JITTER, 1 + JITTER))  # noqa: S311 - jitter, not a secret
+
+
+def webhook_delivery_attempt(*, delivery_id: Any) -> str:
+    """Claim a delivery, make one request, and record it; the delivery's status afterwards
+    ("skipped" when it was not claimable: another worker has it, or it is not due)."""
+    now = timezone.now()
+    claimed = _claim(delivery_id, now)
+    if claimed is None:
+        return "skipped"
+    delivery, attempt = claimed
+    started = time.monotonic()
+    status, body, error = _send(delivery)
+    duration_ms = int((time.monotonic() - started) * 1000)
+    ok = not error
+    ended = timezone.now()
+    with transaction.atomic():
+        WebhookAttempt.objects.filter(pk=attempt.pk).update(
+            outcome=WebhookAttempt.Outcome.SUCCEEDED if ok else WebhookAttempt.Outcome.FAILED,
+            duration_ms=duration_ms,
+            response_status=status,
+            response_body=body.decode("utf-8", "replace"),
+            error=error[:500],
+            updated_at=ended,
+        )
+        return _record_outcome(delivery, ok, status, ended)
+
+
+def _record_outcome(delivery: WebhookDelivery, ok: bool, status: int | None, now: datetime) -> str:
+    current = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=WebhookDelivery.Status.DELIVERING, attempts=delivery.attempts
+    )
+    endpoints = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
+    common = {"response_status": status, "claimed_until": None, "updated_at": now}
+    if ok:
+        current.update(status=WebhookDelivery.Status.SUCCEEDED, finished_at=now, **common)
+        endpoints.exclude(failing_since=None).update(failing_since=None)
+        return WebhookDelivery.Status.SUCCEEDED
+    endpoints.filter(failing_since=None).update(failing_since=now)
+    disabled = not delivery.endpoint.enabled and delivery.event.type != WEBHOOK_TEST
+    if delivery.attempts < MAX_ATTEMPTS and not disabled:
+        current.update(
+            status=WebhookDelivery.Status.PENDING,
+            next_attempt_at=_next_attempt_at(delivery.attempts, now),
+            **common,
+        )
+        return WebhookDelivery.Status.PENDING
+    if current.update(status=WebhookDelivery.Status.FAILED, finished_at=now, **common):
+        failing_since = endpoints.values_list("failing_since", flat=True).first()
+        first_ended = (
+            WebhookAttempt.objects.filter(delivery=delivery, number=1)
+            .values_list("updated_at", flat=True)
+            .first()
+        )
+        # Every attempt of a whole retry schedule (about a day) failed, and nothing succeeded
+        # since the first of them: the endpoint fails continuously.
+        if (
+            not disabled
+            and failing_since is not None
+            and first_ended is not None
+            and failing_since <= first_ended
+        ):
+            _endpoint_disable(
+                delivery.endpoint_id,
+                f"every attempt failed since {failing_since:%Y-%m-%d %H:%M} UTC "
+                f"({MAX_ATTEMPTS} attempts of delivery {delivery.pk})",
+            )
+    return WebhookDelivery.Status.FAILED
+
+
+def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
+    """Publish deliveries that are due (retries, and first attempts whose message was lost)
+    and those whose lease ran out (the worker died mid-request). Marks them sent, so the next
+    tick does not publish them again before RESEND_AFTER."""
+    now = now or timezone.now()
+    stale = now - RESEND_AFTER
+    unsent = Q(sent_at__isnull=True) | Q(sent_at__lt=stale) | Q(sent_at__lt=F("next_attempt_at"))
+    due = Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now) & unsent
+    lost = Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__lt=now) & (
+        Q(sent_at__isnull=True) | Q(sent_at__lt=F("claimed_until")) | Q(sent_at__lt=stale)
+    )
+    with transaction.atomic():
+        ids = [
+            str(pk)
+            for pk in WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(due | lost)
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:DISPATCH_BATCH]
+        ]
+        if ids:
+            WebhookDelivery.objects.filter(pk__in=ids).update(sent_at=now)
+            transaction.on_commit(lambda: _publish(ids))
+    return {"published": len(ids)}
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+def webhook_deliveries_purge(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete finished deliveries (with their attempts) older than JOB_RETENTION_DAYS, and the
+    events left with no delivery that are as old. Pending ones are kept, however old."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.JOB_RETENTION_DAYS)
+    final = [WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED]
+    _, deleted = WebhookDelivery.objects.filter(status__in=final, finished_at__lt=cutoff).delete()
+    _, gone = WebhookEvent.objects.filter(occurred_at__lt=cutoff, deliveries=None).delete()
+    return {
+        "deliveries_deleted": deleted.get(WebhookDelivery._meta.label, 0),
+        "events_deleted": gone.get(WebhookEvent._meta.label, 0),
+    }

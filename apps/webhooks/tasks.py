@@ -1,0 +1,20 @@
+"""The Celery side of webhooks: thin tasks on the `webhooks` queue."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.webhooks import services
+
+
+@shared_task(name=services.TASK_NAME, acks_late=True, ignore_result=True)
+def deliver(delivery_id: str) -> str:
+    """One attempt of one delivery. Acknowledged after it ends, so a worker killed mid-request
+    leaves the message to be delivered again; the claim makes a duplicate do nothing."""
+    return services.webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="webhooks.dispatch", soft_time_limit=60, time_limit=90, ignore_result=True)
+def dispatch() -> dict[str, int]:
+    """Publish due retries and deliveries whose worker died (every few seconds, from beat)."""
+    return services.webhook_dispatch()

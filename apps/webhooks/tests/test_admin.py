@@ -1,0 +1,125 @@
+"""The console's webhook pages, through the same services as the API: the secret shown once,
+rotation asks first, a test event and redelivery from buttons, owners and admins only."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from apps.orgs.tests.admin_support import console_for, staff_of
+from apps.webhooks import services
+from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def olivia(org):
+    return console_for(staff_of(org, "owner", "olivia@acme.example"))
+
+
+def _endpoint(org):
+    endpoint, _ = services.webhook_endpoint_create(
+        organization=org, url="https://hooks.example.com/autoglue"
+    )
+    return endpoint
+
+
+def test_a_new_endpoint_shows_its_secret_once_and_never_again(olivia, org):
+    response = olivia.post(
+        reverse("admin:webhooks_webhookendpoint_add"),
+        {
+            "organization": str(org.pk),
+            "url": "https://hooks.example.com/new",
+            "description": "chat",
+            "event_types": ["cluster_run.failed", "member.added"],
+            "enabled": "on",
+            "headers": '{"Authorization": "Bearer CANARY-console"}',
+        },
+    )
+    assert response.status_code == 200, response.content[:2000]
+    assert "no-store" in response["Cache-Control"]
+    secret = response.context["secret"]
+    assert secret.startswith("whsec_") and secret in response.content.decode()
+    endpoint = WebhookEndpoint.objects.get(url="https://hooks.example.com/new")
+    assert endpoint.event_types == ["cluster_run.failed", "member.added"]
+    assert services.webhook_endpoint_headers(endpoint) == {"Authorization": "Bearer CANARY-console"}
+
+    page = olivia.get(reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk]))
+    assert page.status_code == 200
+    assert secret not in page.content.decode()
+    assert "CANARY" not in page.content.decode()
+
+
+def test_the_console_refuses_a_url_the_api_refuses(olivia, org, settings):
+    settings.AUTOGLUE_ALLOW_LOOPBACK_TARGETS = False
+    response = olivia.post(
+        reverse("admin:webhooks_webhookendpoint_add"),
+        {"organization": str(org.pk), "url": "https://169.254.169.254/latest", "enabled": "on"},
+    )
+    assert response.status_code == 200
+    assert "link-local" in str(response.context["adminform"].form.errors)
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_rotating_asks_first_then_shows_the_new_secret(olivia, org):
+    endpoint = _endpoint(org)
+    before = WebhookEndpoint.objects.get(pk=endpoint.pk).secret
+    url = reverse("admin:webhooks_webhookendpoint_rotate", args=[endpoint.pk])
+
+    asked = olivia.get(url)
+    assert asked.status_code == 200
+    assert "Yes, rotate the secret" in asked.content.decode()
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).secret == before
+
+    done = olivia.post(url, {"overlap_hours": "2"})
+    assert done.status_code == 200
+    endpoint.refresh_from_db()
+    assert done.context["secret"] == endpoint.secret != before
+    assert endpoint.previous_secret == before
+
+
+def test_send_a_test_event_and_redeliver_from_the_buttons(olivia, org):
+    endpoint = _endpoint(org)
+    sent = olivia.post(reverse("admin:webhooks_webhookendpoint_send_test", args=[endpoint.pk]))
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    assert sent.status_code == 302
+    assert delivery.event.type == "webhook.test"
+    page = olivia.get(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
+    assert page.status_code == 200 and "Redeliver" in page.content.decode()
+
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status="failed", attempts=10)
+    again = olivia.post(reverse("admin:webhooks_webhookdelivery_redeliver", args=[delivery.pk]))
+    assert again.status_code == 302
+    assert WebhookDelivery.objects.get(pk=delivery.pk).status == "pending"
+
+
+def test_members_do_not_reach_the_webhook_pages(org):
+    endpoint = _endpoint(org)
+    delivery = services.webhook_test_send(endpoint=endpoint)
+    alice = console_for(staff_of(org, "member", "alice@acme.example"))
+    before = WebhookDelivery.objects.count()  # Alice joining is an event too
+    for url in (
+        reverse("admin:webhooks_webhookendpoint_changelist"),
+        reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk]),
+        reverse("admin:webhooks_webhookendpoint_rotate", args=[endpoint.pk]),
+        reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]),
+    ):
+        assert alice.get(url).status_code in (302, 403, 404), url
+    posted = alice.post(reverse("admin:webhooks_webhookdelivery_redeliver", args=[delivery.pk]))
+    assert posted.status_code in (403, 404)
+    assert alice.post(
+        reverse("admin:webhooks_webhookendpoint_send_test", args=[endpoint.pk])
+    ).status_code in (403, 404)
+    assert WebhookDelivery.objects.count() == before
+
+
+def test_another_organizations_endpoint_cannot_be_rotated_or_tested(olivia, other_org):
+    theirs = _endpoint(other_org)
+    before = theirs.secret
+    rotate = reverse("admin:webhooks_webhookendpoint_rotate", args=[theirs.pk])
+    assert olivia.post(rotate, {"overlap_hours": "1"}).status_code == 404
+    test = reverse("admin:webhooks_webhookendpoint_send_test", args=[theirs.pk])
+    assert olivia.post(test).status_code == 404
+    assert WebhookEndpoint.objects.get(pk=theirs.pk).secret == before
+    assert not WebhookDelivery.objects.exists()

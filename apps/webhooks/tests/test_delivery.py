@@ -1,0 +1,307 @@
+"""Deliveries against real loopback receivers that verify signatures with `standardwebhooks`:
+failures on purpose (500, timeout, refused, slow body), retries and recovery, rotation, SSRF
+refusals, auto-disable and retention."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from apps.orgs.tests.factories import MembershipFactory
+from apps.webhooks import services
+from apps.webhooks.catalogue import MEMBER_ADDED
+from apps.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from apps.webhooks.tests.receiver import closed_port
+
+pytestmark = pytest.mark.django_db
+
+
+def _member_added(org) -> WebhookDelivery:
+    MembershipFactory(organization=org, role="member")
+    return WebhookDelivery.objects.filter(event__type=MEMBER_ADDED).latest("created_at")
+
+
+def _attempt_now(delivery: WebhookDelivery) -> str:
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    return services.webhook_delivery_attempt(delivery_id=delivery.pk)
+
+
+def test_a_new_member_reaches_the_receiver_signed_and_verifiable(org, receiver, endpoint_for):
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+
+    assert receiver.bad_signatures == 0
+    [request] = receiver.requests
+    payload = json.loads(request["body"])
+    assert payload["type"] == "member.added"
+    assert payload["version"] == 1
+    assert payload["id"] == request["headers"]["webhook-id"] == str(delivery.event_id)
+    assert payload["data"]["role"] == "member"
+    assert request["headers"]["webhook-signature"].startswith("v1,")
+    [attempt] = WebhookAttempt.objects.filter(delivery=delivery)
+    assert (attempt.outcome, attempt.response_status) == ("succeeded", 204)
+    assert attempt.duration_ms is not None
+
+
+def test_the_event_is_written_in_the_transaction_of_the_change(org, receiver, endpoint_for):
+    endpoint_for(receiver)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        MembershipFactory(organization=org)
+        assert WebhookEvent.objects.filter(type=MEMBER_ADDED).count() == 1
+        raise RuntimeError("the change fails")
+    assert not WebhookEvent.objects.filter(type=MEMBER_ADDED).exists()
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_an_endpoint_gets_only_the_event_types_it_asked_for(org, receiver, endpoint_for):
+    endpoint_for(receiver, event_types=["api_key.revoked"])
+    MembershipFactory(organization=org)
+    assert not WebhookEvent.objects.filter(type=MEMBER_ADDED).exists()
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_a_500_is_retried_later_with_the_body_logged_bounded_then_recovers(
+    org, receiver, endpoint_for
+):
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+    receiver.mode = "500"
+
+    before = timezone.now()
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "pending"
+
+    delivery.refresh_from_db()
+    wait = (delivery.next_attempt_at - before).total_seconds()
+    assert 30 * 0.8 - 1 <= wait <= 30 * 1.2 + 1
+    # Not due yet: a duplicate message does nothing.
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "skipped"
+    attempt = WebhookAttempt.objects.get(delivery=delivery)
+    assert attempt.response_status == 500
+    assert len(attempt.response_body) == services.RESPONSE_BODY_BYTES
+    assert attempt.error == "answered 500"
+
+    receiver.mode = "ok"
+    assert _attempt_now(delivery) == "succeeded"
+    assert receiver.unique_ids == {str(delivery.event_id)}
+    assert [a.outcome for a in WebhookAttempt.objects.filter(delivery=delivery)] == [
+        "failed",
+        "succeeded",
+    ]
+    assert WebhookEndpoint.objects.get().failing_since is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [("hang", "timed out"), ("slow_body", "timed out")],
+)
+def test_a_receiver_too_slow_to_answer_fails_the_attempt_at_the_timeout(
+    org, receiver, endpoint_for, mode, error
+):
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+    receiver.mode = mode
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "pending"
+
+    attempt = WebhookAttempt.objects.get(delivery=delivery)
+    assert attempt.error == error
+    assert attempt.duration_ms < 3000
+
+
+def test_a_refused_connection_is_a_failed_attempt_and_the_delivery_waits(org, plain_http):
+    endpoint, _ = services.webhook_endpoint_create(
+        organization=org, url=f"http://127.0.0.1:{closed_port()}/hook"
+    )
+    delivery = _member_added(org)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "pending"
+    assert WebhookAttempt.objects.get(delivery=delivery).error.startswith("connection failed")
+
+
+def test_a_redirect_is_not_followed(org, receiver, endpoint_for):
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+    receiver.mode = "redirect"
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "pending"
+
+    assert [r["path"] for r in receiver.requests] == ["/hook/"]
+    assert WebhookAttempt.objects.get(delivery=delivery).response_status == 302
+
+
+def test_during_a_rotation_both_secrets_sign_and_after_it_only_the_new_one(
+    org, receiver, endpoint_for
+):
+    endpoint = endpoint_for(receiver)
+    old = receiver.secrets[0]
+    new = services.webhook_endpoint_rotate_secret(endpoint=endpoint, overlap_seconds=3600)
+    assert new.startswith("whsec_") and new != old
+
+    services.webhook_delivery_attempt(delivery_id=_member_added(org).pk)
+    request = receiver.requests[-1]
+    assert len(request["headers"]["webhook-signature"].split(" ")) == 2
+    assert receiver.verified_by(old, request)
+    assert receiver.verified_by(new, request)
+
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        previous_secret_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    services.webhook_delivery_attempt(delivery_id=_member_added(org).pk)
+    request = receiver.requests[-1]
+    assert len(request["headers"]["webhook-signature"].split(" ")) == 1
+    assert not receiver.verified_by(old, request)
+    assert receiver.verified_by(new, request)
+
+
+def test_custom_headers_are_sent_and_stored_encrypted(org, receiver, endpoint_for):
+    endpoint_for(receiver, headers={"Authorization": "Bearer CANARY-hdr-7"})
+    services.webhook_delivery_attempt(delivery_id=_member_added(org).pk)
+    assert receiver.requests[-1]["headers"]["authorization"] == "Bearer CANARY-hdr-7"
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT headers, secret FROM webhooks_webhookendpoint")
+        headers, secret = cursor.fetchone()
+    assert "CANARY" not in headers
+    assert receiver.secrets[0] not in secret
+
+
+def test_an_endpoint_that_fails_a_whole_retry_schedule_is_disabled_with_an_audit_entry(
+    org, receiver, endpoint_for
+):
+    from apps.audit.models import AuditEntry
+
+    endpoint = endpoint_for(receiver)
+    receiver.mode = "500"
+    delivery = _member_added(org)
+    for _ in range(services.MAX_ATTEMPTS):
+        _attempt_now(delivery)
+
+    delivery.refresh_from_db()
+    endpoint.refresh_from_db()
+    assert delivery.status == "failed"
+    assert delivery.attempts == services.MAX_ATTEMPTS
+    assert not endpoint.enabled
+    assert "every attempt failed" in endpoint.disabled_reason
+    entry = AuditEntry.objects.filter(object_id=str(endpoint.pk), event="resource.update").get()
+    assert entry.changes["enabled"] == {"before": True, "after": False}
+    # A disabled endpoint gets no new deliveries.
+    MembershipFactory(organization=org)
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_redelivery_sends_the_same_event_again_as_a_new_attempt(org, receiver, endpoint_for):
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    services.webhook_delivery_redeliver(delivery=delivery)
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+
+    first, second = receiver.requests
+    assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"]
+    assert json.loads(first["body"]) == json.loads(second["body"])
+    assert receiver.unique_ids == {str(delivery.event_id)}
+    assert WebhookAttempt.objects.filter(delivery=delivery).count() == 2
+
+
+def test_a_test_event_goes_to_the_one_endpoint(org, receiver, endpoint_for):
+    endpoint = endpoint_for(receiver)
+    endpoint_for(receiver)
+    delivery = services.webhook_test_send(endpoint=endpoint)
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    assert [json.loads(r["body"])["type"] for r in receiver.requests] == ["webhook.test"]
+
+
+def test_a_lease_that_runs_out_makes_the_dispatcher_send_the_delivery_again(
+    org, receiver, endpoint_for
+):
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+    # A worker claimed it and died before recording anything.
+    past = timezone.now() - timedelta(minutes=5)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status="delivering", attempts=1, claimed_until=past, sent_at=past - timedelta(minutes=1)
+    )
+    WebhookAttempt.objects.create(
+        organization=org, delivery=delivery, number=1, started_at=past - timedelta(minutes=1)
+    )
+
+    assert services.webhook_dispatch() == {"published": 1}
+    assert services.webhook_dispatch() == {"published": 0}
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+    attempts = WebhookAttempt.objects.filter(delivery=delivery)
+    outcomes = list(attempts.values_list("outcome", flat=True))
+    assert outcomes == ["lost", "succeeded"]
+
+
+def test_finished_deliveries_older_than_the_job_retention_are_purged(
+    org, receiver, endpoint_for, settings
+):
+    endpoint_for(receiver)
+    old, recent = _member_added(org), _member_added(org)
+    for delivery in (old, recent):
+        services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    long_ago = timezone.now() - timedelta(days=settings.JOB_RETENTION_DAYS + 1)
+    WebhookDelivery.objects.filter(pk=old.pk).update(finished_at=long_ago)
+    WebhookEvent.objects.filter(pk=old.event_id).update(occurred_at=long_ago)
+
+    assert services.webhook_deliveries_purge() == {"deliveries_deleted": 1, "events_deleted": 1}
+    assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_a_name_resolving_to_loopback_is_refused_when_sending(org, receiver, settings):
+    services.webhook_endpoint_create(
+        organization=org, url=receiver.url.replace("127.0.0.1", "localhost")
+    )
+    settings.AUTOGLUE_ALLOW_LOOPBACK_TARGETS = False
+    delivery = _member_added(org)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "pending"
+
+    assert receiver.requests == []
+    error = WebhookAttempt.objects.get(delivery=delivery).error
+    assert error == "refused: the host resolves to an address that must not be a loopback address"
+
+
+def test_a_stored_metadata_url_is_refused_when_sending(org, receiver, endpoint_for):
+    endpoint = endpoint_for(receiver)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url="http://169.254.169.254/latest")
+    delivery = _member_added(org)
+
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    error = WebhookAttempt.objects.get(delivery=delivery).error
+    assert error == "url must not be a link-local address"
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(
+    org, receiver, endpoint_for, monkeypatch
+):
+    """A resolver that answers loopback (allowed here) once and the metadata address after:
+    the request reaches the checked address, so a rebinding name gains nothing."""
+    import socket
+
+    endpoint = endpoint_for(receiver)
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"http://rebind.test:{port}/hook/")
+    answers = iter(["127.0.0.1", "169.254.169.254", "169.254.169.254"])
+    real = socket.getaddrinfo
+
+    def rebinding(host, *args, **kwargs):
+        if host == "rebind.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    delivery = _member_added(org)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+    assert len(receiver.requests) == 1
+    assert receiver.requests[0]["headers"]["host"] == f"rebind.test:{port}"

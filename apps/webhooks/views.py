@@ -1,0 +1,124 @@
+"""Webhook endpoints and their delivery log, for an organization's owners and admins
+(beyond the original's contract; docs/webhooks.md)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.core.api.errors import conflict, not_found
+from apps.core.api.pagination import list_response
+from apps.core.api.responses import no_store
+from apps.core.api.viewsets import OrgScopedModelViewSet
+from apps.core.permissions import Perm
+from apps.core.tenancy import parse_uuid
+from apps.webhooks import selectors, services
+from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
+from apps.webhooks.serializers import (
+    RotateSecretSerializer,
+    SecretSerializer,
+    WebhookDeliveryDetailSerializer,
+    WebhookDeliverySerializer,
+    WebhookEndpointCreatedSerializer,
+    WebhookEndpointSerializer,
+)
+
+_DELIVERY = r"deliveries/(?P<delivery_id>[^/]+)"
+
+
+@extend_schema(tags=["Webhooks"])
+class WebhookEndpointViewSet(OrgScopedModelViewSet):
+    """/webhooks: endpoints (CRUD), rotate-secret, test, and the delivery log with redelivery
+    (`POST /webhooks/{id}/deliveries/{delivery_id}/attempts`, GitHub's shape)."""
+
+    queryset = WebhookEndpoint.objects.all()
+    serializer_class = WebhookEndpointSerializer
+    invalid_id_code = "invalid_webhook_id"
+    not_found_code = "webhook_not_found"
+    required_permissions: ClassVar[dict[str, Perm]] = dict.fromkeys(
+        (
+            "list",
+            "create",
+            "retrieve",
+            "partial_update",
+            "destroy",
+            "rotate_secret",
+            "test",
+            "deliveries",
+            "delivery",
+            "redeliver",
+        ),
+        Perm.MANAGE_ORG,
+    )
+
+    @extend_schema(responses={201: WebhookEndpointCreatedSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = WebhookEndpointSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        endpoint, secret = services.webhook_endpoint_create(
+            organization=self.organization, **payload.validated_data
+        )
+        data = WebhookEndpointSerializer(endpoint).data
+        return no_store(Response({**data, "secret": secret}, status=status.HTTP_201_CREATED))
+
+    def perform_update(self, serializer: Any) -> None:
+        services.webhook_endpoint_update(endpoint=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance: WebhookEndpoint) -> None:
+        services.webhook_endpoint_delete(endpoint=instance)
+
+    @extend_schema(request=RotateSecretSerializer, responses={200: SecretSerializer})
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
+        endpoint = self.get_object()
+        payload = RotateSecretSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        secret = services.webhook_endpoint_rotate_secret(
+            endpoint=endpoint, overlap_seconds=payload.validated_data["overlap_seconds"]
+        )
+        body = {"secret": secret, "secret_rotation_ends_at": endpoint.previous_secret_expires_at}
+        return no_store(Response(SecretSerializer(body).data))
+
+    @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
+    @action(detail=True, methods=["post"], url_path="test")
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        delivery = services.webhook_test_send(endpoint=self.get_object())
+        return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: WebhookDeliverySerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="deliveries")
+    def deliveries(self, request: Request, pk: str | None = None) -> Response:
+        queryset = selectors.webhook_deliveries_of(endpoint=self.get_object())
+        return list_response(request, queryset, WebhookDeliverySerializer, self)
+
+    def _delivery(self, delivery_id: str) -> WebhookDelivery:
+        endpoint = self.get_object()
+        pk = parse_uuid(delivery_id, code="invalid_delivery_id")
+        delivery = (
+            selectors.webhook_deliveries_of(endpoint=endpoint)
+            .prefetch_related("log")
+            .filter(pk=pk)
+            .first()
+        )
+        if delivery is None:
+            raise not_found("delivery_not_found", "delivery not found")
+        return delivery
+
+    @extend_schema(responses={200: WebhookDeliveryDetailSerializer})
+    @action(detail=True, methods=["get"], url_path=_DELIVERY)
+    def delivery(self, request: Request, pk: str | None = None, delivery_id: str = "") -> Response:
+        return Response(WebhookDeliveryDetailSerializer(self._delivery(delivery_id)).data)
+
+    @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
+    @action(detail=True, methods=["post"], url_path=_DELIVERY + "/attempts")
+    def redeliver(self, request: Request, pk: str | None = None, delivery_id: str = "") -> Response:
+        try:
+            delivery = services.webhook_delivery_redeliver(delivery=self._delivery(delivery_id))
+        except services.DeliveryInProgress as exc:
+            raise conflict("delivery_in_progress", str(exc)) from None
+        return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
