@@ -10,7 +10,14 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from django.urls import path, reverse
 from django.utils import timezone
@@ -21,7 +28,7 @@ from apps.console.pages import subject_url
 from apps.core.permissions import Perm
 from apps.jobs import registry, services
 from apps.jobs.models import JobRun
-from apps.jobs.selectors import LogScope, job_transcript_text
+from apps.jobs.selectors import LogScope, job_transcript_lines
 from apps.jobs.stream import sse_response
 from apps.jobs.subjects import runs_of_subjects_named, with_subject_names
 from apps.orgs.console_base import OrgScopedAdmin, can, is_platform_admin
@@ -229,10 +236,11 @@ class JobRunAdmin(OrgScopedAdmin):
             raise PermissionDenied("your role in this organization does not allow reading logs")
         return job
 
-    def log_download_view(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-        """The run's log as a text file: each line with its time, offset and stream."""
+    def log_download_view(self, request: HttpRequest, job_id: uuid.UUID) -> StreamingHttpResponse:
+        """The run's log as a text file: each line with its time, offset and stream, streamed as
+        it is read (a log may be far larger than a worker should hold in memory)."""
         job = self._readable_log(request, job_id)
-        response = HttpResponse(job_transcript_text(job=job), content_type="text/plain")
+        response = StreamingHttpResponse(job_transcript_lines(job=job), content_type="text/plain")
         name = f"{job.kind}-{job.pk}.log"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         # A transcript may hold what only some roles may read: never kept by a cache.
