@@ -31,7 +31,7 @@ from apps.jobs.models import JobRun
 from apps.jobs.selectors import LogScope, job_transcript_lines
 from apps.jobs.stream import sse_response
 from apps.jobs.subjects import runs_of_subjects_named, with_subject_names
-from apps.orgs.console_base import OrgScopedAdmin, can, is_platform_admin
+from apps.orgs.console_base import OrgScopedAdmin, can, is_platform_admin, orgs_allowing
 from apps.orgs.tenancy import principal_still_allowed
 
 
@@ -144,7 +144,8 @@ class JobRunAdmin(OrgScopedAdmin):
             found, duplicates = super().get_search_results(request, queryset, search_term)
             if not term:
                 return found, duplicates
-            return found | runs_of_subjects_named(queryset, term), duplicates
+            orgs = None if is_platform_admin(request) else orgs_allowing(request, self.view_perm)
+            return found | runs_of_subjects_named(queryset, term, orgs), duplicates
         return queryset.filter(pk=value) | queryset.filter(subject_id=value), False
 
     # Runs are written by services only; operators retry or cancel them.

@@ -9,12 +9,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.selectors import object_history
-from apps.console.tests.support import job_run
+from apps.clusters.models import Cluster
+from apps.console.tests.support import cluster_stack, job_run
+from apps.dns.tests.factories import DomainFactory
 from apps.infrastructure.models import Server
 from apps.infrastructure.tests.factories import ServerFactory
 from apps.jobs.logs import LogWriter
 from apps.jobs.models import JobRun
+from apps.jobs.subjects import runs_of_subjects_named
 from apps.orgs.tests.admin_support import console_for, staff_of
+from apps.orgs.tests.factories import OrganizationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -69,3 +73,50 @@ def test_a_long_log_downloads_as_a_stream_with_every_line_in_order(console, org)
     lines = b"".join(response.streaming_content).decode().splitlines()
     assert len(lines) == 3000
     assert lines[0].endswith("[stdout] line 0") and lines[-1].endswith("[stdout] line 2999")
+
+
+def test_searching_runs_by_a_name_finds_the_subjects_first_not_the_name_of_every_run(org):
+    server = ServerFactory(organization=org, hostname="bastion-q", role=Server.Role.BASTION)
+    mine = job_run(organization=org, subject_type=JobRun.SubjectType.SERVER, subject_id=server.pk)
+    other_org = OrganizationFactory()
+    theirs = ServerFactory(organization=other_org, hostname="bastion-q2")
+    job_run(organization=org, subject_type=JobRun.SubjectType.SERVER, subject_id=theirs.pk)
+    found = runs_of_subjects_named(JobRun.objects.all(), "BASTION-Q", [org.pk])
+    assert [job.pk for job in found] == [mine.pk]
+    # No subquery correlated with each run: the subjects are matched by id.
+    assert '= ("jobs_jobrun"."subject_id")' not in str(found.query)
+
+
+def test_a_cluster_page_shows_no_attachment_of_another_organization(console, org):
+    stack = cluster_stack(org)
+    cluster = stack["cluster"]
+    foreign = DomainFactory(organization=OrganizationFactory(), domain_name="theirs.example")
+    # A row that should never exist, written past the services' checks.
+    Cluster.objects.filter(pk=cluster.pk).update(captain_domain=foreign)
+    html = console.get(f"/admin/clusters/cluster/{cluster.pk}/change/").content.decode()
+    assert "/admin/clusters/cluster/" in html
+    assert f"/admin/dns/domain/{foreign.pk}/change/" not in html
+
+
+def _store_kubeconfig(cluster: Cluster, stored: str) -> None:
+    """Writes the column itself (what a save would have encrypted)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE clusters_cluster SET kubeconfig = %s WHERE id = %s", [stored, cluster.pk]
+        )
+
+
+def test_a_cluster_page_view_never_decrypts_the_kubeconfig(org):
+    stack = cluster_stack(org)
+    cluster = stack["cluster"]
+    # An envelope no key opens: any decryption on the way makes the page fail.
+    _store_kubeconfig(cluster, "v1:broken:envelope")
+    url = f"/admin/clusters/cluster/{cluster.pk}/change/"
+    member = console_for(staff_of(org, "member", "mia@acme.example"))
+    response = member.get(url)
+    assert response.status_code == 200 and 'id="kubeconfig"' not in response.content.decode()
+    owner = console_for(staff_of(org, "owner", "olga@acme.example"))
+    response = owner.get(url)
+    assert response.status_code == 200 and 'id="kubeconfig"' in response.content.decode()
+    _store_kubeconfig(cluster, "")
+    assert 'id="kubeconfig"' not in owner.get(url).content.decode()
