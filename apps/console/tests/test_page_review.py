@@ -4,6 +4,8 @@ relations in history, and attachments read inside the organization."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -120,3 +122,37 @@ def test_a_cluster_page_view_never_decrypts_the_kubeconfig(org):
     assert response.status_code == 200 and 'id="kubeconfig"' in response.content.decode()
     _store_kubeconfig(cluster, "")
     assert 'id="kubeconfig"' not in owner.get(url).content.decode()
+
+
+def test_a_ready_bastion_is_re_bootstrapped_only_through_a_confirmation_page(console, org):
+    bastion = ServerFactory(
+        organization=org, hostname="bastion-ok", role=Server.Role.BASTION, status="ready"
+    )
+    page = console.get(f"/admin/infrastructure/server/{bastion.pk}/change/").content.decode()
+    confirm = f"/admin/infrastructure/server/{bastion.pk}/bootstrap/confirm/"
+    button = re.search(r'<a class="button" href="([^"]+)" id="bootstrap-again">([^<]+)</a>', page)
+    assert button and button.groups() == (confirm, "Re-bootstrap")
+    # Posting straight to the bootstrap asks first and starts nothing.
+    response = console.post(f"/admin/infrastructure/server/{bastion.pk}/bootstrap/")
+    assert response.status_code == 302 and response["Location"] == confirm
+    assert not JobRun.objects.filter(subject_id=bastion.pk).exists()
+    html = console.get(confirm).content.decode()
+    assert 'id="confirm-rebootstrap"' in html and 'name="confirmed" value="yes"' in html
+    response = console.post(
+        f"/admin/infrastructure/server/{bastion.pk}/bootstrap/", {"confirmed": "yes"}, follow=True
+    )
+    assert "bootstrap queued" in response.content.decode()
+    bastion.refresh_from_db()
+    assert bastion.status == Server.Status.PROVISIONING
+    assert JobRun.objects.filter(subject_id=bastion.pk, kind="bootstrap_bastion").count() == 1
+
+
+def test_a_failed_bastion_keeps_bootstrap_again_as_the_pages_main_button(console, org):
+    bastion = ServerFactory(
+        organization=org, hostname="bastion-bad", role=Server.Role.BASTION, status="failed"
+    )
+    page = console.get(f"/admin/infrastructure/server/{bastion.pk}/change/").content.decode()
+    assert 'class="button default" id="bootstrap-again">Bootstrap again<' in page
+    viewer = console_for(staff_of(org, "viewer", "vic@acme.example"))
+    confirm = f"/admin/infrastructure/server/{bastion.pk}/bootstrap/confirm/"
+    assert viewer.get(confirm).status_code == 403
