@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_field
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import (
@@ -61,6 +62,16 @@ def _duration(job: JobRun) -> str:
 
 def _iso(moment: Any) -> str:
     return moment.isoformat().replace("+00:00", "Z") if moment else ""
+
+
+# The job page keeps at most this many lines in the browser (the newest); the download has all.
+LOG_LINE_CAP = 20_000
+
+
+def _shown(job: JobRun, name: str) -> str:
+    """A time of the run as its page's field shows it (the active time zone, the console's
+    format), so the page updated by the status poll reads the same as after a reload."""
+    return str(display_for_field(getattr(job, name), JobRun._meta.get_field(name), "-"))
 
 
 @admin.register(JobRun)
@@ -259,6 +270,8 @@ class JobRunAdmin(OrgScopedAdmin):
                 "active": active,
                 "started_at": _iso(job.started_at),
                 "finished_at": _iso(job.finished_at),
+                "started_at_text": _shown(job, "started_at"),
+                "finished_at_text": _shown(job, "finished_at"),
                 "duration": _duration(job),
                 "error": job.error,
                 "can_cancel": active and self.has_operate_permission(request),
@@ -322,6 +335,7 @@ class JobRunAdmin(OrgScopedAdmin):
                 subject_link=self.subject(job),
                 job_started_at=_iso(job.started_at),
                 job_finished_at=_iso(job.finished_at),
+                log_line_cap=LOG_LINE_CAP,
                 can_operate=self.has_operate_permission(request),
                 can_retry=job.status in (JobRun.Status.FAILED, JobRun.Status.CANCELED),
                 can_cancel=job.status in JobRun.ACTIVE_STATUSES,

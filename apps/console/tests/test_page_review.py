@@ -4,6 +4,7 @@ relations in history, and attachments read inside the organization."""
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import pytest
@@ -156,3 +157,31 @@ def test_a_failed_bastion_keeps_bootstrap_again_as_the_pages_main_button(console
     viewer = console_for(staff_of(org, "viewer", "vic@acme.example"))
     confirm = f"/admin/infrastructure/server/{bastion.pk}/bootstrap/confirm/"
     assert viewer.get(confirm).status_code == 403
+
+
+def test_times_on_history_and_job_pages_name_the_zone_and_read_the_same_after_the_run(
+    console, org, settings
+):
+    settings.TIME_ZONE = "Europe/Berlin"
+    server = ServerFactory(organization=org, hostname="bastion-z", role=Server.Role.BASTION)
+    server.ssh_port = 2202
+    server.save()
+    html = console.get(f"/admin/infrastructure/server/{server.pk}/history/").content.decode()
+    assert "when (CET)" in html and "when (UTC)" not in html
+    started = datetime.datetime(2026, 12, 5, 9, 30, tzinfo=datetime.UTC)
+    job = job_run(
+        organization=org,
+        status=JobRun.Status.SUCCEEDED,
+        started_at=started,
+        finished_at=started + datetime.timedelta(minutes=2),
+    )
+    page = console.get(f"/admin/jobs/jobrun/{job.pk}/change/").content.decode()
+    assert '<span id="job-zone">CET</span>' in page
+    state = console.get(f"/admin/jobs/jobrun/{job.pk}/status/").json()
+    # What the poll writes into the fields is what the page itself shows: local time, no ISO.
+    for name in ("started_at", "finished_at"):
+        text = state[f"{name}_text"]
+        assert "10:3" in text and "T" not in text
+        assert re.search(
+            rf'field-{name}.*?<div class="readonly">{re.escape(text)}</div>', page, re.DOTALL
+        ), (name, text)
