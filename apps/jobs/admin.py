@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_field
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import QuerySet
 from django.http import (
     Http404,
@@ -71,7 +72,8 @@ LOG_LINE_CAP = 20_000
 def _shown(job: JobRun, name: str) -> str:
     """A time of the run as its page's field shows it (the active time zone, the console's
     format), so the page updated by the status poll reads the same as after a reload."""
-    return str(display_for_field(getattr(job, name), JobRun._meta.get_field(name), "-"))
+    field = cast(models.Field, JobRun._meta.get_field(name))
+    return str(display_for_field(getattr(job, name), field, "-"))
 
 
 @admin.register(JobRun)
