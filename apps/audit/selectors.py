@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 
 from apps.audit import events
@@ -83,7 +85,12 @@ def _message(entry: AuditEntry) -> str:
 
 
 def object_history(
-    *, object_type: str, object_id: Any, organization_id: Any, limit: int = HISTORY_LIMIT
+    *,
+    object_type: str,
+    object_id: Any,
+    organization_id: Any,
+    limit: int = HISTORY_LIMIT,
+    related: Sequence[tuple[str, str, Sequence[Any]]] = (),
 ) -> list[HistoryEntry]:
     """The entries about one object of one organization, newest first: its own changes (by
     people, keys, jobs or the system), console actions on it, and the runs launched for it (a
@@ -110,8 +117,21 @@ def object_history(
     ).filter(
         event=events.JOB_LAUNCH, launch_subject=str(object_id), organization_id=organization_id
     )
+    querysets = [own, launches]
+    # Rows pointing at the object (a pool attached to a cluster, its metadata): `related` names
+    # each row type, the column holding the object's id, and the ids of such rows that exist
+    # now; rows since removed are found by the entries that created or deleted them.
+    for child_type, column, current_ids in related:
+        of_type = AuditEntry.objects.filter(organization_id=organization_id, object_type=child_type)
+        pointing = Q(**{f"changes__{column}__after": str(object_id)}) | Q(
+            **{f"changes__{column}__before": str(object_id)}
+        )
+        child_ids = {str(pk) for pk in current_ids}
+        child_ids.update(of_type.filter(pointing).values_list("object_id", flat=True)[:limit])
+        if child_ids:
+            querysets.append(of_type.filter(object_id__in=child_ids))
     merged: dict[Any, AuditEntry] = {}
-    for queryset in (own, launches):
+    for queryset in querysets:
         for row in queryset.only(*fields).order_by("-occurred_at")[:limit]:
             merged[row.pk] = row
     rows = sorted(merged.values(), key=lambda row: row.occurred_at, reverse=True)[:limit]

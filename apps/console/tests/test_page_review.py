@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import datetime
 import re
+import uuid
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from apps.audit.models import AuditEntry
 from apps.audit.selectors import object_history
-from apps.clusters.models import Cluster
+from apps.clusters.models import Cluster, ClusterNodePool, NodePoolServer
+from apps.clusters.tests.factories import ClusterFactory, ClusterMetadataFactory, NodePoolFactory
 from apps.console.tests.support import cluster_stack, job_run
 from apps.dns.tests.factories import DomainFactory
 from apps.infrastructure.models import Server
@@ -48,9 +52,24 @@ def test_an_objects_history_is_read_through_its_two_indexes_not_the_organization
         )
     assert entries
     reads = [q["sql"] for q in captured.captured_queries if "audit_auditentry" in q["sql"]]
+    # An organization with a long audit log about other objects, and statistics that know it.
+    now = timezone.now()
+    AuditEntry.objects.bulk_create(
+        AuditEntry(
+            chain=str(org.pk),
+            occurred_at=now - datetime.timedelta(seconds=n),
+            organization_id=org.pk,
+            event="infrastructure.server.update",
+            actor_type=AuditEntry.ActorType.SYSTEM,
+            object_type="infrastructure.server",
+            object_id=str(uuid.uuid4()),
+            metadata={"subject_id": str(uuid.uuid4())},
+        )
+        for n in range(3000)
+    )
     plans = []
     with connection.cursor() as cursor:
-        # A test table is tiny: without this the planner reads it whole whatever the indexes.
+        cursor.execute("ANALYZE audit_auditentry")
         cursor.execute("SET LOCAL enable_seqscan = off")
         for sql in reads:
             cursor.execute(f"EXPLAIN {sql}")
@@ -185,3 +204,27 @@ def test_times_on_history_and_job_pages_name_the_zone_and_read_the_same_after_th
         assert re.search(
             rf'field-{name}.*?<div class="readonly">{re.escape(text)}</div>', page, re.DOTALL
         ), (name, text)
+
+
+def test_cluster_and_server_history_include_pool_attachments_and_metadata_changes(console, org):
+    cluster = ClusterFactory(organization=org, name="hist-rel")
+    pool = NodePoolFactory(organization=org, name="pool-rel")
+    server = ServerFactory(organization=org, hostname="worker-rel")
+    attached = ClusterNodePool.objects.create(organization=org, cluster=cluster, node_pool=pool)
+    member = NodePoolServer.objects.create(organization=org, node_pool=pool, server=server)
+    meta = ClusterMetadataFactory(organization=org, cluster=cluster, key="team", value="red")
+    meta.value = "blue"
+    meta.save()
+    attached.delete()
+    member.delete()
+    html = console.get(f"/admin/clusters/cluster/{cluster.pk}/history/").content.decode()
+    # The attachment made and removed, and the metadata value before -> after.
+    assert html.count(f'<span class="ag-after">{pool.pk}</span>') == 1, html
+    assert html.count(f'<span class="ag-before">{pool.pk}</span>') == 1
+    assert re.search(
+        r'value</th><td><span class="ag-before">red</span> → <span class="ag-after">blue</span>',
+        html,
+    )
+    html = console.get(f"/admin/infrastructure/server/{server.pk}/history/").content.decode()
+    assert html.count(f'<span class="ag-after">{pool.pk}</span>') == 1
+    assert html.count(f'<span class="ag-before">{pool.pk}</span>') == 1
