@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models.fields.json import KeyTextTransform
 
 from apps.core.fields import EncryptedTextField
 
@@ -89,6 +90,20 @@ class AuditEntry(models.Model):
             models.Index(fields=["chain", "occurred_at"], name="audit_entry_chain_time"),
             # The list's order (newest first), which holds for unsealed entries too.
             models.Index(fields=["organization_id", "-occurred_at"], name="audit_entry_org_time"),
+            # An object's history page (apps.audit.selectors.object_history): its own entries...
+            models.Index(
+                fields=["organization_id", "object_type", "object_id", "-occurred_at"],
+                name="audit_entry_org_object_time",
+            ),
+            # ...and the runs launched for it, found by the subject the launch names (partial: only
+            # launches), in the page's order.
+            models.Index(
+                KeyTextTransform("subject_id", "metadata"),
+                models.F("organization_id"),
+                models.F("occurred_at").desc(),
+                condition=models.Q(event="job.launch"),
+                name="audit_entry_launch_subject",
+            ),
             # What the sealer looks for: small, as entries stay unsealed only moments.
             models.Index(
                 fields=["chain", "occurred_at"],

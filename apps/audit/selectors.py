@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
 
 from apps.audit import events
 from apps.audit.models import AuditEntry
@@ -83,29 +85,56 @@ def _message(entry: AuditEntry) -> str:
 
 
 def object_history(
-    *, object_type: str, object_id: Any, organization_id: Any, limit: int = HISTORY_LIMIT
+    *,
+    object_type: str,
+    object_id: Any,
+    organization_id: Any,
+    limit: int = HISTORY_LIMIT,
+    related: Sequence[tuple[str, str, Sequence[Any]]] = (),
 ) -> list[HistoryEntry]:
     """The entries about one object of one organization, newest first: its own changes (by
     people, keys, jobs or the system), console actions on it, and the runs launched for it (a
-    bootstrap the sweep started, a reconcile), in one query."""
-    about = Q(object_type=object_type, object_id=str(object_id)) | Q(
-        event=events.JOB_LAUNCH, metadata__subject_id=str(object_id)
+    bootstrap the sweep started, a reconcile), in two indexed queries merged here."""
+    # Two queries, each answered by its own index (audit_entry_org_object_time and the partial
+    # audit_entry_launch_subject); one query with an OR of both would read every entry of the
+    # organization.
+    fields = (
+        "occurred_at",
+        "event",
+        "actor_type",
+        "actor_id",
+        "actor_label",
+        "object_type",
+        "object_id",
+        "changes",
+        "metadata",
     )
-    rows = (
-        AuditEntry.objects.filter(about, organization_id=organization_id)
-        .only(
-            "occurred_at",
-            "event",
-            "actor_type",
-            "actor_id",
-            "actor_label",
-            "object_type",
-            "object_id",
-            "changes",
-            "metadata",
+    own = AuditEntry.objects.filter(
+        organization_id=organization_id, object_type=object_type, object_id=str(object_id)
+    )
+    launches = AuditEntry.objects.annotate(
+        launch_subject=KeyTextTransform("subject_id", "metadata")
+    ).filter(
+        event=events.JOB_LAUNCH, launch_subject=str(object_id), organization_id=organization_id
+    )
+    querysets = [own, launches]
+    # Rows pointing at the object (a pool attached to a cluster, its metadata): `related` names
+    # each row type, the column holding the object's id, and the ids of such rows that exist
+    # now; rows since removed are found by the entries that created or deleted them.
+    for child_type, column, current_ids in related:
+        of_type = AuditEntry.objects.filter(organization_id=organization_id, object_type=child_type)
+        pointing = Q(**{f"changes__{column}__after": str(object_id)}) | Q(
+            **{f"changes__{column}__before": str(object_id)}
         )
-        .order_by("-occurred_at")[:limit]
-    )
+        child_ids = {str(pk) for pk in current_ids}
+        child_ids.update(of_type.filter(pointing).values_list("object_id", flat=True)[:limit])
+        if child_ids:
+            querysets.append(of_type.filter(object_id__in=child_ids))
+    merged: dict[Any, AuditEntry] = {}
+    for queryset in querysets:
+        for row in queryset.only(*fields).order_by("-occurred_at")[:limit]:
+            merged[row.pk] = row
+    rows = sorted(merged.values(), key=lambda row: row.occurred_at, reverse=True)[:limit]
     return [
         HistoryEntry(
             occurred_at=row.occurred_at,

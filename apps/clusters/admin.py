@@ -6,7 +6,7 @@ the bastion and same-organization rules), metadata, runs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -48,6 +48,7 @@ from apps.clusters.serializers import (
 )
 from apps.console.pages import ObjectPageMixin, PageAction, cluster_page
 from apps.core.api.errors import APIError
+from apps.core.fields import EncryptedTextField
 from apps.core.permissions import Perm
 from apps.infrastructure.models import Server
 from apps.orgs.console_base import (
@@ -214,6 +215,15 @@ class RunActionForm(forms.Form):
 
 
 # Cluster reference field -> the service that attaches it (the detach is `cluster_detach`).
+def _is_stored(cluster: Cluster, name: str) -> bool:
+    """Whether the cluster's secret `name` is set, from its stored column (never decrypted)."""
+    return not cast(EncryptedTextField, Cluster._meta.get_field(name)).is_blank(cluster)
+
+
+def _stored_state(cluster: Cluster, name: str) -> str:
+    return secret_state(_is_stored(cluster, name))
+
+
 def _attach(name: str, cluster: Cluster, value: Any) -> None:
     kwargs: dict[str, Any] = {"organization": cluster.organization, "cluster_id": cluster.pk}
     if name == "captain_domain":
@@ -313,7 +323,9 @@ class ClusterAdmin(ObjectPageMixin, OrgScopedAdmin):
         if can(request, Perm.WRITE, obj.organization_id):
             url = reverse("admin:clusters_cluster_run_action", args=[obj.pk])
             buttons.append(PageAction("Run an action", url, "run-action", post=False))
-        if obj.kubeconfig and can(request, Perm.REVEAL_SECRETS, obj.organization_id):
+        # The role first, and the stored column's emptiness without decrypting it: a page view
+        # is no reason to read the secret.
+        if can(request, Perm.REVEAL_SECRETS, obj.organization_id) and _is_stored(obj, "kubeconfig"):
             # The short-lived ones first: the stored kubeconfig is for automation.
             for access in ("view", "admin"):
                 url = reverse("admin:clusters_cluster_short_lived", args=[obj.pk, access])
@@ -434,15 +446,15 @@ class ClusterAdmin(ObjectPageMixin, OrgScopedAdmin):
 
     @admin.display(description="join token")
     def join_token_state(self, obj: Cluster) -> str:
-        return secret_state(obj.random_token)
+        return _stored_state(obj, "random_token")
 
     @admin.display(description="certificate key")
     def certificate_key_state(self, obj: Cluster) -> str:
-        return secret_state(obj.certificate_key)
+        return _stored_state(obj, "certificate_key")
 
     @admin.display(description="kubeconfig")
     def kubeconfig_state(self, obj: Cluster) -> str:
-        return secret_state(obj.kubeconfig)
+        return _stored_state(obj, "kubeconfig")
 
     def save_model(self, request: HttpRequest, obj: Cluster, form: Any, change: bool) -> None:
         data = form.cleaned_data

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.db.models import Model, Prefetch, QuerySet
 from django.urls import NoReverseMatch, reverse
@@ -146,6 +146,15 @@ def _pool_rows(pools: QuerySet[NodePool], child: Callable[[Any], Row]) -> list[R
     ]
 
 
+def _in_org(obj: Model, name: str, org_id: Any) -> Model | None:
+    """The object `obj.<name>` points at, if it belongs to organization `org_id`."""
+    target_id = getattr(obj, f"{name}_id")
+    if target_id is None:
+        return None
+    model = cast(type[Model], obj._meta.get_field(name).related_model)
+    return model._default_manager.filter(pk=target_id, organization_id=org_id).first()
+
+
 def cluster_page(cluster: Cluster) -> dict[str, Any]:
     """Everything a cluster's page shows around its own fields (about six queries)."""
     org_id = cluster.organization_id
@@ -166,11 +175,16 @@ def cluster_page(cluster: Cluster) -> dict[str, Any]:
         "servers",
         Server.objects.filter(organization_id=org_id).order_by("hostname"),
     )
-    references = (
-        ("captain domain", cluster.captain_domain),
-        ("control plane record set", cluster.control_plane_record_set),
-        ("apps load balancer", cluster.apps_load_balancer),
-        ("glueops load balancer", cluster.glueops_load_balancer),
+    # Read inside the cluster's organization like every other relation here: a row pointing at
+    # another organization's object (it should not exist) shows nothing of it.
+    references = tuple(
+        (label, _in_org(cluster, name, org_id))
+        for label, name in (
+            ("captain domain", "captain_domain"),
+            ("control plane record set", "control_plane_record_set"),
+            ("apps load balancer", "apps_load_balancer"),
+            ("glueops load balancer", "glueops_load_balancer"),
+        )
     )
     runs = list(
         ClusterRun.objects.filter(cluster=cluster, organization_id=org_id).order_by("-created_at")[

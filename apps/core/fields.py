@@ -185,6 +185,16 @@ class EncryptedTextField(models.TextField):
         plain._origin = (slot.stored, binding, self.label())
         return plain
 
+    def is_blank(self, instance) -> bool:
+        """Whether the field holds no secret, told from the stored envelope: nothing is
+        decrypted (a page deciding whether to offer a download need not read the secret)."""
+        if self.attname not in instance.__dict__:
+            instance.refresh_from_db(fields=[self.attname])
+        slot: _Slot = instance.__dict__[self.attname]
+        if slot.plain is not _UNSET:
+            return not slot.plain
+        return not slot.stored
+
     def pre_save(self, model_instance, add: bool) -> Any:
         from apps.core.crypto.values import encrypt_value
 

@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
@@ -177,6 +178,12 @@ SERVER_FIELDS = [
 ]
 
 
+def _needs_confirmation(server: Server) -> bool:
+    """A bastion that is neither failed nor pending is re-bootstrapped only after a confirmation
+    page: the button is then an option, not the page's next step."""
+    return server.status not in (Server.Status.FAILED, Server.Status.PENDING)
+
+
 @admin.register(Server)
 class ServerAdmin(ObjectPageMixin, OrgScopedAdmin):
     list_display = [
@@ -282,8 +289,12 @@ class ServerAdmin(ObjectPageMixin, OrgScopedAdmin):
     def page_actions(self, request: HttpRequest, obj: Server) -> list[PageAction]:
         if obj.role != Server.Role.BASTION or not can(request, Perm.WRITE, obj.organization_id):
             return []
+        if _needs_confirmation(obj):
+            # A working bastion: re-running it is possible, not the page's suggestion.
+            url = reverse("admin:infrastructure_server_bootstrap_confirm", args=[obj.pk])
+            return [PageAction("Re-bootstrap", url, "bootstrap-again", post=False)]
         url = reverse("admin:infrastructure_server_bootstrap", args=[obj.pk])
-        label = "Bootstrap again" if obj.status != Server.Status.PENDING else "Bootstrap now"
+        label = "Bootstrap again" if obj.status == Server.Status.FAILED else "Bootstrap now"
         return [PageAction(label, url, "bootstrap-again", default=True)]
 
     def get_urls(self) -> list[Any]:
@@ -293,6 +304,11 @@ class ServerAdmin(ObjectPageMixin, OrgScopedAdmin):
                 self.admin_site.admin_view(require_POST(self.bootstrap_view)),
                 name="infrastructure_server_bootstrap",
             ),
+            path(
+                "<uuid:object_id>/bootstrap/confirm/",
+                self.admin_site.admin_view(self.bootstrap_confirm_view),
+                name="infrastructure_server_bootstrap_confirm",
+            ),
             *super().get_urls(),
         ]
 
@@ -300,8 +316,27 @@ class ServerAdmin(ObjectPageMixin, OrgScopedAdmin):
         # Another organization's server is "not found", as everywhere in the console.
         server = get_object_or_404(self.get_queryset(request), pk=object_id)
         self.require(request, Perm.WRITE, server)
+        if _needs_confirmation(server) and request.POST.get("confirmed") != "yes":
+            return HttpResponseRedirect(
+                reverse("admin:infrastructure_server_bootstrap_confirm", args=[server.pk])
+            )
         self._bootstrap(request, server)
         return HttpResponseRedirect(reverse("admin:infrastructure_server_change", args=[server.pk]))
+
+    def bootstrap_confirm_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
+        """The page that asks before re-bootstrapping a bastion that is not failed or pending;
+        its button POSTs to the bootstrap view with the confirmation."""
+        server = get_object_or_404(self.get_queryset(request), pk=object_id)
+        self.require(request, Perm.WRITE, server)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Re-bootstrap {server}?",
+            "server": server,
+            "opts": self.opts,
+        }
+        return TemplateResponse(
+            request, "admin/infrastructure/server/bootstrap_confirm.html", context
+        )
 
     @admin.action(description="Reset the pinned SSH host key")
     def reset_host_key(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_field
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from django.urls import path, reverse
 from django.utils import timezone
@@ -21,10 +30,10 @@ from apps.console.pages import subject_url
 from apps.core.permissions import Perm
 from apps.jobs import registry, services
 from apps.jobs.models import JobRun
-from apps.jobs.selectors import LogScope, job_transcript_text
+from apps.jobs.selectors import LogScope, job_transcript_lines
 from apps.jobs.stream import sse_response
 from apps.jobs.subjects import runs_of_subjects_named, with_subject_names
-from apps.orgs.console_base import OrgScopedAdmin, can, is_platform_admin
+from apps.orgs.console_base import OrgScopedAdmin, can, is_platform_admin, orgs_allowing
 from apps.orgs.tenancy import principal_still_allowed
 
 
@@ -54,6 +63,17 @@ def _duration(job: JobRun) -> str:
 
 def _iso(moment: Any) -> str:
     return moment.isoformat().replace("+00:00", "Z") if moment else ""
+
+
+# The job page keeps at most this many lines in the browser (the newest); the download has all.
+LOG_LINE_CAP = 20_000
+
+
+def _shown(job: JobRun, name: str) -> str:
+    """A time of the run as its page's field shows it (the active time zone, the console's
+    format), so the page updated by the status poll reads the same as after a reload."""
+    field = cast(models.Field, JobRun._meta.get_field(name))
+    return str(display_for_field(getattr(job, name), field, "-"))
 
 
 @admin.register(JobRun)
@@ -137,7 +157,8 @@ class JobRunAdmin(OrgScopedAdmin):
             found, duplicates = super().get_search_results(request, queryset, search_term)
             if not term:
                 return found, duplicates
-            return found | runs_of_subjects_named(queryset, term), duplicates
+            orgs = None if is_platform_admin(request) else orgs_allowing(request, self.view_perm)
+            return found | runs_of_subjects_named(queryset, term, orgs), duplicates
         return queryset.filter(pk=value) | queryset.filter(subject_id=value), False
 
     # Runs are written by services only; operators retry or cancel them.
@@ -229,10 +250,11 @@ class JobRunAdmin(OrgScopedAdmin):
             raise PermissionDenied("your role in this organization does not allow reading logs")
         return job
 
-    def log_download_view(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-        """The run's log as a text file: each line with its time, offset and stream."""
+    def log_download_view(self, request: HttpRequest, job_id: uuid.UUID) -> StreamingHttpResponse:
+        """The run's log as a text file: each line with its time, offset and stream, streamed as
+        it is read (a log may be far larger than a worker should hold in memory)."""
         job = self._readable_log(request, job_id)
-        response = HttpResponse(job_transcript_text(job=job), content_type="text/plain")
+        response = StreamingHttpResponse(job_transcript_lines(job=job), content_type="text/plain")
         name = f"{job.kind}-{job.pk}.log"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         # A transcript may hold what only some roles may read: never kept by a cache.
@@ -250,6 +272,8 @@ class JobRunAdmin(OrgScopedAdmin):
                 "active": active,
                 "started_at": _iso(job.started_at),
                 "finished_at": _iso(job.finished_at),
+                "started_at_text": _shown(job, "started_at"),
+                "finished_at_text": _shown(job, "finished_at"),
                 "duration": _duration(job),
                 "error": job.error,
                 "can_cancel": active and self.has_operate_permission(request),
@@ -313,6 +337,7 @@ class JobRunAdmin(OrgScopedAdmin):
                 subject_link=self.subject(job),
                 job_started_at=_iso(job.started_at),
                 job_finished_at=_iso(job.finished_at),
+                log_line_cap=LOG_LINE_CAP,
                 can_operate=self.has_operate_permission(request),
                 can_retry=job.status in (JobRun.Status.FAILED, JobRun.Status.CANCELED),
                 can_cancel=job.status in JobRun.ACTIVE_STATUSES,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -111,15 +111,17 @@ def schedule_successes() -> dict[str, datetime]:
     return dict(ScheduleSuccess.objects.values_list("name", "succeeded_at"))
 
 
-def job_transcript_text(*, job: JobRun) -> str:
-    """The run's whole log as plain text, one line per output line: its time (UTC), its offset
-    from the run's start and its stream. The lines were redacted when they were written
-    (apps.jobs.logs), so nothing here sees a secret."""
+def job_transcript_lines(*, job: JobRun) -> Iterator[str]:
+    """The run's whole log as plain text, one stored chunk at a time (each line ending in a
+    newline): its time (UTC), its offset from the run's start and its stream. Rows are read in
+    batches and nothing is held beyond one batch, so a log of any size streams in constant
+    memory. The lines were redacted when they were written (apps.jobs.logs), so nothing here
+    sees a secret."""
     start = job.started_at or job.queued_at
-    lines = []
     for row in JobLog.objects.filter(job_id=job.pk).order_by("id").iterator(chunk_size=500):
         stamp = row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         offset = max((row.created_at - start).total_seconds(), 0.0) if start else 0.0
-        for text in row.chunk.rstrip("\n").split("\n"):
-            lines.append(f"{stamp} +{offset:.1f}s [{row.stream}] {text}")
-    return "\n".join(lines) + ("\n" if lines else "")
+        yield "".join(
+            f"{stamp} +{offset:.1f}s [{row.stream}] {text}\n"
+            for text in row.chunk.rstrip("\n").split("\n")
+        )

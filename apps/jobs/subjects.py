@@ -4,7 +4,10 @@ names every subject in the same query that reads the runs, and a search can matc
 
 from __future__ import annotations
 
-from django.db.models import Case, CharField, OuterRef, QuerySet, Subquery, Value, When
+from collections.abc import Collection
+from typing import Any
+
+from django.db.models import Case, CharField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Concat
 
 from apps.clusters.models import ClusterRun
@@ -33,7 +36,29 @@ def with_subject_names(queryset: QuerySet[JobRun]) -> QuerySet[JobRun]:
     )
 
 
-def runs_of_subjects_named(queryset: QuerySet[JobRun], term: str) -> QuerySet[JobRun]:
-    """The runs whose subject's name contains `term` (case-insensitive)."""
-    # The annotation is added just above (the stubs cannot follow it).
-    return with_subject_names(queryset).filter(subject_name__icontains=term)  # type: ignore[misc]
+def runs_of_subjects_named(
+    queryset: QuerySet[JobRun], term: str, organization_ids: Collection[Any] | None = None
+) -> QuerySet[JobRun]:
+    """The runs whose subject's name contains `term` (case-insensitive). The matching subjects
+    are found first, in their own tables and within `organization_ids` (None: every
+    organization, for platform admins); the runs are then matched by subject id, so the search
+    never names the subject of every run of the list."""
+
+    def scoped(model_queryset: QuerySet) -> QuerySet:
+        if organization_ids is None:
+            return model_queryset
+        return model_queryset.filter(organization_id__in=organization_ids)
+
+    servers = scoped(Server.objects.filter(hostname__icontains=term)).values("pk")
+    domains = scoped(Domain.objects.filter(domain_name__icontains=term)).values("pk")
+    cluster_runs = (
+        scoped(ClusterRun.objects.all())
+        .annotate(label=Concat("cluster__name", Value(": "), "action", output_field=CharField()))
+        .filter(label__icontains=term)
+        .values("pk")
+    )
+    return queryset.filter(
+        Q(subject_type=JobRun.SubjectType.SERVER, subject_id__in=servers)
+        | Q(subject_type=JobRun.SubjectType.CLUSTER_RUN, subject_id__in=cluster_runs)
+        | Q(subject_type=JobRun.SubjectType.DOMAIN, subject_id__in=domains)
+    )

@@ -536,10 +536,18 @@ class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):
 
     def history_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None):
         """Django's history page (its own scoping and permission check), with the audit log's
-        entries for the object: who changed which field from what to what, jobs included."""
+        entries for the object for roles that may read the audit log (owners, admins, platform
+        admins): who changed which field from what to what, jobs included."""
         context = dict(extra_context or {})
         obj = self.get_object(request, object_id)
-        if obj is not None and self.has_view_permission(request, obj) and HISTORY_SOURCE:
+        # The audit log is for owners and admins (manage_org), as in the API; other roles get
+        # Django's own history of the object.
+        if (
+            obj is not None
+            and self.has_view_permission(request, obj)
+            and HISTORY_SOURCE
+            and can(request, Perm.MANAGE_ORG, self.obj_org_id(obj))
+        ):
             context["audit_entries"] = HISTORY_SOURCE[0](obj)
         return super().history_view(request, object_id, context)
 

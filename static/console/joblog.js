@@ -61,8 +61,9 @@
       if (cell) cell.textContent = text || "-";
     };
     field("status", LABELS[state.status] || state.status);
-    field("started_at", state.started_at);
-    field("finished_at", state.finished_at);
+    // As the server renders them (the viewer's active zone, the console's format), not ISO.
+    field("started_at", state.started_at_text);
+    field("finished_at", state.finished_at_text);
     field("duration", state.duration);
     field("error", state.error);
     document.title = document.title.replace(/\([a-z]+\)/, "(" + state.status + ")");
@@ -84,24 +85,61 @@
       line.querySelector(".log-offset").textContent = offsetText(Number(line.dataset.at));
     }
   };
-  let polling = null;
+  // The status poll: every 2 s at first, doubling up to 30 s while nothing changes, paused
+  // while the tab is hidden, stopped for good on an answer that is not OK JSON (signed out, run
+  // gone: a reload says why) and once the run has ended. While the log streams, its `end` event
+  // is what ends the page; the poll is then only a slow fallback.
+  const reloadNote = document.getElementById("job-reload");
+  const FAST = 2000, SLOW = 30000;
+  let delay = FAST;
+  let pollTimer = null;
+  let stopped = !head || !head.dataset.statusUrl || ACTIVE.indexOf(head.dataset.status) === -1;
+  let logStreaming = false;
+  let lastStatus = head ? head.dataset.status : "";
+  const stopPolling = () => {
+    stopped = true;
+    if (pollTimer !== null) window.clearTimeout(pollTimer);
+    pollTimer = null;
+  };
+  const schedule = () => {
+    if (stopped || document.hidden) return;
+    if (pollTimer !== null) window.clearTimeout(pollTimer);
+    pollTimer = window.setTimeout(poll, logStreaming ? SLOW : delay);
+  };
   const refresh = () => {
     if (!head || !head.dataset.statusUrl) return Promise.resolve();
     return fetch(head.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then((r) => (r.ok ? r.json() : null))
-      .then((state) => {
-        if (!state) return;
-        show(state);
-        if (!state.active && polling !== null) {
-          window.clearInterval(polling);
-          polling = null;
-        }
+      .then((r) => {
+        const json = (r.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+        if (!r.ok || !json) throw new Error("status " + r.status);
+        return r.json();
       })
-      .catch(() => {});
+      .then((state) => {
+        delay = state.status === lastStatus ? Math.min(delay * 2, SLOW) : FAST;
+        lastStatus = state.status;
+        show(state);
+        if (!state.active) stopPolling();
+      })
+      .catch(() => {
+        stopPolling();
+        window.clearInterval(timer);
+        if (reloadNote) reloadNote.hidden = false;
+      });
   };
-  if (head && ACTIVE.indexOf(head.dataset.status) !== -1) {
-    polling = window.setInterval(refresh, 2000);
+  function poll() {
+    pollTimer = null;
+    refresh().then(schedule);
   }
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      if (pollTimer !== null) window.clearTimeout(pollTimer);
+      pollTimer = null;
+    } else if (!stopped) {
+      delay = FAST;
+      poll();
+    }
+  });
+  schedule();
 
   if (!log || !log.dataset.streamUrl) return;
 
@@ -115,16 +153,23 @@
     state.textContent = text;
     log.dataset.state = name;
   };
+  // The search runs over every line only when the term changes; new lines update the count
+  // one by one, so a busy log costs the same per line however long it is.
+  let found = 0;
+  const term = () => (search ? search.value.trim().toLowerCase() : "");
+  const showCount = () => {
+    if (matches) matches.textContent = term() ? found + " matching line" + (found === 1 ? "" : "s") : "";
+  };
   const applySearch = () => {
-    const term = search ? search.value.trim().toLowerCase() : "";
-    let found = 0;
+    const wanted = term();
+    found = 0;
     for (const line of log.children) {
-      const hit = !term || line.dataset.text.indexOf(term) !== -1;
+      const hit = !wanted || line.dataset.text.indexOf(wanted) !== -1;
       line.hidden = !hit;
-      line.classList.toggle("log-match", Boolean(term) && hit);
-      if (term && hit) found += 1;
+      line.classList.toggle("log-match", Boolean(wanted) && hit);
+      if (wanted && hit) found += 1;
     }
-    if (matches) matches.textContent = term ? found + " matching line" + (found === 1 ? "" : "s") : "";
+    showCount();
   };
   if (search) {
     search.addEventListener("input", applySearch);
@@ -150,30 +195,68 @@
     body.className = "log-text";
     body.textContent = text;
     line.append(time, offset, body);
-    const term = search ? search.value.trim().toLowerCase() : "";
-    if (term && line.dataset.text.indexOf(term) === -1) line.hidden = true;
-    log.appendChild(line);
+    const wanted = term();
+    if (wanted) {
+      const hit = line.dataset.text.indexOf(wanted) !== -1;
+      line.hidden = !hit;
+      line.classList.toggle("log-match", hit);
+      if (hit) found += 1;
+    }
+    return line;
   };
+  // At most `cap` lines stay in the page (the newest); the download holds the whole log.
+  const cap = Number(log.dataset.lineCap) || 20000;
+  const capped = document.getElementById("job-log-capped");
+  let total = 0;
+  const trim = () => {
+    let extra = log.childElementCount - cap;
+    if (extra <= 0) return;
+    if (capped) capped.hidden = false;
+    const wanted = term();
+    while (extra > 0) {
+      const old = log.firstElementChild;
+      if (wanted && old.classList.contains("log-match")) found -= 1;
+      old.remove();
+      extra -= 1;
+    }
+  };
+  const zone = document.getElementById("job-log-zone");
+  try {
+    const name = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && name) zone.textContent = name;
+  } catch (e) { /* the default text says it: the browser's own zone */ }
 
   const source = new EventSource(log.dataset.streamUrl);
   source.addEventListener("open", () => {
     if (log.dataset.state !== "ended") setState("live", "live");
+    // The stream's `end` ends the page now; the status poll only backs it up, slowly.
+    logStreaming = true;
+    schedule();
   });
   source.addEventListener("log", (event) => {
     const item = JSON.parse(event.data);
     const chunk = item.chunk.endsWith("\n") ? item.chunk.slice(0, -1) : item.chunk;
-    for (const text of chunk.split("\n")) addLine(item, text);
-    log.dataset.lines = String(log.childElementCount);
-    if (search && search.value.trim()) applySearch();
+    // One append per event (a fragment), not one per line.
+    const batch = document.createDocumentFragment();
+    for (const text of chunk.split("\n")) {
+      batch.appendChild(addLine(item, text));
+      total += 1;
+    }
+    log.appendChild(batch);
+    trim();
+    log.dataset.lines = String(total);
+    showCount();
     if (follow && follow.checked) log.scrollTop = log.scrollHeight;
   });
   source.addEventListener("end", () => {
     source.close();
     setState("ended", "finished");
+    logStreaming = false;
     // The run has ended: the header follows it to its final status, no reload needed.
-    refresh();
+    if (head && head.dataset.statusUrl) refresh();
   });
   source.addEventListener("error", () => {
     if (log.dataset.state !== "ended") setState("error", "reconnecting…");
+    logStreaming = false;
   });
 })();

@@ -223,3 +223,33 @@ def test_every_link_on_the_cluster_and_server_pages_resolves(page, platform_admi
     assert any(str(pool.pk) in link for link in checked)
     assert any(str(record_set.pk) in link for link in checked)
     assert page.csp_violations == []
+
+
+def test_the_job_page_stops_polling_and_offers_a_reload_when_the_status_answer_is_not_json(
+    page, platform_admin
+):
+    job = JobRun.objects.create(
+        kind="bastion_sweep",
+        queue="maintenance",
+        status=JobRun.Status.RUNNING,
+        started_at=timezone.now(),
+        attempts=1,
+    )
+    asked = []
+
+    def signed_out(route):
+        # What a session that expired answers: the sign-in page, not the run's status.
+        asked.append(route.request.url)
+        route.fulfill(status=200, content_type="text/html", body="<html>sign in</html>")
+
+    page.route(re.compile(r".*/jobrun/[0-9a-f-]+/status/$"), signed_out)
+    # No live log on this page, so the status poll is what follows the run.
+    page.route(re.compile(r".*/jobrun/[0-9a-f-]+/log/stream/.*"), lambda route: route.abort())
+    sign_in_with_password(page, platform_admin)
+    page.goto(f"/admin/jobs/jobrun/{job.pk}/change/")
+    expect(page.locator("#job-reload")).to_be_visible(timeout=10_000)
+    page.wait_for_timeout(5_000)
+    assert len(asked) == 1, asked
+    expect(page.locator("#job-log-zone")).not_to_have_text("your browser's zone")
+    page.shots("status-poll-stopped")
+    assert page.csp_violations == []

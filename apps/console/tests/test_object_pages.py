@@ -317,7 +317,7 @@ def test_the_job_page_status_follows_the_run_and_its_log_downloads_as_text(conso
     assert state["status"] == "succeeded" and not state["active"] and not state["can_cancel"]
     response = console.get(f"/admin/jobs/jobrun/{job.pk}/log/download/")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
-    lines = response.content.decode().splitlines()
+    lines = b"".join(response.streaming_content).decode().splitlines()
     assert len(lines) == 3
     assert re.fullmatch(
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \+\d+\.\ds \[stdout\] step 2", lines[2]

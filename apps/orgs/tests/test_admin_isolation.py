@@ -93,6 +93,7 @@ def test_the_object_pages_buttons_and_job_pages_refuse_another_organizations_obj
         f"/admin/jobs/jobrun/{job.pk}/status/",
         f"/admin/jobs/jobrun/{job.pk}/log/download/",
         f"/admin/jobs/jobrun/{job.pk}/log/stream/",
+        f"/admin/infrastructure/server/{bastion.pk}/bootstrap/confirm/",
     ]
     posts = [
         f"/admin/clusters/cluster/{cluster.pk}/run-action/",
