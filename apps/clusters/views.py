@@ -68,7 +68,7 @@ from apps.core.api.pagination import list_response
 from apps.core.api.responses import no_store
 from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.api.viewsets import OrgScopedModelViewSet, OrgScopedViewSet
-from apps.core.permissions import IsPlatformAdmin, Perm, role_allows
+from apps.core.permissions import IsPlatformAdmin, Perm, request_allows
 from apps.core.tenancy import OrgKeyPrincipal, parse_uuid
 from apps.jobs.api import EventStreamNegotiation, logs_page_response, logs_stream_response
 from apps.jobs.models import JobRun
@@ -263,7 +263,7 @@ class ClusterViewSet(
 
     @cached_property
     def shows_join_secrets(self) -> bool:
-        return role_allows(self.tenant.role, Perm.REVEAL_SECRETS)
+        return request_allows(self.request, self.tenant.role, Perm.REVEAL_SECRETS)
 
     def _readable(self, queryset: Any) -> Any:
         return with_join_secrets(queryset) if self.shows_join_secrets else queryset
@@ -305,7 +305,7 @@ class ClusterViewSet(
     )
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         reveal = request.query_params.get("reveal", "").lower() in ("1", "true", "yes")
-        if reveal and not role_allows(self.tenant.role, Perm.REVEAL_SECRETS):
+        if reveal and not request_allows(request, self.tenant.role, Perm.REVEAL_SECRETS):
             raise forbidden("forbidden", "your role in this organization cannot reveal secrets")
         cluster = self.get_object()
         if reveal:

@@ -8,7 +8,7 @@ objects of another organization are never found (404), so their existence does n
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -63,8 +63,24 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
 }
 
 
+# What a read-only key keeps of its principal's role: reading, nothing else. No writes, no
+# secrets (stored kubeconfigs, join tokens, private keys), no management; and no job
+# transcripts, which only roles that can already obtain the secrets they may print read.
+READ_ONLY_KEY_PERMISSIONS = frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS})
+
+
 def role_allows(role: str, perm: Perm) -> bool:
     return perm in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def request_allows(request: Any, role: str, perm: Perm) -> bool:
+    """Whether this request's principal, acting with `role`, holds `perm`: the role table,
+    narrowed by the key's scope (a read-only key holds READ_ONLY_KEY_PERMISSIONS at most).
+    Every check of a permission made for an API request goes through here, not role_allows."""
+    if not role_allows(role, perm):
+        return False
+    scope = request_key_scope(request)
+    return scope is None or not scope.read_only or perm in READ_ONLY_KEY_PERMISSIONS
 
 
 def required_permission(view: APIView, request: Request) -> Perm:
@@ -108,7 +124,7 @@ class HasOrgPermission(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         tenant = get_tenant(request)
-        if not role_allows(tenant.role, required_permission(view, request)):
+        if not request_allows(request, tenant.role, required_permission(view, request)):
             raise forbidden("forbidden", "your role in this organization does not allow this")
         key_scope_check(request, view)
         return True
