@@ -254,6 +254,17 @@ class ClusterViewSet(
     cluster_kwarg = "clusterID"
     cluster_field = "pk"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    # POST on these attaches an object named in the body: refused to cluster-limited keys.
+    key_scope_attach_actions = frozenset(
+        {
+            "captain_domain",
+            "control_plane_record_set",
+            "apps_load_balancer",
+            "glueops_load_balancer",
+            "bastion",
+            "node_pools",
+        }
+    )
     required_permissions: ClassVar[dict[str, Perm]] = {
         "run_logs": Perm.READ_LOGS,
         "run_logs_stream": Perm.READ_LOGS,

@@ -99,7 +99,8 @@ def key_scope_check(request: Request, view: APIView) -> None:
     (`cluster_kwarg`). Another cluster is 404, as if it did not exist; a route that is not
     about a cluster (servers, DNS, members, /me, ...) is 403, least privilege; listing clusters
     is allowed and the list holds only the key's (`OrgScopedViewSet.cluster_field`), creating
-    one is 403. Read-only keys and client networks are checked in authentication."""
+    one is 403, and so is attaching anything to its cluster (`key_scope_attach_actions`).
+    Read-only keys and client networks are checked in authentication."""
     scope = request_key_scope(request)
     if scope is None or scope.cluster_ids is None:
         return
@@ -114,6 +115,13 @@ def key_scope_check(request: Request, view: APIView) -> None:
     cluster_id = parse_uuid(raw, code=getattr(view, "invalid_id_code", "invalid_id"), what=kwarg)
     if cluster_id not in scope.cluster_ids:
         raise not_found(getattr(view, "not_found_code", "not_found"), "cluster not found")
+    # Attaching names an object in the body (a node pool, a bastion, a domain, a load balancer)
+    # that other clusters may use too; runs would then reach it over SSH. The key's scope is
+    # its clusters, not what they might be given, so it may detach but never attach.
+    if request.method == "POST" and getattr(view, "action", None) in getattr(
+        view, "key_scope_attach_actions", ()
+    ):
+        raise forbidden("key_scope_forbidden", "a key limited to clusters may not attach objects")
 
 
 class HasOrgPermission(BasePermission):

@@ -13,8 +13,9 @@ from rest_framework.test import APIClient
 from apps.accounts import services
 from apps.accounts.apikeys import API_KEY_CACHE_PREFIX, forget_local_key
 from apps.accounts.models import APIKey
-from apps.clusters.tests.factories import ClusterFactory, ClusterRunFactory
-from apps.infrastructure.tests.factories import ServerFactory
+from apps.clusters.tests.factories import ClusterFactory, ClusterRunFactory, NodePoolFactory
+from apps.dns.tests.factories import DomainFactory, RecordSetFactory
+from apps.infrastructure.tests.factories import LoadBalancerFactory, ServerFactory
 
 
 def _org_client(created: services.CreatedKey, address: str = "127.0.0.1") -> APIClient:
@@ -128,6 +129,53 @@ def test_a_cluster_scoped_key_is_refused_everything_not_tied_to_its_clusters(org
         assert response.status_code == 403, path
         assert response.json()["code"] == "key_scope_forbidden"
     assert client.post("/api/v1/clusters", {"name": "new"}, format="json").status_code == 403
+
+
+def _attachments(org) -> dict[str, dict[str, str]]:
+    """Each attach route of a cluster with a body naming an object another cluster uses."""
+    other = ClusterFactory(organization=org)
+    pool, bastion = (
+        NodePoolFactory(organization=org),
+        ServerFactory(organization=org, role="bastion"),
+    )
+    other.node_pools.add(pool, through_defaults={"organization": org})
+    domain = DomainFactory(organization=org)
+    balancer = LoadBalancerFactory(organization=org)
+    return {
+        "node-pools": {"node_pool_id": str(pool.pk)},
+        "bastion": {"server_id": str(bastion.pk)},
+        "captain-domain": {"domain_id": str(domain.pk)},
+        "control-plane-record-set": {"record_set_id": str(RecordSetFactory(domain=domain).pk)},
+        "apps-load-balancer": {"load_balancer_id": str(balancer.pk)},
+        "glueops-load-balancer": {"load_balancer_id": str(balancer.pk)},
+    }
+
+
+def test_a_cluster_scoped_key_attaches_nothing_to_its_cluster_but_may_detach(org):
+    """Attaching another cluster's node pool or bastion would let this key's runs reach those
+    machines over SSH: every attach is 403 and the cluster is unchanged. Detaching and the
+    same attaches by an unscoped key work, so the refusal is the scope."""
+    mine = ClusterFactory(organization=org)
+    bodies = _attachments(org)
+    scoped = _org_client(_org_key(org, cluster_ids=(mine.pk,)))
+    for route, body in bodies.items():
+        response = scoped.post(f"/api/v1/clusters/{mine.pk}/{route}", body, format="json")
+        assert response.status_code == 403, route
+        assert response.json()["code"] == "key_scope_forbidden"
+    mine.refresh_from_db()
+    assert mine.bastion_server_id is None
+    assert not mine.node_pools.exists()
+    unscoped = _org_client(_org_key(org))
+    for route, body in bodies.items():
+        response = unscoped.post(f"/api/v1/clusters/{mine.pk}/{route}", body, format="json")
+        assert response.status_code == 200, (route, response.content)
+    pool_id = bodies["node-pools"]["node_pool_id"]
+    for path in ("bastion", "captain-domain", f"node-pools/{pool_id}"):
+        response = scoped.delete(f"/api/v1/clusters/{mine.pk}/{path}")
+        assert response.status_code == 200, (path, response.content)
+    mine.refresh_from_db()
+    assert mine.bastion_server_id is None
+    assert not mine.node_pools.exists()
 
 
 def test_a_scoped_key_is_listed_with_its_scopes_and_an_unscoped_one_as_before(
