@@ -69,6 +69,30 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
 READ_ONLY_KEY_PERMISSIONS = frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS})
 
 
+# Power over people, keys, group sync and the organization itself: no scoped key uses it,
+# whatever its role. A key limited to a network or to clusters is handed to automation; adding
+# an owner, remapping a group or revoking keys would let it step outside its limits.
+SCOPED_KEY_REFUSED_PERMISSIONS = frozenset(
+    {
+        Perm.MANAGE_KEYS,
+        Perm.MANAGE_MEMBERS,
+        Perm.MANAGE_ORG,
+        Perm.MANAGE_GROUP_SYNC,
+        Perm.DELETE_ORG,
+    }
+)
+
+
+def key_scope_perm_check(request: Any, perm: Perm | None) -> None:
+    """403 `key_scope_forbidden` when a key with any scope asks for a management permission."""
+    if perm in SCOPED_KEY_REFUSED_PERMISSIONS and request_key_scope(request) is not None:
+        raise forbidden(
+            "key_scope_forbidden",
+            "a scoped API key cannot manage keys, members, group sync or the organization; "
+            "sign in instead",
+        )
+
+
 def role_allows(role: str, perm: Perm) -> bool:
     return perm in ROLE_PERMISSIONS.get(role, frozenset())
 
@@ -132,8 +156,10 @@ class HasOrgPermission(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         tenant = get_tenant(request)
-        if not request_allows(request, tenant.role, required_permission(view, request)):
+        perm = required_permission(view, request)
+        if not request_allows(request, tenant.role, perm):
             raise forbidden("forbidden", "your role in this organization does not allow this")
+        key_scope_perm_check(request, perm)
         key_scope_check(request, view)
         return True
 

@@ -9,7 +9,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 
 from apps.core.api.errors import APIError, forbidden, not_found
-from apps.core.permissions import Perm, key_scope_check, request_allows
+from apps.core.permissions import Perm, key_scope_check, key_scope_perm_check, request_allows
 from apps.core.tenancy import MACHINE_ROLE, OrgKeyPrincipal, parse_uuid
 from apps.orgs.models import Membership, Organization
 
@@ -57,6 +57,7 @@ class HasOrgPathPermission(BasePermission):
         perm: Perm = view.required_permissions.get(method, Perm.WRITE)
         if not request_allows(request, role, perm):
             raise forbidden("forbidden", "your role in this organization does not allow this")
+        key_scope_perm_check(request, perm)
         key_scope_check(request, view)
         view.org_access = OrgAccess(organization=org, role=role, is_machine=role == MACHINE_ROLE)
         return True

@@ -13,9 +13,12 @@ from rest_framework.test import APIClient
 from apps.accounts import services
 from apps.accounts.apikeys import API_KEY_CACHE_PREFIX, forget_local_key
 from apps.accounts.models import APIKey
+from apps.accounts.tests.factories import UserFactory
 from apps.clusters.tests.factories import ClusterFactory, ClusterRunFactory, NodePoolFactory
 from apps.dns.tests.factories import DomainFactory, RecordSetFactory
 from apps.infrastructure.tests.factories import LoadBalancerFactory, ServerFactory
+from apps.orgs.models import Membership
+from apps.orgs.tests.factories import MembershipFactory
 
 
 def _org_client(created: services.CreatedKey, address: str = "127.0.0.1") -> APIClient:
@@ -274,3 +277,49 @@ def test_a_cluster_scoped_user_key_reaches_its_cluster_in_its_organization(membe
     assert client.get(f"/api/v1/clusters/{mine.pk}").status_code == 200
     assert client.get(f"/api/v1/clusters/{other.pk}").status_code == 404
     assert client.get("/api/v1/me").status_code == 403
+
+
+def test_an_owners_network_limited_key_manages_no_people_keys_group_sync_or_org(owner, org):
+    """An owner's key limited to a network (not read-only) still writes resources, but adding
+    members, revoking keys, remapping groups and changing the organization are 403
+    `key_scope_forbidden`; the owner's unscoped key does the same things, so the refusal is
+    the scope."""
+    teammate = UserFactory()
+    MembershipFactory(user=teammate, organization=org, role="member")
+    org_key = services.api_key_create_for_org(organization=org).key
+    base = f"/api/v1/orgs/{org.pk}"
+    mapping = {"group_email": "ops@acme.example", "role": "owner"}
+    requests = [
+        ("post", f"{base}/members", {"user_id": str(teammate.pk), "role": "owner"}),
+        ("delete", f"{base}/members/{teammate.pk}", None),
+        ("post", f"{base}/api-keys", {}),
+        ("delete", f"{base}/api-keys/{org_key.pk}", None),
+        ("patch", base, {"name": "Renamed"}),
+        ("post", "/api/v1/group-mappings", mapping),
+        ("get", "/api/v1/group-sync", None),
+        ("post", "/api/v1/me/api-keys", {}),
+        ("post", "/api/v1/orgs", {"name": "Elsewhere"}),
+    ]
+    scoped = services.api_key_create_for_user(
+        user=owner, scope=services.KeyScopeRequest(allowed_cidrs=("127.0.0.0/8",))
+    )
+    client = _user_client(scoped.plain)
+    client.credentials(HTTP_X_API_KEY=scoped.plain, HTTP_X_ORG_ID=str(org.pk))
+    assert (
+        client.post("/api/v1/labels", {"key": "a", "value": "b"}, format="json").status_code == 201
+    )
+    for method, path, body in requests:
+        response = getattr(client, method)(path, body, format="json")
+        assert response.status_code == 403, (method, path, response.content)
+        assert response.json()["code"] == "key_scope_forbidden"
+    assert client.delete(f"/api/v1/me/api-keys/{scoped.key.pk}").status_code == 403
+    org.refresh_from_db()
+    assert org.name != "Renamed"
+    assert Membership.objects.get(user=teammate, organization=org).role == "member"
+    assert APIKey.objects.get(pk=org_key.pk).revoked_at is None
+
+    unscoped = services.api_key_create_for_user(user=owner)
+    client.credentials(HTTP_X_API_KEY=unscoped.plain, HTTP_X_ORG_ID=str(org.pk))
+    for method, path, body in requests:
+        response = getattr(client, method)(path, body, format="json")
+        assert response.status_code < 300, (method, path, response.content)
