@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -339,6 +339,7 @@ class KubeClient:
             raise KubeAPIError(
                 502, "cluster_api_error", "the cluster issued no valid certificate"
             ) from None
+        _check_issued(certificate, csr=csr, lifetime_seconds=lifetime_seconds)
         return SignedCertificate(
             name=name,
             certificate_pem=pem,
@@ -378,6 +379,44 @@ class KubeClient:
         # The CSR holds no secret (a public key); leaving one behind is untidy, not unsafe.
         with suppress(KubeAPIError):
             self.call("DELETE", f"{CSR_PATH}/{name}")
+
+
+# Clock skew and the signer's backdating of not-before: how much longer than asked a
+# certificate may live.
+LIFETIME_SLACK_SECONDS = 300
+
+
+def _check_issued(
+    certificate: x509.Certificate, *, csr: x509.CertificateSigningRequest, lifetime_seconds: int
+) -> None:
+    """Refuse a certificate that is not the one asked for: one living longer than asked (a
+    signer that ignores `expirationSeconds`, before Kubernetes 1.22, or capped differently),
+    one for another key, or one naming someone or some group else. Such a certificate is
+    never handed out: it cannot be revoked."""
+    latest = datetime.now(UTC) + timedelta(seconds=lifetime_seconds + LIFETIME_SLACK_SECONDS)
+    if certificate.not_valid_after_utc > latest:
+        raise KubeAPIError(
+            502,
+            "csr_lifetime_ignored",
+            "the cluster issued a certificate living longer than asked (its signer ignores "
+            "expirationSeconds); nothing was handed out",
+        )
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    ours = csr.public_key().public_bytes(serialization.Encoding.DER, spki)
+    theirs = certificate.public_key().public_bytes(serialization.Encoding.DER, spki)
+    if ours != theirs or _names(certificate.subject) != _names(csr.subject):
+        raise KubeAPIError(
+            502,
+            "csr_certificate_mismatch",
+            "the cluster issued a certificate for another key or name; nothing was handed out",
+        )
+
+
+def _names(subject: x509.Name) -> tuple[list[str], list[str]]:
+    """The subject's common names and organizations (the user and groups Kubernetes reads),
+    compared by value: a signer may re-encode the string types."""
+    values = lambda oid: [str(a.value) for a in subject.get_attributes_for_oid(oid)]  # noqa: E731
+    return values(NameOID.COMMON_NAME), sorted(values(NameOID.ORGANIZATION_NAME))
 
 
 def _raise_if_refused(csr: dict[str, Any]) -> None:

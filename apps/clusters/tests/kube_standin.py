@@ -126,9 +126,21 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
 class StandIn:
     """The server; `kubeconfig()` is the admin kubeconfig Autoglue stores for the cluster."""
 
-    def __init__(self, tmp: Path, *, mode: str = "sign", max_duration: int = 365 * 86400):
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        mode: str = "sign",
+        max_duration: int = 365 * 86400,
+        ignore_expiration: bool = False,
+        misissue: str = "",
+    ):
         self.mode = mode
         self.max_duration = max_duration
+        # A signer that predates `expirationSeconds` (before 1.22) issues for max_duration.
+        self.ignore_expiration = ignore_expiration
+        # A broken or hostile signer: "key" certifies another key, "subject" another name.
+        self.misissue = misissue
         self.ca = ClusterCA()
         self.csrs: dict[str, dict[str, Any]] = {}
         self.deleted: list[str] = []
@@ -324,10 +336,19 @@ class StandIn:
             )
         elif self.mode == "sign":
             csr = x509.load_pem_x509_csr(base64.b64decode(obj["spec"]["request"]))
-            seconds = min(
-                obj["spec"].get("expirationSeconds") or self.max_duration, self.max_duration
-            )
-            cert = self.ca.issue(csr.subject, csr.public_key(), seconds)
+            asked = None if self.ignore_expiration else obj["spec"].get("expirationSeconds")
+            seconds = min(asked or self.max_duration, self.max_duration)
+            subject, public_key = csr.subject, csr.public_key()
+            if self.misissue == "key":
+                public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+            elif self.misissue == "subject":
+                subject = x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, "someone-else"),
+                    ]
+                )
+            cert = self.ca.issue(subject, public_key, seconds)
             obj["status"]["certificate"] = base64.b64encode(_pem(cert)).decode()
         return 200, obj
 

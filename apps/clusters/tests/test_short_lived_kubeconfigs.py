@@ -201,6 +201,27 @@ def test_a_denied_csr_is_a_502_saying_so(owner_client, org, standin):
     assert api.csrs == {}  # cleaned up
 
 
+def test_a_certificate_outliving_the_asked_lifetime_is_refused(owner_client, org, standin):
+    """A signer that ignores expirationSeconds (older than 1.22) would hand out a year-long
+    credential: refused as 502 `csr_lifetime_ignored`, no kubeconfig in the answer."""
+    api = standin(ignore_expiration=True)
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == "csr_lifetime_ignored"
+    assert b"BEGIN" not in response.content and b"kubeconfig" not in response.content
+
+
+@pytest.mark.parametrize("misissue", ["key", "subject"])
+def test_a_certificate_for_another_key_or_name_is_refused(owner_client, org, standin, misissue):
+    api = standin(misissue=misissue)
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == "csr_certificate_mismatch"
+    assert b"BEGIN" not in response.content
+
+
 def test_a_csr_the_signer_fails_is_a_502_saying_so(owner_client, org, standin):
     api = standin("fail")
     cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
