@@ -188,8 +188,11 @@ class KubeClient:
     """Calls to one cluster's API with its admin credentials. Use as a context manager: the
     CA and the client key live in a private temporary folder only while it is open."""
 
-    def __init__(self, access: AdminAccess) -> None:
+    def __init__(self, access: AdminAccess, *, total_seconds: float | None = None) -> None:
         self.access = access
+        # One deadline for every call of this client (time.monotonic()), so an issue never
+        # takes longer than `total_seconds`, however the calls' own timeouts add up.
+        self.deadline = None if total_seconds is None else time.monotonic() + total_seconds
         self._session = requests.Session()
         self._folder: tempfile.TemporaryDirectory[str] | None = None
 
@@ -224,10 +227,14 @@ class KubeClient:
                 method,
                 self.access.server + path,
                 json=body,
-                timeout=HTTP_TIMEOUT_SECONDS,
+                timeout=self._timeout(),
                 allow_redirects=False,
             )
         except requests.Timeout:
+            if self.deadline is not None and time.monotonic() >= self.deadline - 0.1:
+                raise KubeAPIError(
+                    504, "csr_timeout", "the cluster did not answer within the time allowed"
+                ) from None
             raise KubeAPIError(
                 502, "cluster_api_unreachable", "the cluster's API timed out"
             ) from None
@@ -255,6 +262,17 @@ class KubeClient:
             raise KubeAPIError(
                 502, "cluster_api_error", "the cluster's API answered no JSON"
             ) from None
+
+    def _timeout(self) -> float:
+        """This call's timeout: HTTP_TIMEOUT_SECONDS, or what is left before the deadline."""
+        if self.deadline is None:
+            return HTTP_TIMEOUT_SECONDS
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise KubeAPIError(
+                504, "csr_timeout", "the cluster did not answer within the time allowed"
+            )
+        return min(HTTP_TIMEOUT_SECONDS, left)
 
     def ensure_bindings(self) -> None:
         """The two ClusterRoleBindings the groups need, created once (409: already there)."""

@@ -42,6 +42,8 @@ from apps.clusters.models import (
 )
 from apps.clusters.selectors import cluster_secrets
 from apps.core.api.errors import APIError, bad_request, conflict, not_found
+from apps.core.cache import cache_down
+from apps.core.middleware import rate_hit
 from apps.core.tenancy import parse_uuid
 from apps.dns.models import Domain, RecordSet
 from apps.infrastructure.models import LoadBalancer, Server
@@ -608,8 +610,25 @@ class IssuedKubeconfig:
     expires_at: datetime
 
 
+def _kubeconfig_rate_check(*, requester: str, cluster: Cluster) -> None:
+    """429 `rate_limited` past KUBECONFIG_ISSUE_RATE_LIMIT for this requester and cluster.
+    Counted in Redis with the other rate limits; with the cache down it fails open, as they do."""
+    if cache_down():
+        return
+    try:
+        usages = rate_hit(
+            [(f"kubeconfig:{requester}:{cluster.pk}", settings.KUBECONFIG_ISSUE_RATE_LIMIT)]
+        ).usages
+    except Exception:  # noqa: BLE001 - fail open, as the other rate limits do (they log)
+        return
+    if any(usage.exceeded for usage in usages):
+        raise APIError(
+            429, "rate_limited", "too many kubeconfigs asked for this cluster; try again later"
+        )
+
+
 def cluster_kubeconfig_issue(
-    *, cluster: Cluster, username: str, access: str, lifetime_seconds: int
+    *, cluster: Cluster, username: str, requester: str, access: str, lifetime_seconds: int
 ) -> IssuedKubeconfig:
     """A kubeconfig whose client certificate names `username` (CN) and the group of `access`
     (O), and expires after `lifetime_seconds`: signed by the cluster itself through the
@@ -618,10 +637,13 @@ def cluster_kubeconfig_issue(
     kubeconfig read, without any key material; nothing is stored."""
     if access not in kube.ACCESS_GROUPS:
         raise bad_request("validation_error", "access: must be admin or view")
+    _kubeconfig_rate_check(requester=requester, cluster=cluster)
     stored = cluster_secrets(cluster=cluster)["kubeconfig"]
     try:
         access_info = kube.admin_access(stored)
-        with kube.KubeClient(access_info) as client:
+        # One deadline for every call: the wait for the certificate and one more call.
+        total = settings.KUBECONFIG_CSR_WAIT_SECONDS + kube.HTTP_TIMEOUT_SECONDS
+        with kube.KubeClient(access_info, total_seconds=total) as client:
             client.ensure_bindings()
             signed = client.sign(
                 username=username,

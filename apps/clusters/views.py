@@ -225,6 +225,15 @@ class NodePoolViewSet(OrgScopedModelViewSet):
         return self._detach("taints", kwargs["taintId"])
 
 
+def kubeconfig_requester(request: Request) -> str:
+    """A stable id of who asks for a short-lived kubeconfig (rate limits, the certificate):
+    `user:<uuid>`, or `org-key:<key id>`."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, OrgKeyPrincipal):
+        return f"org-key:{auth.key_id}"
+    return f"user:{request.user.pk}"
+
+
 def kubeconfig_username(request: Request) -> str:
     """Who a short-lived kubeconfig names (the certificate's CN, Kubernetes' user name): the
     person's primary e-mail, or for an org key `autoglue:org-key:<key id>`."""
@@ -254,6 +263,8 @@ class ClusterViewSet(
     cluster_kwarg = "clusterID"
     cluster_field = "pk"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    # Signing a kubeconfig waits on the cluster's API for up to ~30 s: no DB transaction held.
+    non_atomic_actions = frozenset({"kubeconfigs"})
     # POST on these attaches an object named in the body: refused to cluster-limited keys.
     key_scope_attach_actions = frozenset(
         {
@@ -475,6 +486,7 @@ class ClusterViewSet(
         issued = services.cluster_kubeconfig_issue(
             cluster=cluster,
             username=kubeconfig_username(request),
+            requester=kubeconfig_requester(request),
             access=serializer.validated_data["access"],
             lifetime_seconds=serializer.validated_data["lifetime_seconds"],
         )

@@ -24,7 +24,9 @@ import json
 import ssl
 import tempfile
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -134,6 +136,8 @@ class StandIn:
         max_duration: int = 365 * 86400,
         ignore_expiration: bool = False,
         misissue: str = "",
+        delay: float = 0.0,
+        on_csr: Callable[[], None] | None = None,
     ):
         self.mode = mode
         self.max_duration = max_duration
@@ -141,6 +145,11 @@ class StandIn:
         self.ignore_expiration = ignore_expiration
         # A broken or hostile signer: "key" certifies another key, "subject" another name.
         self.misissue = misissue
+        # A slow API: seconds before every answer.
+        self.delay = delay
+        # Called (in the server's thread) while a CSR is being created: what the caller holds
+        # while it waits on us.
+        self.on_csr = on_csr
         self.ca = ClusterCA()
         self.csrs: dict[str, dict[str, Any]] = {}
         self.deleted: list[str] = []
@@ -264,6 +273,8 @@ class StandIn:
         return 201, body
 
     def _create_csr(self, body: dict[str, Any], peer: str) -> tuple[int, dict[str, Any]]:
+        if self.on_csr is not None:
+            self.on_csr()
         spec = body.get("spec") or {}
         name = (body.get("metadata") or {}).get("name", "")
         if name in self.csrs:
@@ -366,6 +377,7 @@ def _handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                     self._answer(401, _status(401, "Unauthorized", "Unauthorized"))
                     return
                 subject = {"commonName": "system:serviceaccount:kube-system:autoglue"}
+            time.sleep(standin.delay)
             code, answer = standin.handle(
                 self.command, self.path, body, subject.get("commonName", "")
             )

@@ -8,8 +8,10 @@ import base64
 import datetime as dt
 import json
 import ssl
+import time
 import urllib.request
 
+import psycopg
 import pytest
 import yaml
 from cryptography import x509
@@ -399,3 +401,60 @@ def test_a_stored_token_the_cluster_does_not_know_is_a_502(owner_client, org, st
     response = _issue(owner_client, cluster)
     assert response.status_code == 502 and response.json()["code"] == "cluster_api_refused"
     assert "CANARY" not in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_database_transaction_is_held_while_the_cluster_signs(owner_client, org, standin):
+    """The request waits on the cluster's API for seconds: meanwhile it holds no open
+    transaction (no snapshot, no row locks), seen from PostgreSQL itself."""
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    seen: list[int] = []
+
+    def count_open_transactions() -> None:
+        with psycopg.connect(**params, autocommit=True) as observer:
+            row = observer.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%'"
+            ).fetchone()
+            seen.append(row[0] if row else -1)
+
+    api = standin(on_csr=count_open_transactions)
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 201, response.content
+    assert seen == [0]
+    assert AuditEntry.objects.filter(event="secret.kubeconfig", object_id=str(cluster.pk)).exists()
+
+
+def test_a_slow_cluster_api_is_given_one_deadline_for_all_calls(
+    owner_client, org, standin, settings, monkeypatch
+):
+    """Each call answers within its own timeout, but together they would take ~6 s: the issue
+    stops at the one deadline (wait + one call) with 504 `csr_timeout`."""
+    from apps.clusters import kube
+
+    monkeypatch.setattr(kube, "HTTP_TIMEOUT_SECONDS", 1)
+    settings.KUBECONFIG_CSR_WAIT_SECONDS = 1.0
+    api = standin("never", delay=0.7)
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    started = time.monotonic()
+    response = _issue(owner_client, cluster)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504, response.content
+    assert response.json()["code"] == "csr_timeout"
+    assert elapsed < 3.0
+
+
+def test_a_person_asking_too_often_for_one_cluster_is_429(owner_client, org, standin, settings):
+    settings.KUBECONFIG_ISSUE_RATE_LIMIT = "2/h"
+    api = standin()
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    assert [_issue(owner_client, cluster).status_code for _ in range(2)] == [201, 201]
+    refused = _issue(owner_client, cluster)
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "rate_limited"
+    assert sum(1 for method, path in api.calls if method == "POST" and path == CSR_PREFIX) == 2
+    other = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    assert _issue(owner_client, other).status_code == 201
