@@ -45,6 +45,8 @@ ACCESS_GROUPS = {"admin": "autoglue:cluster-admins", "view": "autoglue:viewers"}
 ACCESS_ROLES = {"admin": "cluster-admin", "view": "view"}
 # One HTTP call to the cluster's API: connect and read.
 HTTP_TIMEOUT_SECONDS = 10
+# The shortest expirationSeconds the CertificateSigningRequest API accepts.
+MIN_LIFETIME_SECONDS = 600
 MAX_KUBECONFIG_BYTES = 256 * 1024
 
 

@@ -11,6 +11,7 @@ the original's code on every cluster route.
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -628,7 +629,13 @@ def _kubeconfig_rate_check(*, requester: str, cluster: Cluster) -> None:
 
 
 def cluster_kubeconfig_issue(
-    *, cluster: Cluster, username: str, requester: str, access: str, lifetime_seconds: int
+    *,
+    cluster: Cluster,
+    username: str,
+    requester: str,
+    access: str,
+    lifetime_seconds: int,
+    not_after: float | None = None,
 ) -> IssuedKubeconfig:
     """A kubeconfig whose client certificate names `username` (CN) and the group of `access`
     (O), and expires after `lifetime_seconds`: signed by the cluster itself through the
@@ -637,6 +644,16 @@ def cluster_kubeconfig_issue(
     kubeconfig read, without any key material; nothing is stored."""
     if access not in kube.ACCESS_GROUPS:
         raise bad_request("validation_error", "access: must be admin or view")
+    if not_after is not None:
+        # A certificate cannot be revoked: it never outlives the key that asked for it.
+        left = int(not_after - time.time())
+        if left < kube.MIN_LIFETIME_SECONDS:
+            raise bad_request(
+                "validation_error",
+                "lifetime_seconds: the API key asking expires in less than "
+                f"{kube.MIN_LIFETIME_SECONDS} s, the shortest lifetime",
+            )
+        lifetime_seconds = min(lifetime_seconds, left)
     _kubeconfig_rate_check(requester=requester, cluster=cluster)
     stored = cluster_secrets(cluster=cluster)["kubeconfig"]
     try:

@@ -69,7 +69,12 @@ from apps.core.api.responses import no_store
 from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.api.viewsets import OrgScopedModelViewSet, OrgScopedViewSet
 from apps.core.permissions import IsPlatformAdmin, Perm, request_allows
-from apps.core.tenancy import OrgKeyPrincipal, parse_uuid
+from apps.core.tenancy import (
+    OrgKeyPrincipal,
+    parse_uuid,
+    request_key_expires_at,
+    request_key_scope,
+)
 from apps.jobs.api import EventStreamNegotiation, logs_page_response, logs_stream_response
 from apps.jobs.models import JobRun
 from apps.jobs.selectors import LogScope
@@ -483,7 +488,15 @@ class ClusterViewSet(
         cluster = self.get_object()
         serializer = IssueKubeconfigSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        scope = request_key_scope(request)
+        if scope is not None and scope.cidrs and serializer.validated_data["access"] == "admin":
+            # A certificate works from any network: the key's network limit would not follow it.
+            raise forbidden(
+                "key_scope_forbidden",
+                "access: a key limited to client networks may only ask for view access",
+            )
         issued = services.cluster_kubeconfig_issue(
+            not_after=request_key_expires_at(request),
             cluster=cluster,
             username=kubeconfig_username(request),
             requester=kubeconfig_requester(request),

@@ -458,3 +458,47 @@ def test_a_person_asking_too_often_for_one_cluster_is_429(owner_client, org, sta
     assert sum(1 for method, path in api.calls if method == "POST" and path == CSR_PREFIX) == 2
     other = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
     assert _issue(owner_client, other).status_code == 201
+
+
+def _key_client(created):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_X_ORG_KEY=created.plain, HTTP_X_ORG_SECRET=created.secret)
+    return client
+
+
+def test_a_kubeconfig_never_outlives_the_key_that_asked_for_it(org, standin):
+    """Certificates cannot be revoked: one asked for by a key expiring in an hour expires
+    within that hour, whatever lifetime was asked; a key with less than the shortest lifetime
+    left gets none."""
+    api = standin()
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    hour_key = account_services.api_key_create_for_org(organization=org, expires_in_hours=1)
+    response = _issue(_key_client(hour_key), cluster, {"lifetime_seconds": 86400})
+    assert response.status_code == 201, response.content
+    cert, _, _ = _client_cert(response.json()["kubeconfig"])
+    assert cert.not_valid_after_utc <= hour_key.key.expires_at + dt.timedelta(seconds=5)
+
+    ending = account_services.api_key_create_for_org(organization=org, expires_in_hours=1)
+    type(ending.key).objects.filter(pk=ending.key.pk).update(
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    )
+    account_services.api_key_cache_clear(public_id=ending.key.public_id)
+    refused = _issue(_key_client(ending), cluster)
+    assert refused.status_code == 400
+    assert "lifetime_seconds" in refused.json()["message"]
+
+
+def test_a_network_limited_key_gets_view_access_but_not_admin(org, standin):
+    api = standin()
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    created = account_services.api_key_create_for_org(
+        organization=org,
+        scope=account_services.KeyScopeRequest(allowed_cidrs=("127.0.0.0/8",)),
+    )
+    client = _key_client(created)
+    refused = _issue(client, cluster, {"access": "admin"})
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "key_scope_forbidden"
+    assert _issue(client, cluster, {"access": "view"}).status_code == 201
