@@ -34,6 +34,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 
 from apps.core.validators import validate_hostname, validate_target_ip
 
@@ -186,6 +190,38 @@ def admin_access(kubeconfig: str) -> AdminAccess:
     return AdminAccess(server=server, ca_pem=ca_pem, token=token)
 
 
+class _CheckedPeerHTTPSConnection(HTTPSConnection):
+    """An HTTPS connection that checks the address it actually reached, after connecting and
+    before any byte is sent: a name checked in validate_server_url may resolve elsewhere by
+    the time we connect (DNS rebinding). TLS still verifies the certificate against the name."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        try:
+            validate_target_ip(str(sock.getpeername()[0]).split("%")[0])
+        except (ValidationError, OSError):
+            sock.close()
+            raise NewConnectionError(
+                self, "the server's address is not one Autoglue may connect to"
+            ) from None
+        return sock
+
+
+class _CheckedPeerHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedPeerHTTPSConnection
+
+
+class CheckedPeerAdapter(HTTPAdapter):
+    """requests' adapter with `_CheckedPeerHTTPSConnection` for every https connection."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            **self.poolmanager.pool_classes_by_scheme,
+            "https": _CheckedPeerHTTPSPool,
+        }
+
+
 class KubeClient:
     """Calls to one cluster's API with its admin credentials. Use as a context manager: the
     CA and the client key live in a private temporary folder only while it is open."""
@@ -196,6 +232,7 @@ class KubeClient:
         # takes longer than `total_seconds`, however the calls' own timeouts add up.
         self.deadline = None if total_seconds is None else time.monotonic() + total_seconds
         self._session = requests.Session()
+        self._session.mount("https://", CheckedPeerAdapter())
         self._folder: tempfile.TemporaryDirectory[str] | None = None
 
     def __enter__(self) -> KubeClient:

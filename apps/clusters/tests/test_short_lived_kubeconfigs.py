@@ -502,3 +502,35 @@ def test_a_network_limited_key_gets_view_access_but_not_admin(org, standin):
     assert refused.status_code == 403
     assert refused.json()["code"] == "key_scope_forbidden"
     assert _issue(client, cluster, {"access": "view"}).status_code == 201
+
+
+def test_a_name_that_resolves_elsewhere_at_connect_time_is_refused(
+    owner_client, org, standin, settings, monkeypatch
+):
+    """DNS rebinding: the server name resolves to an allowed address when it is checked, then
+    to loopback (not allowed here) when we connect. The connection is refused after connect,
+    before anything is sent: the stand-in, listening on loopback, sees no request."""
+    import socket
+
+    from apps.clusters.tests.kube_standin import STANDIN_NAME
+
+    api = standin()
+    port = int(api.url.rsplit(":", 1)[1])
+    cluster = ClusterFactory(
+        organization=org, kubeconfig=api.kubeconfig(f"https://{STANDIN_NAME}:{port}")
+    )
+    real = socket.getaddrinfo
+    answers = iter(["198.51.100.7"])
+
+    def rebinding(host, *args, **kwargs):
+        if host == STANDIN_NAME:
+            address = next(answers, "127.0.0.1")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    settings.AUTOGLUE_ALLOW_LOOPBACK_TARGETS = False
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == "cluster_api_unreachable"
+    assert api.calls == []
