@@ -313,11 +313,22 @@ class KubeClient:
             )
         return min(HTTP_TIMEOUT_SECONDS, left)
 
-    def ensure_bindings(self) -> None:
-        """The two ClusterRoleBindings the groups need, created once (409: already there)."""
+    def ensure_bindings(self) -> list[str]:
+        """The two ClusterRoleBindings the groups need, created once; the names of those
+        created now (for the audit). One already there (409) must bind exactly our group to
+        exactly our role, else 502 `cluster_binding_mismatch`: a binding of the same name
+        granting something else (or to someone else) would make our certificates mean other
+        rights than we say."""
+        created = []
         for access, group in ACCESS_GROUPS.items():
             name = group.replace(":", "-")
-            self.call(
+            role_ref = {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": ACCESS_ROLES[access],
+            }
+            subjects = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]
+            answer = self.call(
                 "POST",
                 BINDING_PATH,
                 {
@@ -327,16 +338,22 @@ class KubeClient:
                         "name": name,
                         "labels": {"app.kubernetes.io/managed-by": "autoglue"},
                     },
-                    "roleRef": {
-                        "apiGroup": "rbac.authorization.k8s.io",
-                        "kind": "ClusterRole",
-                        "name": ACCESS_ROLES[access],
-                    },
-                    "subjects": [
-                        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
-                    ],
+                    "roleRef": role_ref,
+                    "subjects": subjects,
                 },
             )
+            if answer is not None:
+                created.append(name)
+                continue
+            existing = self.call("GET", f"{BINDING_PATH}/{name}") or {}
+            if existing.get("roleRef") != role_ref or _plain_subjects(existing) != subjects:
+                raise KubeAPIError(
+                    502,
+                    "cluster_binding_mismatch",
+                    f"the cluster's ClusterRoleBinding {name} does not bind {group} to "
+                    f"{ACCESS_ROLES[access]} alone; fix or delete it",
+                )
+        return created
 
     def sign(
         self, *, username: str, access: str, lifetime_seconds: int, wait_seconds: float
@@ -467,6 +484,19 @@ def _check_issued(
             "csr_certificate_mismatch",
             "the cluster issued a certificate for another key or name; nothing was handed out",
         )
+
+
+def _plain_subjects(binding: dict[str, Any]) -> list[dict[str, Any]]:
+    """A binding's subjects without the empty `namespace` some servers add to Group subjects."""
+    subjects = binding.get("subjects")
+    if not isinstance(subjects, list):
+        return []
+    return [
+        {k: v for k, v in s.items() if not (k == "namespace" and not v)}
+        if isinstance(s, dict)
+        else s
+        for s in subjects
+    ]
 
 
 def _names(subject: x509.Name) -> tuple[list[str], list[str]]:

@@ -661,7 +661,7 @@ def cluster_kubeconfig_issue(
         # One deadline for every call: the wait for the certificate and one more call.
         total = settings.KUBECONFIG_CSR_WAIT_SECONDS + kube.HTTP_TIMEOUT_SECONDS
         with kube.KubeClient(access_info, total_seconds=total) as client:
-            client.ensure_bindings()
+            bindings_created = client.ensure_bindings()
             signed = client.sign(
                 username=username,
                 access=access,
@@ -688,6 +688,8 @@ def cluster_kubeconfig_issue(
             "lifetime_seconds": lifetime_seconds,
             "expires_at": signed.expires_at.isoformat(),
             "csr": signed.name,
+            # ClusterRoleBindings Autoglue created in the cluster on this occasion.
+            "bindings_created": bindings_created,
         },
     )
     return IssuedKubeconfig(

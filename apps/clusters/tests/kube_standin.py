@@ -248,8 +248,8 @@ class StandIn:
                 return 403, _status(403, "Forbidden", f'User "{peer}" cannot {method.lower()} here')
             if path == "/version":
                 return 200, {"gitVersion": "v1.31.4+k3s1", "user": peer}
-            if path == CRB_PREFIX and method == "POST":
-                return self._create_binding(body)
+            if path.startswith(CRB_PREFIX):
+                return self._binding(method, path, body)
             if path == CSR_PREFIX and method == "POST":
                 return self._create_csr(body, peer)
             if path.startswith(CSR_PREFIX + "/"):
@@ -268,6 +268,14 @@ class StandIn:
                 if method == "PUT" and sub == "approval":
                     return self._approve(obj, body)
             return 404, _status(404, "NotFound", "the server could not find the requested resource")
+
+    def _binding(self, method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+        if path == CRB_PREFIX and method == "POST":
+            return self._create_binding(body)
+        found = self.bindings.get(path[len(CRB_PREFIX) + 1 :])
+        if method != "GET" or found is None:
+            return 404, _status(404, "NotFound", "clusterrolebindings not found")
+        return 200, found
 
     def _create_binding(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         name = body["metadata"]["name"]

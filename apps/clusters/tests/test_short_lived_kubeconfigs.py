@@ -534,3 +534,42 @@ def test_a_name_that_resolves_elsewhere_at_connect_time_is_refused(
     assert response.status_code == 502, response.content
     assert response.json()["code"] == "cluster_api_unreachable"
     assert api.calls == []
+
+
+@pytest.mark.parametrize(
+    ("role", "extra_subject"),
+    [("cluster-admin", None), ("view", {"kind": "User", "name": "mallory"})],
+)
+def test_an_existing_binding_granting_something_else_is_a_502_and_nothing_is_signed(
+    owner_client, org, standin, role, extra_subject
+):
+    """A ClusterRoleBinding named like ours that binds our viewers group to cluster-admin, or
+    binds someone else too, is not ours: 502 `cluster_binding_mismatch`, no CSR made."""
+    api = standin()
+    subjects = [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "autoglue:viewers"}
+    ]
+    if extra_subject:
+        subjects.append({"apiGroup": "rbac.authorization.k8s.io", **extra_subject})
+    api.bindings["autoglue-viewers"] = {
+        "metadata": {"name": "autoglue-viewers"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": subjects,
+    }
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == "cluster_binding_mismatch"
+    assert not any(method == "POST" and path == CSR_PREFIX for method, path in api.calls)
+
+
+def test_the_bindings_autoglue_creates_are_in_the_audit_entry(owner_client, org, standin):
+    api = standin()
+    first = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    assert _issue(owner_client, first).status_code == 201
+    assert _issue(owner_client, first).status_code == 201
+    entries = AuditEntry.objects.filter(event="secret.kubeconfig").order_by("seq")
+    assert [e.metadata["bindings_created"] for e in entries] == [
+        ["autoglue-cluster-admins", "autoglue-viewers"],
+        [],
+    ]
