@@ -356,18 +356,27 @@ class KubeClient:
         return created
 
     def sign(
-        self, *, username: str, access: str, lifetime_seconds: int, wait_seconds: float
+        self,
+        *,
+        username: str,
+        access: str,
+        lifetime_seconds: int,
+        wait_seconds: float,
+        identity: str = "",
     ) -> SignedCertificate:
         """A new key pair and a certificate for it, signed by the cluster: create the CSR,
         approve it, wait for the certificate, delete the CSR."""
         group = ACCESS_GROUPS[access]
+        # A second O naming who asked by a stable id (`autoglue:user:<uuid>`): the CN is an
+        # e-mail address, which can change hands. Bound to nothing, so it grants nothing.
+        groups = (group, f"autoglue:{identity}") if identity else (group,)
         key = ec.generate_private_key(ec.SECP256R1())
         csr = (
             x509.CertificateSigningRequestBuilder()
             .subject_name(
                 x509.Name(
                     [
-                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, group),
+                        *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups),
                         x509.NameAttribute(NameOID.COMMON_NAME, username),
                     ]
                 )
@@ -423,7 +432,7 @@ class KubeClient:
                 serialization.NoEncryption(),
             ),
             username=username,
-            groups=(group,),
+            groups=groups,
             expires_at=certificate.not_valid_after_utc,
         )
 

@@ -609,6 +609,9 @@ class IssuedKubeconfig:
     groups: tuple[str, ...]
     access: str
     expires_at: datetime
+    # For the audit entry: the CSR's name, the ClusterRoleBindings created on the way.
+    csr: str = ""
+    bindings_created: tuple[str, ...] = ()
 
 
 def _kubeconfig_rate_check(*, requester: str, cluster: Cluster) -> None:
@@ -654,7 +657,50 @@ def cluster_kubeconfig_issue(
                 f"{kube.MIN_LIFETIME_SECONDS} s, the shortest lifetime",
             )
         lifetime_seconds = min(lifetime_seconds, left)
-    _kubeconfig_rate_check(requester=requester, cluster=cluster)
+    attempt = {
+        "kind": "short_lived",
+        "access": access,
+        "username": username,
+        "requester": requester,
+        "lifetime_seconds": lifetime_seconds,
+    }
+    try:
+        _kubeconfig_rate_check(requester=requester, cluster=cluster)
+        issued = _kubeconfig_sign(
+            cluster=cluster,
+            username=username,
+            requester=requester,
+            access=access,
+            lifetime_seconds=lifetime_seconds,
+        )
+    except APIError as exc:
+        # Every attempt is audited, refused ones with the reason (outside any transaction
+        # here: the API route is not atomic, so the entry stays).
+        audit.audit_object_event(
+            event=audit_events.SECRET_KUBECONFIG,
+            obj=cluster,
+            metadata={**attempt, "outcome": "refused", "code": exc.error_code},
+        )
+        raise
+    audit.audit_object_event(
+        event=audit_events.SECRET_KUBECONFIG,
+        obj=cluster,
+        metadata={
+            **attempt,
+            "outcome": "issued",
+            "expires_at": issued.expires_at.isoformat(),
+            "csr": issued.csr,
+            # ClusterRoleBindings Autoglue created in the cluster on this occasion.
+            "bindings_created": list(issued.bindings_created),
+        },
+    )
+    return issued
+
+
+def _kubeconfig_sign(
+    *, cluster: Cluster, username: str, requester: str, access: str, lifetime_seconds: int
+) -> IssuedKubeconfig:
+    """The network part of cluster_kubeconfig_issue: APIError for every failure."""
     stored = cluster_secrets(cluster=cluster)["kubeconfig"]
     try:
         access_info = kube.admin_access(stored)
@@ -667,6 +713,7 @@ def cluster_kubeconfig_issue(
                 access=access,
                 lifetime_seconds=lifetime_seconds,
                 wait_seconds=settings.KUBECONFIG_CSR_WAIT_SECONDS,
+                identity=requester,
             )
     except kube.KubeconfigInvalid as exc:
         raise conflict("kubeconfig_invalid", f"the cluster's stored kubeconfig: {exc}") from None
@@ -678,24 +725,12 @@ def cluster_kubeconfig_issue(
         ca_pem=access_info.ca_pem,
         signed=signed,
     )
-    audit.audit_object_event(
-        event=audit_events.SECRET_KUBECONFIG,
-        obj=cluster,
-        metadata={
-            "kind": "short_lived",
-            "access": access,
-            "username": username,
-            "lifetime_seconds": lifetime_seconds,
-            "expires_at": signed.expires_at.isoformat(),
-            "csr": signed.name,
-            # ClusterRoleBindings Autoglue created in the cluster on this occasion.
-            "bindings_created": bindings_created,
-        },
-    )
     return IssuedKubeconfig(
         kubeconfig=document,
         username=username,
         groups=signed.groups,
         access=access,
         expires_at=signed.expires_at,
+        csr=signed.name,
+        bindings_created=tuple(bindings_created),
     )

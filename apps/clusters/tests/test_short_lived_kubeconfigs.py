@@ -63,12 +63,14 @@ def test_an_owner_gets_a_one_hour_view_kubeconfig_naming_them(
     assert response.status_code == 201, response.content
     assert response["Cache-Control"] == "no-store"
     body = response.json()
-    assert body["access"] == "view" and body["groups"] == ["autoglue:viewers"]
+    assert body["access"] == "view"
+    assert body["groups"] == ["autoglue:viewers", f"autoglue:user:{owner.pk}"]
     assert body["username"] == owner.primary_email
     cert, cert_pem, key_pem = _client_cert(body["kubeconfig"])
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == owner.primary_email
     assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == [
-        "autoglue:viewers"
+        "autoglue:viewers",
+        f"autoglue:user:{owner.pk}",
     ]
     left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
     assert dt.timedelta(minutes=58) < left <= dt.timedelta(hours=1)
@@ -561,6 +563,9 @@ def test_an_existing_binding_granting_something_else_is_a_502_and_nothing_is_sig
     assert response.status_code == 502, response.content
     assert response.json()["code"] == "cluster_binding_mismatch"
     assert not any(method == "POST" and path == CSR_PREFIX for method, path in api.calls)
+    entry = AuditEntry.objects.filter(event="secret.kubeconfig", object_id=str(cluster.pk)).get()
+    assert entry.metadata["outcome"] == "refused"
+    assert entry.metadata["code"] == "cluster_binding_mismatch"
 
 
 def test_the_bindings_autoglue_creates_are_in_the_audit_entry(owner_client, org, standin):
