@@ -254,6 +254,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # ten minutes), and how long a request waits for the cluster to issue the certificate.
 KUBECONFIG_MAX_LIFETIME_SECONDS = env.int("KUBECONFIG_MAX_LIFETIME_SECONDS", default=24 * 3600)
 KUBECONFIG_CSR_WAIT_SECONDS = env.float("KUBECONFIG_CSR_WAIT_SECONDS", default=20.0)
+# Short-lived kubeconfigs one person or key may ask for one cluster (a rate: N/s, m, h, d).
+KUBECONFIG_ISSUE_RATE_LIMIT = env.str("KUBECONFIG_ISSUE_RATE_LIMIT", default="30/h")
 
 # --- Jobs (docs/jobs.md) --------------------------------------------------------------------
 

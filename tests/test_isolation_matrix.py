@@ -43,6 +43,7 @@ from apps.clusters.tests.factories import (
     TaintFactory,
 )
 from apps.core.models import OrgOwnedModel
+from apps.core.permissions import READ_ONLY_KEY_PERMISSIONS as READ_ONLY_PERMS
 from apps.core.permissions import Perm, required_permission, role_allows
 from apps.core.tenancy import MACHINE_ROLE
 from apps.dns.tests.factories import DomainFactory, RecordSetFactory
@@ -230,13 +231,16 @@ def expected(
 
 def _scoped_key(rule: Rule, principal: str, names_an_object: bool, route: Route) -> int | str:
     """Acme's scoped keys: outside its networks a key is no credential (401); a read-only key
-    writes nothing (403); a key limited to another of Acme's clusters finds Acme's cluster
+    writes nothing and reaches no route needing more than reading (secrets, logs: 403); a key
+    limited to another of Acme's clusters finds Acme's cluster
     nowhere (404), may list clusters (only its own), and is refused every route not about a
     cluster (403). Otherwise the key is what it would be unscoped: `read_only_user_key` is an
     owner's user key, the others org keys."""
     if principal == "out_of_cidr_key":
         return 401
-    if principal.startswith("read_only") and route.method in WRITES:
+    if principal.startswith("read_only") and (
+        route.method in WRITES or (rule.perm is not None and rule.perm not in READ_ONLY_PERMS)
+    ):
         return 403
     if principal == "read_only_user_key":
         return expected(rule, "owner", names_an_object)
@@ -541,3 +545,39 @@ def test_an_outsider_cannot_point_its_own_objects_at_another_organizations(cast)
         if not 200 <= response.status_code < 300:
             refused.append(f"{key}: {response.status_code} {response.content[:120]!r}")
     assert refused == []
+
+
+REVEALS = (
+    "clusters/{clusters}?reveal=true",
+    "ssh/{ssh}?reveal=true",
+    "ssh/{ssh}/download?part=private",
+    "ssh/{ssh}/download?part=both&mode=json",
+)
+
+
+def _reveal_path(template: str, objects: dict[str, str]) -> str:
+    return "/" + API + re.sub(r"\{([a-z-]+)\}", lambda m: objects[m.group(1)], template)
+
+
+def test_a_read_only_key_reveals_no_secret_its_owner_could(cast):
+    """A read-only key (an org key, or an owner's user key) reads Acme's clusters and SSH keys
+    but never their secrets: `reveal=true` and private-key downloads are 403, and a cluster
+    answer carries no join token or certificate key. The same requests by the unscoped org key
+    and the owner do reveal them, so the refusals are the key's scope."""
+    cluster_path = _reveal_path("clusters/{clusters}", cast.objects)
+    for principal in ("read_only_key", "read_only_user_key"):
+        client = cast.clients[principal]
+        for template in REVEALS:
+            response = client.get(_reveal_path(template, cast.objects))
+            assert response.status_code == 403, (principal, template, response.content)
+        for path in (cluster_path, "/" + API + "clusters"):
+            response = client.get(path)
+            assert response.status_code == 200
+            assert b"CANARY" not in response.content, (principal, path)
+            assert b"random_token" not in response.content
+    for principal in ("org_key", "owner"):
+        client = cast.clients[principal]
+        for template in REVEALS:
+            response = client.get(_reveal_path(template, cast.objects))
+            assert response.status_code == 200, (principal, template, response.content)
+        assert b"CANARY-TOKEN" in client.get(cluster_path).content

@@ -137,6 +137,7 @@ class AutoglueAuthentication(BaseAuthentication):
             organization_id=uuid.UUID(entry["organization_id"]),
             key_id=uuid.UUID(entry["key_id"]),
             scope=KeyScope.from_entry(entry.get("scope")),
+            expires_at=entry.get("expires_at"),
         )
         result = (MachineUser(principal), principal)
         local_remember(public_id, digest, entry, result)

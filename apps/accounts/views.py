@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import ClassVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -33,6 +34,7 @@ from apps.accounts.serializers import (
 )
 from apps.core.api.pagination import list_response
 from apps.core.api.transactions import AtomicWritesMixin
+from apps.core.permissions import Perm
 from apps.core.tenancy import parse_uuid, request_key_scope
 
 
@@ -149,6 +151,8 @@ class MeView(UserView):
 class MyAPIKeysView(UserView):
     """GET/POST /me/api-keys."""
 
+    scoped_key_permissions: ClassVar[dict[str, Perm]] = {"POST": Perm.MANAGE_KEYS}
+
     @extend_schema(
         tags=["MeAPIKeys"],
         operation_id="listUserAPIKeys",
@@ -180,6 +184,8 @@ class MyAPIKeysView(UserView):
 
 class MyAPIKeyView(UserView):
     """DELETE /me/api-keys/{id}."""
+
+    scoped_key_permissions: ClassVar[dict[str, Perm]] = {"DELETE": Perm.MANAGE_KEYS}
 
     @extend_schema(
         tags=["MeAPIKeys"],

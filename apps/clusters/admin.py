@@ -567,6 +567,7 @@ class ClusterAdmin(ObjectPageMixin, OrgScopedAdmin):
             issued = services.cluster_kubeconfig_issue(
                 cluster=cluster,
                 username=str(getattr(request.user, "primary_email", "") or request.user.pk),
+                requester=f"user:{request.user.pk}",
                 access=access,
                 lifetime_seconds=3600,
             )

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +34,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 
 from apps.core.validators import validate_hostname, validate_target_ip
 
@@ -45,6 +49,8 @@ ACCESS_GROUPS = {"admin": "autoglue:cluster-admins", "view": "autoglue:viewers"}
 ACCESS_ROLES = {"admin": "cluster-admin", "view": "view"}
 # One HTTP call to the cluster's API: connect and read.
 HTTP_TIMEOUT_SECONDS = 10
+# The shortest expirationSeconds the CertificateSigningRequest API accepts.
+MIN_LIFETIME_SECONDS = 600
 MAX_KUBECONFIG_BYTES = 256 * 1024
 
 
@@ -184,13 +190,49 @@ def admin_access(kubeconfig: str) -> AdminAccess:
     return AdminAccess(server=server, ca_pem=ca_pem, token=token)
 
 
+class _CheckedPeerHTTPSConnection(HTTPSConnection):
+    """An HTTPS connection that checks the address it actually reached, after connecting and
+    before any byte is sent: a name checked in validate_server_url may resolve elsewhere by
+    the time we connect (DNS rebinding). TLS still verifies the certificate against the name."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        try:
+            validate_target_ip(str(sock.getpeername()[0]).split("%")[0])
+        except (ValidationError, OSError):
+            sock.close()
+            raise NewConnectionError(
+                self, "the server's address is not one Autoglue may connect to"
+            ) from None
+        return sock
+
+
+class _CheckedPeerHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedPeerHTTPSConnection
+
+
+class CheckedPeerAdapter(HTTPAdapter):
+    """requests' adapter with `_CheckedPeerHTTPSConnection` for every https connection."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            **self.poolmanager.pool_classes_by_scheme,
+            "https": _CheckedPeerHTTPSPool,
+        }
+
+
 class KubeClient:
     """Calls to one cluster's API with its admin credentials. Use as a context manager: the
     CA and the client key live in a private temporary folder only while it is open."""
 
-    def __init__(self, access: AdminAccess) -> None:
+    def __init__(self, access: AdminAccess, *, total_seconds: float | None = None) -> None:
         self.access = access
+        # One deadline for every call of this client (time.monotonic()), so an issue never
+        # takes longer than `total_seconds`, however the calls' own timeouts add up.
+        self.deadline = None if total_seconds is None else time.monotonic() + total_seconds
         self._session = requests.Session()
+        self._session.mount("https://", CheckedPeerAdapter())
         self._folder: tempfile.TemporaryDirectory[str] | None = None
 
     def __enter__(self) -> KubeClient:
@@ -224,10 +266,14 @@ class KubeClient:
                 method,
                 self.access.server + path,
                 json=body,
-                timeout=HTTP_TIMEOUT_SECONDS,
+                timeout=self._timeout(),
                 allow_redirects=False,
             )
         except requests.Timeout:
+            if self.deadline is not None and time.monotonic() >= self.deadline - 0.1:
+                raise KubeAPIError(
+                    504, "csr_timeout", "the cluster did not answer within the time allowed"
+                ) from None
             raise KubeAPIError(
                 502, "cluster_api_unreachable", "the cluster's API timed out"
             ) from None
@@ -256,11 +302,33 @@ class KubeClient:
                 502, "cluster_api_error", "the cluster's API answered no JSON"
             ) from None
 
-    def ensure_bindings(self) -> None:
-        """The two ClusterRoleBindings the groups need, created once (409: already there)."""
+    def _timeout(self) -> float:
+        """This call's timeout: HTTP_TIMEOUT_SECONDS, or what is left before the deadline."""
+        if self.deadline is None:
+            return HTTP_TIMEOUT_SECONDS
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise KubeAPIError(
+                504, "csr_timeout", "the cluster did not answer within the time allowed"
+            )
+        return min(HTTP_TIMEOUT_SECONDS, left)
+
+    def ensure_bindings(self) -> list[str]:
+        """The two ClusterRoleBindings the groups need, created once; the names of those
+        created now (for the audit). One already there (409) must bind exactly our group to
+        exactly our role, else 502 `cluster_binding_mismatch`: a binding of the same name
+        granting something else (or to someone else) would make our certificates mean other
+        rights than we say."""
+        created = []
         for access, group in ACCESS_GROUPS.items():
             name = group.replace(":", "-")
-            self.call(
+            role_ref = {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": ACCESS_ROLES[access],
+            }
+            subjects = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]
+            answer = self.call(
                 "POST",
                 BINDING_PATH,
                 {
@@ -270,30 +338,45 @@ class KubeClient:
                         "name": name,
                         "labels": {"app.kubernetes.io/managed-by": "autoglue"},
                     },
-                    "roleRef": {
-                        "apiGroup": "rbac.authorization.k8s.io",
-                        "kind": "ClusterRole",
-                        "name": ACCESS_ROLES[access],
-                    },
-                    "subjects": [
-                        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
-                    ],
+                    "roleRef": role_ref,
+                    "subjects": subjects,
                 },
             )
+            if answer is not None:
+                created.append(name)
+                continue
+            existing = self.call("GET", f"{BINDING_PATH}/{name}") or {}
+            if existing.get("roleRef") != role_ref or _plain_subjects(existing) != subjects:
+                raise KubeAPIError(
+                    502,
+                    "cluster_binding_mismatch",
+                    f"the cluster's ClusterRoleBinding {name} does not bind {group} to "
+                    f"{ACCESS_ROLES[access]} alone; fix or delete it",
+                )
+        return created
 
     def sign(
-        self, *, username: str, access: str, lifetime_seconds: int, wait_seconds: float
+        self,
+        *,
+        username: str,
+        access: str,
+        lifetime_seconds: int,
+        wait_seconds: float,
+        identity: str = "",
     ) -> SignedCertificate:
         """A new key pair and a certificate for it, signed by the cluster: create the CSR,
         approve it, wait for the certificate, delete the CSR."""
         group = ACCESS_GROUPS[access]
+        # A second O naming who asked by a stable id (`autoglue:user:<uuid>`): the CN is an
+        # e-mail address, which can change hands. Bound to nothing, so it grants nothing.
+        groups = (group, f"autoglue:{identity}") if identity else (group,)
         key = ec.generate_private_key(ec.SECP256R1())
         csr = (
             x509.CertificateSigningRequestBuilder()
             .subject_name(
                 x509.Name(
                     [
-                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, group),
+                        *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups),
                         x509.NameAttribute(NameOID.COMMON_NAME, username),
                     ]
                 )
@@ -339,6 +422,7 @@ class KubeClient:
             raise KubeAPIError(
                 502, "cluster_api_error", "the cluster issued no valid certificate"
             ) from None
+        _check_issued(certificate, csr=csr, lifetime_seconds=lifetime_seconds)
         return SignedCertificate(
             name=name,
             certificate_pem=pem,
@@ -348,7 +432,7 @@ class KubeClient:
                 serialization.NoEncryption(),
             ),
             username=username,
-            groups=(group,),
+            groups=groups,
             expires_at=certificate.not_valid_after_utc,
         )
 
@@ -378,6 +462,57 @@ class KubeClient:
         # The CSR holds no secret (a public key); leaving one behind is untidy, not unsafe.
         with suppress(KubeAPIError):
             self.call("DELETE", f"{CSR_PATH}/{name}")
+
+
+# Clock skew and the signer's backdating of not-before: how much longer than asked a
+# certificate may live.
+LIFETIME_SLACK_SECONDS = 300
+
+
+def _check_issued(
+    certificate: x509.Certificate, *, csr: x509.CertificateSigningRequest, lifetime_seconds: int
+) -> None:
+    """Refuse a certificate that is not the one asked for: one living longer than asked (a
+    signer that ignores `expirationSeconds`, before Kubernetes 1.22, or capped differently),
+    one for another key, or one naming someone or some group else. Such a certificate is
+    never handed out: it cannot be revoked."""
+    latest = datetime.now(UTC) + timedelta(seconds=lifetime_seconds + LIFETIME_SLACK_SECONDS)
+    if certificate.not_valid_after_utc > latest:
+        raise KubeAPIError(
+            502,
+            "csr_lifetime_ignored",
+            "the cluster issued a certificate living longer than asked (its signer ignores "
+            "expirationSeconds); nothing was handed out",
+        )
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    ours = csr.public_key().public_bytes(serialization.Encoding.DER, spki)
+    theirs = certificate.public_key().public_bytes(serialization.Encoding.DER, spki)
+    if ours != theirs or _names(certificate.subject) != _names(csr.subject):
+        raise KubeAPIError(
+            502,
+            "csr_certificate_mismatch",
+            "the cluster issued a certificate for another key or name; nothing was handed out",
+        )
+
+
+def _plain_subjects(binding: dict[str, Any]) -> list[dict[str, Any]]:
+    """A binding's subjects without the empty `namespace` some servers add to Group subjects."""
+    subjects = binding.get("subjects")
+    if not isinstance(subjects, list):
+        return []
+    return [
+        {k: v for k, v in s.items() if not (k == "namespace" and not v)}
+        if isinstance(s, dict)
+        else s
+        for s in subjects
+    ]
+
+
+def _names(subject: x509.Name) -> tuple[list[str], list[str]]:
+    """The subject's common names and organizations (the user and groups Kubernetes reads),
+    compared by value: a signer may re-encode the string types."""
+    values = lambda oid: [str(a.value) for a in subject.get_attributes_for_oid(oid)]  # noqa: E731
+    return values(NameOID.COMMON_NAME), sorted(values(NameOID.ORGANIZATION_NAME))
 
 
 def _raise_if_refused(csr: dict[str, Any]) -> None:

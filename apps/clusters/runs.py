@@ -30,7 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import APIKey
-from apps.accounts.services import api_key_create_for_org
+from apps.accounts.services import KeyScopeRequest, api_key_create_for_org
 from apps.clusters.models import Cluster, ClusterRun
 from apps.clusters.selectors import cluster_queryset, cluster_secrets
 from apps.clusters.serializers import ClusterSerializer
@@ -169,7 +169,11 @@ def known_hosts(servers: list[Server]) -> str:
 
 
 def _mint_bastion_key(cluster: Cluster) -> tuple[str, str]:
-    """A new 24-hour org key for the tooling on the bastion; earlier ones of this cluster go."""
+    """A new 24-hour org key for the tooling on the bastion; earlier ones of this cluster go.
+    It is limited to this cluster (a scoped key: docs/identity.md), whoever started the run:
+    the bastion holds it for a day and the tooling has no business with any other cluster.
+    Read-only keys cannot start runs; a starting key's client networks describe its caller,
+    not the bastion, so they are not carried over."""
     with transaction.atomic():
         APIKey.objects.filter(
             organization_id=cluster.organization_id,
@@ -183,6 +187,7 @@ def _mint_bastion_key(cluster: Cluster) -> tuple[str, str]:
             purpose=BASTION_KEY_PURPOSE,
             cluster_id=cluster.pk,
             is_ephemeral=True,
+            scope=KeyScopeRequest(cluster_ids=(cluster.pk,)),
         )
     return created.plain, created.secret or ""
 

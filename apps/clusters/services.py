@@ -11,6 +11,7 @@ the original's code on every cluster route.
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from apps.clusters.models import (
 )
 from apps.clusters.selectors import cluster_secrets
 from apps.core.api.errors import APIError, bad_request, conflict, not_found
+from apps.core.cache import cache_down
+from apps.core.middleware import rate_hit
 from apps.core.tenancy import parse_uuid
 from apps.dns.models import Domain, RecordSet
 from apps.infrastructure.models import LoadBalancer, Server
@@ -606,10 +609,36 @@ class IssuedKubeconfig:
     groups: tuple[str, ...]
     access: str
     expires_at: datetime
+    # For the audit entry: the CSR's name, the ClusterRoleBindings created on the way.
+    csr: str = ""
+    bindings_created: tuple[str, ...] = ()
+
+
+def _kubeconfig_rate_check(*, requester: str, cluster: Cluster) -> None:
+    """429 `rate_limited` past KUBECONFIG_ISSUE_RATE_LIMIT for this requester and cluster.
+    Counted in Redis with the other rate limits; with the cache down it fails open, as they do."""
+    if cache_down():
+        return
+    try:
+        usages = rate_hit(
+            [(f"kubeconfig:{requester}:{cluster.pk}", settings.KUBECONFIG_ISSUE_RATE_LIMIT)]
+        ).usages
+    except Exception:  # noqa: BLE001 - fail open, as the other rate limits do (they log)
+        return
+    if any(usage.exceeded for usage in usages):
+        raise APIError(
+            429, "rate_limited", "too many kubeconfigs asked for this cluster; try again later"
+        )
 
 
 def cluster_kubeconfig_issue(
-    *, cluster: Cluster, username: str, access: str, lifetime_seconds: int
+    *,
+    cluster: Cluster,
+    username: str,
+    requester: str,
+    access: str,
+    lifetime_seconds: int,
+    not_after: float | None = None,
 ) -> IssuedKubeconfig:
     """A kubeconfig whose client certificate names `username` (CN) and the group of `access`
     (O), and expires after `lifetime_seconds`: signed by the cluster itself through the
@@ -618,16 +647,73 @@ def cluster_kubeconfig_issue(
     kubeconfig read, without any key material; nothing is stored."""
     if access not in kube.ACCESS_GROUPS:
         raise bad_request("validation_error", "access: must be admin or view")
+    if not_after is not None:
+        # A certificate cannot be revoked: it never outlives the key that asked for it.
+        left = int(not_after - time.time())
+        if left < kube.MIN_LIFETIME_SECONDS:
+            raise bad_request(
+                "validation_error",
+                "lifetime_seconds: the API key asking expires in less than "
+                f"{kube.MIN_LIFETIME_SECONDS} s, the shortest lifetime",
+            )
+        lifetime_seconds = min(lifetime_seconds, left)
+    attempt = {
+        "kind": "short_lived",
+        "access": access,
+        "username": username,
+        "requester": requester,
+        "lifetime_seconds": lifetime_seconds,
+    }
+    try:
+        _kubeconfig_rate_check(requester=requester, cluster=cluster)
+        issued = _kubeconfig_sign(
+            cluster=cluster,
+            username=username,
+            requester=requester,
+            access=access,
+            lifetime_seconds=lifetime_seconds,
+        )
+    except APIError as exc:
+        # Every attempt is audited, refused ones with the reason (outside any transaction
+        # here: the API route is not atomic, so the entry stays).
+        audit.audit_object_event(
+            event=audit_events.SECRET_KUBECONFIG,
+            obj=cluster,
+            metadata={**attempt, "outcome": "refused", "code": exc.error_code},
+        )
+        raise
+    audit.audit_object_event(
+        event=audit_events.SECRET_KUBECONFIG,
+        obj=cluster,
+        metadata={
+            **attempt,
+            "outcome": "issued",
+            "expires_at": issued.expires_at.isoformat(),
+            "csr": issued.csr,
+            # ClusterRoleBindings Autoglue created in the cluster on this occasion.
+            "bindings_created": list(issued.bindings_created),
+        },
+    )
+    return issued
+
+
+def _kubeconfig_sign(
+    *, cluster: Cluster, username: str, requester: str, access: str, lifetime_seconds: int
+) -> IssuedKubeconfig:
+    """The network part of cluster_kubeconfig_issue: APIError for every failure."""
     stored = cluster_secrets(cluster=cluster)["kubeconfig"]
     try:
         access_info = kube.admin_access(stored)
-        with kube.KubeClient(access_info) as client:
-            client.ensure_bindings()
+        # One deadline for every call: the wait for the certificate and one more call.
+        total = settings.KUBECONFIG_CSR_WAIT_SECONDS + kube.HTTP_TIMEOUT_SECONDS
+        with kube.KubeClient(access_info, total_seconds=total) as client:
+            bindings_created = client.ensure_bindings()
             signed = client.sign(
                 username=username,
                 access=access,
                 lifetime_seconds=lifetime_seconds,
                 wait_seconds=settings.KUBECONFIG_CSR_WAIT_SECONDS,
+                identity=requester,
             )
     except kube.KubeconfigInvalid as exc:
         raise conflict("kubeconfig_invalid", f"the cluster's stored kubeconfig: {exc}") from None
@@ -639,22 +725,12 @@ def cluster_kubeconfig_issue(
         ca_pem=access_info.ca_pem,
         signed=signed,
     )
-    audit.audit_object_event(
-        event=audit_events.SECRET_KUBECONFIG,
-        obj=cluster,
-        metadata={
-            "kind": "short_lived",
-            "access": access,
-            "username": username,
-            "lifetime_seconds": lifetime_seconds,
-            "expires_at": signed.expires_at.isoformat(),
-            "csr": signed.name,
-        },
-    )
     return IssuedKubeconfig(
         kubeconfig=document,
         username=username,
         groups=signed.groups,
         access=access,
         expires_at=signed.expires_at,
+        csr=signed.name,
+        bindings_created=tuple(bindings_created),
     )

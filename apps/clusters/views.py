@@ -68,8 +68,13 @@ from apps.core.api.pagination import list_response
 from apps.core.api.responses import no_store
 from apps.core.api.transactions import AtomicWritesMixin
 from apps.core.api.viewsets import OrgScopedModelViewSet, OrgScopedViewSet
-from apps.core.permissions import IsPlatformAdmin, Perm, role_allows
-from apps.core.tenancy import OrgKeyPrincipal, parse_uuid
+from apps.core.permissions import IsPlatformAdmin, Perm, request_allows
+from apps.core.tenancy import (
+    OrgKeyPrincipal,
+    parse_uuid,
+    request_key_expires_at,
+    request_key_scope,
+)
 from apps.jobs.api import EventStreamNegotiation, logs_page_response, logs_stream_response
 from apps.jobs.models import JobRun
 from apps.jobs.selectors import LogScope
@@ -225,6 +230,15 @@ class NodePoolViewSet(OrgScopedModelViewSet):
         return self._detach("taints", kwargs["taintId"])
 
 
+def kubeconfig_requester(request: Request) -> str:
+    """A stable id of who asks for a short-lived kubeconfig (rate limits, the certificate):
+    `user:<uuid>`, or `org-key:<key id>`."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, OrgKeyPrincipal):
+        return f"org-key:{auth.key_id}"
+    return f"user:{request.user.pk}"
+
+
 def kubeconfig_username(request: Request) -> str:
     """Who a short-lived kubeconfig names (the certificate's CN, Kubernetes' user name): the
     person's primary e-mail, or for an org key `autoglue:org-key:<key id>`."""
@@ -254,6 +268,19 @@ class ClusterViewSet(
     cluster_kwarg = "clusterID"
     cluster_field = "pk"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    # Signing a kubeconfig waits on the cluster's API for up to ~30 s: no DB transaction held.
+    non_atomic_actions = frozenset({"kubeconfigs"})
+    # POST on these attaches an object named in the body: refused to cluster-limited keys.
+    key_scope_attach_actions = frozenset(
+        {
+            "captain_domain",
+            "control_plane_record_set",
+            "apps_load_balancer",
+            "glueops_load_balancer",
+            "bastion",
+            "node_pools",
+        }
+    )
     required_permissions: ClassVar[dict[str, Perm]] = {
         "run_logs": Perm.READ_LOGS,
         "run_logs_stream": Perm.READ_LOGS,
@@ -263,7 +290,7 @@ class ClusterViewSet(
 
     @cached_property
     def shows_join_secrets(self) -> bool:
-        return role_allows(self.tenant.role, Perm.REVEAL_SECRETS)
+        return request_allows(self.request, self.tenant.role, Perm.REVEAL_SECRETS)
 
     def _readable(self, queryset: Any) -> Any:
         return with_join_secrets(queryset) if self.shows_join_secrets else queryset
@@ -305,7 +332,7 @@ class ClusterViewSet(
     )
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         reveal = request.query_params.get("reveal", "").lower() in ("1", "true", "yes")
-        if reveal and not role_allows(self.tenant.role, Perm.REVEAL_SECRETS):
+        if reveal and not request_allows(request, self.tenant.role, Perm.REVEAL_SECRETS):
             raise forbidden("forbidden", "your role in this organization cannot reveal secrets")
         cluster = self.get_object()
         if reveal:
@@ -461,9 +488,18 @@ class ClusterViewSet(
         cluster = self.get_object()
         serializer = IssueKubeconfigSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        scope = request_key_scope(request)
+        if scope is not None and scope.cidrs and serializer.validated_data["access"] == "admin":
+            # A certificate works from any network: the key's network limit would not follow it.
+            raise forbidden(
+                "key_scope_forbidden",
+                "access: a key limited to client networks may only ask for view access",
+            )
         issued = services.cluster_kubeconfig_issue(
+            not_after=request_key_expires_at(request),
             cluster=cluster,
             username=kubeconfig_username(request),
+            requester=kubeconfig_requester(request),
             access=serializer.validated_data["access"],
             lifetime_seconds=serializer.validated_data["lifetime_seconds"],
         )

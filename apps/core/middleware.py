@@ -150,7 +150,9 @@ def client_ip(request: HttpRequest) -> str:
     """The client's address, trusting exactly TRUSTED_PROXY_COUNT proxies in front of us.
 
     Each trusted proxy appends the address it saw to X-Forwarded-For, so the client is the entry
-    that many places from the right. Anything a client wrote further left is ignored.
+    that many places from the right. Anything a client wrote further left is ignored. With
+    fewer entries than trusted proxies the header did not come through them all, and every
+    entry may be the client's own writing: the address is REMOTE_ADDR (fail closed).
     """
     remote = request.META.get("REMOTE_ADDR", "")
     hops = settings.TRUSTED_PROXY_COUNT
@@ -159,7 +161,7 @@ def client_ip(request: HttpRequest) -> str:
     forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
     forwarded = [part for part in forwarded if part]
     if len(forwarded) < hops:
-        return forwarded[0] if forwarded else remote
+        return remote
     return forwarded[-hops]
 
 

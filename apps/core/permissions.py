@@ -8,7 +8,7 @@ objects of another organization are never found (404), so their existence does n
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -63,8 +63,48 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
 }
 
 
+# What a read-only key keeps of its principal's role: reading, nothing else. No writes, no
+# secrets (stored kubeconfigs, join tokens, private keys), no management; and no job
+# transcripts, which only roles that can already obtain the secrets they may print read.
+READ_ONLY_KEY_PERMISSIONS = frozenset({Perm.READ, Perm.READ_MEMBERS, Perm.READ_KEYS})
+
+
+# Power over people, keys, group sync and the organization itself: no scoped key uses it,
+# whatever its role. A key limited to a network or to clusters is handed to automation; adding
+# an owner, remapping a group or revoking keys would let it step outside its limits.
+SCOPED_KEY_REFUSED_PERMISSIONS = frozenset(
+    {
+        Perm.MANAGE_KEYS,
+        Perm.MANAGE_MEMBERS,
+        Perm.MANAGE_ORG,
+        Perm.MANAGE_GROUP_SYNC,
+        Perm.DELETE_ORG,
+    }
+)
+
+
+def key_scope_perm_check(request: Any, perm: Perm | None) -> None:
+    """403 `key_scope_forbidden` when a key with any scope asks for a management permission."""
+    if perm in SCOPED_KEY_REFUSED_PERMISSIONS and request_key_scope(request) is not None:
+        raise forbidden(
+            "key_scope_forbidden",
+            "a scoped API key cannot manage keys, members, group sync or the organization; "
+            "sign in instead",
+        )
+
+
 def role_allows(role: str, perm: Perm) -> bool:
     return perm in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def request_allows(request: Any, role: str, perm: Perm) -> bool:
+    """Whether this request's principal, acting with `role`, holds `perm`: the role table,
+    narrowed by the key's scope (a read-only key holds READ_ONLY_KEY_PERMISSIONS at most).
+    Every check of a permission made for an API request goes through here, not role_allows."""
+    if not role_allows(role, perm):
+        return False
+    scope = request_key_scope(request)
+    return scope is None or not scope.read_only or perm in READ_ONLY_KEY_PERMISSIONS
 
 
 def required_permission(view: APIView, request: Request) -> Perm:
@@ -83,7 +123,8 @@ def key_scope_check(request: Request, view: APIView) -> None:
     (`cluster_kwarg`). Another cluster is 404, as if it did not exist; a route that is not
     about a cluster (servers, DNS, members, /me, ...) is 403, least privilege; listing clusters
     is allowed and the list holds only the key's (`OrgScopedViewSet.cluster_field`), creating
-    one is 403. Read-only keys and client networks are checked in authentication."""
+    one is 403, and so is attaching anything to its cluster (`key_scope_attach_actions`).
+    Read-only keys and client networks are checked in authentication."""
     scope = request_key_scope(request)
     if scope is None or scope.cluster_ids is None:
         return
@@ -98,6 +139,13 @@ def key_scope_check(request: Request, view: APIView) -> None:
     cluster_id = parse_uuid(raw, code=getattr(view, "invalid_id_code", "invalid_id"), what=kwarg)
     if cluster_id not in scope.cluster_ids:
         raise not_found(getattr(view, "not_found_code", "not_found"), "cluster not found")
+    # Attaching names an object in the body (a node pool, a bastion, a domain, a load balancer)
+    # that other clusters may use too; runs would then reach it over SSH. The key's scope is
+    # its clusters, not what they might be given, so it may detach but never attach.
+    if request.method == "POST" and getattr(view, "action", None) in getattr(
+        view, "key_scope_attach_actions", ()
+    ):
+        raise forbidden("key_scope_forbidden", "a key limited to clusters may not attach objects")
 
 
 class HasOrgPermission(BasePermission):
@@ -108,8 +156,10 @@ class HasOrgPermission(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         tenant = get_tenant(request)
-        if not role_allows(tenant.role, required_permission(view, request)):
+        perm = required_permission(view, request)
+        if not request_allows(request, tenant.role, perm):
             raise forbidden("forbidden", "your role in this organization does not allow this")
+        key_scope_perm_check(request, perm)
         key_scope_check(request, view)
         return True
 

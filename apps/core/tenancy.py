@@ -87,6 +87,8 @@ class OrgKeyPrincipal:
     organization_id: uuid.UUID
     key_id: uuid.UUID
     scope: KeyScope | None = None
+    # When the key expires (a Unix time); None: never.
+    expires_at: float | None = None
 
 
 def request_key_scope(request: Any) -> KeyScope | None:
@@ -98,6 +100,18 @@ def request_key_scope(request: Any) -> KeyScope | None:
         return auth.scope
     if isinstance(auth, dict) and "sub" not in auth:
         return KeyScope.from_entry(auth.get("scope"))
+    return None
+
+
+def request_key_expires_at(request: Any) -> float | None:
+    """When the API key this request authenticated with expires (a Unix time); None for a key
+    that never does, a JWT, a browser session or no credential."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, OrgKeyPrincipal):
+        return auth.expires_at
+    if isinstance(auth, dict) and "sub" not in auth:
+        expires_at = auth.get("expires_at")
+        return float(expires_at) if isinstance(expires_at, int | float) else None
     return None
 
 

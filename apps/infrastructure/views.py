@@ -32,7 +32,7 @@ from rest_framework.response import Response
 from apps.core.api.errors import bad_request, forbidden
 from apps.core.api.responses import no_store
 from apps.core.api.viewsets import OrgScopedModelViewSet
-from apps.core.permissions import Perm, role_allows
+from apps.core.permissions import Perm, request_allows
 from apps.infrastructure import services
 from apps.infrastructure.filters import CredentialFilterSet, ServerFilterSet, SSHKeyFilterSet
 from apps.infrastructure.models import Credential, LoadBalancer, Server
@@ -165,7 +165,7 @@ class SSHKeyViewSet(OrgScopedModelViewSet):
         return no_store(_ssh_download(key, part=part, as_json=mode == "json"))
 
     def _require_reveal(self) -> None:
-        if not role_allows(self.tenant.role, Perm.REVEAL_SECRETS):
+        if not request_allows(self.request, self.tenant.role, Perm.REVEAL_SECRETS):
             raise forbidden("forbidden", "your role in this organization may not read secrets")
 
 

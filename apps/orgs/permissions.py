@@ -9,7 +9,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 
 from apps.core.api.errors import APIError, forbidden, not_found
-from apps.core.permissions import Perm, key_scope_check, role_allows
+from apps.core.permissions import Perm, key_scope_check, key_scope_perm_check, request_allows
 from apps.core.tenancy import MACHINE_ROLE, OrgKeyPrincipal, parse_uuid
 from apps.orgs.models import Membership, Organization
 
@@ -55,8 +55,9 @@ class HasOrgPathPermission(BasePermission):
         # HEAD is a GET without the body: it needs what GET needs, never WRITE.
         method = "GET" if request.method == "HEAD" else request.method
         perm: Perm = view.required_permissions.get(method, Perm.WRITE)
-        if not role_allows(role, perm):
+        if not request_allows(request, role, perm):
             raise forbidden("forbidden", "your role in this organization does not allow this")
+        key_scope_perm_check(request, perm)
         key_scope_check(request, view)
         view.org_access = OrgAccess(organization=org, role=role, is_machine=role == MACHINE_ROLE)
         return True

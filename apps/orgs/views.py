@@ -37,6 +37,7 @@ class OrgsView(AtomicWritesMixin, APIView):
     """GET/POST /orgs: the caller's organizations; create one (caller becomes owner)."""
 
     permission_classes = [IsUserPrincipal]
+    scoped_key_permissions: ClassVar[dict[str, Perm]] = {"POST": Perm.MANAGE_ORG}
 
     @extend_schema(
         tags=["Orgs"], operation_id="listMyOrgs", responses=OrganizationSerializer(many=True)

@@ -13,8 +13,12 @@ from rest_framework.test import APIClient
 from apps.accounts import services
 from apps.accounts.apikeys import API_KEY_CACHE_PREFIX, forget_local_key
 from apps.accounts.models import APIKey
-from apps.clusters.tests.factories import ClusterFactory, ClusterRunFactory
-from apps.infrastructure.tests.factories import ServerFactory
+from apps.accounts.tests.factories import UserFactory
+from apps.clusters.tests.factories import ClusterFactory, ClusterRunFactory, NodePoolFactory
+from apps.dns.tests.factories import DomainFactory, RecordSetFactory
+from apps.infrastructure.tests.factories import LoadBalancerFactory, ServerFactory
+from apps.orgs.models import Membership
+from apps.orgs.tests.factories import MembershipFactory
 
 
 def _org_client(created: services.CreatedKey, address: str = "127.0.0.1") -> APIClient:
@@ -130,6 +134,53 @@ def test_a_cluster_scoped_key_is_refused_everything_not_tied_to_its_clusters(org
     assert client.post("/api/v1/clusters", {"name": "new"}, format="json").status_code == 403
 
 
+def _attachments(org) -> dict[str, dict[str, str]]:
+    """Each attach route of a cluster with a body naming an object another cluster uses."""
+    other = ClusterFactory(organization=org)
+    pool, bastion = (
+        NodePoolFactory(organization=org),
+        ServerFactory(organization=org, role="bastion"),
+    )
+    other.node_pools.add(pool, through_defaults={"organization": org})
+    domain = DomainFactory(organization=org)
+    balancer = LoadBalancerFactory(organization=org)
+    return {
+        "node-pools": {"node_pool_id": str(pool.pk)},
+        "bastion": {"server_id": str(bastion.pk)},
+        "captain-domain": {"domain_id": str(domain.pk)},
+        "control-plane-record-set": {"record_set_id": str(RecordSetFactory(domain=domain).pk)},
+        "apps-load-balancer": {"load_balancer_id": str(balancer.pk)},
+        "glueops-load-balancer": {"load_balancer_id": str(balancer.pk)},
+    }
+
+
+def test_a_cluster_scoped_key_attaches_nothing_to_its_cluster_but_may_detach(org):
+    """Attaching another cluster's node pool or bastion would let this key's runs reach those
+    machines over SSH: every attach is 403 and the cluster is unchanged. Detaching and the
+    same attaches by an unscoped key work, so the refusal is the scope."""
+    mine = ClusterFactory(organization=org)
+    bodies = _attachments(org)
+    scoped = _org_client(_org_key(org, cluster_ids=(mine.pk,)))
+    for route, body in bodies.items():
+        response = scoped.post(f"/api/v1/clusters/{mine.pk}/{route}", body, format="json")
+        assert response.status_code == 403, route
+        assert response.json()["code"] == "key_scope_forbidden"
+    mine.refresh_from_db()
+    assert mine.bastion_server_id is None
+    assert not mine.node_pools.exists()
+    unscoped = _org_client(_org_key(org))
+    for route, body in bodies.items():
+        response = unscoped.post(f"/api/v1/clusters/{mine.pk}/{route}", body, format="json")
+        assert response.status_code == 200, (route, response.content)
+    pool_id = bodies["node-pools"]["node_pool_id"]
+    for path in ("bastion", "captain-domain", f"node-pools/{pool_id}"):
+        response = scoped.delete(f"/api/v1/clusters/{mine.pk}/{path}")
+        assert response.status_code == 200, (path, response.content)
+    mine.refresh_from_db()
+    assert mine.bastion_server_id is None
+    assert not mine.node_pools.exists()
+
+
 def test_a_scoped_key_is_listed_with_its_scopes_and_an_unscoped_one_as_before(
     bearer_client, member, org
 ):
@@ -226,3 +277,49 @@ def test_a_cluster_scoped_user_key_reaches_its_cluster_in_its_organization(membe
     assert client.get(f"/api/v1/clusters/{mine.pk}").status_code == 200
     assert client.get(f"/api/v1/clusters/{other.pk}").status_code == 404
     assert client.get("/api/v1/me").status_code == 403
+
+
+def test_an_owners_network_limited_key_manages_no_people_keys_group_sync_or_org(owner, org):
+    """An owner's key limited to a network (not read-only) still writes resources, but adding
+    members, revoking keys, remapping groups and changing the organization are 403
+    `key_scope_forbidden`; the owner's unscoped key does the same things, so the refusal is
+    the scope."""
+    teammate = UserFactory()
+    MembershipFactory(user=teammate, organization=org, role="member")
+    org_key = services.api_key_create_for_org(organization=org).key
+    base = f"/api/v1/orgs/{org.pk}"
+    mapping = {"group_email": "ops@acme.example", "role": "owner"}
+    requests = [
+        ("post", f"{base}/members", {"user_id": str(teammate.pk), "role": "owner"}),
+        ("delete", f"{base}/members/{teammate.pk}", None),
+        ("post", f"{base}/api-keys", {}),
+        ("delete", f"{base}/api-keys/{org_key.pk}", None),
+        ("patch", base, {"name": "Renamed"}),
+        ("post", "/api/v1/group-mappings", mapping),
+        ("get", "/api/v1/group-sync", None),
+        ("post", "/api/v1/me/api-keys", {}),
+        ("post", "/api/v1/orgs", {"name": "Elsewhere"}),
+    ]
+    scoped = services.api_key_create_for_user(
+        user=owner, scope=services.KeyScopeRequest(allowed_cidrs=("127.0.0.0/8",))
+    )
+    client = _user_client(scoped.plain)
+    client.credentials(HTTP_X_API_KEY=scoped.plain, HTTP_X_ORG_ID=str(org.pk))
+    assert (
+        client.post("/api/v1/labels", {"key": "a", "value": "b"}, format="json").status_code == 201
+    )
+    for method, path, body in requests:
+        response = getattr(client, method)(path, body, format="json")
+        assert response.status_code == 403, (method, path, response.content)
+        assert response.json()["code"] == "key_scope_forbidden"
+    assert client.delete(f"/api/v1/me/api-keys/{scoped.key.pk}").status_code == 403
+    org.refresh_from_db()
+    assert org.name != "Renamed"
+    assert Membership.objects.get(user=teammate, organization=org).role == "member"
+    assert APIKey.objects.get(pk=org_key.pk).revoked_at is None
+
+    unscoped = services.api_key_create_for_user(user=owner)
+    client.credentials(HTTP_X_API_KEY=unscoped.plain, HTTP_X_ORG_ID=str(org.pk))
+    for method, path, body in requests:
+        response = getattr(client, method)(path, body, format="json")
+        assert response.status_code < 300, (method, path, response.content)

@@ -24,7 +24,9 @@ import json
 import ssl
 import tempfile
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,6 +41,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 CSR_PREFIX = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 CRB_PREFIX = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
 PERMITTED_USAGES = {"digital signature", "key encipherment", "client auth"}
+
+
+# A name the server certificate also carries (tests resolve it as they need).
+STANDIN_NAME = "kube.autoglue.test"
 
 
 def _now() -> dt.datetime:
@@ -105,7 +111,9 @@ class ClusterCA:
         )
         if server:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName(STANDIN_NAME)]
+                ),
                 critical=False,
             )
         return builder.sign(self.key, hashes.SHA256())
@@ -126,9 +134,28 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
 class StandIn:
     """The server; `kubeconfig()` is the admin kubeconfig Autoglue stores for the cluster."""
 
-    def __init__(self, tmp: Path, *, mode: str = "sign", max_duration: int = 365 * 86400):
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        mode: str = "sign",
+        max_duration: int = 365 * 86400,
+        ignore_expiration: bool = False,
+        misissue: str = "",
+        delay: float = 0.0,
+        on_csr: Callable[[], None] | None = None,
+    ):
         self.mode = mode
         self.max_duration = max_duration
+        # A signer that predates `expirationSeconds` (before 1.22) issues for max_duration.
+        self.ignore_expiration = ignore_expiration
+        # A broken or hostile signer: "key" certifies another key, "subject" another name.
+        self.misissue = misissue
+        # A slow API: seconds before every answer.
+        self.delay = delay
+        # Called (in the server's thread) while a CSR is being created: what the caller holds
+        # while it waits on us.
+        self.on_csr = on_csr
         self.ca = ClusterCA()
         self.csrs: dict[str, dict[str, Any]] = {}
         self.deleted: list[str] = []
@@ -221,8 +248,8 @@ class StandIn:
                 return 403, _status(403, "Forbidden", f'User "{peer}" cannot {method.lower()} here')
             if path == "/version":
                 return 200, {"gitVersion": "v1.31.4+k3s1", "user": peer}
-            if path == CRB_PREFIX and method == "POST":
-                return self._create_binding(body)
+            if path.startswith(CRB_PREFIX):
+                return self._binding(method, path, body)
             if path == CSR_PREFIX and method == "POST":
                 return self._create_csr(body, peer)
             if path.startswith(CSR_PREFIX + "/"):
@@ -242,6 +269,14 @@ class StandIn:
                     return self._approve(obj, body)
             return 404, _status(404, "NotFound", "the server could not find the requested resource")
 
+    def _binding(self, method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+        if path == CRB_PREFIX and method == "POST":
+            return self._create_binding(body)
+        found = self.bindings.get(path[len(CRB_PREFIX) + 1 :])
+        if method != "GET" or found is None:
+            return 404, _status(404, "NotFound", "clusterrolebindings not found")
+        return 200, found
+
     def _create_binding(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         name = body["metadata"]["name"]
         if name in self.bindings:
@@ -252,6 +287,8 @@ class StandIn:
         return 201, body
 
     def _create_csr(self, body: dict[str, Any], peer: str) -> tuple[int, dict[str, Any]]:
+        if self.on_csr is not None:
+            self.on_csr()
         spec = body.get("spec") or {}
         name = (body.get("metadata") or {}).get("name", "")
         if name in self.csrs:
@@ -324,10 +361,19 @@ class StandIn:
             )
         elif self.mode == "sign":
             csr = x509.load_pem_x509_csr(base64.b64decode(obj["spec"]["request"]))
-            seconds = min(
-                obj["spec"].get("expirationSeconds") or self.max_duration, self.max_duration
-            )
-            cert = self.ca.issue(csr.subject, csr.public_key(), seconds)
+            asked = None if self.ignore_expiration else obj["spec"].get("expirationSeconds")
+            seconds = min(asked or self.max_duration, self.max_duration)
+            subject, public_key = csr.subject, csr.public_key()
+            if self.misissue == "key":
+                public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+            elif self.misissue == "subject":
+                subject = x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, "someone-else"),
+                    ]
+                )
+            cert = self.ca.issue(subject, public_key, seconds)
             obj["status"]["certificate"] = base64.b64encode(_pem(cert)).decode()
         return 200, obj
 
@@ -345,6 +391,7 @@ def _handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                     self._answer(401, _status(401, "Unauthorized", "Unauthorized"))
                     return
                 subject = {"commonName": "system:serviceaccount:kube-system:autoglue"}
+            time.sleep(standin.delay)
             code, answer = standin.handle(
                 self.command, self.path, body, subject.get("commonName", "")
             )

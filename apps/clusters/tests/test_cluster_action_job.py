@@ -87,6 +87,39 @@ def test_the_bastion_receives_keys_config_and_payload_with_mode_600(org, api, ho
     assert f"Port {node_sshd.port}" in config_file.read_text()
 
 
+def test_the_bastions_key_reaches_only_the_runs_cluster_even_for_an_unscoped_starter(
+    org, api, hosts
+):
+    """The org key handed to the bastion acts for its cluster alone: another cluster of the
+    organization is 404, servers and attachments are 403."""
+    from rest_framework.test import APIClient
+
+    from apps.clusters.tests.factories import ClusterFactory
+
+    bastion_sshd, node_sshd = hosts
+    cluster, action, node = cluster_ready_for_actions(
+        org, bastion_sshd=bastion_sshd, node_sshd=node_sshd
+    )
+    other = ClusterFactory(organization=org)
+    _start_run(api, cluster, action)
+    run_queued()
+
+    payload = json.loads(
+        (bastion_sshd.home / f"autoglue/clusters/{cluster.pk}/payload.json").read_text()
+    )
+    tooling = APIClient()
+    tooling.credentials(HTTP_X_ORG_KEY=payload["org_key"], HTTP_X_ORG_SECRET=payload["org_secret"])
+    assert tooling.get(f"/api/v1/clusters/{cluster.pk}").status_code == 200
+    assert tooling.get(f"/api/v1/clusters/{other.pk}").status_code == 404
+    assert tooling.get("/api/v1/servers").status_code == 403
+    attach = tooling.post(
+        f"/api/v1/clusters/{cluster.pk}/bastion", {"server_id": str(node.pk)}, format="json"
+    )
+    assert attach.status_code == 403
+    key = APIKey.objects.get(cluster_id=cluster.pk, purpose="cluster_bastion")
+    assert key.allowed_cluster_ids == [str(cluster.pk)]
+
+
 def test_no_secret_the_run_holds_reaches_its_log(org, api, hosts, settings, tmp_path):
     bastion_sshd, node_sshd = hosts
     cluster, action, node = cluster_ready_for_actions(

@@ -8,8 +8,10 @@ import base64
 import datetime as dt
 import json
 import ssl
+import time
 import urllib.request
 
+import psycopg
 import pytest
 import yaml
 from cryptography import x509
@@ -61,12 +63,14 @@ def test_an_owner_gets_a_one_hour_view_kubeconfig_naming_them(
     assert response.status_code == 201, response.content
     assert response["Cache-Control"] == "no-store"
     body = response.json()
-    assert body["access"] == "view" and body["groups"] == ["autoglue:viewers"]
+    assert body["access"] == "view"
+    assert body["groups"] == ["autoglue:viewers", f"autoglue:user:{owner.pk}"]
     assert body["username"] == owner.primary_email
     cert, cert_pem, key_pem = _client_cert(body["kubeconfig"])
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == owner.primary_email
     assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == [
-        "autoglue:viewers"
+        "autoglue:viewers",
+        f"autoglue:user:{owner.pk}",
     ]
     left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
     assert dt.timedelta(minutes=58) < left <= dt.timedelta(hours=1)
@@ -199,6 +203,27 @@ def test_a_denied_csr_is_a_502_saying_so(owner_client, org, standin):
     assert response.status_code == 502
     assert response.json()["code"] == "csr_denied"
     assert api.csrs == {}  # cleaned up
+
+
+def test_a_certificate_outliving_the_asked_lifetime_is_refused(owner_client, org, standin):
+    """A signer that ignores expirationSeconds (older than 1.22) would hand out a year-long
+    credential: refused as 502 `csr_lifetime_ignored`, no kubeconfig in the answer."""
+    api = standin(ignore_expiration=True)
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == "csr_lifetime_ignored"
+    assert b"BEGIN" not in response.content and b"kubeconfig" not in response.content
+
+
+@pytest.mark.parametrize("misissue", ["key", "subject"])
+def test_a_certificate_for_another_key_or_name_is_refused(owner_client, org, standin, misissue):
+    api = standin(misissue=misissue)
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == "csr_certificate_mismatch"
+    assert b"BEGIN" not in response.content
 
 
 def test_a_csr_the_signer_fails_is_a_502_saying_so(owner_client, org, standin):
@@ -378,3 +403,178 @@ def test_a_stored_token_the_cluster_does_not_know_is_a_502(owner_client, org, st
     response = _issue(owner_client, cluster)
     assert response.status_code == 502 and response.json()["code"] == "cluster_api_refused"
     assert "CANARY" not in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_database_transaction_is_held_while_the_cluster_signs(owner_client, org, standin):
+    """The request waits on the cluster's API for seconds: meanwhile it holds no open
+    transaction (no snapshot, no row locks), seen from PostgreSQL itself."""
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    seen: list[int] = []
+
+    def count_open_transactions() -> None:
+        with psycopg.connect(**params, autocommit=True) as observer:
+            row = observer.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%'"
+            ).fetchone()
+            seen.append(row[0] if row else -1)
+
+    api = standin(on_csr=count_open_transactions)
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 201, response.content
+    assert seen == [0]
+    assert AuditEntry.objects.filter(event="secret.kubeconfig", object_id=str(cluster.pk)).exists()
+
+
+def test_a_slow_cluster_api_is_given_one_deadline_for_all_calls(
+    owner_client, org, standin, settings, monkeypatch
+):
+    """Each call answers within its own timeout, but together they would take ~6 s: the issue
+    stops at the one deadline (wait + one call) with 504 `csr_timeout`."""
+    from apps.clusters import kube
+
+    monkeypatch.setattr(kube, "HTTP_TIMEOUT_SECONDS", 1)
+    settings.KUBECONFIG_CSR_WAIT_SECONDS = 1.0
+    api = standin("never", delay=0.7)
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    started = time.monotonic()
+    response = _issue(owner_client, cluster)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504, response.content
+    assert response.json()["code"] == "csr_timeout"
+    assert elapsed < 3.0
+
+
+def test_a_person_asking_too_often_for_one_cluster_is_429(owner_client, org, standin, settings):
+    settings.KUBECONFIG_ISSUE_RATE_LIMIT = "2/h"
+    api = standin()
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    assert [_issue(owner_client, cluster).status_code for _ in range(2)] == [201, 201]
+    refused = _issue(owner_client, cluster)
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "rate_limited"
+    assert sum(1 for method, path in api.calls if method == "POST" and path == CSR_PREFIX) == 2
+    other = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    assert _issue(owner_client, other).status_code == 201
+
+
+def _key_client(created):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_X_ORG_KEY=created.plain, HTTP_X_ORG_SECRET=created.secret)
+    return client
+
+
+def test_a_kubeconfig_never_outlives_the_key_that_asked_for_it(org, standin):
+    """Certificates cannot be revoked: one asked for by a key expiring in an hour expires
+    within that hour, whatever lifetime was asked; a key with less than the shortest lifetime
+    left gets none."""
+    api = standin()
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    hour_key = account_services.api_key_create_for_org(organization=org, expires_in_hours=1)
+    response = _issue(_key_client(hour_key), cluster, {"lifetime_seconds": 86400})
+    assert response.status_code == 201, response.content
+    cert, _, _ = _client_cert(response.json()["kubeconfig"])
+    assert cert.not_valid_after_utc <= hour_key.key.expires_at + dt.timedelta(seconds=5)
+
+    ending = account_services.api_key_create_for_org(organization=org, expires_in_hours=1)
+    type(ending.key).objects.filter(pk=ending.key.pk).update(
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    )
+    account_services.api_key_cache_clear(public_id=ending.key.public_id)
+    refused = _issue(_key_client(ending), cluster)
+    assert refused.status_code == 400
+    assert "lifetime_seconds" in refused.json()["message"]
+
+
+def test_a_network_limited_key_gets_view_access_but_not_admin(org, standin):
+    api = standin()
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    created = account_services.api_key_create_for_org(
+        organization=org,
+        scope=account_services.KeyScopeRequest(allowed_cidrs=("127.0.0.0/8",)),
+    )
+    client = _key_client(created)
+    refused = _issue(client, cluster, {"access": "admin"})
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "key_scope_forbidden"
+    assert _issue(client, cluster, {"access": "view"}).status_code == 201
+
+
+def test_a_name_that_resolves_elsewhere_at_connect_time_is_refused(
+    owner_client, org, standin, settings, monkeypatch
+):
+    """DNS rebinding: the server name resolves to an allowed address when it is checked, then
+    to loopback (not allowed here) when we connect. The connection is refused after connect,
+    before anything is sent: the stand-in, listening on loopback, sees no request."""
+    import socket
+
+    from apps.clusters.tests.kube_standin import STANDIN_NAME
+
+    api = standin()
+    port = int(api.url.rsplit(":", 1)[1])
+    cluster = ClusterFactory(
+        organization=org, kubeconfig=api.kubeconfig(f"https://{STANDIN_NAME}:{port}")
+    )
+    real = socket.getaddrinfo
+    answers = iter(["198.51.100.7"])
+
+    def rebinding(host, *args, **kwargs):
+        if host == STANDIN_NAME:
+            address = next(answers, "127.0.0.1")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    settings.AUTOGLUE_ALLOW_LOOPBACK_TARGETS = False
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == "cluster_api_unreachable"
+    assert api.calls == []
+
+
+@pytest.mark.parametrize(
+    ("role", "extra_subject"),
+    [("cluster-admin", None), ("view", {"kind": "User", "name": "mallory"})],
+)
+def test_an_existing_binding_granting_something_else_is_a_502_and_nothing_is_signed(
+    owner_client, org, standin, role, extra_subject
+):
+    """A ClusterRoleBinding named like ours that binds our viewers group to cluster-admin, or
+    binds someone else too, is not ours: 502 `cluster_binding_mismatch`, no CSR made."""
+    api = standin()
+    subjects = [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "autoglue:viewers"}
+    ]
+    if extra_subject:
+        subjects.append({"apiGroup": "rbac.authorization.k8s.io", **extra_subject})
+    api.bindings["autoglue-viewers"] = {
+        "metadata": {"name": "autoglue-viewers"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": subjects,
+    }
+    cluster = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    response = _issue(owner_client, cluster)
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == "cluster_binding_mismatch"
+    assert not any(method == "POST" and path == CSR_PREFIX for method, path in api.calls)
+    entry = AuditEntry.objects.filter(event="secret.kubeconfig", object_id=str(cluster.pk)).get()
+    assert entry.metadata["outcome"] == "refused"
+    assert entry.metadata["code"] == "cluster_binding_mismatch"
+
+
+def test_the_bindings_autoglue_creates_are_in_the_audit_entry(owner_client, org, standin):
+    api = standin()
+    first = ClusterFactory(organization=org, kubeconfig=api.kubeconfig())
+    assert _issue(owner_client, first).status_code == 201
+    assert _issue(owner_client, first).status_code == 201
+    entries = AuditEntry.objects.filter(event="secret.kubeconfig").order_by("seq")
+    assert [e.metadata["bindings_created"] for e in entries] == [
+        ["autoglue-cluster-admins", "autoglue-viewers"],
+        [],
+    ]

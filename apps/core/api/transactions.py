@@ -65,10 +65,17 @@ class AtomicWritesMixin:
     never holds an API key's row (or, without Redis, a rate-limit row) locked while it works,
     and a failed write is still counted."""
 
+    # Actions that call out over the network for long and write only an audit entry after
+    # (each write in its own transaction, by autocommit): no transaction, no write guards, no
+    # retry on a lock conflict (which would repeat the calls).
+    non_atomic_actions: frozenset[str] = frozenset()
+
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         name = request.method.lower()
         handler = getattr(self, name, None)
+        if getattr(self, "action", None) in self.non_atomic_actions:
+            return
         if request.method not in SAFE_METHODS and handler is not None:
             # A view instance serves one request, so wrapping its bound handler is local to it.
             setattr(self, name, self._in_transaction(request, handler))

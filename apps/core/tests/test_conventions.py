@@ -276,6 +276,17 @@ class TestRateLimit:
         # A different client behind the same proxy has its own bucket.
         assert anon.get("/api/v1/version", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 200
 
+    def test_a_header_shorter_than_the_proxy_chain_is_not_believed(self, anon, settings):
+        """Two proxies trusted but one entry: the client may have written it, so the socket
+        peer counts and a new forged address each time opens no new bucket."""
+        settings.RATE_LIMIT = "2/m"
+        settings.TRUSTED_PROXY_COUNT = 2
+        codes = [
+            anon.get("/api/v1/version", HTTP_X_FORWARDED_FOR=f"198.51.100.{n}").status_code
+            for n in range(1, 4)
+        ]
+        assert codes == [200, 200, 429]
+
     def test_health_probes_are_never_limited(self, anon, settings):
         settings.RATE_LIMIT = "1/m"
         assert [anon.get("/api/v1/healthz").status_code for _ in range(3)] == [200, 200, 200]
