@@ -230,6 +230,12 @@ def domain_update(*, domain: Domain, changes: Mapping[str, Any]) -> Domain:
     renamed = "domain_name" in changes and _domain_rename(domain, changes["domain_name"])
     if _domain_rebind(domain, changes) or renamed:
         domain.status, domain.last_error, domain.zone_name = Domain.Status.PENDING, "", ""
+        # Its plans were read from the old zone, name or account.
+        DNSPlan.objects.filter(domain_id=domain.pk, status=DNSPlan.Status.OPEN).update(
+            status=DNSPlan.Status.STALE,
+            error="the domain's zone, credential or name changed since the plan",
+            updated_at=timezone.now(),
+        )
     if "status" in changes:
         domain.status = changes["status"]
         if domain.status == Domain.Status.PENDING:
@@ -596,6 +602,17 @@ def _plans_mark_stale(
     )
 
 
+def _zone_plans_mark_stale(zone_id: str, *, error: str = "the zone changed since the plan") -> int:
+    """Mark stale every open plan read from `zone_id`, whichever domain it is for: after
+    changes were sent to the zone (a reconcile or a purge), or when a domain's zone, credential
+    or name changed. A plan being applied is `applying`, not open, so it is left alone."""
+    if not zone_id:
+        return 0
+    return DNSPlan.objects.filter(domain__zone_id=zone_id, status=DNSPlan.Status.OPEN).update(
+        status=DNSPlan.Status.STALE, error=error, updated_at=timezone.now()
+    )
+
+
 def domain_plan_create(*, domain: Domain) -> DNSPlan:
     """Read the zone now and record what the next reconcile would change, with an ownership
     verdict per change (beyond the contract; docs/dns.md). The domain must be `ready`."""
@@ -738,6 +755,9 @@ def _apply(
         for change in (change for piece in pieces for change in piece):
             log(change.log_line())
         calls += _send(client, zone_id, pieces, f"batch {index}/{len(batches)}", log, failures)
+    if calls:
+        # The zone now differs from what every open plan of it was read from.
+        _zone_plans_mark_stale(zone_id)
     return failures, calls
 
 
