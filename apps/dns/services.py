@@ -421,7 +421,7 @@ def record_set_create(
     )
     record.fingerprint = _fingerprint_for(domain, record)
     record.save()
-    _plans_mark_stale(domain.pk)
+    _record_sets_changed(domain)
     # Read before the insert (with the locks): a run that finishes before this commit without
     # seeing the new record set leaves it `pending`, which the schedule picks up.
     domain_reconcile_enqueue(domain=domain, active=active)
@@ -465,7 +465,7 @@ def record_set_update(*, record_set: RecordSet, changes: Mapping[str, Any]) -> R
         record.status, record.last_error = RecordSet.Status.PENDING, ""
     record.fingerprint = _fingerprint_for(domain, record)
     record.save()
-    _plans_mark_stale(domain.pk)
+    _record_sets_changed(domain)
     domain_reconcile_enqueue(domain=domain)
     return record
 
@@ -479,7 +479,7 @@ def record_set_delete(*, record_set: RecordSet) -> None:
     domain = _shared_domain(record_set.domain_id)
     cluster_release_references(record_set=record_set)
     record_set.delete()
-    _plans_mark_stale(domain.pk)
+    _record_sets_changed(domain)
     domain_reconcile_enqueue(domain=domain)
 
 
@@ -611,6 +611,14 @@ def _zone_plans_mark_stale(zone_id: str, *, error: str = "the zone changed since
     return DNSPlan.objects.filter(domain__zone_id=zone_id, status=DNSPlan.Status.OPEN).update(
         status=DNSPlan.Status.STALE, error=error, updated_at=timezone.now()
     )
+
+
+def _record_sets_changed(domain: Domain) -> int:
+    """After a write to the domain's record sets: mark stale the open plans that would now write
+    something else (their wanted digest differs). A status-only PATCH or an edit to the same
+    values leaves what a plan writes, and so the plan, as it was."""
+    desired = reconcile.wanted_digest(_wanted(domain, _domain_records(domain)))
+    return _plans_mark_stale(domain.pk, desired_digest=desired)
 
 
 def domain_plan_create(*, domain: Domain) -> DNSPlan:

@@ -265,6 +265,25 @@ def test_a_plan_made_stale_by_a_record_set_change_is_marked_stale_at_once(alice,
     assert plan.error == "the record sets changed since the plan"
 
 
+def test_a_record_set_edit_that_changes_nothing_a_plan_writes_leaves_the_plan_open(
+    alice, pending_domain
+):
+    record = services.record_set_create(
+        domain=pending_domain, name="www", type="A", values=["192.0.2.5"]
+    )
+    alice.post(_plan_url(pending_domain))
+    plan = DNSPlan.objects.get(domain=pending_domain)
+
+    services.record_set_update(record_set=record, changes={"status": "failed"})
+    services.record_set_update(record_set=record, changes={"values": ["192.0.2.5"]})
+    plan.refresh_from_db()
+    assert plan.status == DNSPlan.Status.OPEN
+
+    services.record_set_update(record_set=record, changes={"ttl": 60})
+    plan.refresh_from_db()
+    assert plan.status == DNSPlan.Status.STALE
+
+
 def test_a_new_plan_supersedes_an_open_one_computed_from_an_older_zone(
     alice, pending_domain, route53
 ):
