@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -38,7 +39,10 @@ class BackupAdmin(admin.ModelAdmin):
         return [now, *super().get_urls()]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        context = {**(extra_context or {}), "can_back_up": request.user.is_superuser}
+        context = {
+            **(extra_context or {}),
+            "can_back_up": request.user.is_superuser and settings.BACKUP_ENABLED,
+        }
         return super().changelist_view(request, context)
 
     def backup_now_view(self, request: HttpRequest) -> HttpResponse:

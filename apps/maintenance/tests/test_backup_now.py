@@ -57,6 +57,15 @@ def test_back_up_now_with_backups_off_is_refused_with_a_message(root, settings):
     assert not JobRun.objects.filter(kind="backup").exists()
 
 
+def test_back_up_now_is_not_offered_while_backups_are_off(root, settings):
+    settings.BACKUP_ENABLED = True
+    assert 'id="dash-backup-now"' in root.get("/admin/").content.decode()
+    assert 'id="backup-now"' in root.get("/admin/maintenance/backup/").content.decode()
+    settings.BACKUP_ENABLED = False
+    assert 'id="dash-backup-now"' not in root.get("/admin/").content.decode()
+    assert 'id="backup-now"' not in root.get("/admin/maintenance/backup/").content.decode()
+
+
 def test_back_up_now_is_a_post_only_for_platform_admins(root, org):
     assert root.get(NOW).status_code == 405
     owner = console_for(staff_of(org, "owner", "olivia@acme.example"))
