@@ -11,6 +11,7 @@ from apps.accounts import services as account_services
 from apps.accounts.models import APIKey
 from apps.accounts.tests.factories import UserFactory
 from apps.clusters.tests.factories import ClusterFactory
+from apps.console.tests.support import job_run
 from apps.infrastructure.tests.factories import ServerFactory
 from apps.orgs.models import Membership
 from apps.orgs.tests.admin_support import console_for, staff_of
@@ -256,3 +257,36 @@ def test_any_list_search_drops_a_pasted_secret(alice, org, leaked):
 def test_every_console_page_loads_the_script_that_strips_a_secret_before_submitting(alice):
     page = console_for(alice).get("/admin/").content.decode()
     assert "console/search_form.js" in page
+
+
+def test_a_one_character_term_searches_nothing_and_says_why(alice, org):
+    ServerFactory(organization=org, hostname="a-1")
+    response = console_for(alice).get(SEARCH, {"q": "a"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="ag-search-short"' in page and "a-1" not in page
+
+
+def test_a_kind_with_many_matches_says_ten_plus_instead_of_counting(alice, org):
+    for number in range(12):
+        ServerFactory(organization=org, hostname=f"edge-{number:02}")
+    page = console_for(alice).get(SEARCH, {"q": "edge-"}).content.decode()
+    assert "Servers (10+)" in page
+    assert "All matching servers" in page
+
+
+def test_job_runs_are_found_by_id_or_subject_name_never_by_their_error_text(alice, org):
+    server = ServerFactory(organization=org, hostname="edge-7")
+    run = job_run(
+        kind="server_bootstrap",
+        organization_id=org.pk,
+        subject_type="server",
+        subject_id=server.pk,
+        error="connection to edge-9 refused",
+    )
+    console = console_for(alice)
+    by_id = console.get(SEARCH, {"q": str(run.pk)})
+    assert by_id["Location"] == f"/admin/jobs/jobrun/{run.pk}/change/"
+    assert "Job runs (1)" in console.get(SEARCH, {"q": "edge-7"}).content.decode()
+    by_error = console.get(SEARCH, {"q": "edge-9"}).content.decode()
+    assert 'id="ag-search-empty"' in by_error and str(run.pk) not in by_error
