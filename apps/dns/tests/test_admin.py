@@ -491,6 +491,31 @@ def test_record_values_are_typed_one_per_line_and_saved_as_the_apis_list(alice, 
     assert "One value per line" in page
 
 
+def _add_record(alice, org, domain, name, rtype, values):
+    return alice.post(
+        "/admin/dns/recordset/add/",
+        {
+            "organization": str(org.pk),
+            "domain": str(domain.pk),
+            "name": name,
+            "type": rtype,
+            "values": values,
+        },
+    )
+
+
+def test_spaces_around_a_line_are_dropped_except_in_txt_values(alice, org):
+    domain = DomainFactory(organization=org, credential=_route53(org), domain_name="acme.example")
+
+    spaced = _add_record(alice, org, domain, "www", "A", "  192.0.2.1 \r\n\t192.0.2.2\r\n")
+    txt = _add_record(alice, org, domain, "note", "TXT", "hello world \n[not json")
+
+    assert spaced.status_code == 302, form_errors(spaced)
+    assert RecordSet.objects.get(name="www").values == ["192.0.2.1", "192.0.2.2"]
+    assert txt.status_code == 302, form_errors(txt)
+    assert RecordSet.objects.get(name="note").values == ["hello world ", "[not json"]
+
+
 def test_a_value_the_api_refuses_is_refused_on_its_line(alice, org):
     domain = DomainFactory(organization=org, credential=_route53(org), domain_name="acme.example")
     data = {
