@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from apps.core.api.errors import APIError
 from apps.maintenance import services
 from apps.maintenance.models import Backup
+from apps.orgs.console_base import badged_list_display
 
 
 @admin.register(Backup)
@@ -37,6 +38,10 @@ class BackupAdmin(admin.ModelAdmin):
             name="maintenance_backup_now",
         )
         return [now, *super().get_urls()]
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # Status as a badge and moments in the viewer's zone, as on the org-scoped lists.
+        return badged_list_display(self.model, super().get_list_display(request))
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         context = {
