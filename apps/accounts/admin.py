@@ -341,13 +341,7 @@ class APIKeyAdmin(OrgScopedAdmin):
         return super().get_search_results(request, queryset, search_term)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        shown = tokens.redacted_key_text(request.GET.get("q", ""))
-        if shown is not None:
-            # A pasted key with its secret: search again by its public form, so the secret
-            # leaves the address bar and is never rendered back in the search box.
-            query = request.GET.copy()
-            query["q"] = shown
-            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+        # A pasted key's secret is redirected away by OrgScopedAdmin.changelist_view.
         extra_context = {
             **(extra_context or {}),
             "can_mint": is_platform_admin(request)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -96,34 +97,40 @@ def parse_org_key(key: str) -> str | None:
     return parts[1]
 
 
+# A key anywhere in pasted text, in any letter case: `u_<id>_<secret>`, `Bearer u_...`, quoted,
+# `org_<id>:<secret>`, `org_<id>` then a tab or newline and the secret, `X-Org-Key: org_<id>`.
+_PASTED_KEY = re.compile(r"(?i)(?<![0-9a-z])(u|org)_([0-9a-f]{16})(?![0-9a-f])")
+
+
+def _pasted_key(text: str) -> tuple[str, str] | None:
+    """(prefix, public id), both lower case, of the first key found in `text`."""
+    found = _PASTED_KEY.search(text)
+    if found is None:
+        return None
+    return found.group(1).lower(), found.group(2).lower()
+
+
 def public_id_from_pasted(text: str) -> str | None:
-    """The public id of an API key in any form an operator pastes: `u_<id>_<secret>`,
-    `u_<id>`, `org_<id>`, `org_<id>:<secret>` (key and secret as one string), or the bare id.
-    None when the text is none of these. The secret part is dropped, never returned."""
-    value = text.strip()
-    for separator in (":", " "):
-        value = value.split(separator, 1)[0]
-    parts = value.split("_", 2)
-    if len(parts) >= 2 and parts[0] in (USER_KEY_PREFIX, ORG_KEY_PREFIX):
-        candidate = parts[1].lower()
-        if parts[0] == ORG_KEY_PREFIX and len(parts) == 3:
-            return None  # an org key has no third part
-        return candidate if _valid_public_id(candidate) else None
-    candidate = value.lower()
+    """The public id of an API key in any form an operator pastes (see _PASTED_KEY), or the
+    bare 16-hex id. None when the text holds no key. The secret part is dropped, never
+    returned."""
+    found = _pasted_key(text)
+    if found is not None:
+        return found[1]
+    candidate = text.strip().lower()
     return candidate if _valid_public_id(candidate) else None
 
 
 def redacted_key_text(text: str) -> str | None:
-    """A pasted key as it may be shown back (in a search box, a message): its public form
-    (`u_<id>`, `org_<id>`) when the text carried a secret too; None when there is nothing to
-    hide (no key, or a key without its secret)."""
-    public_id = public_id_from_pasted(text)
-    if public_id is None:
+    """A pasted key as it may be shown back (in a search box, a message, a title): its public
+    form (`u_<id>`, `org_<id>`) whenever the text holds a key and anything besides it (a secret,
+    a header name, quotes), since whatever surrounds a key may be its secret. None when there
+    is nothing to hide (no key, or exactly a key's public form)."""
+    found = _pasted_key(text)
+    if found is None:
         return None
-    value = text.strip()
-    prefix = ORG_KEY_PREFIX if value.startswith(ORG_KEY_PREFIX + "_") else USER_KEY_PREFIX
-    shown = f"{prefix}_{public_id}"
-    if value.lower() in (public_id, shown):
+    shown = f"{found[0]}_{found[1]}"
+    if text.strip() == shown:
         return None
     return shown
 

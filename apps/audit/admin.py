@@ -4,6 +4,7 @@ never edited, so the admin offers no add, change or delete."""
 from django.contrib import admin
 
 from apps.audit.models import AuditEntry
+from apps.orgs.console_base import badged_list_display
 
 
 @admin.register(AuditEntry)
@@ -34,6 +35,10 @@ class AuditEntryAdmin(admin.ModelAdmin):
     ordering = ["-occurred_at"]
     readonly_fields = [field.name for field in AuditEntry._meta.fields]
     show_full_result_count = False
+
+    def get_list_display(self, request):  # type: ignore[no-untyped-def]
+        # Moments in the viewer's zone (static/console/localtime.js), as on the other lists.
+        return badged_list_display(self.model, super().get_list_display(request))
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

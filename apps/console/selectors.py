@@ -199,5 +199,7 @@ def dashboard(*, org_ids: list[Any] | None) -> Dashboard:
         )
 
     if org_ids is None:
-        board.backups_enabled, board.last_backup, board.backups_url = _last_backup()
+        installed, board.last_backup, board.backups_url = _last_backup()
+        # "Back up now" is offered only when a backup can actually start.
+        board.backups_enabled = installed and bool(getattr(settings, "BACKUP_ENABLED", False))
     return board

@@ -79,6 +79,8 @@ class ConsoleAdminSite(admin.AdminSite):
             "title": f"Search: {raw.strip()}" if term else "Search",
             "query": raw.strip(),
             "results": results,
+            "searched": bool(term),
+            "min_length": search.MIN_TERM_LENGTH,
         }
         return TemplateResponse(request, "admin/console/search.html", context)
 

@@ -58,7 +58,8 @@ class ValuesPerLineField(forms.CharField):
         kwargs.setdefault(
             "help_text",
             f"One value per line (a CNAME takes exactly one); at most {names.MAX_VALUES} values "
-            f"of at most {names.MAX_VALUE_CHARS} characters each.",
+            f"of at most {names.MAX_VALUE_CHARS} characters each. Spaces around a line are "
+            "dropped, except in TXT values, which are kept exactly as typed.",
         )
         super().__init__(strip=False, **kwargs)
 
@@ -69,12 +70,14 @@ class ValuesPerLineField(forms.CharField):
 
     def to_python(self, value: Any) -> Any:
         text = super().to_python(value) or ""
-        if text.lstrip().startswith("["):
+        if text.strip().startswith("[") and text.strip().endswith("]"):
+            # A JSON list only when it is the whole content, and a list of strings: a TXT line
+            # that merely starts with "[" is a value like any other.
             try:
                 parsed = json.loads(text)
             except ValueError:
                 parsed = None
-            if isinstance(parsed, list):
+            if isinstance(parsed, list) and all(isinstance(item, str) for item in parsed):
                 return parsed
         return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
 
@@ -90,6 +93,15 @@ class RecordSetForm(ConsoleModelForm):
         required=False,
         help_text=f"Seconds, {names.MIN_TTL} to {names.MAX_TTL}; empty: {names.DEFAULT_TTL}.",
     )
+
+    def clean_values(self) -> Any:
+        # Stray spaces around an address or a name are typing noise (and would be refused);
+        # in a TXT value they may be meant, so TXT lines are kept as typed.
+        values = self.cleaned_data.get("values")
+        rtype = self.cleaned_data.get("type") or getattr(self.instance, "type", "")
+        if not isinstance(values, list) or str(rtype).upper() == RecordSet.Type.TXT:
+            return values
+        return [value.strip() if isinstance(value, str) else value for value in values]
 
 
 RECORD_FIELDS = ("name", "type", "ttl", "values")

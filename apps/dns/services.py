@@ -230,6 +230,12 @@ def domain_update(*, domain: Domain, changes: Mapping[str, Any]) -> Domain:
     renamed = "domain_name" in changes and _domain_rename(domain, changes["domain_name"])
     if _domain_rebind(domain, changes) or renamed:
         domain.status, domain.last_error, domain.zone_name = Domain.Status.PENDING, "", ""
+        # Its plans were read from the old zone, name or account.
+        DNSPlan.objects.filter(domain_id=domain.pk, status=DNSPlan.Status.OPEN).update(
+            status=DNSPlan.Status.STALE,
+            error="the domain's zone, credential or name changed since the plan",
+            updated_at=timezone.now(),
+        )
     if "status" in changes:
         domain.status = changes["status"]
         if domain.status == Domain.Status.PENDING:
@@ -415,7 +421,7 @@ def record_set_create(
     )
     record.fingerprint = _fingerprint_for(domain, record)
     record.save()
-    _plans_mark_stale(domain.pk)
+    _record_sets_changed(domain)
     # Read before the insert (with the locks): a run that finishes before this commit without
     # seeing the new record set leaves it `pending`, which the schedule picks up.
     domain_reconcile_enqueue(domain=domain, active=active)
@@ -459,7 +465,7 @@ def record_set_update(*, record_set: RecordSet, changes: Mapping[str, Any]) -> R
         record.status, record.last_error = RecordSet.Status.PENDING, ""
     record.fingerprint = _fingerprint_for(domain, record)
     record.save()
-    _plans_mark_stale(domain.pk)
+    _record_sets_changed(domain)
     domain_reconcile_enqueue(domain=domain)
     return record
 
@@ -473,7 +479,7 @@ def record_set_delete(*, record_set: RecordSet) -> None:
     domain = _shared_domain(record_set.domain_id)
     cluster_release_references(record_set=record_set)
     record_set.delete()
-    _plans_mark_stale(domain.pk)
+    _record_sets_changed(domain)
     domain_reconcile_enqueue(domain=domain)
 
 
@@ -594,6 +600,25 @@ def _plans_mark_stale(
         error="the record sets changed since the plan",
         updated_at=now,
     )
+
+
+def _zone_plans_mark_stale(zone_id: str, *, error: str = "the zone changed since the plan") -> int:
+    """Mark stale every open plan read from `zone_id`, whichever domain it is for: after
+    changes were sent to the zone (a reconcile or a purge), or when a domain's zone, credential
+    or name changed. A plan being applied is `applying`, not open, so it is left alone."""
+    if not zone_id:
+        return 0
+    return DNSPlan.objects.filter(domain__zone_id=zone_id, status=DNSPlan.Status.OPEN).update(
+        status=DNSPlan.Status.STALE, error=error, updated_at=timezone.now()
+    )
+
+
+def _record_sets_changed(domain: Domain) -> int:
+    """After a write to the domain's record sets: mark stale the open plans that would now write
+    something else (their wanted digest differs). A status-only PATCH or an edit to the same
+    values leaves what a plan writes, and so the plan, as it was."""
+    desired = reconcile.wanted_digest(_wanted(domain, _domain_records(domain)))
+    return _plans_mark_stale(domain.pk, desired_digest=desired)
 
 
 def domain_plan_create(*, domain: Domain) -> DNSPlan:
@@ -738,6 +763,9 @@ def _apply(
         for change in (change for piece in pieces for change in piece):
             log(change.log_line())
         calls += _send(client, zone_id, pieces, f"batch {index}/{len(batches)}", log, failures)
+    if calls:
+        # The zone now differs from what every open plan of it was read from.
+        _zone_plans_mark_stale(zone_id)
     return failures, calls
 
 

@@ -421,10 +421,12 @@ def _part_field(group: str, spec: registry.FieldSpec, *, secret: bool) -> forms.
         help_text += "; exactly 20 letters or digits"
     elif spec.name == "arn":
         help_text += "; an ARN (arn:...), 11 to 2047 characters"
-    widget = (
-        forms.PasswordInput(render_value=False)
+    # The browser must neither fill in the operator's own saved login (a username next to a
+    # password field looks like a sign-in form) nor offer to save a cloud secret as one.
+    widget: forms.Widget = (
+        forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
         if secret and spec.name not in _PLAIN_SECRET_PARTS
-        else forms.TextInput()
+        else forms.TextInput(attrs={"autocomplete": "off"} if secret else None)
     )
     return forms.CharField(
         required=False, strip=False, widget=widget, label=spec.name, help_text=help_text

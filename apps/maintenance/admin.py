@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_POST
 from apps.core.api.errors import APIError
 from apps.maintenance import services
 from apps.maintenance.models import Backup
+from apps.orgs.console_base import badged_list_display
 
 
 @admin.register(Backup)
@@ -37,8 +39,15 @@ class BackupAdmin(admin.ModelAdmin):
         )
         return [now, *super().get_urls()]
 
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # Status as a badge and moments in the viewer's zone, as on the org-scoped lists.
+        return badged_list_display(self.model, super().get_list_display(request))
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        context = {**(extra_context or {}), "can_back_up": request.user.is_superuser}
+        context = {
+            **(extra_context or {}),
+            "can_back_up": request.user.is_superuser and settings.BACKUP_ENABLED,
+        }
         return super().changelist_view(request, context)
 
     def backup_now_view(self, request: HttpRequest) -> HttpResponse:

@@ -44,6 +44,7 @@ from django.urls import Resolver404, resolve
 from django.utils.html import format_html
 from rest_framework import serializers
 
+from apps.accounts import tokens
 from apps.core.api.errors import APIError
 from apps.core.permissions import Perm, role_allows
 from apps.orgs.models import Membership, Organization
@@ -514,6 +515,17 @@ class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):
             if org_id is not None and self.org_field == "organization":
                 queryset = queryset.filter(organization_id=org_id)
         return super().get_search_results(request, queryset, search_term)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        """Any list's search box: a pasted API key (with its secret, a header name, quotes) is
+        searched again by its public form, so the secret leaves the address bar and is never
+        rendered back in the title, the box or a link, nor reaches a query."""
+        shown = tokens.redacted_key_text(request.GET.get("q", ""))
+        if shown is not None:
+            query = request.GET.copy()
+            query["q"] = shown
+            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+        return super().changelist_view(request, extra_context)
 
     def changeform_view(
         self,

@@ -1,6 +1,6 @@
-// A new credential's page: of the per-kind groups of secret and scope fields, show only the ones
-// of the secret kind and scope kind picked above (without scripts every group shows, and the
-// form still uses only the picked kinds' fields).
+// A new credential's page: of the per-kind groups of secret and scope fields, show and send only
+// the ones of the secret kind and scope kind picked above (without scripts every group shows, and
+// the server refuses a part typed for a kind other than the picked one, on that part's field).
 "use strict";
 (function () {
   const follow = (selectId, group) => {
@@ -13,7 +13,12 @@
         const prefix = "ag-" + group + "-";
         const mine = [...fieldset.classList].find((name) => name.startsWith(prefix));
         if (mine) {
-          fieldset.hidden = mine !== prefix + select.value;
+          const other = mine !== prefix + select.value;
+          // Another kind's fields are disabled, so they are not sent: a value typed before
+          // switching kinds cannot be refused on a field nobody sees. A group holding an error
+          // from the server stays in sight, so the refusal is never hidden.
+          fieldset.disabled = other;
+          fieldset.hidden = other && !fieldset.querySelector(".errorlist");
         }
       });
     };

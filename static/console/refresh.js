@@ -11,8 +11,16 @@
   }
   const seconds = 10;
   let touched = false;
-  document.addEventListener("input", () => { touched = true; });
-  document.addEventListener("change", () => { touched = true; });
+  const touch = () => { touched = true; };
+  document.addEventListener("input", touch);
+  document.addEventListener("change", touch);
+  // Focusing a field (a search box, a filter, a row's checkbox) is the start of typing: a
+  // reload in the next instant would throw away what is being entered.
+  document.addEventListener("focusin", (event) => {
+    if (event.target.closest && event.target.closest("input, select, textarea, button")) {
+      touch();
+    }
+  });
   const indicator = document.createElement("p");
   indicator.id = "ag-refreshing";
   indicator.className = "help";
@@ -21,12 +29,26 @@
   if (content) {
     content.insertBefore(indicator, content.firstChild);
   }
-  window.setTimeout(() => {
-    const selection = window.getSelection ? String(window.getSelection()) : "";
-    if (!touched && !selection && document.visibilityState !== "hidden") {
-      window.location.reload();
-    } else {
-      indicator.textContent = "Something is running: refresh the page to see its progress.";
+  const stop = () => {
+    indicator.textContent = "Something is running: refresh the page to see its progress.";
+  };
+  let timer = null;
+  const arm = () => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => {
+      const selection = window.getSelection ? String(window.getSelection()) : "";
+      if (touched || selection) {
+        stop();
+      } else if (document.visibilityState !== "hidden") {
+        window.location.reload();
+      }
+      // A hidden tab is not reloaded; it is re-armed when it is shown again (below).
+    }, seconds * 1000);
+  };
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && !touched) {
+      arm();
     }
-  }, seconds * 1000);
+  });
+  arm();
 })();

@@ -154,3 +154,18 @@ def test_the_providers_continue_page_has_the_consoles_look_and_keeps_its_post(db
     assert "Location" not in response
     # Without the page's CSRF token the POST is refused, so another site cannot start it.
     assert client.post("/accounts/oidc/google/login/?next=/admin/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("path", "heading"),
+    [
+        ("/accounts/3rdparty/login/cancelled/", 'id="sso-cancelled"'),
+        ("/accounts/3rdparty/login/error/", 'id="sso-error"'),
+    ],
+)
+def test_the_providers_cancelled_and_error_pages_have_the_consoles_look(db, path, heading):
+    response = Client().get(path)
+    page = response.content.decode()
+    assert heading in page
+    assert "Autoglue console" in page and "console/console.css" in page
+    assert 'href="/admin/login/"' in page

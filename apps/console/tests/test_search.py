@@ -11,6 +11,7 @@ from apps.accounts import services as account_services
 from apps.accounts.models import APIKey
 from apps.accounts.tests.factories import UserFactory
 from apps.clusters.tests.factories import ClusterFactory
+from apps.console.tests.support import job_run
 from apps.infrastructure.tests.factories import ServerFactory
 from apps.orgs.models import Membership
 from apps.orgs.tests.admin_support import console_for, staff_of
@@ -208,3 +209,84 @@ def test_badges_colour_statuses_and_mark_only_work_under_way_as_active():
     assert 'class="ag-badge ag-badge-busy ag-badge-active"' in status_badge("running")
     assert 'class="ag-badge ag-badge-busy"' in status_badge("pending")
     assert "<script>" not in status_badge("<script>")
+
+
+PASTED_FORMS = {
+    "capital U": lambda plain, pid, secret: f"U_{pid}_{secret}",
+    "quoted": lambda plain, pid, secret: f'"{plain}"',
+    "as a bearer header": lambda plain, pid, secret: f"Bearer {plain}",
+    "id and secret split by a tab": lambda plain, pid, secret: f"u_{pid}\t{secret}",
+    "as a header line with its secret": lambda plain, pid, secret: (
+        f"X-Org-Key: u_{pid}\nX-Org-Secret: {secret}"
+    ),
+}
+
+
+@pytest.mark.parametrize("form", list(PASTED_FORMS))
+def test_a_key_pasted_in_any_wrapping_is_redirected_to_its_public_form(leaked, form):
+    public_id = leaked.key.public_id
+    secret = leaked.plain.split("_", 2)[2]
+    pasted = PASTED_FORMS[form](leaked.plain, public_id, secret)
+    root = console_for(UserFactory(is_admin=True))
+    first = root.get(SEARCH, {"q": pasted})
+    assert first.status_code == 302
+    assert first["Location"] == f"{SEARCH}?q=u_{public_id}"
+    response = root.get(first["Location"], follow=True)
+    assert response.redirect_chain[-1][0] == f"/admin/accounts/apikey/{leaked.key.pk}/change/"
+    assert secret not in response.content.decode()
+
+
+def test_an_org_key_header_paste_is_shown_only_by_its_public_form(org):
+    owner = staff_of(org, "owner", "olivia@acme.example")
+    created = account_services.api_key_create_for_org(organization=org, name="ci")
+    pasted = f"X-Org-Key: {created.plain}\tX-Org-Secret: {created.secret}"
+    first = console_for(owner).get(SEARCH, {"q": pasted})
+    assert first["Location"] == f"{SEARCH}?q={created.plain}"
+
+
+def test_any_list_search_drops_a_pasted_secret(alice, org, leaked):
+    secret = leaked.plain.split("_", 2)[2]
+    response = console_for(alice).get(
+        "/admin/infrastructure/server/", {"q": f"Bearer {leaked.plain}", "o": "1"}
+    )
+    assert response.status_code == 302
+    assert secret not in response["Location"]
+    assert f"q=u_{leaked.key.public_id}" in response["Location"]
+
+
+def test_every_console_page_loads_the_script_that_strips_a_secret_before_submitting(alice):
+    page = console_for(alice).get("/admin/").content.decode()
+    assert "console/search_form.js" in page
+
+
+def test_a_one_character_term_searches_nothing_and_says_why(alice, org):
+    ServerFactory(organization=org, hostname="a-1")
+    response = console_for(alice).get(SEARCH, {"q": "a"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="ag-search-short"' in page and "a-1" not in page
+
+
+def test_a_kind_with_many_matches_says_ten_plus_instead_of_counting(alice, org):
+    for number in range(12):
+        ServerFactory(organization=org, hostname=f"edge-{number:02}")
+    page = console_for(alice).get(SEARCH, {"q": "edge-"}).content.decode()
+    assert "Servers (10+)" in page
+    assert "All matching servers" in page
+
+
+def test_job_runs_are_found_by_id_or_subject_name_never_by_their_error_text(alice, org):
+    server = ServerFactory(organization=org, hostname="edge-7")
+    run = job_run(
+        kind="server_bootstrap",
+        organization_id=org.pk,
+        subject_type="server",
+        subject_id=server.pk,
+        error="connection to edge-9 refused",
+    )
+    console = console_for(alice)
+    by_id = console.get(SEARCH, {"q": str(run.pk)})
+    assert by_id["Location"] == f"/admin/jobs/jobrun/{run.pk}/change/"
+    assert "Job runs (1)" in console.get(SEARCH, {"q": "edge-7"}).content.decode()
+    by_error = console.get(SEARCH, {"q": "edge-9"}).content.decode()
+    assert 'id="ag-search-empty"' in by_error and str(run.pk) not in by_error

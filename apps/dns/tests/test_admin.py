@@ -265,6 +265,25 @@ def test_a_plan_made_stale_by_a_record_set_change_is_marked_stale_at_once(alice,
     assert plan.error == "the record sets changed since the plan"
 
 
+def test_a_record_set_edit_that_changes_nothing_a_plan_writes_leaves_the_plan_open(
+    alice, pending_domain
+):
+    record = services.record_set_create(
+        domain=pending_domain, name="www", type="A", values=["192.0.2.5"]
+    )
+    alice.post(_plan_url(pending_domain))
+    plan = DNSPlan.objects.get(domain=pending_domain)
+
+    services.record_set_update(record_set=record, changes={"status": "failed"})
+    services.record_set_update(record_set=record, changes={"values": ["192.0.2.5"]})
+    plan.refresh_from_db()
+    assert plan.status == DNSPlan.Status.OPEN
+
+    services.record_set_update(record_set=record, changes={"ttl": 60})
+    plan.refresh_from_db()
+    assert plan.status == DNSPlan.Status.STALE
+
+
 def test_a_new_plan_supersedes_an_open_one_computed_from_an_older_zone(
     alice, pending_domain, route53
 ):
@@ -470,6 +489,31 @@ def test_record_values_are_typed_one_per_line_and_saved_as_the_apis_list(alice, 
     page = alice.get(f"/admin/dns/recordset/{record.pk}/change/").content.decode()
     assert "192.0.2.1\n192.0.2.2</textarea>" in page
     assert "One value per line" in page
+
+
+def _add_record(alice, org, domain, name, rtype, values):
+    return alice.post(
+        "/admin/dns/recordset/add/",
+        {
+            "organization": str(org.pk),
+            "domain": str(domain.pk),
+            "name": name,
+            "type": rtype,
+            "values": values,
+        },
+    )
+
+
+def test_spaces_around_a_line_are_dropped_except_in_txt_values(alice, org):
+    domain = DomainFactory(organization=org, credential=_route53(org), domain_name="acme.example")
+
+    spaced = _add_record(alice, org, domain, "www", "A", "  192.0.2.1 \r\n\t192.0.2.2\r\n")
+    txt = _add_record(alice, org, domain, "note", "TXT", "hello world \n[not json")
+
+    assert spaced.status_code == 302, form_errors(spaced)
+    assert RecordSet.objects.get(name="www").values == ["192.0.2.1", "192.0.2.2"]
+    assert txt.status_code == 302, form_errors(txt)
+    assert RecordSet.objects.get(name="note").values == ["hello world ", "[not json"]
 
 
 def test_a_value_the_api_refuses_is_refused_on_its_line(alice, org):

@@ -354,3 +354,39 @@ def test_a_record_set_route53_refuses_fails_alone_not_with_its_whole_batch(
         assert route53.values(zone, f"{record.name}.example.com", "A") == record.values
     # Halving the refused batch finds the bad name in a handful of calls, not one per name.
     assert route53.proxy.calls["ChangeResourceRecordSets"] <= 8
+
+
+def test_changes_sent_to_a_zone_make_open_plans_of_its_other_domains_stale(
+    domain, route53, zone, api, route53_credential
+):
+    sibling = services.domain_create(
+        organization_id=domain.organization_id,
+        domain_name="dev.example.com",
+        credential_id=str(route53_credential.pk),
+        zone_id=zone,
+    )
+    assert run_reconciles() == ["succeeded"]
+    sibling.refresh_from_db()
+    sibling_plan = services.domain_plan_create(domain=sibling)
+    assert sibling_plan.status == "open"
+
+    add_record(api, domain, name="api", type="A", values=["203.0.113.10"])
+    assert run_reconciles() == ["succeeded"]
+    assert route53.values(zone, "api.example.com", "A") == ["203.0.113.10"]
+
+    sibling_plan.refresh_from_db()
+    assert sibling_plan.status == "stale"
+    assert sibling_plan.error == "the zone changed since the plan"
+    response = api.post(f"/api/v1/dns/plans/{sibling_plan.pk}/apply")
+    assert response.status_code == 409 and response.json()["code"] == "plan_stale"
+
+
+def test_moving_a_domain_to_another_zone_makes_its_open_plan_stale(domain, route53, api):
+    plan = services.domain_plan_create(domain=domain)
+    other_zone = route53.create_zone("example.com")
+    response = api.patch(f"/api/v1/dns/domains/{domain.pk}", {"zone_id": other_zone}, format="json")
+    assert response.status_code == 200, response.json()
+    plan.refresh_from_db()
+    assert plan.status == "stale"
+    response = api.post(f"/api/v1/dns/plans/{plan.pk}/apply")
+    assert response.status_code == 409 and response.json()["code"] == "plan_stale"

@@ -2,6 +2,7 @@
 material, the services' rules on every save, role-checked and logged actions."""
 
 import json
+import re
 
 import pytest
 from django.contrib.admin.models import ADDITION, LogEntry
@@ -352,6 +353,17 @@ def test_the_add_page_offers_kinds_and_scope_kinds_as_labelled_choices(alice):
     assert 'name="secret__token"' in page and 'name="scope__arn"' in page
     assert "exactly 20 letters or digits" in page  # the registry's rule, as help text
     assert "console/credential_form.js" in page
+
+
+def test_the_browser_neither_fills_in_nor_offers_to_save_credential_secrets(alice):
+    page = alice.get("/admin/infrastructure/credential/add/").content.decode()
+    for name in ("secret__secret_access_key", "secret__token"):
+        tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+        assert tag is not None and 'type="password"' in tag.group(0), name
+        assert 'autocomplete="new-password"' in tag.group(0), name
+    for name in ("secret__access_key_id", "secret__username", "secret__client_id"):
+        tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+        assert tag is not None and 'autocomplete="off"' in tag.group(0), name
 
 
 def test_an_api_token_credential_is_assembled_from_its_own_field(alice, org):

@@ -66,9 +66,12 @@ def maintenance_tick(*, kind: str, schedule_name: str = "") -> JobRun | None:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_id(kind)])
+        # Only scheduled runs take a tick: a manual "Back up now" (payload scheduled=False),
+        # failed or not, must not cancel the next scheduled backup.
         taken = JobRun.objects.filter(
             kind=kind,
             subject_id=tick_subject(kind),
+            payload__scheduled=True,
             queued_at__gt=timezone.now() - spacing,
         ).exists()
         if taken:

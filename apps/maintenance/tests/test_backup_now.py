@@ -7,6 +7,8 @@ import pytest
 from django.test import Client
 
 from apps.accounts.tests.factories import UserFactory
+from apps.audit import events
+from apps.audit.services import audit_record
 from apps.jobs.models import JobRun
 from apps.jobs.tests.support import run_queued
 from apps.maintenance.models import Backup
@@ -57,9 +59,29 @@ def test_back_up_now_with_backups_off_is_refused_with_a_message(root, settings):
     assert not JobRun.objects.filter(kind="backup").exists()
 
 
+def test_back_up_now_is_not_offered_while_backups_are_off(root, settings):
+    settings.BACKUP_ENABLED = True
+    assert 'id="dash-backup-now"' in root.get("/admin/").content.decode()
+    assert 'id="backup-now"' in root.get("/admin/maintenance/backup/").content.decode()
+    settings.BACKUP_ENABLED = False
+    assert 'id="dash-backup-now"' not in root.get("/admin/").content.decode()
+    assert 'id="backup-now"' not in root.get("/admin/maintenance/backup/").content.decode()
+
+
 def test_back_up_now_is_a_post_only_for_platform_admins(root, org):
     assert root.get(NOW).status_code == 405
     owner = console_for(staff_of(org, "owner", "olivia@acme.example"))
     assert owner.post(NOW).status_code in (302, 403)
     assert 'id="dash-backup-now"' not in owner.get("/admin/").content.decode()
     assert not JobRun.objects.filter(kind="backup").exists()
+
+
+def test_the_backup_and_audit_lists_show_moments_in_the_viewers_zone(root, org):
+    Backup.objects.create(
+        status=Backup.Status.SUCCEEDED, bucket="b", object_key="backups/one.dump", key_id="k1"
+    )
+    audit_record(event=events.RESOURCE_UPDATE, organization_id=org.pk)
+    backups = root.get("/admin/maintenance/backup/").content.decode()
+    audit = root.get("/admin/audit/auditentry/").content.decode()
+    assert '<time datetime="' in backups and 'data-status="succeeded"' in backups
+    assert '<time datetime="' in audit

@@ -122,6 +122,17 @@ def test_backup_ticks_do_nothing_while_backups_are_disabled(settings):
     assert not JobRun.objects.filter(kind="backup").exists()
 
 
+def test_a_manual_backup_just_before_a_tick_does_not_cancel_the_scheduled_backup(settings):
+    settings.BACKUP_ENABLED = True
+    manual = services.backup_start_now()
+    JobRun.objects.filter(pk=manual.pk).update(status=JobRun.Status.FAILED)
+    scheduled = services.maintenance_tick(kind="backup")
+    assert scheduled is not None
+    assert scheduled.payload == {"scheduled": True}
+    # The scheduled run still takes its tick: a second beat's tick does nothing.
+    assert services.maintenance_tick(kind="backup") is None
+
+
 def test_the_beat_task_queues_the_job_it_names():
     result = tasks.tick.apply(args=["refresh_token_purge"]).get()
     assert _scheduled("refresh_token_purge").get().pk.hex == result.replace("-", "")
