@@ -19,11 +19,13 @@ from apps.clusters.tests.factories import (
 )
 from apps.core.api.viewsets import OrgScopedViewSet
 from apps.dns.tests.factories import DomainFactory, RecordSetFactory
+from apps.groupsync.tests.factories import GroupRoleMappingFactory
 from apps.infrastructure.tests.factories import (
     CredentialFactory,
     LoadBalancerFactory,
     ServerFactory,
 )
+from apps.webhooks.services import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 
@@ -205,6 +207,20 @@ def _patch_routes() -> dict[str, tuple]:
             lambda o: f"dns/records/{o.pk}",
             {"ttl": 600},
             "ttl",
+        ),
+        "group-mappings": (
+            GroupRoleMappingFactory,
+            lambda o: f"group-mappings/{o.pk}",
+            {"role": "viewer"},
+            "role",
+        ),
+        "webhooks": (
+            lambda organization: webhook_endpoint_create(
+                organization=organization, url="https://hooks.example.com/autoglue"
+            )[0],
+            lambda o: f"webhooks/{o.pk}",
+            {"description": "b"},
+            "description",
         ),
     }
 
