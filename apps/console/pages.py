@@ -86,12 +86,15 @@ class Row:
     detail: str = ""
     obj: Any = None
     children: list[Row] = field(default_factory=list)
+    # When it happened, shown after the label in the viewer's time zone (`{% local_time %}`).
+    when: Any = None
 
 
 def _job_rows(jobs: list[JobRun]) -> list[Row]:
     return [
         Row(
-            label=f"{job.kind} · {job.queued_at:%Y-%m-%d %H:%M:%S} UTC",
+            label=job.kind,
+            when=job.queued_at,
             url=job_url(job.pk),
             status=job.status,
             detail=job.error[:200],
@@ -202,7 +205,8 @@ def cluster_page(cluster: Cluster) -> dict[str, Any]:
         "metadata": list(cluster.metadata.filter(organization_id=org_id).order_by("key")),
         "runs": [
             Row(
-                label=f"{run.action} · {run.created_at:%Y-%m-%d %H:%M:%S} UTC",
+                label=run.action,
+                when=run.created_at,
                 url=job_url(run.job_id),
                 status=run.status,
                 detail=run.error[:200],

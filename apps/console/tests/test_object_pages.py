@@ -5,6 +5,7 @@ values; and the job page's status and log download."""
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import pytest
@@ -78,6 +79,20 @@ def test_a_cluster_page_shows_its_bastion_pools_servers_attachments_metadata_and
     assert "worker-1" in html and "worker-2" in html and "team" in html and "platform" in html
     assert "upgrade" in html and f"cancel-run-{stack['run'].pk}" in html
     assert 'id="run-action"' in html
+
+
+def test_object_pages_give_run_times_and_the_last_reconcile_as_local_time_elements(console, stack):
+    """The times on object pages are `<time datetime="…Z">` elements, which localtime.js shows
+    in the viewer's time zone with the zone named (as the lists do)."""
+    cluster, domain = stack["cluster"], stack["domain"]
+    run = stack["run"]
+    Domain = type(domain)
+    Domain.objects.filter(pk=domain.pk).update(last_reconciled_at=run.created_at)
+    page = console.get(f"/admin/clusters/cluster/{cluster.pk}/change/").content.decode()
+    stamp = run.created_at.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+    assert f'<time datetime="{stamp}">' in page
+    page = console.get(f"/admin/dns/domain/{domain.pk}/change/").content.decode()
+    assert f'<time datetime="{stamp}">' in page
 
 
 def _queries(client, url: str) -> int:
