@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Count, Min
 
 from apps.jobs.models import JobLog, JobRun, ScheduleSuccess
@@ -104,6 +105,27 @@ def oldest_waiting_by_queue() -> dict[str, datetime]:
         .annotate(oldest=Min("queued_at"))
     )
     return dict(rows)
+
+
+def queues_with_waiting_runs(queues: list[str], *, timeout_ms: int = 500) -> set[str]:
+    """Which of `queues` hold a run waiting for a worker: one indexed EXISTS per queue, each
+    cut off after `timeout_ms` (readiness must stay quick on a slow database; a timeout raises
+    and the caller says "unavailable")."""
+    waiting = [JobRun.Status.QUEUED, JobRun.Status.RETRYING]
+    found: set[str] = set()
+    with transaction.atomic(), connection.cursor() as cursor:
+        # SET LOCAL: the limit ends with this transaction (or savepoint's outer transaction,
+        # so it is put back explicitly below).
+        cursor.execute("SELECT current_setting('statement_timeout')")
+        previous = cursor.fetchone()[0]
+        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
+        try:
+            for queue in queues:
+                if JobRun.objects.filter(queue=queue, status__in=waiting).exists():
+                    found.add(queue)
+        finally:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+    return found
 
 
 def schedule_successes() -> dict[str, datetime]:

@@ -40,6 +40,16 @@ def consumers():
     client.close()
 
 
+@pytest.fixture
+def operator(member):
+    """A signed-in console session (readyz shows it which queue lacks a worker)."""
+    from django.test import Client
+
+    session = Client()
+    session.force_login(member)
+    return session
+
+
 def _scrape(client) -> dict:
     response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200
@@ -132,14 +142,14 @@ def test_a_failed_scheduled_run_is_no_success(client, metrics_on, settings):
     )
 
 
-def test_readyz_names_a_queue_with_work_and_no_consumer(anon, consumers, client, metrics_on):
+def test_readyz_names_a_queue_with_work_and_no_consumer(operator, consumers, client, metrics_on):
     JobRunFactory(queue="ssh", kind="bootstrap_bastion", status=JobRun.Status.QUEUED)
     broker.consumer_beat(queues=["default", "maintenance"], hostname="worker@a")
 
-    body = anon.get("/api/v1/readyz").json()
+    body = operator.get("/api/v1/readyz").json()
     families = _scrape(client)
 
-    assert anon.get("/api/v1/readyz").status_code == 200
+    assert operator.get("/api/v1/readyz").status_code == 200
     assert body["status"] == "degraded"
     assert body["checks"]["queues"] == "no consumer: ssh"
     assert _value(families, "autoglue_queue_consumers", queue="ssh") == 0
@@ -156,6 +166,54 @@ def test_readyz_is_ok_once_a_worker_consumes_the_queue(anon, consumers):
         "status": "ok",
         "checks": {"database": "ok", "broker": "ok", "queues": "ok"},
     }
+
+
+def test_anonymous_readyz_says_degraded_without_naming_the_queue(anon, consumers):
+    JobRunFactory(queue="ssh", kind="bootstrap_bastion", status=JobRun.Status.QUEUED)
+    broker.consumer_beat(queues=["default", "maintenance"], hostname="worker@a")
+
+    body = anon.get("/api/v1/readyz").json()
+
+    assert body["status"] == "degraded"
+    assert body["checks"]["queues"] == "degraded"
+
+
+def test_readyz_reuses_its_queue_verdict_instead_of_querying_on_every_probe(
+    anon, consumers, django_assert_max_num_queries
+):
+    broker.consumer_beat(queues=["default", "maintenance"], hostname="worker@a")
+    assert anon.get("/api/v1/readyz").json()["checks"]["queues"] == "ok"
+    JobRunFactory(queue="ssh", kind="bootstrap_bastion", status=JobRun.Status.QUEUED)
+
+    # Only the database check's SELECT 1 per probe: the verdict comes from the cache.
+    with django_assert_max_num_queries(5):
+        for _ in range(5):
+            assert anon.get("/api/v1/readyz").json()["checks"]["queues"] == "ok"
+
+
+def test_readyz_queue_check_gives_up_quickly_when_the_job_table_is_locked(anon, consumers):
+    import time
+
+    import psycopg
+    from django.db import connection
+
+    broker.consumer_beat(queues=["default", "maintenance"], hostname="worker@a")
+    db = connection.settings_dict
+    other = psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432
+    )
+    try:
+        other.execute("LOCK TABLE jobs_jobrun IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        response = anon.get("/api/v1/readyz")
+        elapsed = time.monotonic() - started
+    finally:
+        other.rollback()
+        other.close()
+
+    assert elapsed < 3
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
 
 
 def test_a_broken_audit_chain_shows_in_the_metrics_after_verification(client, metrics_on, org):
