@@ -46,6 +46,10 @@ class JobKind:
     # whenever a run ends other than `succeeded` (it failed, timed out, was canceled, or its
     # worker died), so the subject (a server, a cluster run) never stays "provisioning".
     on_failure: str = ""
+    # The periodic schedule (django-celery-beat row name) that a successful run of this kind
+    # counts for, whoever started the run (a tick or an admin): the metric
+    # `autoglue_schedule_last_success_timestamp_seconds` is fed from here, never from a payload.
+    schedule: str = ""
 
     @property
     def timeout_seconds(self) -> int:
@@ -65,6 +69,17 @@ _KINDS: dict[str, JobKind] = {}
 def register(kind: JobKind) -> JobKind:
     _KINDS[kind.name] = kind
     return kind
+
+
+def schedule_of(name: str) -> str:
+    """The schedule a successful run of kind `name` counts for ("" for none, or unknown)."""
+    kind = _KINDS.get(name)
+    return kind.schedule if kind else ""
+
+
+def schedules() -> set[str]:
+    """Every schedule a registered kind counts for."""
+    return {kind.schedule for kind in _KINDS.values() if kind.schedule}
 
 
 def get(name: str) -> JobKind:

@@ -207,8 +207,11 @@ def job_finish(
             core_events.event_publish("job.ended", job=job)
     if ended:
         _announce_end(job)
-        schedule = (job.payload or {}).get("schedule")
-        if status == JobRun.Status.SUCCEEDED and isinstance(schedule, str) and schedule:
+        # The schedule comes from the kind's registration, not the payload: an admin-made run
+        # cannot claim freshness for a schedule it does not belong to, and a manual backup
+        # that succeeds is a fresh backup all the same.
+        schedule = registry.schedule_of(job.kind)
+        if status == JobRun.Status.SUCCEEDED and schedule:
             schedule_success_record(name=schedule, at=now)
     return bool(ended)
 

@@ -107,39 +107,103 @@ def test_requests_are_counted_by_route_pattern_not_path(client, metrics_on, api)
     assert any("servers" in route for route in routes)
 
 
+def _finish(kind: str, status: str, payload: dict | None = None) -> None:
+    job = services.job_enqueue(kind=kind, payload=payload or {})
+    job = services.job_claim(job_id=job.pk)
+    services.job_finish(job=job, status=status, error="" if status == "succeeded" else "boom")
+
+
+def _success(client, schedule: str) -> float | None:
+    return _value(
+        _scrape(client), "autoglue_schedule_last_success_timestamp_seconds", schedule=schedule
+    )
+
+
 def test_a_scheduled_run_that_succeeds_is_the_schedules_last_success(client, metrics_on, settings):
     settings.JOBS_PUBLISH = False
-    job = services.job_enqueue(
-        kind="vacuum", payload={"scheduled": True, "schedule": "maintenance-vacuum"}
-    )
-    job = services.job_claim(job_id=job.pk)
     before = timezone.now().timestamp()
-    services.job_finish(job=job, status=JobRun.Status.SUCCEEDED)
-
-    families = _scrape(client)
-    at = _value(
-        families,
-        "autoglue_schedule_last_success_timestamp_seconds",
-        schedule="maintenance-vacuum",
+    _finish(
+        "vacuum", JobRun.Status.SUCCEEDED, {"scheduled": True, "schedule": "maintenance-vacuum"}
     )
+
+    at = _success(client, "maintenance-vacuum")
     assert at is not None and at >= before - 1
+
+
+def test_a_manual_backup_that_succeeds_clears_backup_staleness(client, metrics_on, settings):
+    settings.JOBS_PUBLISH = False
+    _finish("backup", JobRun.Status.SUCCEEDED, {"scheduled": False})
+
+    assert _success(client, "maintenance-backup") is not None
+
+
+def test_a_run_cannot_claim_another_schedules_freshness_through_its_payload(
+    client, metrics_on, settings
+):
+    settings.JOBS_PUBLISH = False
+    _finish("vacuum", JobRun.Status.SUCCEEDED, {"schedule": "maintenance-backup"})
+    _finish("api_key_sweep", JobRun.Status.SUCCEEDED, {"schedule": "CANARY-made-up"})
+
+    assert _success(client, "maintenance-backup") is None
+    assert _success(client, "CANARY-made-up") is None
+    assert _success(client, "maintenance-vacuum") is not None
+
+
+def test_a_schedule_name_the_code_does_not_know_never_becomes_a_label(client, metrics_on):
+    services.schedule_success_record(name="CANARY-admin-row")
+
+    assert (
+        "CANARY-admin-row"
+        not in client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    )
 
 
 def test_a_failed_scheduled_run_is_no_success(client, metrics_on, settings):
     settings.JOBS_PUBLISH = False
-    job = services.job_enqueue(kind="vacuum", payload={"schedule": "maintenance-vacuum"})
-    job = services.job_claim(job_id=job.pk)
-    services.job_finish(job=job, status=JobRun.Status.FAILED, error="boom")
+    _finish("vacuum", JobRun.Status.FAILED, {"schedule": "maintenance-vacuum"})
 
-    families = _scrape(client)
-    assert (
-        _value(
-            families,
-            "autoglue_schedule_last_success_timestamp_seconds",
-            schedule="maintenance-vacuum",
-        )
-        is None
-    )
+    assert _success(client, "maintenance-vacuum") is None
+
+
+def test_a_dns_reconcile_job_that_succeeds_is_the_dns_reconcile_schedules_success(
+    client, metrics_on, settings
+):
+    settings.JOBS_PUBLISH = False
+    _finish("dns_reconcile", JobRun.Status.SUCCEEDED)
+
+    assert _success(client, "dns-reconcile") is not None
+
+
+class _Task:
+    def __init__(self, name: str, periodic_task_name: str = "") -> None:
+        self.name = name
+        self.request = type("R", (), {"periodic_task_name": periodic_task_name})()
+
+
+def test_ticks_that_only_queue_work_are_no_success_until_the_work_succeeds(client, metrics_on):
+    from apps.observability.apps import _schedule_task_succeeded
+
+    _schedule_task_succeeded(sender=_Task("dns.reconcile_tick", "dns-reconcile"), result=2)
+    _schedule_task_succeeded(sender=_Task("groupsync.sync", "groupsync-sync"), result=3)
+    _schedule_task_succeeded(sender=_Task("maintenance.tick", "maintenance-backup"), result=None)
+    assert _success(client, "dns-reconcile") is None
+    assert _success(client, "groupsync-sync") is None
+    assert _success(client, "maintenance-backup") is None
+
+    # Nothing to queue is a success of its own; so is an organization's sync.
+    _schedule_task_succeeded(sender=_Task("dns.reconcile_tick", "dns-reconcile"), result=0)
+    _schedule_task_succeeded(sender=_Task("groupsync.sync_organization"), result=None)
+    assert _success(client, "dns-reconcile") is not None
+    assert _success(client, "groupsync-sync") is not None
+
+
+def test_a_beat_task_records_its_own_schedule_whatever_row_name_beat_sent(client, metrics_on):
+    from apps.observability.apps import _schedule_task_succeeded
+
+    _schedule_task_succeeded(sender=_Task("jobs.reap", "CANARY-renamed-row"), result=None)
+
+    assert _success(client, "jobs-reap") is not None
+    assert _success(client, "CANARY-renamed-row") is None
 
 
 def test_readyz_names_a_queue_with_work_and_no_consumer(operator, consumers, client, metrics_on):
