@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Min
+from django.db.models import Count, Min, QuerySet
+from django.utils import timezone
 
 from apps.jobs.models import JobLog, JobRun, ScheduleSuccess
 
@@ -95,11 +96,17 @@ def job_run_counts() -> list[tuple[str, str, str, int]]:
     return [(queue, kind, status, n) for queue, kind, status, n in rows]
 
 
+def _due(runs: QuerySet[JobRun]) -> QuerySet[JobRun]:
+    """Leave out runs delayed to a time still to come (their message carries an ETA)."""
+    return runs.exclude(sent_at__gt=timezone.now())
+
+
 def oldest_waiting_by_queue() -> dict[str, datetime]:
     """When the oldest run still waiting for a worker (queued or retrying) was queued, per
-    queue with any."""
+    queue with any. A run delayed to a later time (`run_at`, sent_at in the future) is not
+    waiting for a worker yet and is left out."""
     rows = (
-        JobRun.objects.filter(status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING])
+        _due(JobRun.objects.filter(status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING]))
         .order_by()
         .values_list("queue")
         .annotate(oldest=Min("queued_at"))
@@ -121,7 +128,7 @@ def queues_with_waiting_runs(queues: list[str], *, timeout_ms: int = 500) -> set
         cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
         try:
             for queue in queues:
-                if JobRun.objects.filter(queue=queue, status__in=waiting).exists():
+                if _due(JobRun.objects.filter(queue=queue, status__in=waiting)).exists():
                     found.add(queue)
         finally:
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])

@@ -94,6 +94,20 @@ def test_job_gauges_count_the_runs_in_the_database(client, metrics_on, consumers
     assert _value(families, "autoglue_build_info") == 1
 
 
+def test_a_run_delayed_to_later_is_not_counted_as_waiting_too_long(client, metrics_on, consumers):
+    delayed = JobRunFactory(queue="ssh", kind="bootstrap_bastion", status=JobRun.Status.QUEUED)
+    JobRun.objects.filter(pk=delayed.pk).update(
+        queued_at=timezone.now() - timedelta(hours=2),
+        sent_at=timezone.now() + timedelta(hours=1),
+    )
+    broker.consumer_beat(queues=["default", "maintenance"], hostname="worker@a")
+
+    families = _scrape(client)
+
+    assert _value(families, "autoglue_job_oldest_queued_age_seconds", queue="ssh") == 0
+    assert client.get("/api/v1/readyz").json()["checks"]["queues"] == "ok"
+
+
 def test_requests_are_counted_by_route_pattern_not_path(client, metrics_on, api):
     api.get(f"/api/v1/servers/{uuid.uuid4()}")
     api.get("/api/v1/servers")
