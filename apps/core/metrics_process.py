@@ -178,7 +178,16 @@ def authorized(header: str) -> bool:
     """Whether an `Authorization` header carries the metrics token (constant-time compare)."""
     token = metrics_token()
     scheme, _, presented = (header or "").partition(" ")
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(presented, token)
+    if not token or scheme.lower() != "bearer":
+        return False
+    try:
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, which
+        # would be a 500 for any client sending one).
+        return hmac.compare_digest(
+            presented.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")
+        )
+    except (TypeError, ValueError, UnicodeError):
+        return False
 
 
 class _MetricsHandler(BaseHTTPRequestHandler):

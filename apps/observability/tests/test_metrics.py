@@ -76,6 +76,11 @@ def test_metrics_refuse_a_missing_or_wrong_token(client, metrics_on):
     assert client.get("/metrics", HTTP_AUTHORIZATION=f"Basic {TOKEN}").status_code == 401
 
 
+def test_metrics_refuse_a_token_with_non_ascii_characters_with_401(client, metrics_on):
+    for header in ("Bearer jalapeño", "Bearer \u00e9\u00e9", "Bearer " + "\u2603" * 40):
+        assert client.get("/metrics", HTTP_AUTHORIZATION=header).status_code == 401
+
+
 def test_job_gauges_count_the_runs_in_the_database(client, metrics_on, consumers):
     JobRunFactory.create_batch(3, queue="maintenance", kind="vacuum", status=JobRun.Status.QUEUED)
     JobRunFactory(queue="maintenance", kind="vacuum", status=JobRun.Status.FAILED)

@@ -51,6 +51,12 @@ def test_the_bearer_token_must_match_exactly(monkeypatch):
     assert not metrics_process.authorized("Bearer ")
 
 
+def test_a_non_ascii_bearer_token_is_refused_not_an_error(monkeypatch):
+    monkeypatch.setenv("METRICS_TOKEN", "CANARY-hooks")
+    assert not metrics_process.authorized("Bearer jalape\u00f1o")
+    assert not metrics_process.authorized("Bearer \udcff\u2603")
+
+
 def test_runplatform_gives_each_child_its_own_folder_and_port(settings, tmp_path):
     settings.METRICS_TOKEN = "CANARY-hooks"
     settings.METRICS_PORT = "9300"
