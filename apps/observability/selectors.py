@@ -50,7 +50,11 @@ def queue_overview(*, now: datetime | None = None) -> Overview:
     runs = selectors.job_run_counts()
     oldest = selectors.oldest_waiting_by_queue()
     consumers = broker.queue_consumers()
-    names = set(registry.queues()) | {queue for queue, *_ in runs} | set(consumers or {})
+    # The two queries are separate statements: a run on a queue first seen between them
+    # shows in `oldest` only. Every source adds its queues, so no lookup can miss.
+    names = (
+        set(registry.queues()) | {queue for queue, *_ in runs} | set(consumers or {}) | set(oldest)
+    )
     ordered = sorted(names)
     lengths = broker.queue_lengths(ordered)
     states = {

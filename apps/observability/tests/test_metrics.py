@@ -113,6 +113,25 @@ def test_a_run_delayed_to_later_is_not_counted_as_waiting_too_long(client, metri
     assert client.get("/api/v1/readyz").json()["checks"]["queues"] == "ok"
 
 
+def test_a_run_on_a_new_queue_between_the_scrapes_two_queries_keeps_the_database_up(
+    client, metrics_on, monkeypatch
+):
+    from apps.jobs import selectors as job_selectors
+
+    real = job_selectors.oldest_waiting_by_queue
+
+    def run_arrives_first():
+        # Enqueued after the counts were read, before the oldest ages are.
+        JobRunFactory(queue="CANARY-new-queue", kind="vacuum", status=JobRun.Status.QUEUED)
+        return real()
+
+    monkeypatch.setattr(job_selectors, "oldest_waiting_by_queue", run_arrives_first)
+
+    families = _scrape(client)
+
+    assert _value(families, "autoglue_scrape_database_up") == 1
+
+
 def test_requests_are_counted_by_route_pattern_not_path(client, metrics_on, api):
     api.get(f"/api/v1/servers/{uuid.uuid4()}")
     api.get("/api/v1/servers")
