@@ -132,6 +132,20 @@ def test_a_run_on_a_new_queue_between_the_scrapes_two_queries_keeps_the_database
     assert _value(families, "autoglue_scrape_database_up") == 1
 
 
+def test_probes_and_scrapes_are_not_counted_as_traffic(client, metrics_on, anon):
+    for _ in range(3):
+        anon.get("/api/v1/healthz")
+        anon.get("/api/v1/readyz")
+        _scrape(client)
+
+    routes = {
+        s.labels["route"]
+        for s in _scrape(client)["autoglue_http_request_duration_seconds"].samples
+        if s.name.endswith("_count")
+    }
+    assert not routes & {"/metrics", "/api/v1/healthz", "/api/v1/readyz"}
+
+
 def test_requests_are_counted_by_route_pattern_not_path(client, metrics_on, api):
     api.get(f"/api/v1/servers/{uuid.uuid4()}")
     api.get("/api/v1/servers")
