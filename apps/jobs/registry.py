@@ -77,6 +77,11 @@ def schedule_of(name: str) -> str:
     return kind.schedule if kind else ""
 
 
+def kind_names() -> list[str]:
+    """Every registered kind's name."""
+    return sorted(_KINDS)
+
+
 def schedules() -> set[str]:
     """Every schedule a registered kind counts for."""
     return {kind.schedule for kind in _KINDS.values() if kind.schedule}

@@ -123,3 +123,11 @@ def test_a_run_the_reaper_gives_up_on_is_counted_as_failed(settings):
     assert JobRun.objects.get(pk=job.pk).status == JobRun.Status.FAILED
     assert _sample("autoglue_jobs_finished_total", **labels) == finished + 1
     assert _sample("autoglue_job_duration_seconds_count", **labels) == observed + 1
+
+
+def test_every_kind_and_outcome_starts_at_zero_in_a_worker_process():
+    services.job_counters_prime()  # what a worker process does as it starts (autoglue/celery.py)
+
+    labels = {"kind": "dns_purge", "outcome": "canceled"}
+    assert REGISTRY.get_sample_value("autoglue_jobs_finished_total", labels) is not None
+    assert REGISTRY.get_sample_value("autoglue_job_duration_seconds_count", labels) is not None
