@@ -77,9 +77,20 @@ def schedule_of(name: str) -> str:
     return kind.schedule if kind else ""
 
 
-def kind_names() -> list[str]:
-    """Every registered kind's name."""
-    return sorted(_KINDS)
+# How a run ends (JobRun.Status' final values; the model is not imported here).
+OUTCOMES = ("succeeded", "failed", "canceled")
+
+
+def prime_counters() -> None:
+    """Create the finished counter and the duration histogram at 0 for every registered kind
+    and outcome, so a process's first failure is an increase from 0 that `increase()` sees,
+    not a new series it cannot. Called when a worker process starts (autoglue/celery.py)."""
+    from apps.core import metrics
+
+    for kind in _KINDS:
+        for outcome in OUTCOMES:
+            metrics.jobs_finished.labels(kind, outcome)
+            metrics.job_duration.labels(kind, outcome)
 
 
 def schedules() -> set[str]:

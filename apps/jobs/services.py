@@ -239,20 +239,6 @@ def _count_end(job: JobRun, status: str, now: Any) -> None:
         )
 
 
-# A run ends in one of these (JobRun.Status); the counters are created for each at start.
-_OUTCOMES = (JobRun.Status.SUCCEEDED, JobRun.Status.FAILED, JobRun.Status.CANCELED)
-
-
-def job_counters_prime() -> None:
-    """Create the finished counter and the duration histogram at 0 for every registered kind
-    and outcome, so a process's first failure is an increase from 0 that `increase()` sees,
-    not a new series it cannot. Called when a worker process starts (autoglue/celery.py)."""
-    for kind in registry.kind_names():
-        for outcome in _OUTCOMES:
-            metrics.jobs_finished.labels(kind, outcome)
-            metrics.job_duration.labels(kind, outcome)
-
-
 def _known(kind: str) -> bool:
     try:
         registry.get(kind)

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from apps.dns.clients import Route53Client
-from apps.jobs import runner, services
+from apps.jobs import registry, runner, services
 from apps.maintenance.storage import s3_client
 
 pytestmark = pytest.mark.django_db
@@ -126,7 +126,7 @@ def test_a_run_the_reaper_gives_up_on_is_counted_as_failed(settings):
 
 
 def test_every_kind_and_outcome_starts_at_zero_in_a_worker_process():
-    services.job_counters_prime()  # what a worker process does as it starts (autoglue/celery.py)
+    registry.prime_counters()  # what a worker process does as it starts (autoglue/celery.py)
 
     labels = {"kind": "dns_purge", "outcome": "canceled"}
     assert REGISTRY.get_sample_value("autoglue_jobs_finished_total", labels) is not None
