@@ -353,3 +353,25 @@ def test_a_broken_audit_chain_shows_in_the_metrics_after_verification(client, me
     families = _scrape(client)
     assert _value(families, "autoglue_audit_chains_broken") == 1
     assert _value(families, "autoglue_audit_last_verification_timestamp_seconds") > 0
+
+
+def test_workers_gone_for_an_hour_are_forgotten_and_recent_ones_judged_by_redis_time(consumers):
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    now = float(client.time()[0])
+    client.hset(
+        broker.CONSUMERS_KEY,
+        mapping={
+            "ssh ssh@long-gone": now - 2 * broker.CONSUMER_FORGET_SECONDS,
+            "ssh ssh@quiet": now - broker.CONSUMER_STALE_SECONDS - 5,
+        },
+    )
+    broker.consumer_beat(queues=["default"], hostname="worker@alive")
+
+    counts = broker.queue_consumers()
+
+    assert counts == {"ssh": 0, "default": 1}
+    assert set(client.hkeys(broker.CONSUMERS_KEY)) == {b"ssh ssh@quiet", b"default worker@alive"}
+    client.close()
