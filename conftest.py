@@ -24,8 +24,10 @@ def _clean_cache():
     and with no memory of a cache outage (a process leaves the cache alone for a moment after
     one, apps.core.cache.cache_down)."""
     from apps.core.cache import cache_outage_forget
+    from apps.observability.selectors import queues_check_forget
 
     cache_outage_forget()
+    queues_check_forget()  # readyz's per-process queue verdict
     cache.clear()
     yield
     cache_outage_forget()

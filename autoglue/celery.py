@@ -61,7 +61,10 @@ def _metrics_role_start(**kwargs: Any) -> None:
 
 @signals.worker_process_init.connect
 def _metrics_child_start(**kwargs: Any) -> None:
+    from apps.jobs import registry
+
     metrics_process.celery_child_start()
+    registry.prime_counters()
 
 
 @signals.worker_process_shutdown.connect
@@ -72,8 +75,9 @@ def _metrics_child_end(**kwargs: Any) -> None:
 @signals.worker_ready.connect
 def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
     """Serve the worker's metrics, and say which queues it consumes (readyz, the metrics)."""
-    from apps.jobs import broker
+    from apps.jobs import broker, registry
 
+    registry.prime_counters()  # the main process runs jobs itself with the threads pool
     metrics_process.serve("worker")
     queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
     if queues:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -143,8 +144,10 @@ def test_every_dashboard_panel_and_alert_rule_evaluates_against_a_running_platfo
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "beat"),
         "METRICS_PORT": str(beat_port),
     }
-    (tmp_path / "web").mkdir()
-    (tmp_path / "web" / "stale_from_last_run.db").write_bytes(b"left over")
+    # The web's folder from a previous run on this host, by a master that is gone.
+    stale = tmp_path / "web" / f"web-{socket.gethostname()}-999999999"
+    stale.mkdir(parents=True)
+    (stale / "stale_from_last_run.db").write_bytes(b"left over")
     web, url = live.start_web(tmp_path, web_env, workers=2)
     worker = live.start_worker(
         tmp_path,
@@ -157,7 +160,10 @@ def test_every_dashboard_panel_and_alert_rule_evaluates_against_a_running_platfo
     beat = live.start_beat(tmp_path, beat_env)
     prometheus = None
     try:
-        assert not (tmp_path / "web" / "stale_from_last_run.db").exists()
+        assert not stale.exists()
+        # Each role keeps its samples in its own folder under the one it was given.
+        (web_dir,) = (tmp_path / "web").iterdir()
+        assert web_dir.name.startswith(f"web-{socket.gethostname()}-")
         assert requests.get(f"{url}/metrics", timeout=5).status_code == 401
         prometheus = Prometheus(
             tmp_path,
@@ -209,7 +215,7 @@ def test_every_dashboard_panel_and_alert_rule_evaluates_against_a_running_platfo
         assert len(loaded) == len(alert_expressions())
         assert all(rule["health"] == "ok" for rule in loaded), loaded
         # Both web workers answered, and their samples were added up under stable names.
-        assert sorted(p.name for p in (tmp_path / "web").glob("histogram_*.db")) == [
+        assert sorted(p.name for p in web_dir.glob("histogram_*.db")) == [
             "histogram_web0.db",
             "histogram_web1.db",
         ]
@@ -228,13 +234,13 @@ def test_every_dashboard_panel_and_alert_rule_evaluates_against_a_running_platfo
         )
         # The replacement takes the free slot (its app loads a moment after the fork).
         live.wait_until(
-            lambda: len(list((tmp_path / "web").glob("gauge_livesum_web*.db"))) == 2,
+            lambda: len(list(web_dir.glob("gauge_livesum_web*.db"))) == 2,
             60,
             "the replacement worker to open its slot's files",
         )
         for _ in range(10):
             requests.get(f"{url}/api/v1/servers", headers=headers, timeout=10)
-        files = sorted(p.name for p in (tmp_path / "web").iterdir())
+        files = sorted(p.name for p in web_dir.iterdir())
         assert {"histogram_web0.db", "histogram_web1.db", "gauge_livesum_web0.db"} <= set(files)
         assert all(re.fullmatch(r"[a-z_]+_web[01]\.db", name) for name in files), files
         assert _requests_counted(url) >= before + 10

@@ -4,9 +4,10 @@ Gunicorn and Celery prefork run many processes; prometheus-client's multiprocess
 one a file per metric type in `PROMETHEUS_MULTIPROC_DIR`, and the scrape adds them up. The
 known traps, handled here:
 
-- the directory is set in the environment before any worker starts (they inherit it) and
-  emptied when the role starts (`role_start`): files from a previous run would otherwise be
-  added to this one's counters;
+- each role uses its own folder under the directory (`<role>-<host>-<pid>`), set in the
+  environment before any worker starts (they inherit it) and emptied when the role starts
+  (`role_start`): files from a previous run would otherwise be added to this one's counters,
+  and two roles given the same directory would empty or add up each other's files;
 - files are keyed by a *stable* worker id (gunicorn's worker slot, billiard's process index),
   not the pid: a recycled worker continues its slot's files instead of leaving a new set behind
   each time (prometheus/client_python #275);
@@ -24,7 +25,9 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,11 +72,9 @@ def role_start(role: str) -> str | None:
     master, Celery's main process, beat)."""
     if not enabled():
         return None
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
-        prefix=f"autoglue-metrics-{role}-"
-    )
-    os.environ[DIR_VARIABLE] = path
-    directory = Path(path)
+    given = os.environ.get(DIR_VARIABLE) or tempfile.mkdtemp(prefix=f"autoglue-metrics-{role}-")
+    directory = _role_folder(Path(given), role)
+    os.environ[DIR_VARIABLE] = path = str(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for entry in directory.iterdir():
         if entry.is_dir() and not entry.is_symlink():
@@ -81,6 +82,32 @@ def role_start(role: str) -> str | None:
         else:
             entry.unlink(missing_ok=True)
     return path
+
+
+def _role_folder(given: Path, role: str) -> Path:
+    """This role's own folder under the configured one: `<role>-<host>-<pid of the owner>`.
+    A folder given to several roles (or hosts sharing a volume) is then never emptied, nor its
+    files added up, by another role. Folders this role left on this host from processes that
+    are gone are removed; the others are not ours to touch."""
+    prefix = f"{role}-{re.sub(r'[^A-Za-z0-9_.-]', '_', socket.gethostname())}-"
+    if given.name == f"{prefix}{os.getpid()}":  # already set up by this process
+        return given
+    if given.is_dir():
+        for old in given.glob(f"{prefix}*"):
+            pid = old.name[len(prefix) :]
+            if old.is_dir() and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+    return given / f"{prefix}{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
 
 
 def process_dead(identifier: str) -> None:
@@ -178,7 +205,16 @@ def authorized(header: str) -> bool:
     """Whether an `Authorization` header carries the metrics token (constant-time compare)."""
     token = metrics_token()
     scheme, _, presented = (header or "").partition(" ")
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(presented, token)
+    if not token or scheme.lower() != "bearer":
+        return False
+    try:
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, which
+        # would be a 500 for any client sending one).
+        return hmac.compare_digest(
+            presented.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")
+        )
+    except (TypeError, ValueError, UnicodeError):
+        return False
 
 
 class _MetricsHandler(BaseHTTPRequestHandler):

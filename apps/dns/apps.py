@@ -24,5 +24,7 @@ class DnsConfig(AppConfig):
                     idempotent=True,
                     max_attempts=3,
                     on_failure="apps.dns.services.dns_job_failed",
+                    # The "dns-reconcile" tick only queues reconciles: theirs is its success.
+                    schedule="dns-reconcile" if name == "dns_reconcile" else "",
                 )
             )

@@ -54,6 +54,8 @@ def broker_came_back_empty() -> bool:
 CONSUMERS_KEY = "autoglue:jobs:consumers"
 CONSUMER_BEAT_SECONDS = 10.0
 CONSUMER_STALE_SECONDS = 35.0
+# A worker silent this long is forgotten (its field removed from the hash).
+CONSUMER_FORGET_SECONDS = 3600.0
 # kombu's Redis transport keeps a queue's messages in the list named after it, and those sent
 # with a priority in lists with these suffixes (its default priority steps).
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
@@ -95,8 +97,8 @@ def consumer_beat(*, queues: list[str], hostname: str) -> None:
     client = _redis_client()
     if client is None:
         return
-    now = time.time()
     try:
+        now = _redis_now(client)
         client.hset(CONSUMERS_KEY, mapping={f"{queue} {hostname}": now for queue in queues})
         client.expire(CONSUMERS_KEY, int(CONSUMER_STALE_SECONDS * 10))
     finally:
@@ -113,11 +115,17 @@ def queue_consumers() -> dict[str, int] | None:
 
     try:
         fields = client.hgetall(CONSUMERS_KEY)
+        now = _redis_now(client)
+        # Workers that are gone for good (renamed pods, scaled down) are dropped, so the hash
+        # does not grow with every worker name ever seen; recently quiet ones still count 0.
+        gone = [f for f, seen in fields.items() if float(seen) < now - CONSUMER_FORGET_SECONDS]
+        if gone:
+            client.hdel(CONSUMERS_KEY, *gone)
     except redis.RedisError:
         return None
     finally:
         client.close()
-    fresh_after = time.time() - CONSUMER_STALE_SECONDS
+    fresh_after = now - CONSUMER_STALE_SECONDS
     counts: dict[str, int] = {}
     for field, seen in fields.items():
         queue = field.decode().partition(" ")[0]
@@ -125,6 +133,13 @@ def queue_consumers() -> dict[str, int] | None:
         if float(seen) >= fresh_after:
             counts[queue] += 1
     return counts
+
+
+def _redis_now(client: Any) -> float:
+    """Redis's clock, not this machine's: workers and web pods whose clocks differ still agree
+    on how old a heartbeat is."""
+    seconds, micros = client.time()
+    return float(seconds) + micros / 1_000_000
 
 
 def start_consumer_heartbeat(*, queues: list[str], hostname: str) -> threading.Thread:

@@ -81,6 +81,8 @@ class JobRun(models.Model):
             models.Index(
                 fields=["subject_type", "subject_id", "-queued_at"], name="jobs_jobrun_subject"
             ),
+            # readyz's "any waiting run in this queue?" and the oldest waiting age per queue.
+            models.Index(fields=["queue", "status", "queued_at"], name="jobs_jobrun_queue_wait"),
         ]
         constraints = [
             # One active job of a kind per subject: a second bootstrap of the same bastion, or a

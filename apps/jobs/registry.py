@@ -46,6 +46,10 @@ class JobKind:
     # whenever a run ends other than `succeeded` (it failed, timed out, was canceled, or its
     # worker died), so the subject (a server, a cluster run) never stays "provisioning".
     on_failure: str = ""
+    # The periodic schedule (django-celery-beat row name) that a successful run of this kind
+    # counts for, whoever started the run (a tick or an admin): the metric
+    # `autoglue_schedule_last_success_timestamp_seconds` is fed from here, never from a payload.
+    schedule: str = ""
 
     @property
     def timeout_seconds(self) -> int:
@@ -65,6 +69,33 @@ _KINDS: dict[str, JobKind] = {}
 def register(kind: JobKind) -> JobKind:
     _KINDS[kind.name] = kind
     return kind
+
+
+def schedule_of(name: str) -> str:
+    """The schedule a successful run of kind `name` counts for ("" for none, or unknown)."""
+    kind = _KINDS.get(name)
+    return kind.schedule if kind else ""
+
+
+# How a run ends (JobRun.Status' final values; the model is not imported here).
+OUTCOMES = ("succeeded", "failed", "canceled")
+
+
+def prime_counters() -> None:
+    """Create the finished counter and the duration histogram at 0 for every registered kind
+    and outcome, so a process's first failure is an increase from 0 that `increase()` sees,
+    not a new series it cannot. Called when a worker process starts (autoglue/celery.py)."""
+    from apps.core import metrics
+
+    for kind in _KINDS:
+        for outcome in OUTCOMES:
+            metrics.jobs_finished.labels(kind, outcome)
+            metrics.job_duration.labels(kind, outcome)
+
+
+def schedules() -> set[str]:
+    """Every schedule a registered kind counts for."""
+    return {kind.schedule for kind in _KINDS.values() if kind.schedule}
 
 
 def get(name: str) -> JobKind:

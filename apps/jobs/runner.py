@@ -20,7 +20,6 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from apps.audit.context import job_actor
-from apps.core import metrics
 from apps.jobs import registry
 from apps.jobs.context import JobCanceled, JobContext, JobFailed
 from apps.jobs.models import JobRun
@@ -139,7 +138,6 @@ def _job_run(job: JobRun) -> str:
     summary: dict[str, Any] = dict(result or {})
     summary.setdefault("duration_seconds", duration)
     summary.setdefault("log_chunks", ctx.log.lines_written)
+    # job_finish counts the run (finished total, duration), as every other way a run ends does.
     job_finish(job=job, status=status, error=error, result=summary)
-    metrics.job_duration.labels(job.kind, status).observe(duration)
-    metrics.jobs_finished.labels(job.kind, status).inc()
     return status

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Min
+from django.db import connection, transaction
+from django.db.models import Count, Min, QuerySet
+from django.utils import timezone
 
 from apps.jobs.models import JobLog, JobRun, ScheduleSuccess
 
@@ -94,16 +96,43 @@ def job_run_counts() -> list[tuple[str, str, str, int]]:
     return [(queue, kind, status, n) for queue, kind, status, n in rows]
 
 
+def _due(runs: QuerySet[JobRun]) -> QuerySet[JobRun]:
+    """Leave out runs delayed to a time still to come (their message carries an ETA)."""
+    return runs.exclude(sent_at__gt=timezone.now())
+
+
 def oldest_waiting_by_queue() -> dict[str, datetime]:
     """When the oldest run still waiting for a worker (queued or retrying) was queued, per
-    queue with any."""
+    queue with any. A run delayed to a later time (`run_at`, sent_at in the future) is not
+    waiting for a worker yet and is left out."""
     rows = (
-        JobRun.objects.filter(status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING])
+        _due(JobRun.objects.filter(status__in=[JobRun.Status.QUEUED, JobRun.Status.RETRYING]))
         .order_by()
         .values_list("queue")
         .annotate(oldest=Min("queued_at"))
     )
     return dict(rows)
+
+
+def queues_with_waiting_runs(queues: list[str], *, timeout_ms: int = 500) -> set[str]:
+    """Which of `queues` hold a run waiting for a worker: one indexed EXISTS per queue, each
+    cut off after `timeout_ms` (readiness must stay quick on a slow database; a timeout raises
+    and the caller says "unavailable")."""
+    waiting = [JobRun.Status.QUEUED, JobRun.Status.RETRYING]
+    found: set[str] = set()
+    with transaction.atomic(), connection.cursor() as cursor:
+        # SET LOCAL: the limit ends with this transaction (or savepoint's outer transaction,
+        # so it is put back explicitly below).
+        cursor.execute("SELECT current_setting('statement_timeout')")
+        previous = cursor.fetchone()[0]
+        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
+        try:
+            for queue in queues:
+                if _due(JobRun.objects.filter(queue=queue, status__in=waiting)).exists():
+                    found.add(queue)
+        finally:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+    return found
 
 
 def schedule_successes() -> dict[str, datetime]:

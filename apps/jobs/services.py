@@ -21,6 +21,7 @@ from django.utils import timezone
 from apps.audit import events as audit_events
 from apps.audit import services as audit
 from apps.core import events as core_events
+from apps.core import metrics
 from apps.jobs import broker, bus, registry
 from apps.jobs.logs import one_line
 from apps.jobs.models import JobLog, JobRun, ScheduleSuccess
@@ -207,8 +208,12 @@ def job_finish(
             core_events.event_publish("job.ended", job=job)
     if ended:
         _announce_end(job)
-        schedule = (job.payload or {}).get("schedule")
-        if status == JobRun.Status.SUCCEEDED and isinstance(schedule, str) and schedule:
+        _count_end(job, status, now)
+        # The schedule comes from the kind's registration, not the payload: an admin-made run
+        # cannot claim freshness for a schedule it does not belong to, and a manual backup
+        # that succeeds is a fresh backup all the same.
+        schedule = registry.schedule_of(job.kind)
+        if status == JobRun.Status.SUCCEEDED and schedule:
             schedule_success_record(name=schedule, at=now)
     return bool(ended)
 
@@ -220,6 +225,26 @@ def schedule_success_record(*, name: str, at: Any = None) -> None:
     ScheduleSuccess.objects.update_or_create(
         name=name[:200], defaults={"succeeded_at": at or timezone.now()}
     )
+
+
+def _count_end(job: JobRun, status: str, now: Any) -> None:
+    """Count a run that ended, in whichever process ended it (the runner, the reaper giving up
+    on a lost worker, a cancel before it started): the finished counter and, for a run that
+    started, its duration. Kind labels come from the registry only."""
+    kind = job.kind if _known(job.kind) else "unknown"
+    metrics.jobs_finished.labels(kind, status).inc()
+    if job.started_at:
+        metrics.job_duration.labels(kind, status).observe(
+            max((now - job.started_at).total_seconds(), 0.0)
+        )
+
+
+def _known(kind: str) -> bool:
+    try:
+        registry.get(kind)
+    except LookupError:
+        return False
+    return True
 
 
 def _announce_end(job: JobRun) -> None:
@@ -250,6 +275,7 @@ def _abandon(job: JobRun, status: str, error: str) -> None:
         return
     job.status, job.error, job.finished_at = status, error, now
     core_events.event_publish("job.ended", job=job)
+    _count_end(job, status, now)
     _log_system(job, error)
     with contextlib.suppress(LookupError):
         registry.get(job.kind).fail_subject(job, status, error)

@@ -14,6 +14,7 @@ class MaintenanceConfig(AppConfig):
 
         from apps.jobs import registry
         from apps.maintenance.schedules import apply_after_migrate
+        from apps.maintenance.services.schedule import SCHEDULES
 
         # Interval settings given in the environment win over the stored schedule at every
         # migrate (apps/maintenance/schedules.py).
@@ -30,6 +31,7 @@ class MaintenanceConfig(AppConfig):
                 max_attempts=2,
                 queue=registry.QUEUE_MAINTENANCE,
                 admin_enqueue=True,
+                schedule=SCHEDULES["backup"],
             )
         )
         # Sweeps only delete what is already past its time: running one again is harmless.
@@ -47,5 +49,6 @@ class MaintenanceConfig(AppConfig):
                     max_attempts=2,
                     queue=registry.QUEUE_MAINTENANCE,
                     admin_enqueue=True,
+                    schedule=SCHEDULES[name],
                 )
             )

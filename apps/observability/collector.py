@@ -21,6 +21,7 @@ from apps.audit.services import audit_last_verification
 from apps.core.version import version_info
 from apps.jobs import selectors as job_selectors
 from apps.observability import selectors
+from apps.observability.apps import schedule_names
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,12 @@ class DatabaseCollector(Collector):
             "When each periodic schedule last finished successfully (Unix time).",
             labels=["schedule"],
         )
+        # Label values only from the schedules the code knows: an admin may add beat rows of
+        # any name, and none of them may become a series.
+        known = schedule_names()
         for name, at in sorted(job_selectors.schedule_successes().items()):
-            success.add_metric([name], _timestamp(at))
+            if name in known:
+                success.add_metric([name], _timestamp(at))
         yield success
         interval = GaugeMetricFamily(
             "autoglue_schedule_interval_seconds",
@@ -119,7 +124,8 @@ class DatabaseCollector(Collector):
             labels=["schedule"],
         )
         for name, seconds in sorted(schedule_intervals().items()):
-            interval.add_metric([name], seconds)
+            if name in known:
+                interval.add_metric([name], seconds)
         yield interval
         yield from _audit_families()
 

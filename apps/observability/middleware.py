@@ -26,6 +26,12 @@ _CREDENTIALS = (
 )
 
 
+# Probes and scrapes are not traffic: they come every few seconds from the kubelet and
+# Prometheus, would dilute the 5xx ratio and the latency quantiles, and a slow readyz would look
+# like a slow API. They are not observed at all.
+_UNOBSERVED = re.compile(r"^/(metrics|api/v1/(healthz|readyz))/?$")
+
+
 _GROUP = re.compile(r"\(\?P<(\w+)>(?:[^()]|\([^()]*\))*\)")
 
 
@@ -75,6 +81,8 @@ class MetricsMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self._acall(request)
+        if _UNOBSERVED.match(request.path_info):
+            return self.get_response(request)
         started = time.perf_counter()
         metrics.http_requests_in_flight.inc()
         try:
@@ -85,6 +93,8 @@ class MetricsMiddleware:
         return response
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        if _UNOBSERVED.match(request.path_info):
+            return await self._next(request)
         started = time.perf_counter()
         metrics.http_requests_in_flight.inc()
         try:

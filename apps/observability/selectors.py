@@ -6,6 +6,8 @@ exports it, `readyz` judges it, the console's dashboard shows it.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -48,7 +50,11 @@ def queue_overview(*, now: datetime | None = None) -> Overview:
     runs = selectors.job_run_counts()
     oldest = selectors.oldest_waiting_by_queue()
     consumers = broker.queue_consumers()
-    names = set(registry.queues()) | {queue for queue, *_ in runs} | set(consumers or {})
+    # The two queries are separate statements: a run on a queue first seen between them
+    # shows in `oldest` only. Every source adds its queues, so no lookup can miss.
+    names = (
+        set(registry.queues()) | {queue for queue, *_ in runs} | set(consumers or {}) | set(oldest)
+    )
     ordered = sorted(names)
     lengths = broker.queue_lengths(ordered)
     states = {
@@ -69,8 +75,46 @@ def queue_overview(*, now: datetime | None = None) -> Overview:
     return Overview(queues=[states[name] for name in ordered], runs=runs)
 
 
+# readyz is probed by every load balancer and kubelet, unauthenticated: its queue verdict is
+# computed at most once per this many seconds per process, from cheap queries only.
+QUEUES_CHECK_TTL_SECONDS = 20.0
+_verdict: tuple[float, str] | None = None
+_verdict_lock = threading.Lock()
+
+
 def queues_check() -> str:
     """`readyz`'s verdict on the queues: "ok", or the queues with waiting work and no worker
-    consuming them ("no consumer: ssh")."""
-    stuck = [state.name for state in queue_overview().queues if state.unconsumed]
-    return f"no consumer: {', '.join(stuck)}" if stuck else "ok"
+    consuming them ("no consumer: ssh"). Cached per process; while one request refreshes it,
+    the others get the previous verdict instead of queueing behind the database."""
+    global _verdict
+    cached = _verdict
+    if cached is not None and time.monotonic() - cached[0] < QUEUES_CHECK_TTL_SECONDS:
+        return cached[1]
+    if not _verdict_lock.acquire(blocking=cached is None):
+        return cached[1] if cached else "ok"
+    try:
+        verdict = _queues_verdict()
+        _verdict = (time.monotonic(), verdict)
+        return verdict
+    finally:
+        _verdict_lock.release()
+
+
+def queues_check_forget() -> None:
+    """Drop the cached verdict (tests, and a process that knows the queues changed)."""
+    global _verdict
+    _verdict = None
+
+
+def _queues_verdict() -> str:
+    consumers = broker.queue_consumers()
+    if consumers is None:  # the broker cannot tell who consumes what: nothing to judge
+        return "ok"
+    idle = sorted(
+        name for name in set(registry.queues()) | set(consumers) if not consumers.get(name)
+    )
+    if not idle:
+        return "ok"
+    lengths = broker.queue_lengths(idle) or {}
+    stuck = selectors.queues_with_waiting_runs(idle) | {q for q in idle if lengths.get(q)}
+    return f"no consumer: {', '.join(sorted(stuck))}" if stuck else "ok"

@@ -140,7 +140,7 @@ def test_the_queue_card_shows_what_readyz_and_the_metrics_see(console, client, m
     monkeypatch.setenv("METRICS_TOKEN", "CANARY-console-metrics")
 
     response = console.get("/admin/")
-    ready = client.get("/api/v1/readyz").json()
+    ready = console.get("/api/v1/readyz").json()
     scrape = client.get("/metrics", HTTP_AUTHORIZATION="Bearer CANARY-console-metrics")
 
     ssh = next(q for q in response.context["queues"] if q.name == "ssh")

@@ -3,6 +3,7 @@ a dead worker's live gauges forgotten, and runplatform's children kept apart."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from apps.core import metrics_process
@@ -17,8 +18,35 @@ def test_a_role_start_empties_its_folder_only_when_metrics_are_on(tmp_path, monk
     assert (tmp_path / "counter_web0.db").exists()
 
     monkeypatch.setenv("METRICS_TOKEN", "CANARY-hooks")
-    assert metrics_process.role_start("web") == str(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    folder = metrics_process.role_start("web")
+    assert folder is not None and Path(folder).parent == tmp_path
+    assert list(Path(folder).iterdir()) == []
+
+
+def test_two_roles_given_one_folder_keep_their_files_apart(tmp_path, monkeypatch):
+    monkeypatch.setenv("METRICS_TOKEN", "CANARY-hooks")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    web = Path(metrics_process.role_start("web") or "")
+    (web / "counter_web0.db").write_bytes(b"the running web's samples")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    worker = Path(metrics_process.role_start("celery") or "")
+
+    assert web != worker and worker.parent == tmp_path
+    assert (web / "counter_web0.db").exists()
+
+
+def test_a_role_removes_its_own_folders_left_by_processes_that_are_gone(tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setenv("METRICS_TOKEN", "CANARY-hooks")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    gone = tmp_path / f"web-{socket.gethostname()}-999999999"
+    gone.mkdir()
+    (gone / "counter_web0.db").write_bytes(b"from the last run")
+
+    metrics_process.role_start("web")
+
+    assert not gone.exists()
 
 
 def test_a_replacement_worker_takes_the_lowest_free_slot():
@@ -49,6 +77,12 @@ def test_the_bearer_token_must_match_exactly(monkeypatch):
     assert not metrics_process.authorized("CANARY-hooks")
     monkeypatch.setenv("METRICS_TOKEN", "")
     assert not metrics_process.authorized("Bearer ")
+
+
+def test_a_non_ascii_bearer_token_is_refused_not_an_error(monkeypatch):
+    monkeypatch.setenv("METRICS_TOKEN", "CANARY-hooks")
+    assert not metrics_process.authorized("Bearer jalape\u00f1o")
+    assert not metrics_process.authorized("Bearer \udcff\u2603")
 
 
 def test_runplatform_gives_each_child_its_own_folder_and_port(settings, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from apps.dns.clients import Route53Client
-from apps.jobs import runner, services
+from apps.jobs import registry, runner, services
 from apps.maintenance.storage import s3_client
 
 pytestmark = pytest.mark.django_db
@@ -98,3 +98,36 @@ def test_a_finished_job_is_counted_with_its_duration(settings):
 
     assert _sample("autoglue_jobs_finished_total", **labels) == finished + 1
     assert _sample("autoglue_job_duration_seconds_count", **labels) == observed + 1
+
+
+def test_a_run_the_reaper_gives_up_on_is_counted_as_failed(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.jobs.models import JobRun
+
+    settings.JOBS_PUBLISH = False
+    labels = {"kind": "backup", "outcome": "failed"}
+    finished = _sample("autoglue_jobs_finished_total", **labels)
+    observed = _sample("autoglue_job_duration_seconds_count", **labels)
+    job = services.job_claim(job_id=services.job_enqueue(kind="backup").pk)
+    # Its worker died long ago on its last attempt: the reaper ends it, no runner ever will.
+    long_ago = timezone.now() - timedelta(hours=1)
+    JobRun.objects.filter(pk=job.pk).update(
+        heartbeat_at=long_ago, started_at=long_ago, attempts=job.max_attempts
+    )
+
+    services.job_reap()
+
+    assert JobRun.objects.get(pk=job.pk).status == JobRun.Status.FAILED
+    assert _sample("autoglue_jobs_finished_total", **labels) == finished + 1
+    assert _sample("autoglue_job_duration_seconds_count", **labels) == observed + 1
+
+
+def test_every_kind_and_outcome_starts_at_zero_in_a_worker_process():
+    registry.prime_counters()  # what a worker process does as it starts (autoglue/celery.py)
+
+    labels = {"kind": "dns_purge", "outcome": "canceled"}
+    assert REGISTRY.get_sample_value("autoglue_jobs_finished_total", labels) is not None
+    assert REGISTRY.get_sample_value("autoglue_job_duration_seconds_count", labels) is not None
