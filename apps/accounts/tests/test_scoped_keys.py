@@ -288,7 +288,7 @@ def test_an_owners_network_limited_key_manages_no_people_keys_group_sync_or_org(
     MembershipFactory(user=teammate, organization=org, role="member")
     org_key = services.api_key_create_for_org(organization=org).key
     base = f"/api/v1/orgs/{org.pk}"
-    mapping = {"group_email": "ops@acme.example", "role": "owner"}
+    mapping = {"group_email": "ops@acme.example", "role": "owner", "confirm_privileged": True}
     requests = [
         ("post", f"{base}/members", {"user_id": str(teammate.pk), "role": "owner"}),
         ("delete", f"{base}/members/{teammate.pk}", None),
