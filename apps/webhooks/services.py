@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -387,10 +387,17 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
 # --- delivering ----------------------------------------------------------------------------------
 
 
+def attempt_time_limits() -> tuple[float, float]:
+    """(soft, hard) Celery time limits of one attempt: a little above the request's deadline,
+    so only a stuck recording (not a slow receiver) reaches them."""
+    timeout = float(settings.WEBHOOK_TIMEOUT_SECONDS)
+    return timeout + 5, timeout + 10
+
+
 def _lease() -> timedelta:
-    """How long a claim holds: twice the attempt's timeout and a margin, after which the
-    worker is taken for dead and the delivery may be claimed again."""
-    return timedelta(seconds=2 * float(settings.WEBHOOK_TIMEOUT_SECONDS) + 5)
+    """How long a claim holds: longer than the task's hard time limit, so the lease cannot run
+    out (and the delivery be claimed again) while the first worker may still be sending."""
+    return timedelta(seconds=attempt_time_limits()[1] + 10)
 
 
 def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAttempt] | None:
@@ -399,7 +406,12 @@ def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAtt
             WebhookDelivery.objects.filter(pk=delivery_id)
             .filter(
                 Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
-                | Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__lt=now)
+                # A lost lease is attempted again only while attempts are left.
+                | Q(
+                    status=WebhookDelivery.Status.DELIVERING,
+                    claimed_until__lt=now,
+                    attempts__lt=MAX_ATTEMPTS,
+                )
             )
             .update(
                 status=WebhookDelivery.Status.DELIVERING,
@@ -409,15 +421,10 @@ def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAtt
             )
         )
         if not claimed:
+            _fail_exhausted_lease(delivery_id, now)
             return None
         delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
-        WebhookAttempt.objects.filter(
-            delivery=delivery, outcome=WebhookAttempt.Outcome.RUNNING
-        ).update(
-            outcome=WebhookAttempt.Outcome.LOST,
-            error="the worker stopped before this attempt ended",
-            updated_at=now,
-        )
+        _mark_lost(delivery, now)
         attempt = WebhookAttempt.objects.create(
             organization_id=delivery.organization_id,
             delivery=delivery,
@@ -425,6 +432,35 @@ def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAtt
             started_at=now,
         )
     return delivery, attempt
+
+
+def _mark_lost(delivery: WebhookDelivery, now: datetime) -> None:
+    WebhookAttempt.objects.filter(delivery=delivery, outcome=WebhookAttempt.Outcome.RUNNING).update(
+        outcome=WebhookAttempt.Outcome.LOST,
+        error="the worker stopped before this attempt ended",
+        updated_at=now,
+    )
+
+
+def _fail_exhausted_lease(delivery_id: Any, now: datetime) -> None:
+    """A lease that ran out on the last allowed attempt: the delivery is failed (not retried
+    forever), and the endpoint checked for auto-disable like any other final failure."""
+    failed = WebhookDelivery.objects.filter(
+        pk=delivery_id,
+        status=WebhookDelivery.Status.DELIVERING,
+        claimed_until__lt=now,
+        attempts__gte=MAX_ATTEMPTS,
+    ).update(
+        status=WebhookDelivery.Status.FAILED, finished_at=now, claimed_until=None, updated_at=now
+    )
+    if not failed:
+        return
+    delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    _mark_lost(delivery, now)
+    WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, failing_since=None).update(
+        failing_since=now
+    )
+    _auto_disable_check(delivery)
 
 
 def webhook_payload(event: WebhookEvent) -> bytes:
@@ -507,19 +543,39 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
     delivery, attempt = claimed
     started = time.monotonic()
     status, body, error = _send(delivery)
-    duration_ms = int((time.monotonic() - started) * 1000)
+    ms = int((time.monotonic() - started) * 1000)
     ok = not error
     ended = timezone.now()
-    with transaction.atomic():
-        WebhookAttempt.objects.filter(pk=attempt.pk).update(
-            outcome=WebhookAttempt.Outcome.SUCCEEDED if ok else WebhookAttempt.Outcome.FAILED,
-            duration_ms=duration_ms,
-            response_status=status,
-            response_body=body.decode("utf-8", "replace"),
-            error=error[:500],
-            updated_at=ended,
-        )
-        return _record_outcome(delivery, ok, status, ended)
+    try:
+        with transaction.atomic():
+            text = _db_text(body.decode("utf-8", "replace"))
+            _attempt_finish(attempt, ms, ok, status, text, _db_text(error))
+            return _record_outcome(delivery, ok, status, ended)
+    except DatabaseError:
+        # Whatever the receiver answered must not leave the delivery `delivering` (and resent
+        # forever): the attempt is recorded as failed, without the part that did not save.
+        logger.warning("webhook_attempt_record_failed", extra={"delivery_id": str(delivery.pk)})
+        with transaction.atomic():
+            _attempt_finish(attempt, ms, False, None, "", "the answer could not be recorded")
+            return _record_outcome(delivery, False, None, ended)
+
+
+def _db_text(text: str) -> str:
+    """Text PostgreSQL accepts: no NUL character, no lone surrogate."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def _attempt_finish(
+    attempt: WebhookAttempt, ms: int, ok: bool, status: int | None, body: str, error: str
+) -> None:
+    WebhookAttempt.objects.filter(pk=attempt.pk).update(
+        outcome=WebhookAttempt.Outcome.SUCCEEDED if ok else WebhookAttempt.Outcome.FAILED,
+        duration_ms=ms,
+        response_status=status,
+        response_body=body,
+        error=error[:500],
+        updated_at=timezone.now(),
+    )
 
 
 def _record_outcome(delivery: WebhookDelivery, ok: bool, status: int | None, now: datetime) -> str:
@@ -542,26 +598,31 @@ def _record_outcome(delivery: WebhookDelivery, ok: bool, status: int | None, now
         )
         return WebhookDelivery.Status.PENDING
     if current.update(status=WebhookDelivery.Status.FAILED, finished_at=now, **common):
-        failing_since = endpoints.values_list("failing_since", flat=True).first()
-        first_ended = (
-            WebhookAttempt.objects.filter(delivery=delivery, number=1)
-            .values_list("updated_at", flat=True)
-            .first()
-        )
-        # Every attempt of a whole retry schedule (about a day) failed, and nothing succeeded
-        # since the first of them: the endpoint fails continuously.
-        if (
-            not disabled
-            and failing_since is not None
-            and first_ended is not None
-            and failing_since <= first_ended
-        ):
-            _endpoint_disable(
-                delivery.endpoint_id,
-                f"every attempt failed since {failing_since:%Y-%m-%d %H:%M} UTC "
-                f"({MAX_ATTEMPTS} attempts of delivery {delivery.pk})",
-            )
+        _auto_disable_check(delivery)
     return WebhookDelivery.Status.FAILED
+
+
+def _auto_disable_check(delivery: WebhookDelivery) -> None:
+    """After a delivery failed for good: disable its endpoint when every attempt of a whole
+    retry schedule (about a day) failed and nothing succeeded since the first of them."""
+    if not delivery.endpoint.enabled:
+        return
+    failing_since = (
+        WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
+        .values_list("failing_since", flat=True)
+        .first()
+    )
+    first_ended = (
+        WebhookAttempt.objects.filter(delivery=delivery, number=1)
+        .values_list("updated_at", flat=True)
+        .first()
+    )
+    if failing_since is not None and first_ended is not None and failing_since <= first_ended:
+        _endpoint_disable(
+            delivery.endpoint_id,
+            f"every attempt failed since {failing_since:%Y-%m-%d %H:%M} UTC "
+            f"({MAX_ATTEMPTS} attempts of delivery {delivery.pk})",
+        )
 
 
 def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:

@@ -98,7 +98,7 @@ def test_a_500_is_retried_later_with_the_body_logged_bounded_then_recovers(
 
 @pytest.mark.parametrize(
     ("mode", "error"),
-    [("hang", "timed out"), ("slow_body", "timed out")],
+    [("hang", "timed out"), ("slow_body", "timed out"), ("slow_headers", "timed out")],
 )
 def test_a_receiver_too_slow_to_answer_fails_the_attempt_at_the_timeout(
     org, receiver, endpoint_for, mode, error
@@ -305,3 +305,62 @@ def test_the_connection_goes_to_the_address_that_was_checked(
     assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
     assert len(receiver.requests) == 1
     assert receiver.requests[0]["headers"]["host"] == f"rebind.test:{port}"
+
+
+def test_a_body_with_a_nul_byte_is_recorded_and_the_delivery_finishes(org, receiver, endpoint_for):
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+    receiver.mode = "nul_body"
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+
+    attempt = WebhookAttempt.objects.get(delivery=delivery)
+    assert attempt.response_body.startswith("ok\ufffd")
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded"
+
+
+def test_an_answer_that_cannot_be_saved_fails_the_attempt_instead_of_hanging(
+    org, receiver, endpoint_for, monkeypatch
+):
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+    # Whatever slips past the clean-up: the delivery must not stay `delivering`.
+    monkeypatch.setattr(services, "_db_text", lambda text: text + "\x00")
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "pending"
+
+    attempt = WebhookAttempt.objects.get(delivery=delivery)
+    assert (attempt.outcome, attempt.error) == ("failed", "the answer could not be recorded")
+
+
+def test_a_lease_lost_on_the_last_attempt_fails_the_delivery_instead_of_retrying_forever(
+    org, receiver, endpoint_for
+):
+    endpoint = endpoint_for(receiver)
+    delivery = _member_added(org)
+    past = timezone.now() - timedelta(minutes=5)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status="delivering", attempts=services.MAX_ATTEMPTS, claimed_until=past
+    )
+    WebhookAttempt.objects.create(
+        organization=org, delivery=delivery, number=services.MAX_ATTEMPTS, started_at=past
+    )
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "skipped"
+
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert receiver.requests == []
+    assert list(WebhookAttempt.objects.values_list("outcome", flat=True)) == ["lost"]
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is not None
+
+
+def test_the_lease_outlasts_the_task_hard_time_limit(settings):
+    from apps.webhooks import tasks
+
+    settings.WEBHOOK_TIMEOUT_SECONDS = 10.0
+    soft, hard = services.attempt_time_limits()
+    assert 10 < soft < hard < services._lease().total_seconds()
+    assert tasks.deliver.time_limit == hard and tasks.deliver.soft_time_limit == soft
