@@ -255,6 +255,7 @@ def _endpoint_disable(endpoint_id: uuid.UUID, reason: str) -> None:
 # --- the outbox ----------------------------------------------------------------------------------
 
 
+@transaction.atomic  # the event and its deliveries together, also for autocommit callers
 def webhook_event_record(
     *,
     type: str,  # noqa: A002 - the event's type, as the payload names it

@@ -364,3 +364,21 @@ def test_the_lease_outlasts_the_task_hard_time_limit(settings):
     soft, hard = services.attempt_time_limits()
     assert 10 < soft < hard < services._lease().total_seconds()
     assert tasks.deliver.time_limit == hard and tasks.deliver.soft_time_limit == soft
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_recorded_outside_a_transaction_is_not_left_without_its_deliveries(
+    org, receiver, endpoint_for, monkeypatch
+):
+    endpoint_for(receiver)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the deliveries could not be written")
+
+    monkeypatch.setattr(WebhookDelivery.objects, "bulk_create", broken)
+    with pytest.raises(RuntimeError):
+        services.webhook_event_record(
+            type=MEMBER_ADDED, organization_id=org.pk, data={"user_id": "x"}
+        )
+
+    assert not WebhookEvent.objects.exists()
