@@ -1,8 +1,7 @@
 """The one HTTP request a delivery attempt makes, to an address checked after DNS.
 
-The host is resolved here, every address it resolves to must pass the SSH target rules
-(`apps.core.validators.validate_target_ip`: no loopback unless allowed, no link-local, no
-metadata service, no operator deny-listed range), and the connection is opened to the checked
+The host is resolved here, every address it resolves to must pass `webhook_target_ip_check` (the
+SSH target rules, and by default public addresses only), and the connection is opened to the checked
 address itself, so a second resolution cannot swap in another (DNS rebinding). TLS still
 verifies the certificate for the host name. Each checked address is tried in turn. Redirects are
 never followed (http.client does not), the whole exchange (connect, TLS, send, headers, body)
@@ -13,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import socket
 import ssl
 import threading
@@ -20,9 +20,30 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from apps.core.validators import validate_target_ip
+from apps.core.validators import unmapped_ip, validate_target_ip
+
+
+def webhook_target_ip_check(value: str) -> None:
+    """An address a webhook may be sent to: the SSH target rules (no metadata service, no
+    link-local, no SSH_TARGET_DENY_CIDRS; loopback only with AUTOGLUE_ALLOW_LOOPBACK_TARGETS),
+    then WEBHOOK_TARGET_DENY_CIDRS, and unless WEBHOOK_ALLOW_PRIVATE_TARGETS only public
+    addresses: SSH may reach private servers by design, a webhook is a request on a tenant's
+    behalf. Raises ValidationError."""
+    validate_target_ip(value)
+    address = unmapped_ip(value)
+    for cidr in settings.WEBHOOK_TARGET_DENY_CIDRS:
+        network = ipaddress.ip_network(cidr)
+        if address.version == network.version and address in network:
+            raise ValidationError("must not be in a denied range", code="invalid")
+    if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+        return
+    # Not global: RFC 1918, ULA, CGNAT (100.64/10), loopback, link-local, documentation ranges.
+    carried = getattr(address, "sixtofour", None)  # a 6to4 relay reaches the IPv4 inside
+    if not address.is_global or (carried is not None and not carried.is_global):
+        raise ValidationError("must not be a private address", code="invalid")
 
 
 class TargetRefused(Exception):
@@ -44,7 +65,7 @@ def resolve_checked(host: str, port: int) -> list[str]:
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for address in addresses:
         try:
-            validate_target_ip(address)
+            webhook_target_ip_check(address)
         except ValidationError as exc:
             raise TargetRefused(f"the host resolves to an address that {exc.messages[0]}") from None
     if not addresses:

@@ -16,6 +16,7 @@ import logging
 import random
 import re
 import secrets
+import ssl
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from apps.core.validators import UNSAFE_TEXT, validate_hostname, validate_target_ip
+from apps.core.validators import UNSAFE_TEXT, validate_hostname
 from apps.webhooks import clients
 from apps.webhooks.catalogue import EVENT_TYPES, VERSION, WEBHOOK_TEST
 from apps.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -94,6 +95,19 @@ def webhook_url_check(value: Any) -> str:
     return value
 
 
+def _port_check(scheme: str, port: int | None) -> None:
+    """Only the ports the operator allows (WEBHOOK_ALLOWED_PORTS, 80 too for http): a webhook
+    must not probe a host's other services."""
+    allowed = list(settings.WEBHOOK_ALLOWED_PORTS)
+    if not allowed or port is None:
+        return
+    if scheme == "http":
+        allowed.append(80)
+    if port not in allowed:
+        shown = ", ".join(str(item) for item in sorted(set(allowed)))
+        raise ValidationError(f"must use one of the ports {shown}", code="invalid")
+
+
 def _url_parts_check(parts: Any) -> None:
     allowed = ("https", "http") if settings.WEBHOOK_ALLOW_HTTP else ("https",)
     if parts.scheme not in allowed:
@@ -107,6 +121,7 @@ def _url_parts_check(parts: Any) -> None:
         raise ValidationError("has an invalid port", code="invalid") from None
     if port == 0:
         raise ValidationError("has an invalid port", code="invalid")
+    _port_check(parts.scheme, port)
     host = parts.hostname or ""
     if not host:
         raise ValidationError("must name a host", code="invalid")
@@ -115,7 +130,7 @@ def _url_parts_check(parts: Any) -> None:
     if parts.fragment:
         raise ValidationError("must not have a fragment", code="invalid")
     try:
-        validate_target_ip(host)
+        clients.webhook_target_ip_check(host)
     except ValidationError as exc:
         if "valid IPv4 or IPv6" not in exc.messages[0]:
             raise
@@ -521,10 +536,13 @@ def _send(delivery: WebhookDelivery) -> tuple[int | None, bytes, str]:
         )
     except clients.TargetRefused as exc:
         return None, b"", f"refused: {exc}"
+    # Generic reasons only: which exception a host's port raised would map its services.
     except TimeoutError:
         return None, b"", "timed out"
-    except (OSError, HTTPException) as exc:
-        return None, b"", f"connection failed ({type(exc).__name__})"
+    except ssl.SSLError:
+        return None, b"", "TLS failed"
+    except (OSError, HTTPException):
+        return None, b"", "connection failed"
     error = "" if 200 <= answer.status < 300 else f"answered {answer.status}"
     return answer.status, answer.body, error
 

@@ -66,6 +66,14 @@ def test_rotating_answers_a_new_secret_and_when_the_old_one_stops_signing(owner_
         ("https://user:pw@hooks.example.com/x", "user name"),
         ("https://hooks example.com/x", "spaces"),
         ("ftp://hooks.example.com/x", "https"),
+        ("https://10.0.0.5/x", "private"),
+        ("https://192.168.1.10/x", "private"),
+        ("https://100.64.0.9/x", "private"),
+        ("https://[fd12:3456::1]/x", "private"),
+        ("https://[2002:c0a8:0101::1]/x", "private"),
+        ("https://203.0.113.9/x", "private"),
+        ("https://hooks.example.com:22/x", "ports 443, 8443"),
+        ("https://hooks.example.com:6379/x", "ports 443, 8443"),
     ],
 )
 def test_unsafe_urls_are_refused_at_entry_naming_the_field(owner_api, settings, url, fragment):
@@ -168,3 +176,18 @@ def test_disabling_and_enabling_by_patch(owner_api, org):
     assert response.json()["disabled_reason"] == ""
     assert owner_api.delete(f"/api/v1/webhooks/{endpoint.pk}").status_code == 204
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_private_targets_and_other_ports_are_allowed_when_the_operator_says_so(owner_api, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_ALLOWED_PORTS = [443, 8443, 9443]
+    for url in ("https://10.0.0.5/x", "https://[fd12:3456::1]:9443/x"):
+        assert owner_api.post("/api/v1/webhooks", {"url": url}, format="json").status_code == 201
+
+
+def test_a_denied_range_is_refused_even_when_private_targets_are_allowed(owner_api, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_TARGET_DENY_CIDRS = ["10.20.0.0/16"]
+    response = owner_api.post("/api/v1/webhooks", {"url": "https://10.20.3.4/x"}, format="json")
+    assert response.status_code == 400
+    assert "denied range" in response.json()["message"]

@@ -382,3 +382,26 @@ def test_an_event_recorded_outside_a_transaction_is_not_left_without_its_deliver
         )
 
     assert not WebhookEvent.objects.exists()
+
+
+def test_a_name_resolving_to_a_private_address_is_refused_when_sending(org, receiver, settings):
+    services.webhook_endpoint_create(
+        organization=org, url=receiver.url.replace("127.0.0.1", "localhost")
+    )
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    delivery = _member_added(org)
+
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    assert receiver.requests == []
+    error = WebhookAttempt.objects.get(delivery=delivery).error
+    assert error == "refused: the host resolves to an address that must not be a private address"
+
+
+def test_a_failed_connection_names_no_exception_class(org, plain_http):
+    services.webhook_endpoint_create(organization=org, url=f"http://127.0.0.1:{closed_port()}/hook")
+    delivery = _member_added(org)
+
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    assert WebhookAttempt.objects.get(delivery=delivery).error == "connection failed"
