@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -277,11 +277,14 @@ def webhook_event_record(
     organization_id: Any,
     data: dict[str, Any],
     endpoints: list[WebhookEndpoint] | None = None,
+    once_per: Any = None,
 ) -> WebhookEvent | None:
     """Write an event and one delivery per enabled endpoint that wants it, in the caller's
     transaction; their first attempts are published after commit. Nothing is written when no
     endpoint of the organization wants the type, nor for an organization this transaction is
-    deleting (its members' removal is not news to anyone)."""
+    deleting (its members' removal is not news to anyone). With `once_per` (the subject and
+    state a fact is about) the event's id is derived from it and a fact seen again writes
+    nothing: a broken chain verified twice, a job claimed again, the same host key mismatch."""
     if organization_id and str(organization_id) in _deleting():
         return None
     if endpoints is None and organization_id:
@@ -292,13 +295,24 @@ def webhook_event_record(
         )
         if not endpoints:
             return None  # nobody listens: no row for every audited change of every organization
-    event = WebhookEvent.objects.create(
+    event = WebhookEvent(
         organization_id=organization_id,
         type=type,
         version=VERSION,
         occurred_at=timezone.now(),
         data=data,
     )
+    if once_per is not None:
+        event.pk = webhook_event_id(organization_id=organization_id, type=type, once_per=once_per)
+        if WebhookEvent.objects.filter(pk=event.pk).exists():
+            return None
+        try:
+            with transaction.atomic():  # a concurrent writer of the same fact: theirs stands
+                event.save(force_insert=True)
+        except IntegrityError:
+            return None
+    else:
+        event.save(force_insert=True)
     if endpoints is None:
         # Platform events (backups) are kept in the outbox; endpoints are per organization.
         return event
@@ -344,9 +358,14 @@ def webhook_org_deleting(*, organization_id: Any) -> None:
     marked[1].add(str(organization_id))
 
 
-def webhook_event_exists(*, type: str, data: dict[str, Any]) -> bool:  # noqa: A002
-    """Whether an event of `type` whose payload contains `data` was recorded already."""
-    return WebhookEvent.objects.filter(type=type, data__contains=data).exists()
+# Namespace of deterministic event ids (uuid5), for facts reported again and again.
+_EVENT_ID_NAMESPACE = uuid.UUID("6f1d7a8e-4b0c-5a43-9a57-2f0d3c1e9b21")
+
+
+def webhook_event_id(*, organization_id: Any, type: str, once_per: Any) -> uuid.UUID:  # noqa: A002
+    """The id of the one event of `type` about `once_per` (a subject and its state)."""
+    name = json.dumps([str(organization_id or ""), type, once_per], sort_keys=True, default=str)
+    return uuid.uuid5(_EVENT_ID_NAMESPACE, name)
 
 
 def _publish(delivery_ids: list[str]) -> None:
