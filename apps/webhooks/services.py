@@ -50,10 +50,11 @@ RESPONSE_BODY_BYTES = 1024
 RETRY_SCHEDULE: tuple[int, ...] = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 JITTER = 0.2
-# A published message not claimed after this long is published again by the dispatcher: longer
-# than a busy queue takes to drain a burst, so a backlog is not filled with duplicates (each
-# harmless, but a claim attempt), as the job reaper's resend period is.
-RESEND_AFTER = timedelta(seconds=300)
+# A message published but never claimed is taken for lost (a broker restart) only after this
+# long, and only while the queue is short: a backlog is slow, not lost, and republishing it
+# would double it.
+LOST_AFTER = timedelta(minutes=30)
+QUEUE_SHORT = 100
 DISPATCH_BATCH = 1000
 SECRET_BYTES = 24
 ROTATION_OVERLAP_MAX = 7 * 24 * 3600
@@ -663,22 +664,46 @@ def _auto_disable_check(delivery: WebhookDelivery) -> None:
         )
 
 
+def _queue_length() -> int | None:
+    """Messages waiting on the `webhooks` queue (None: unknown, the broker is unreachable)."""
+    from autoglue.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            declared = conn.default_channel.queue_declare(queue=QUEUE, passive=True)
+            return int(declared.message_count)
+    except Exception:  # noqa: BLE001 - unknown means "do not republish what may be queued"
+        return None
+
+
 def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
-    """Publish deliveries that are due (retries, and first attempts whose message was lost)
-    and those whose lease ran out (the worker died mid-request). Marks them sent, so the next
-    tick does not publish them again before RESEND_AFTER."""
+    """Publish what has no message on its way, marking it sent:
+
+    - retries that are due and not yet published for this attempt (a published message carries
+      `sent_at` at or after the attempt's `next_attempt_at`);
+    - deliveries whose lease ran out (the worker died mid-request), once per lease;
+    - messages that failed to publish (`sent_at` cleared);
+    - and, only while the queue is short (`QUEUE_SHORT`), messages published more than
+      `LOST_AFTER` ago and never claimed (lost with a broker restart).
+
+    Runs on the maintenance queue, so a backlog on `webhooks` does not delay it."""
     now = now or timezone.now()
-    stale = now - RESEND_AFTER
-    unsent = Q(sent_at__isnull=True) | Q(sent_at__lt=stale) | Q(sent_at__lt=F("next_attempt_at"))
-    due = Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now) & unsent
-    lost = Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__lt=now) & (
-        Q(sent_at__isnull=True) | Q(sent_at__lt=F("claimed_until")) | Q(sent_at__lt=stale)
+    due = Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+    lost_lease = Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__lt=now)
+    unsent = (
+        Q(sent_at__isnull=True)
+        | (due & Q(sent_at__lt=F("next_attempt_at")))
+        | (lost_lease & Q(sent_at__lt=F("claimed_until")))
     )
+    wanted = (due | lost_lease) & unsent
+    length = _queue_length() if settings.JOBS_PUBLISH else 0
+    if length is not None and length < QUEUE_SHORT:
+        wanted |= (due | lost_lease) & Q(sent_at__lt=now - LOST_AFTER)
     with transaction.atomic():
         ids = [
             str(pk)
             for pk in WebhookDelivery.objects.select_for_update(skip_locked=True)
-            .filter(due | lost)
+            .filter(wanted)
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:DISPATCH_BATCH]
         ]

@@ -405,3 +405,37 @@ def test_a_failed_connection_names_no_exception_class(org, plain_http):
     services.webhook_delivery_attempt(delivery_id=delivery.pk)
 
     assert WebhookAttempt.objects.get(delivery=delivery).error == "connection failed"
+
+
+def test_the_dispatcher_republishes_only_what_has_no_message_on_its_way(
+    org, receiver, endpoint_for
+):
+    endpoint_for(receiver)
+    now = timezone.now()
+    fresh, published_retry, lost_first, unpublished_retry = (_member_added(org) for _ in range(4))
+    # A first attempt published 10 minutes ago is waiting in a queue: not lost yet.
+    WebhookDelivery.objects.filter(pk=fresh.pk).update(
+        next_attempt_at=now - timedelta(minutes=10), sent_at=now - timedelta(minutes=10)
+    )
+    # A retry already published for this attempt.
+    WebhookDelivery.objects.filter(pk=published_retry.pk).update(
+        attempts=1, next_attempt_at=now - timedelta(minutes=1), sent_at=now - timedelta(seconds=30)
+    )
+    # Published an hour ago and never claimed, the queue empty: the message was lost.
+    WebhookDelivery.objects.filter(pk=lost_first.pk).update(
+        next_attempt_at=now - timedelta(hours=1), sent_at=now - timedelta(hours=1)
+    )
+    # A retry that came due and was never published.
+    WebhookDelivery.objects.filter(pk=unpublished_retry.pk).update(
+        attempts=1, next_attempt_at=now - timedelta(seconds=5), sent_at=now - timedelta(minutes=2)
+    )
+
+    assert services.webhook_dispatch() == {"published": 2}
+    republished = WebhookDelivery.objects.filter(sent_at__gte=now).values_list("pk", flat=True)
+    assert set(republished) == {lost_first.pk, unpublished_retry.pk}
+
+
+def test_the_dispatcher_runs_on_the_maintenance_queue():
+    from django_celery_beat.models import PeriodicTask
+
+    assert PeriodicTask.objects.get(name="webhooks-dispatch").queue == "maintenance"
