@@ -179,11 +179,17 @@ class WebhookEndpointAdmin(_OwnersAndAdmins, OrgScopedAdmin):
         endpoint = self._endpoint(request, endpoint_id)
         form = RotateForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            secret = services.webhook_endpoint_rotate_secret(
-                endpoint=endpoint, overlap_seconds=form.cleaned_data["overlap_hours"] * 3600
-            )
-            self.log_change(request, endpoint, "Rotated the signing secret (shown once)")
-            return self._secret_page(request, endpoint, secret, "Signing secret rotated")
+            try:
+                secret = services.webhook_endpoint_rotate_secret(
+                    endpoint=endpoint,
+                    overlap_seconds=form.cleaned_data["overlap_hours"] * 3600,
+                    force=form.cleaned_data["force"],
+                )
+            except services.RotationInProgress as exc:
+                form.add_error("force", str(exc))
+            else:
+                self.log_change(request, endpoint, "Rotated the signing secret (shown once)")
+                return self._secret_page(request, endpoint, secret, "Signing secret rotated")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -208,6 +214,11 @@ class RotateForm(forms.Form):
         max_value=services.ROTATION_OVERLAP_MAX // 3600,
         initial=24,
         help_text="How long the current secret keeps signing beside the new one (0: stop now).",
+    )
+    force = forms.BooleanField(
+        required=False,
+        help_text="Rotate even while the previous rotation's overlap runs (its older secret "
+        "stops signing at once).",
     )
 
 

@@ -79,6 +79,10 @@ class DeliveryInProgress(Exception):
     """A redelivery asked while an attempt of the delivery is running."""
 
 
+class RotationInProgress(Exception):
+    """A rotation asked while the previous one's overlap still runs (without `force`)."""
+
+
 # --- validation at entry -------------------------------------------------------------------------
 
 
@@ -238,13 +242,21 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
 
 @transaction.atomic
 def webhook_endpoint_rotate_secret(
-    *, endpoint: WebhookEndpoint, overlap_seconds: int = 86400
+    *, endpoint: WebhookEndpoint, overlap_seconds: int = 86400, force: bool = False
 ) -> str:
     """A new signing secret (returned, shown once). For `overlap_seconds` the previous secret
-    signs beside it (two `v1,` signatures), so receivers switch without a failed check."""
+    signs beside it (two `v1,` signatures), so receivers switch without a failed check.
+    Refused while a previous rotation's overlap runs, unless `force`: a second rotation would
+    drop the original secret that receivers may still verify with."""
     if not 0 <= overlap_seconds <= ROTATION_OVERLAP_MAX:
         raise ValidationError(
             {"overlap_seconds": [f"must be between 0 and {ROTATION_OVERLAP_MAX}"]}, code="invalid"
+        )
+    ends = endpoint.previous_secret_expires_at
+    if not force and endpoint.previous_secret and ends is not None and ends > timezone.now():
+        raise RotationInProgress(
+            f"the previous rotation's overlap runs until {ends:%Y-%m-%d %H:%M} UTC; rotating "
+            "again drops the original secret (send force: true to do it anyway)"
         )
     secret = webhook_secret_new()
     endpoint.previous_secret = endpoint.secret if overlap_seconds else ""

@@ -191,3 +191,20 @@ def test_a_denied_range_is_refused_even_when_private_targets_are_allowed(owner_a
     response = owner_api.post("/api/v1/webhooks", {"url": "https://10.20.3.4/x"}, format="json")
     assert response.status_code == 400
     assert "denied range" in response.json()["message"]
+
+
+def test_rotating_again_during_the_overlap_is_refused_unless_forced(owner_api, org):
+    endpoint = _endpoint(org)
+    url = f"/api/v1/webhooks/{endpoint.pk}/rotate-secret"
+    assert owner_api.post(url, {"overlap_seconds": 600}, format="json").status_code == 200
+
+    refused = owner_api.post(url, {"overlap_seconds": 600}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "rotation_in_progress"
+    endpoint.refresh_from_db()
+    original = endpoint.previous_secret
+
+    forced = owner_api.post(url, {"overlap_seconds": 600, "force": True}, format="json")
+    assert forced.status_code == 200
+    endpoint.refresh_from_db()
+    assert endpoint.previous_secret != original
