@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from apps.core.permissions import Perm
@@ -222,7 +223,17 @@ class RotateForm(forms.Form):
     )
 
 
-_ATTEMPT_FIELDS = ("number", "started_at", "duration_ms", "outcome", "response_status", "error")
+_ATTEMPT_FIELDS = (
+    "number",
+    "started_at",
+    "duration_ms",
+    "outcome",
+    "response_status",
+    "response",
+    "error",
+)
+# The part of a stored answer (itself at most 1,024 bytes) the attempt log shows.
+_RESPONSE_SHOWN = 500
 _DELIVERY_FIELDS = (
     "organization",
     "endpoint",
@@ -249,6 +260,14 @@ class WebhookAttemptInline(OrgScopedInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="response body")
+    def response(self, attempt: WebhookAttempt) -> str:
+        """The receiver's answer, escaped (it is the receiver's text, not ours) and cut short."""
+        body = attempt.response_body or ""
+        if len(body) > _RESPONSE_SHOWN:
+            body = body[:_RESPONSE_SHOWN] + "…"
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', body) if body else "—"
 
 
 @admin.register(WebhookDelivery)
