@@ -218,7 +218,12 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> Web
     """Change url, description, event_types, enabled or headers. Enabling clears the reason
     Autoglue disabled it for."""
     if "url" in changes:
+        old_host = urlsplit(endpoint.url).hostname
         endpoint.url = webhook_url_check(changes["url"])
+        if urlsplit(endpoint.url).hostname != old_host and "headers" not in changes:
+            # Custom headers often carry a token meant for the old host: they do not follow
+            # the URL to another one unless given again with it.
+            endpoint.headers = ""
     if "description" in changes:
         endpoint.description = changes["description"]
     if "event_types" in changes:

@@ -3,6 +3,8 @@ organization's endpoints, deliveries and redelivery out of reach, SSRF targets r
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from apps.orgs.tests.factories import MembershipFactory
@@ -208,3 +210,30 @@ def test_rotating_again_during_the_overlap_is_refused_unless_forced(owner_api, o
     assert forced.status_code == 200
     endpoint.refresh_from_db()
     assert endpoint.previous_secret != original
+
+
+def test_the_url_token_stays_out_of_the_audit_log_and_headers_do_not_follow_a_new_host(
+    owner_api, org
+):
+    from apps.audit.models import AuditEntry
+
+    created = owner_api.post(
+        "/api/v1/webhooks",
+        {"url": "https://hooks.example.com/h/TOKEN-CANARY-1", "headers": {"X-Auth": "k"}},
+        format="json",
+    )
+    pk = created.json()["id"]
+    moved = owner_api.patch(
+        f"/api/v1/webhooks/{pk}",
+        {"url": "https://other.example.net/h?t=TOKEN-CANARY-2"},
+        format="json",
+    )
+    assert moved.status_code == 200
+
+    entries = AuditEntry.objects.filter(object_id=pk)
+    logged = json.dumps([[e.object_repr, e.changes] for e in entries], ensure_ascii=False)
+    assert entries.count() == 2
+    assert "TOKEN-CANARY" not in logged
+    assert "https://other.example.net/…" in logged
+    endpoint = WebhookEndpoint.objects.get(pk=pk)
+    assert services.webhook_endpoint_headers(endpoint) == {}
