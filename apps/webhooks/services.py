@@ -19,6 +19,7 @@ import secrets
 import ssl
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPException
 from typing import Any
@@ -733,15 +734,31 @@ def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
 # --- retention -----------------------------------------------------------------------------------
 
 
-def webhook_deliveries_purge(*, now: datetime | None = None) -> dict[str, int]:
+def webhook_deliveries_purge(
+    *, now: datetime | None = None, should_stop: Callable[[], bool] = lambda: False
+) -> dict[str, int]:
     """Delete finished deliveries (with their attempts) older than JOB_RETENTION_DAYS, and the
-    events left with no delivery that are as old. Pending ones are kept, however old."""
+    events left with no delivery that are as old, MAINTENANCE_DELETE_BATCH_SIZE rows at a time
+    (only their ids are read), stopping early when `should_stop()` says so (the next run goes
+    on). Pending ones are kept, however old."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.JOB_RETENTION_DAYS)
     final = [WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED]
-    _, deleted = WebhookDelivery.objects.filter(status__in=final, finished_at__lt=cutoff).delete()
-    _, gone = WebhookEvent.objects.filter(occurred_at__lt=cutoff, deliveries=None).delete()
-    return {
-        "deliveries_deleted": deleted.get(WebhookDelivery._meta.label, 0),
-        "events_deleted": gone.get(WebhookEvent._meta.label, 0),
-    }
+    old_deliveries = WebhookDelivery.objects.filter(status__in=final, finished_at__lt=cutoff)
+    deleted = _delete_batched(old_deliveries, should_stop)
+    gone = 0
+    if not should_stop():
+        orphans = WebhookEvent.objects.filter(occurred_at__lt=cutoff, deliveries=None)
+        gone = _delete_batched(orphans, should_stop)
+    return {"deliveries_deleted": deleted, "events_deleted": gone}
+
+
+def _delete_batched(queryset: Any, should_stop: Callable[[], bool]) -> int:
+    model, size, deleted = queryset.model, max(int(settings.MAINTENANCE_DELETE_BATCH_SIZE), 1), 0
+    while True:
+        ids = list(queryset.values_list("pk", flat=True)[:size])
+        if ids:
+            removed = model._default_manager.filter(pk__in=ids).delete()[1]
+            deleted += removed.get(model._meta.label, 0)
+        if len(ids) < size or should_stop():
+            return deleted

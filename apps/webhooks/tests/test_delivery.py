@@ -439,3 +439,22 @@ def test_the_dispatcher_runs_on_the_maintenance_queue():
     from django_celery_beat.models import PeriodicTask
 
     assert PeriodicTask.objects.get(name="webhooks-dispatch").queue == "maintenance"
+
+
+def test_the_purge_goes_in_batches_and_stops_when_asked(org, receiver, endpoint_for, settings):
+    endpoint_for(receiver)
+    settings.MAINTENANCE_DELETE_BATCH_SIZE = 2
+    deliveries = [_member_added(org) for _ in range(5)]
+    long_ago = timezone.now() - timedelta(days=settings.JOB_RETENTION_DAYS + 1)
+    WebhookDelivery.objects.update(status="succeeded", finished_at=long_ago)
+    WebhookEvent.objects.update(occurred_at=long_ago)
+    asked = []
+
+    def stop_after_two_batches() -> bool:
+        asked.append(1)
+        return len(asked) >= 2
+
+    first = services.webhook_deliveries_purge(should_stop=stop_after_two_batches)
+    assert first == {"deliveries_deleted": 4, "events_deleted": 0}
+    assert services.webhook_deliveries_purge() == {"deliveries_deleted": 1, "events_deleted": 5}
+    assert not WebhookDelivery.objects.filter(pk__in=[d.pk for d in deliveries]).exists()
