@@ -141,7 +141,13 @@ def _keys_expiring(facts: dict[str, Any]) -> list[tuple[Any, str, dict[str, Any]
         expires_at = key.expires_at.isoformat()
         data = {"api_key_id": str(key.pk), "name": key.name, "expires_at": expires_at}
         found.append((key.organization_id, API_KEY_EXPIRING, data))
-    return found
+    # The sweep lists a key every hour until it expires: one query finds those announced.
+    ids = [
+        services.webhook_event_id(organization_id=org_id, type=kind, once_per=_once_per(kind, data))
+        for org_id, kind, data in found
+    ]
+    announced = services.webhook_events_existing(ids)
+    return [item for item, event_id in zip(found, ids, strict=True) if event_id not in announced]
 
 
 def _once_per(event_type: str, data: dict[str, Any]) -> Any:

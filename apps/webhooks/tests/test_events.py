@@ -213,3 +213,33 @@ def test_a_fact_reported_again_is_announced_once(org):
         "server.host_key_changed",
         "server.host_key_changed",
     ]
+
+
+def test_every_expiring_org_key_is_announced_in_batches(org, settings, monkeypatch):
+    from apps.accounts.models import APIKey
+
+    settings.MAINTENANCE_DELETE_BATCH_SIZE = 2  # 5 keys in 3 batches, as 5,000 in 3 of 2,000
+    for index in range(5):
+        account_services.api_key_create_for_org(organization=org, name=f"k{index}")
+    APIKey.objects.filter(organization=org).update(expires_at=timezone.now() + timedelta(days=2))
+
+    from apps.core import events as core_events
+
+    batches: list[int] = []
+
+    def count(name, facts):
+        if name == "api_key.expiring":
+            batches.append(len(facts["keys"]))
+
+    monkeypatch.setattr(core_events, "_listeners", [*core_events._listeners, count])
+    api_keys_sweep()
+    api_keys_sweep()
+
+    assert batches == [2, 2, 1, 2, 2, 1]
+    assert sorted(d["name"] for t, d in _events(org) if t == "api_key.expiring") == [
+        "k0",
+        "k1",
+        "k2",
+        "k3",
+        "k4",
+    ]
