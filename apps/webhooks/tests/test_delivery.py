@@ -458,3 +458,28 @@ def test_the_purge_goes_in_batches_and_stops_when_asked(org, receiver, endpoint_
     assert first == {"deliveries_deleted": 4, "events_deleted": 0}
     assert services.webhook_deliveries_purge() == {"deliveries_deleted": 1, "events_deleted": 5}
     assert not WebhookDelivery.objects.filter(pk__in=[d.pk for d in deliveries]).exists()
+
+
+def test_when_the_first_address_refuses_the_next_checked_one_is_tried(
+    org, receiver, endpoint_for, monkeypatch
+):
+    import socket
+
+    endpoint = endpoint_for(receiver)
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"http://two.test:{port}/hook/")
+    real = socket.getaddrinfo
+
+    def two_addresses(host, *args, **kwargs):
+        if host == "two.test":  # nothing listens on 127.0.0.2 at that port: refused
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+                for address in ("127.0.0.2", "127.0.0.1")
+            ]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+    delivery = _member_added(org)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+    assert len(receiver.requests) == 1
