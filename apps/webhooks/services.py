@@ -55,6 +55,8 @@ JITTER = 0.2
 # long, and only while the queue is short: a backlog is slow, not lost, and republishing it
 # would double it.
 LOST_AFTER = timedelta(minutes=30)
+# How often a disabled endpoint's waiting deliveries are looked at again.
+DISABLED_RECHECK = timedelta(hours=1)
 QUEUE_SHORT = 100
 DISPATCH_BATCH = 1000
 SECRET_BYTES = 24
@@ -232,12 +234,18 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> Web
     if "headers" in changes:
         headers = webhook_headers_check(changes["headers"] or {})
         endpoint.headers = json.dumps(headers) if headers else ""
+    resumed = False
     if "enabled" in changes:
+        resumed = bool(changes["enabled"]) and not endpoint.enabled
         endpoint.enabled = bool(changes["enabled"])
         if endpoint.enabled:
             endpoint.disabled_reason = ""
             endpoint.failing_since = None
     endpoint.save()
+    if resumed:  # deliveries that waited while it was off are due now (the dispatcher sends)
+        WebhookDelivery.objects.filter(
+            endpoint=endpoint, status=WebhookDelivery.Status.PENDING
+        ).update(next_attempt_at=timezone.now())
     return endpoint
 
 
@@ -472,6 +480,8 @@ def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAtt
                     attempts__lt=MAX_ATTEMPTS,
                 )
             )
+            # A disabled endpoint's deliveries wait for it (test events go regardless).
+            .filter(Q(endpoint__enabled=True) | Q(event__type=WEBHOOK_TEST))
             .update(
                 status=WebhookDelivery.Status.DELIVERING,
                 claimed_until=now + _lease(),
@@ -481,6 +491,7 @@ def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAtt
         )
         if not claimed:
             _fail_exhausted_lease(delivery_id, now)
+            _postpone_while_disabled(delivery_id, now)
             return None
         delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
         _mark_lost(delivery, now)
@@ -491,6 +502,19 @@ def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAtt
             started_at=now,
         )
     return delivery, attempt
+
+
+def _postpone_while_disabled(delivery_id: Any, now: datetime) -> None:
+    """A due delivery whose endpoint is off waits (no attempt used) and is looked at again in
+    an hour; enabling the endpoint makes its waiting deliveries due at once."""
+    WebhookDelivery.objects.filter(
+        pk=delivery_id,
+        status=WebhookDelivery.Status.PENDING,
+        next_attempt_at__lte=now,
+        endpoint__enabled=False,
+    ).exclude(event__type=WEBHOOK_TEST).update(
+        next_attempt_at=now + DISABLED_RECHECK, updated_at=now
+    )
 
 
 def _mark_lost(delivery: WebhookDelivery, now: datetime) -> None:
@@ -651,8 +675,8 @@ def _record_outcome(delivery: WebhookDelivery, ok: bool, status: int | None, now
         endpoints.exclude(failing_since=None).update(failing_since=None)
         return WebhookDelivery.Status.SUCCEEDED
     endpoints.filter(failing_since=None).update(failing_since=now)
-    disabled = not delivery.endpoint.enabled and delivery.event.type != WEBHOOK_TEST
-    if delivery.attempts < MAX_ATTEMPTS and not disabled:
+    # An endpoint turned off mid-attempt: the retry waits for it (see _postpone_while_disabled).
+    if delivery.attempts < MAX_ATTEMPTS:
         current.update(
             status=WebhookDelivery.Status.PENDING,
             next_attempt_at=_next_attempt_at(delivery.attempts, now),

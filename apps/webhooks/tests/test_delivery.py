@@ -483,3 +483,20 @@ def test_when_the_first_address_refuses_the_next_checked_one_is_tried(
 
     assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
     assert len(receiver.requests) == 1
+
+
+def test_a_disabled_endpoint_s_deliveries_wait_and_go_once_it_is_enabled(
+    org, receiver, endpoint_for
+):
+    endpoint = endpoint_for(receiver)
+    delivery = _member_added(org)
+    services.webhook_endpoint_update(endpoint=endpoint, enabled=False)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "skipped"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("pending", 0)
+    assert receiver.requests == []
+
+    services.webhook_endpoint_update(endpoint=endpoint, enabled=True)
+    assert services.webhook_dispatch() == {"published": 1}
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
