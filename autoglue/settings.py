@@ -417,6 +417,8 @@ WEBHOOK_TARGET_DENY_CIDRS = [
     for cidr in env.list("WEBHOOK_TARGET_DENY_CIDRS", default=[])
     if cidr.strip()
 ]
+# Endpoints an organization may have (each event fans out to every one of them).
+WEBHOOK_MAX_ENDPOINTS_PER_ORG = env.int("WEBHOOK_MAX_ENDPOINTS_PER_ORG", default=20)
 # Ports a webhook URL may name (80 is also allowed for http:// with WEBHOOK_ALLOW_HTTP); empty:
 # any port. Keeps a webhook from probing a host's other services.
 WEBHOOK_ALLOWED_PORTS = [

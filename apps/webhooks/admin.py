@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -61,6 +62,15 @@ class WebhookEndpointForm(ConsoleModelForm):
     def _post_clean(self) -> None:
         # The services validate and save (the secret column is theirs to fill).
         pass
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.instance._state.adding and data.get("organization") is not None:
+            try:
+                services.webhook_endpoint_limit_check(data["organization"])
+            except ValidationError as exc:
+                raise forms.ValidationError(exc.messages[0]) from None
+        return data
 
 
 class _OwnersAndAdmins:

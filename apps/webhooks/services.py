@@ -190,6 +190,17 @@ def webhook_endpoint_headers(endpoint: WebhookEndpoint) -> dict[str, str]:
     return json.loads(endpoint.headers) if endpoint.headers else {}
 
 
+def webhook_endpoint_limit_check(organization: Any) -> None:
+    """At most WEBHOOK_MAX_ENDPOINTS_PER_ORG endpoints per organization: every event fans out
+    to each, and all organizations share the delivery workers."""
+    limit = int(settings.WEBHOOK_MAX_ENDPOINTS_PER_ORG)
+    if WebhookEndpoint.objects.filter(organization=organization).count() >= limit:
+        raise ValidationError(
+            f"the organization already has {limit} webhook endpoints, the most allowed",
+            code="limit_reached",
+        )
+
+
 @transaction.atomic
 def webhook_endpoint_create(
     *,
@@ -202,6 +213,7 @@ def webhook_endpoint_create(
 ) -> tuple[WebhookEndpoint, str]:
     """Create an endpoint with a new signing secret; returns it with the secret, which is shown
     this once (reads never return it)."""
+    webhook_endpoint_limit_check(organization)
     secret = webhook_secret_new()
     endpoint = WebhookEndpoint(
         organization=organization,

@@ -147,3 +147,15 @@ def test_the_attempt_log_shows_the_answer_escaped_and_cut_short(olivia, org):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;upstream broke" in text
     assert "<script>alert(1)" not in text
     assert "TAIL" not in text
+
+
+def test_the_console_refuses_an_endpoint_beyond_the_limit_on_the_form(olivia, org, settings):
+    settings.WEBHOOK_MAX_ENDPOINTS_PER_ORG = 1
+    _endpoint(org)
+    response = olivia.post(
+        reverse("admin:webhooks_webhookendpoint_add"),
+        {"organization": str(org.pk), "url": "https://hooks.example.com/more", "enabled": "on"},
+    )
+    assert response.status_code == 200
+    assert "1 webhook endpoints, the most allowed" in response.content.decode()
+    assert WebhookEndpoint.objects.filter(organization=org).count() == 1

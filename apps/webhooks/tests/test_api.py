@@ -237,3 +237,18 @@ def test_the_url_token_stays_out_of_the_audit_log_and_headers_do_not_follow_a_ne
     assert "https://other.example.net/…" in logged
     endpoint = WebhookEndpoint.objects.get(pk=pk)
     assert services.webhook_endpoint_headers(endpoint) == {}
+
+
+def test_an_organization_cannot_have_more_endpoints_than_the_limit(owner_api, org, settings):
+    settings.WEBHOOK_MAX_ENDPOINTS_PER_ORG = 2
+    for index in range(2):
+        url = f"https://hooks.example.com/{index}"
+        assert owner_api.post("/api/v1/webhooks", {"url": url}, format="json").status_code == 201
+
+    refused = owner_api.post(
+        "/api/v1/webhooks", {"url": "https://hooks.example.com/3"}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert "2 webhook endpoints" in refused.json()["message"]
+    assert WebhookEndpoint.objects.filter(organization=org).count() == 2
