@@ -21,6 +21,8 @@ def test_a_worker_killed_mid_delivery_loses_no_event(org, tmp_path, settings):
     settings.JOBS_PUBLISH = True
     settings.WEBHOOK_ALLOW_HTTP = True
     settings.WEBHOOK_TIMEOUT_SECONDS = 2.0
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_ALLOWED_PORTS = []
     env = live.process_env(
         WEBHOOK_ALLOW_HTTP="true",
         WEBHOOK_TIMEOUT_SECONDS="2",
