@@ -408,6 +408,24 @@ IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
 # One attempt's whole exchange (connect, send, answer, first bytes of the body).
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Webhook targets must be public addresses (no RFC 1918, ULA, CGNAT, loopback or link-local)
+# unless this is on: a receiver on the operator's private network (and tests on loopback).
+# Loopback still needs AUTOGLUE_ALLOW_LOOPBACK_TARGETS; metadata addresses are always refused.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Ranges no webhook may reach, whatever else is allowed (comma-separated CIDRs; a bad one fails
+# at boot). SSH_TARGET_DENY_CIDRS applies too.
+WEBHOOK_TARGET_DENY_CIDRS = [
+    str(ipaddress.ip_network(cidr.strip(), strict=False))
+    for cidr in env.list("WEBHOOK_TARGET_DENY_CIDRS", default=[])
+    if cidr.strip()
+]
+# Endpoints an organization may have (each event fans out to every one of them).
+WEBHOOK_MAX_ENDPOINTS_PER_ORG = env.int("WEBHOOK_MAX_ENDPOINTS_PER_ORG", default=20)
+# Ports a webhook URL may name (80 is also allowed for http:// with WEBHOOK_ALLOW_HTTP); empty:
+# any port. Keeps a webhook from probing a host's other services.
+WEBHOOK_ALLOWED_PORTS = [
+    int(port) for port in env.list("WEBHOOK_ALLOWED_PORTS", default=["443", "8443"]) if port
+]
 
 # --- DNS (docs/dns.md) -------------------------------------------------------------------------
 

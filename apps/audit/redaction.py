@@ -38,6 +38,10 @@ def field_value(instance: models.Model, field: models.Field) -> Any:
         stored = getattr(stored, "stored", stored)  # an encrypted field's slot: its envelope
         return _SecretMarker(str(stored) if stored is not None else "")
     value = field.value_from_object(instance)
+    # A model may show a field partly (a webhook URL's path and query can carry a token).
+    shown = getattr(type(instance), "AUDIT_SHOWN", {}).get(field.name)
+    if shown is not None:
+        return shown(value)
     if isinstance(field, models.JSONField):
         return value
     if value is None or isinstance(value, bool | int | str):

@@ -49,7 +49,7 @@ def refresh_token_purge_job(ctx: JobContext) -> dict[str, Any]:
 def job_retention_job(ctx: JobContext) -> dict[str, Any]:
     result = services.job_records_purge(progress=ctx.log.system, should_stop=_should_stop(ctx))
     # The webhook delivery log is kept as long as job records (JOB_RETENTION_DAYS).
-    purged = webhook_services.webhook_deliveries_purge()
+    purged = webhook_services.webhook_deliveries_purge(should_stop=_should_stop(ctx))
     ctx.log.system(
         f"deleted {purged['deliveries_deleted']} webhook deliveries and "
         f"{purged['events_deleted']} events older than {settings.JOB_RETENTION_DAYS} days"

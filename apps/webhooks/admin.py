@@ -10,10 +10,12 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from apps.core.permissions import Perm
@@ -60,6 +62,15 @@ class WebhookEndpointForm(ConsoleModelForm):
     def _post_clean(self) -> None:
         # The services validate and save (the secret column is theirs to fill).
         pass
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.instance._state.adding and data.get("organization") is not None:
+            try:
+                services.webhook_endpoint_limit_check(data["organization"])
+            except ValidationError as exc:
+                raise forms.ValidationError(exc.messages[0]) from None
+        return data
 
 
 class _OwnersAndAdmins:
@@ -179,11 +190,17 @@ class WebhookEndpointAdmin(_OwnersAndAdmins, OrgScopedAdmin):
         endpoint = self._endpoint(request, endpoint_id)
         form = RotateForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            secret = services.webhook_endpoint_rotate_secret(
-                endpoint=endpoint, overlap_seconds=form.cleaned_data["overlap_hours"] * 3600
-            )
-            self.log_change(request, endpoint, "Rotated the signing secret (shown once)")
-            return self._secret_page(request, endpoint, secret, "Signing secret rotated")
+            try:
+                secret = services.webhook_endpoint_rotate_secret(
+                    endpoint=endpoint,
+                    overlap_seconds=form.cleaned_data["overlap_hours"] * 3600,
+                    force=form.cleaned_data["force"],
+                )
+            except services.RotationInProgress as exc:
+                form.add_error("force", str(exc))
+            else:
+                self.log_change(request, endpoint, "Rotated the signing secret (shown once)")
+                return self._secret_page(request, endpoint, secret, "Signing secret rotated")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -209,9 +226,24 @@ class RotateForm(forms.Form):
         initial=24,
         help_text="How long the current secret keeps signing beside the new one (0: stop now).",
     )
+    force = forms.BooleanField(
+        required=False,
+        help_text="Rotate even while the previous rotation's overlap runs (its older secret "
+        "stops signing at once).",
+    )
 
 
-_ATTEMPT_FIELDS = ("number", "started_at", "duration_ms", "outcome", "response_status", "error")
+_ATTEMPT_FIELDS = (
+    "number",
+    "started_at",
+    "duration_ms",
+    "outcome",
+    "response_status",
+    "response",
+    "error",
+)
+# The part of a stored answer (itself at most 1,024 bytes) the attempt log shows.
+_RESPONSE_SHOWN = 500
 _DELIVERY_FIELDS = (
     "organization",
     "endpoint",
@@ -238,6 +270,14 @@ class WebhookAttemptInline(OrgScopedInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="response body")
+    def response(self, attempt: WebhookAttempt) -> str:
+        """The receiver's answer, escaped (it is the receiver's text, not ours) and cut short."""
+        body = attempt.response_body or ""
+        if len(body) > _RESPONSE_SHOWN:
+            body = body[:_RESPONSE_SHOWN] + "…"
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', body) if body else "—"
 
 
 @admin.register(WebhookDelivery)

@@ -140,10 +140,32 @@ def _keys_expiring(facts: dict[str, Any]) -> list[tuple[Any, str, dict[str, Any]
     for key in facts["keys"]:
         expires_at = key.expires_at.isoformat()
         data = {"api_key_id": str(key.pk), "name": key.name, "expires_at": expires_at}
-        # Once per key and expiry: the sweep runs hourly and lists the key every time.
-        if not services.webhook_event_exists(type=API_KEY_EXPIRING, data=data):
-            found.append((key.organization_id, API_KEY_EXPIRING, data))
-    return found
+        found.append((key.organization_id, API_KEY_EXPIRING, data))
+    # The sweep lists a key every hour until it expires: one query finds those announced.
+    ids = [
+        services.webhook_event_id(organization_id=org_id, type=kind, once_per=_once_per(kind, data))
+        for org_id, kind, data in found
+    ]
+    announced = services.webhook_events_existing(ids)
+    return [item for item, event_id in zip(found, ids, strict=True) if event_id not in announced]
+
+
+def _once_per(event_type: str, data: dict[str, Any]) -> Any:
+    """What makes a fact the same fact when it is reported again (None: every report is news).
+    The sweep lists an expiring key every hour, a broken chain fails every verification, a
+    reconcile finds the same conflict every run, a re-claimed job starts again, a mismatched
+    host key is refused at every attempt: each is announced once per subject and state."""
+    if event_type == API_KEY_EXPIRING:
+        return [data["api_key_id"], data["expires_at"]]
+    if event_type == AUDIT_CHAIN_VERIFICATION_FAILED:
+        return [data["chain"], data["seq"], data["reason"]]
+    if event_type == DNS_RECORD_CONFLICT:
+        return [data.get("domain_id") or data["job_id"], data["conflicts"]]
+    if event_type == SERVER_HOST_KEY_CHANGED and data.get("reason") == "mismatch":
+        return [data["server_id"], data["pinned_fingerprint"], data["offered_fingerprint"]]
+    if "job_id" in data:
+        return [data["job_id"]]  # a job starts and ends once, however often it is claimed
+    return None
 
 
 def webhook_listener(name: str, facts: dict[str, Any]) -> None:
@@ -162,4 +184,9 @@ def webhook_listener(name: str, facts: dict[str, Any]) -> None:
     else:
         return
     for organization_id, event_type, data in found:
-        services.webhook_event_record(type=event_type, organization_id=organization_id, data=data)
+        services.webhook_event_record(
+            type=event_type,
+            organization_id=organization_id,
+            data=data,
+            once_per=_once_per(event_type, data),
+        )

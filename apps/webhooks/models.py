@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+from urllib.parse import urlsplit
+
 from django.db import models
 
 from apps.core.fields import EncryptedTextField
 from apps.core.models import OrgOwnedModel, TimeStampedModel
+
+
+def url_shown(url: str) -> str:
+    """A URL as logs and pages name it: scheme and host, the path and query (which may carry
+    a token) replaced by `…` and a short digest, so a change still shows as one."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    try:
+        host = parts.netloc.rsplit("@", 1)[-1]
+    except ValueError:
+        host = ""
+    if not (parts.path.strip("/") or parts.query):
+        return f"{parts.scheme}://{host}/"
+    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    return f"{parts.scheme}://{host}/… ({digest})"
 
 
 class WebhookEndpoint(OrgOwnedModel):
@@ -33,8 +52,11 @@ class WebhookEndpoint(OrgOwnedModel):
     class Meta:
         ordering = ["created_at", "id"]
 
+    # Audit entries show the URL without its path and query (apps.audit.redaction).
+    AUDIT_SHOWN = {"url": url_shown}
+
     def __str__(self) -> str:
-        return self.description or self.url[:100]
+        return self.description or url_shown(self.url)[:100]
 
 
 class WebhookEvent(TimeStampedModel):

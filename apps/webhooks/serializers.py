@@ -81,6 +81,7 @@ class RotateSecretSerializer(serializers.Serializer):
     overlap_seconds = serializers.IntegerField(
         min_value=0, max_value=services.ROTATION_OVERLAP_MAX, required=False, default=86400
     )
+    force = serializers.BooleanField(required=False, default=False)
 
 
 class SecretSerializer(serializers.Serializer):

@@ -16,8 +16,10 @@ import logging
 import random
 import re
 import secrets
+import ssl
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPException
 from typing import Any
@@ -25,12 +27,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from apps.core.validators import UNSAFE_TEXT, validate_hostname, validate_target_ip
+from apps.core.validators import UNSAFE_TEXT, validate_hostname
 from apps.webhooks import clients
 from apps.webhooks.catalogue import EVENT_TYPES, VERSION, WEBHOOK_TEST
 from apps.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -49,10 +51,13 @@ RESPONSE_BODY_BYTES = 1024
 RETRY_SCHEDULE: tuple[int, ...] = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 JITTER = 0.2
-# A published message not claimed after this long is published again by the dispatcher: longer
-# than a busy queue takes to drain a burst, so a backlog is not filled with duplicates (each
-# harmless, but a claim attempt), as the job reaper's resend period is.
-RESEND_AFTER = timedelta(seconds=300)
+# A message published but never claimed is taken for lost (a broker restart) only after this
+# long, and only while the queue is short: a backlog is slow, not lost, and republishing it
+# would double it.
+LOST_AFTER = timedelta(minutes=30)
+# How often a disabled endpoint's waiting deliveries are looked at again.
+DISABLED_RECHECK = timedelta(hours=1)
+QUEUE_SHORT = 100
 DISPATCH_BATCH = 1000
 SECRET_BYTES = 24
 ROTATION_OVERLAP_MAX = 7 * 24 * 3600
@@ -77,6 +82,10 @@ class DeliveryInProgress(Exception):
     """A redelivery asked while an attempt of the delivery is running."""
 
 
+class RotationInProgress(Exception):
+    """A rotation asked while the previous one's overlap still runs (without `force`)."""
+
+
 # --- validation at entry -------------------------------------------------------------------------
 
 
@@ -94,6 +103,19 @@ def webhook_url_check(value: Any) -> str:
     return value
 
 
+def _port_check(scheme: str, port: int | None) -> None:
+    """Only the ports the operator allows (WEBHOOK_ALLOWED_PORTS, 80 too for http): a webhook
+    must not probe a host's other services."""
+    allowed = list(settings.WEBHOOK_ALLOWED_PORTS)
+    if not allowed or port is None:
+        return
+    if scheme == "http":
+        allowed.append(80)
+    if port not in allowed:
+        shown = ", ".join(str(item) for item in sorted(set(allowed)))
+        raise ValidationError(f"must use one of the ports {shown}", code="invalid")
+
+
 def _url_parts_check(parts: Any) -> None:
     allowed = ("https", "http") if settings.WEBHOOK_ALLOW_HTTP else ("https",)
     if parts.scheme not in allowed:
@@ -107,6 +129,7 @@ def _url_parts_check(parts: Any) -> None:
         raise ValidationError("has an invalid port", code="invalid") from None
     if port == 0:
         raise ValidationError("has an invalid port", code="invalid")
+    _port_check(parts.scheme, port)
     host = parts.hostname or ""
     if not host:
         raise ValidationError("must name a host", code="invalid")
@@ -115,7 +138,7 @@ def _url_parts_check(parts: Any) -> None:
     if parts.fragment:
         raise ValidationError("must not have a fragment", code="invalid")
     try:
-        validate_target_ip(host)
+        clients.webhook_target_ip_check(host)
     except ValidationError as exc:
         if "valid IPv4 or IPv6" not in exc.messages[0]:
             raise
@@ -167,6 +190,17 @@ def webhook_endpoint_headers(endpoint: WebhookEndpoint) -> dict[str, str]:
     return json.loads(endpoint.headers) if endpoint.headers else {}
 
 
+def webhook_endpoint_limit_check(organization: Any) -> None:
+    """At most WEBHOOK_MAX_ENDPOINTS_PER_ORG endpoints per organization: every event fans out
+    to each, and all organizations share the delivery workers."""
+    limit = int(settings.WEBHOOK_MAX_ENDPOINTS_PER_ORG)
+    if WebhookEndpoint.objects.filter(organization=organization).count() >= limit:
+        raise ValidationError(
+            f"the organization already has {limit} webhook endpoints, the most allowed",
+            code="limit_reached",
+        )
+
+
 @transaction.atomic
 def webhook_endpoint_create(
     *,
@@ -179,6 +213,7 @@ def webhook_endpoint_create(
 ) -> tuple[WebhookEndpoint, str]:
     """Create an endpoint with a new signing secret; returns it with the secret, which is shown
     this once (reads never return it)."""
+    webhook_endpoint_limit_check(organization)
     secret = webhook_secret_new()
     endpoint = WebhookEndpoint(
         organization=organization,
@@ -198,7 +233,12 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> Web
     """Change url, description, event_types, enabled or headers. Enabling clears the reason
     Autoglue disabled it for."""
     if "url" in changes:
+        old_host = urlsplit(endpoint.url).hostname
         endpoint.url = webhook_url_check(changes["url"])
+        if urlsplit(endpoint.url).hostname != old_host and "headers" not in changes:
+            # Custom headers often carry a token meant for the old host: they do not follow
+            # the URL to another one unless given again with it.
+            endpoint.headers = ""
     if "description" in changes:
         endpoint.description = changes["description"]
     if "event_types" in changes:
@@ -206,12 +246,18 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> Web
     if "headers" in changes:
         headers = webhook_headers_check(changes["headers"] or {})
         endpoint.headers = json.dumps(headers) if headers else ""
+    resumed = False
     if "enabled" in changes:
+        resumed = bool(changes["enabled"]) and not endpoint.enabled
         endpoint.enabled = bool(changes["enabled"])
         if endpoint.enabled:
             endpoint.disabled_reason = ""
             endpoint.failing_since = None
     endpoint.save()
+    if resumed:  # deliveries that waited while it was off are due now (the dispatcher sends)
+        WebhookDelivery.objects.filter(
+            endpoint=endpoint, status=WebhookDelivery.Status.PENDING
+        ).update(next_attempt_at=timezone.now())
     return endpoint
 
 
@@ -222,13 +268,21 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
 
 @transaction.atomic
 def webhook_endpoint_rotate_secret(
-    *, endpoint: WebhookEndpoint, overlap_seconds: int = 86400
+    *, endpoint: WebhookEndpoint, overlap_seconds: int = 86400, force: bool = False
 ) -> str:
     """A new signing secret (returned, shown once). For `overlap_seconds` the previous secret
-    signs beside it (two `v1,` signatures), so receivers switch without a failed check."""
+    signs beside it (two `v1,` signatures), so receivers switch without a failed check.
+    Refused while a previous rotation's overlap runs, unless `force`: a second rotation would
+    drop the original secret that receivers may still verify with."""
     if not 0 <= overlap_seconds <= ROTATION_OVERLAP_MAX:
         raise ValidationError(
             {"overlap_seconds": [f"must be between 0 and {ROTATION_OVERLAP_MAX}"]}, code="invalid"
+        )
+    ends = endpoint.previous_secret_expires_at
+    if not force and endpoint.previous_secret and ends is not None and ends > timezone.now():
+        raise RotationInProgress(
+            f"the previous rotation's overlap runs until {ends:%Y-%m-%d %H:%M} UTC; rotating "
+            "again drops the original secret (send force: true to do it anyway)"
         )
     secret = webhook_secret_new()
     endpoint.previous_secret = endpoint.secret if overlap_seconds else ""
@@ -255,17 +309,21 @@ def _endpoint_disable(endpoint_id: uuid.UUID, reason: str) -> None:
 # --- the outbox ----------------------------------------------------------------------------------
 
 
+@transaction.atomic  # the event and its deliveries together, also for autocommit callers
 def webhook_event_record(
     *,
     type: str,  # noqa: A002 - the event's type, as the payload names it
     organization_id: Any,
     data: dict[str, Any],
     endpoints: list[WebhookEndpoint] | None = None,
+    once_per: Any = None,
 ) -> WebhookEvent | None:
     """Write an event and one delivery per enabled endpoint that wants it, in the caller's
     transaction; their first attempts are published after commit. Nothing is written when no
     endpoint of the organization wants the type, nor for an organization this transaction is
-    deleting (its members' removal is not news to anyone)."""
+    deleting (its members' removal is not news to anyone). With `once_per` (the subject and
+    state a fact is about) the event's id is derived from it and a fact seen again writes
+    nothing: a broken chain verified twice, a job claimed again, the same host key mismatch."""
     if organization_id and str(organization_id) in _deleting():
         return None
     if endpoints is None and organization_id:
@@ -276,13 +334,24 @@ def webhook_event_record(
         )
         if not endpoints:
             return None  # nobody listens: no row for every audited change of every organization
-    event = WebhookEvent.objects.create(
+    event = WebhookEvent(
         organization_id=organization_id,
         type=type,
         version=VERSION,
         occurred_at=timezone.now(),
         data=data,
     )
+    if once_per is not None:
+        event.pk = webhook_event_id(organization_id=organization_id, type=type, once_per=once_per)
+        if WebhookEvent.objects.filter(pk=event.pk).exists():
+            return None
+        try:
+            with transaction.atomic():  # a concurrent writer of the same fact: theirs stands
+                event.save(force_insert=True)
+        except IntegrityError:
+            return None
+    else:
+        event.save(force_insert=True)
     if endpoints is None:
         # Platform events (backups) are kept in the outbox; endpoints are per organization.
         return event
@@ -328,9 +397,19 @@ def webhook_org_deleting(*, organization_id: Any) -> None:
     marked[1].add(str(organization_id))
 
 
-def webhook_event_exists(*, type: str, data: dict[str, Any]) -> bool:  # noqa: A002
-    """Whether an event of `type` whose payload contains `data` was recorded already."""
-    return WebhookEvent.objects.filter(type=type, data__contains=data).exists()
+# Namespace of deterministic event ids (uuid5), for facts reported again and again.
+_EVENT_ID_NAMESPACE = uuid.UUID("6f1d7a8e-4b0c-5a43-9a57-2f0d3c1e9b21")
+
+
+def webhook_event_id(*, organization_id: Any, type: str, once_per: Any) -> uuid.UUID:  # noqa: A002
+    """The id of the one event of `type` about `once_per` (a subject and its state)."""
+    name = json.dumps([str(organization_id or ""), type, once_per], sort_keys=True, default=str)
+    return uuid.uuid5(_EVENT_ID_NAMESPACE, name)
+
+
+def webhook_events_existing(ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these event ids are in the outbox already (one query)."""
+    return set(WebhookEvent.objects.filter(pk__in=ids).values_list("pk", flat=True))
 
 
 def _publish(delivery_ids: list[str]) -> None:
@@ -387,10 +466,17 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
 # --- delivering ----------------------------------------------------------------------------------
 
 
+def attempt_time_limits() -> tuple[float, float]:
+    """(soft, hard) Celery time limits of one attempt: a little above the request's deadline,
+    so only a stuck recording (not a slow receiver) reaches them."""
+    timeout = float(settings.WEBHOOK_TIMEOUT_SECONDS)
+    return timeout + 5, timeout + 10
+
+
 def _lease() -> timedelta:
-    """How long a claim holds: twice the attempt's timeout and a margin, after which the
-    worker is taken for dead and the delivery may be claimed again."""
-    return timedelta(seconds=2 * float(settings.WEBHOOK_TIMEOUT_SECONDS) + 5)
+    """How long a claim holds: longer than the task's hard time limit, so the lease cannot run
+    out (and the delivery be claimed again) while the first worker may still be sending."""
+    return timedelta(seconds=attempt_time_limits()[1] + 10)
 
 
 def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAttempt] | None:
@@ -399,8 +485,15 @@ def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAtt
             WebhookDelivery.objects.filter(pk=delivery_id)
             .filter(
                 Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
-                | Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__lt=now)
+                # A lost lease is attempted again only while attempts are left.
+                | Q(
+                    status=WebhookDelivery.Status.DELIVERING,
+                    claimed_until__lt=now,
+                    attempts__lt=MAX_ATTEMPTS,
+                )
             )
+            # A disabled endpoint's deliveries wait for it (test events go regardless).
+            .filter(Q(endpoint__enabled=True) | Q(event__type=WEBHOOK_TEST))
             .update(
                 status=WebhookDelivery.Status.DELIVERING,
                 claimed_until=now + _lease(),
@@ -409,15 +502,11 @@ def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAtt
             )
         )
         if not claimed:
+            _fail_exhausted_lease(delivery_id, now)
+            _postpone_while_disabled(delivery_id, now)
             return None
         delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
-        WebhookAttempt.objects.filter(
-            delivery=delivery, outcome=WebhookAttempt.Outcome.RUNNING
-        ).update(
-            outcome=WebhookAttempt.Outcome.LOST,
-            error="the worker stopped before this attempt ended",
-            updated_at=now,
-        )
+        _mark_lost(delivery, now)
         attempt = WebhookAttempt.objects.create(
             organization_id=delivery.organization_id,
             delivery=delivery,
@@ -425,6 +514,48 @@ def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAtt
             started_at=now,
         )
     return delivery, attempt
+
+
+def _postpone_while_disabled(delivery_id: Any, now: datetime) -> None:
+    """A due delivery whose endpoint is off waits (no attempt used) and is looked at again in
+    an hour; enabling the endpoint makes its waiting deliveries due at once."""
+    WebhookDelivery.objects.filter(
+        pk=delivery_id,
+        status=WebhookDelivery.Status.PENDING,
+        next_attempt_at__lte=now,
+        endpoint__enabled=False,
+    ).exclude(event__type=WEBHOOK_TEST).update(
+        next_attempt_at=now + DISABLED_RECHECK, updated_at=now
+    )
+
+
+def _mark_lost(delivery: WebhookDelivery, now: datetime) -> None:
+    WebhookAttempt.objects.filter(delivery=delivery, outcome=WebhookAttempt.Outcome.RUNNING).update(
+        outcome=WebhookAttempt.Outcome.LOST,
+        error="the worker stopped before this attempt ended",
+        updated_at=now,
+    )
+
+
+def _fail_exhausted_lease(delivery_id: Any, now: datetime) -> None:
+    """A lease that ran out on the last allowed attempt: the delivery is failed (not retried
+    forever), and the endpoint checked for auto-disable like any other final failure."""
+    failed = WebhookDelivery.objects.filter(
+        pk=delivery_id,
+        status=WebhookDelivery.Status.DELIVERING,
+        claimed_until__lt=now,
+        attempts__gte=MAX_ATTEMPTS,
+    ).update(
+        status=WebhookDelivery.Status.FAILED, finished_at=now, claimed_until=None, updated_at=now
+    )
+    if not failed:
+        return
+    delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    _mark_lost(delivery, now)
+    WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, failing_since=None).update(
+        failing_since=now
+    )
+    _auto_disable_check(delivery)
 
 
 def webhook_payload(event: WebhookEvent) -> bytes:
@@ -484,10 +615,13 @@ def _send(delivery: WebhookDelivery) -> tuple[int | None, bytes, str]:
         )
     except clients.TargetRefused as exc:
         return None, b"", f"refused: {exc}"
+    # Generic reasons only: which exception a host's port raised would map its services.
     except TimeoutError:
         return None, b"", "timed out"
-    except (OSError, HTTPException) as exc:
-        return None, b"", f"connection failed ({type(exc).__name__})"
+    except ssl.SSLError:
+        return None, b"", "TLS failed"
+    except (OSError, HTTPException):
+        return None, b"", "connection failed"
     error = "" if 200 <= answer.status < 300 else f"answered {answer.status}"
     return answer.status, answer.body, error
 
@@ -507,19 +641,39 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
     delivery, attempt = claimed
     started = time.monotonic()
     status, body, error = _send(delivery)
-    duration_ms = int((time.monotonic() - started) * 1000)
+    ms = int((time.monotonic() - started) * 1000)
     ok = not error
     ended = timezone.now()
-    with transaction.atomic():
-        WebhookAttempt.objects.filter(pk=attempt.pk).update(
-            outcome=WebhookAttempt.Outcome.SUCCEEDED if ok else WebhookAttempt.Outcome.FAILED,
-            duration_ms=duration_ms,
-            response_status=status,
-            response_body=body.decode("utf-8", "replace"),
-            error=error[:500],
-            updated_at=ended,
-        )
-        return _record_outcome(delivery, ok, status, ended)
+    try:
+        with transaction.atomic():
+            text = _db_text(body.decode("utf-8", "replace"))
+            _attempt_finish(attempt, ms, ok, status, text, _db_text(error))
+            return _record_outcome(delivery, ok, status, ended)
+    except DatabaseError:
+        # Whatever the receiver answered must not leave the delivery `delivering` (and resent
+        # forever): the attempt is recorded as failed, without the part that did not save.
+        logger.warning("webhook_attempt_record_failed", extra={"delivery_id": str(delivery.pk)})
+        with transaction.atomic():
+            _attempt_finish(attempt, ms, False, None, "", "the answer could not be recorded")
+            return _record_outcome(delivery, False, None, ended)
+
+
+def _db_text(text: str) -> str:
+    """Text PostgreSQL accepts: no NUL character, no lone surrogate."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def _attempt_finish(
+    attempt: WebhookAttempt, ms: int, ok: bool, status: int | None, body: str, error: str
+) -> None:
+    WebhookAttempt.objects.filter(pk=attempt.pk).update(
+        outcome=WebhookAttempt.Outcome.SUCCEEDED if ok else WebhookAttempt.Outcome.FAILED,
+        duration_ms=ms,
+        response_status=status,
+        response_body=body,
+        error=error[:500],
+        updated_at=timezone.now(),
+    )
 
 
 def _record_outcome(delivery: WebhookDelivery, ok: bool, status: int | None, now: datetime) -> str:
@@ -533,8 +687,8 @@ def _record_outcome(delivery: WebhookDelivery, ok: bool, status: int | None, now
         endpoints.exclude(failing_since=None).update(failing_since=None)
         return WebhookDelivery.Status.SUCCEEDED
     endpoints.filter(failing_since=None).update(failing_since=now)
-    disabled = not delivery.endpoint.enabled and delivery.event.type != WEBHOOK_TEST
-    if delivery.attempts < MAX_ATTEMPTS and not disabled:
+    # An endpoint turned off mid-attempt: the retry waits for it (see _postpone_while_disabled).
+    if delivery.attempts < MAX_ATTEMPTS:
         current.update(
             status=WebhookDelivery.Status.PENDING,
             next_attempt_at=_next_attempt_at(delivery.attempts, now),
@@ -542,44 +696,73 @@ def _record_outcome(delivery: WebhookDelivery, ok: bool, status: int | None, now
         )
         return WebhookDelivery.Status.PENDING
     if current.update(status=WebhookDelivery.Status.FAILED, finished_at=now, **common):
-        failing_since = endpoints.values_list("failing_since", flat=True).first()
-        first_ended = (
-            WebhookAttempt.objects.filter(delivery=delivery, number=1)
-            .values_list("updated_at", flat=True)
-            .first()
-        )
-        # Every attempt of a whole retry schedule (about a day) failed, and nothing succeeded
-        # since the first of them: the endpoint fails continuously.
-        if (
-            not disabled
-            and failing_since is not None
-            and first_ended is not None
-            and failing_since <= first_ended
-        ):
-            _endpoint_disable(
-                delivery.endpoint_id,
-                f"every attempt failed since {failing_since:%Y-%m-%d %H:%M} UTC "
-                f"({MAX_ATTEMPTS} attempts of delivery {delivery.pk})",
-            )
+        _auto_disable_check(delivery)
     return WebhookDelivery.Status.FAILED
 
 
-def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
-    """Publish deliveries that are due (retries, and first attempts whose message was lost)
-    and those whose lease ran out (the worker died mid-request). Marks them sent, so the next
-    tick does not publish them again before RESEND_AFTER."""
-    now = now or timezone.now()
-    stale = now - RESEND_AFTER
-    unsent = Q(sent_at__isnull=True) | Q(sent_at__lt=stale) | Q(sent_at__lt=F("next_attempt_at"))
-    due = Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now) & unsent
-    lost = Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__lt=now) & (
-        Q(sent_at__isnull=True) | Q(sent_at__lt=F("claimed_until")) | Q(sent_at__lt=stale)
+def _auto_disable_check(delivery: WebhookDelivery) -> None:
+    """After a delivery failed for good: disable its endpoint when every attempt of a whole
+    retry schedule (about a day) failed and nothing succeeded since the first of them."""
+    if not delivery.endpoint.enabled:
+        return
+    failing_since = (
+        WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
+        .values_list("failing_since", flat=True)
+        .first()
     )
+    first_ended = (
+        WebhookAttempt.objects.filter(delivery=delivery, number=1)
+        .values_list("updated_at", flat=True)
+        .first()
+    )
+    if failing_since is not None and first_ended is not None and failing_since <= first_ended:
+        _endpoint_disable(
+            delivery.endpoint_id,
+            f"every attempt failed since {failing_since:%Y-%m-%d %H:%M} UTC "
+            f"({MAX_ATTEMPTS} attempts of delivery {delivery.pk})",
+        )
+
+
+def _queue_length() -> int | None:
+    """Messages waiting on the `webhooks` queue (None: unknown, the broker is unreachable)."""
+    from autoglue.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            declared = conn.default_channel.queue_declare(queue=QUEUE, passive=True)
+            return int(declared.message_count)
+    except Exception:  # noqa: BLE001 - unknown means "do not republish what may be queued"
+        return None
+
+
+def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
+    """Publish what has no message on its way, marking it sent:
+
+    - retries that are due and not yet published for this attempt (a published message carries
+      `sent_at` at or after the attempt's `next_attempt_at`);
+    - deliveries whose lease ran out (the worker died mid-request), once per lease;
+    - messages that failed to publish (`sent_at` cleared);
+    - and, only while the queue is short (`QUEUE_SHORT`), messages published more than
+      `LOST_AFTER` ago and never claimed (lost with a broker restart).
+
+    Runs on the maintenance queue, so a backlog on `webhooks` does not delay it."""
+    now = now or timezone.now()
+    due = Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+    lost_lease = Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__lt=now)
+    unsent = (
+        Q(sent_at__isnull=True)
+        | (due & Q(sent_at__lt=F("next_attempt_at")))
+        | (lost_lease & Q(sent_at__lt=F("claimed_until")))
+    )
+    wanted = (due | lost_lease) & unsent
+    length = _queue_length() if settings.JOBS_PUBLISH else 0
+    if length is not None and length < QUEUE_SHORT:
+        wanted |= (due | lost_lease) & Q(sent_at__lt=now - LOST_AFTER)
     with transaction.atomic():
         ids = [
             str(pk)
             for pk in WebhookDelivery.objects.select_for_update(skip_locked=True)
-            .filter(due | lost)
+            .filter(wanted)
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:DISPATCH_BATCH]
         ]
@@ -592,15 +775,31 @@ def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
 # --- retention -----------------------------------------------------------------------------------
 
 
-def webhook_deliveries_purge(*, now: datetime | None = None) -> dict[str, int]:
+def webhook_deliveries_purge(
+    *, now: datetime | None = None, should_stop: Callable[[], bool] = lambda: False
+) -> dict[str, int]:
     """Delete finished deliveries (with their attempts) older than JOB_RETENTION_DAYS, and the
-    events left with no delivery that are as old. Pending ones are kept, however old."""
+    events left with no delivery that are as old, MAINTENANCE_DELETE_BATCH_SIZE rows at a time
+    (only their ids are read), stopping early when `should_stop()` says so (the next run goes
+    on). Pending ones are kept, however old."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.JOB_RETENTION_DAYS)
     final = [WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED]
-    _, deleted = WebhookDelivery.objects.filter(status__in=final, finished_at__lt=cutoff).delete()
-    _, gone = WebhookEvent.objects.filter(occurred_at__lt=cutoff, deliveries=None).delete()
-    return {
-        "deliveries_deleted": deleted.get(WebhookDelivery._meta.label, 0),
-        "events_deleted": gone.get(WebhookEvent._meta.label, 0),
-    }
+    old_deliveries = WebhookDelivery.objects.filter(status__in=final, finished_at__lt=cutoff)
+    deleted = _delete_batched(old_deliveries, should_stop)
+    gone = 0
+    if not should_stop():
+        orphans = WebhookEvent.objects.filter(occurred_at__lt=cutoff, deliveries=None)
+        gone = _delete_batched(orphans, should_stop)
+    return {"deliveries_deleted": deleted, "events_deleted": gone}
+
+
+def _delete_batched(queryset: Any, should_stop: Callable[[], bool]) -> int:
+    model, size, deleted = queryset.model, max(int(settings.MAINTENANCE_DELETE_BATCH_SIZE), 1), 0
+    while True:
+        ids = list(queryset.values_list("pk", flat=True)[:size])
+        if ids:
+            removed = model._default_manager.filter(pk__in=ids).delete()[1]
+            deleted += removed.get(model._meta.label, 0)
+        if len(ids) < size or should_stop():
+            return deleted

@@ -6,8 +6,17 @@ from celery import shared_task
 
 from apps.webhooks import services
 
+_SOFT_LIMIT, _HARD_LIMIT = services.attempt_time_limits()
 
-@shared_task(name=services.TASK_NAME, acks_late=True, ignore_result=True)
+
+@shared_task(
+    name=services.TASK_NAME,
+    acks_late=True,
+    ignore_result=True,
+    # Just above the request's own deadline; the claim's lease is longer than the hard limit.
+    soft_time_limit=_SOFT_LIMIT,
+    time_limit=_HARD_LIMIT,
+)
 def deliver(delivery_id: str) -> str:
     """One attempt of one delivery. Acknowledged after it ends, so a worker killed mid-request
     leaves the message to be delivered again; the claim makes a duplicate do nothing."""

@@ -78,9 +78,14 @@ class WebhookEndpointViewSet(OrgScopedModelViewSet):
         endpoint = self.get_object()
         payload = RotateSecretSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        secret = services.webhook_endpoint_rotate_secret(
-            endpoint=endpoint, overlap_seconds=payload.validated_data["overlap_seconds"]
-        )
+        try:
+            secret = services.webhook_endpoint_rotate_secret(
+                endpoint=endpoint,
+                overlap_seconds=payload.validated_data["overlap_seconds"],
+                force=payload.validated_data["force"],
+            )
+        except services.RotationInProgress as exc:
+            raise conflict("rotation_in_progress", str(exc)) from None
         body = {"secret": secret, "secret_rotation_ends_at": endpoint.previous_secret_expires_at}
         return no_store(Response(SecretSerializer(body).data))
 

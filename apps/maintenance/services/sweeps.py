@@ -84,6 +84,21 @@ def _describe(key: APIKey) -> str:
     return f"{owner}: key {label}({key.prefix}) expires {key.expires_at:%Y-%m-%d %H:%M} UTC"
 
 
+def _announce_expiring(org_keys: QuerySet, should_stop: ShouldStop) -> None:
+    """Publish every expiring org key, a batch at a time (heard by the webhooks outbox:
+    api_key.expiring, once per key and expiry)."""
+    org_keys = org_keys.order_by("pk")
+    last = None
+    while True:
+        page = org_keys if last is None else org_keys.filter(pk__gt=last)
+        batch = list(page[: _batch_size()])
+        if batch:
+            event_publish("api_key.expiring", keys=batch)
+            last = batch[-1].pk
+        if len(batch) < _batch_size() or should_stop():
+            return
+
+
 # --- sweepers -----------------------------------------------------------------------------------
 
 
@@ -126,8 +141,7 @@ def api_keys_sweep(
     )
     for key in expiring[:WARNINGS_LOGGED]:
         progress(f"expiring soon: {_describe(key)}")
-    # Heard by the webhooks outbox (api_key.expiring, once per key and expiry).
-    event_publish("api_key.expiring", keys=list(expiring.filter(organization__isnull=False)[:1000]))
+    _announce_expiring(expiring.filter(organization__isnull=False), should_stop)
     if count > WARNINGS_LOGGED:
         progress(f"... and {count - WARNINGS_LOGGED} more")
     return {"revoked": revoked, "ephemeral_purged": purged, "expiring_soon": count}

@@ -10,6 +10,8 @@ def plain_http(settings):
     settings.WEBHOOK_ALLOW_HTTP = True
     settings.WEBHOOK_TIMEOUT_SECONDS = 1.0
     settings.AUTOGLUE_ALLOW_LOOPBACK_TARGETS = True
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_ALLOWED_PORTS = []  # receivers listen on ephemeral ports
 
 
 @pytest.fixture

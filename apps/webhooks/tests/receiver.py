@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 class Receiver:
     url: str
     secrets: list[str] = field(default_factory=list)
-    # "ok", "500", "hang", "slow_body", "redirect", "verify_only_old"
+    # "ok", "500", "hang", "slow_body", "slow_headers", "nul_body", "redirect", "verify_only_old"
     mode: str = "ok"
     delay: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -67,6 +67,10 @@ class _Handler(BaseHTTPRequestHandler):
                 receiver.unique_ids.add(headers["webhook-id"])
             if mode == "slow_body":
                 self._trickle()
+            elif mode == "slow_headers":
+                self._trickle_headers()
+            elif mode == "nul_body":
+                self._answer(200, b"ok\x00\xff\xfe")
             else:
                 self._answer(204, b"")
 
@@ -78,6 +82,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"s")
             self.wfile.flush()
             time.sleep(0.1)
+
+    def _trickle_headers(self) -> None:
+        # Each header line arrives well within a per-read timeout; all of them take 4 s.
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for index in range(40):
+            self.wfile.write(f"X-Slow-{index}: 1\r\n".encode())
+            self.wfile.flush()
+            time.sleep(0.1)
+        self.wfile.write(b"Content-Length: 0\r\n\r\n")
 
     def _answer(self, status: int, body: bytes, location: str = "") -> None:
         self.send_response(status)

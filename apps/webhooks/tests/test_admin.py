@@ -123,3 +123,39 @@ def test_another_organizations_endpoint_cannot_be_rotated_or_tested(olivia, othe
     assert olivia.post(test).status_code == 404
     assert WebhookEndpoint.objects.get(pk=theirs.pk).secret == before
     assert not WebhookDelivery.objects.exists()
+
+
+def test_the_attempt_log_shows_the_answer_escaped_and_cut_short(olivia, org):
+    from django.utils import timezone
+
+    from apps.webhooks.models import WebhookAttempt
+
+    delivery = services.webhook_test_send(endpoint=_endpoint(org))
+    WebhookAttempt.objects.create(
+        organization=org,
+        delivery=delivery,
+        number=1,
+        started_at=timezone.now(),
+        outcome="failed",
+        response_status=500,
+        response_body="<script>alert(1)</script>upstream broke" + "y" * 900 + "TAIL",
+    )
+
+    page = olivia.get(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
+
+    text = page.content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;upstream broke" in text
+    assert "<script>alert(1)" not in text
+    assert "TAIL" not in text
+
+
+def test_the_console_refuses_an_endpoint_beyond_the_limit_on_the_form(olivia, org, settings):
+    settings.WEBHOOK_MAX_ENDPOINTS_PER_ORG = 1
+    _endpoint(org)
+    response = olivia.post(
+        reverse("admin:webhooks_webhookendpoint_add"),
+        {"organization": str(org.pk), "url": "https://hooks.example.com/more", "enabled": "on"},
+    )
+    assert response.status_code == 200
+    assert "1 webhook endpoints, the most allowed" in response.content.decode()
+    assert WebhookEndpoint.objects.filter(organization=org).count() == 1

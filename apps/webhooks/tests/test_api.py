@@ -3,6 +3,8 @@ organization's endpoints, deliveries and redelivery out of reach, SSRF targets r
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from apps.orgs.tests.factories import MembershipFactory
@@ -66,6 +68,14 @@ def test_rotating_answers_a_new_secret_and_when_the_old_one_stops_signing(owner_
         ("https://user:pw@hooks.example.com/x", "user name"),
         ("https://hooks example.com/x", "spaces"),
         ("ftp://hooks.example.com/x", "https"),
+        ("https://10.0.0.5/x", "private"),
+        ("https://192.168.1.10/x", "private"),
+        ("https://100.64.0.9/x", "private"),
+        ("https://[fd12:3456::1]/x", "private"),
+        ("https://[2002:c0a8:0101::1]/x", "private"),
+        ("https://203.0.113.9/x", "private"),
+        ("https://hooks.example.com:22/x", "ports 443, 8443"),
+        ("https://hooks.example.com:6379/x", "ports 443, 8443"),
     ],
 )
 def test_unsafe_urls_are_refused_at_entry_naming_the_field(owner_api, settings, url, fragment):
@@ -168,3 +178,77 @@ def test_disabling_and_enabling_by_patch(owner_api, org):
     assert response.json()["disabled_reason"] == ""
     assert owner_api.delete(f"/api/v1/webhooks/{endpoint.pk}").status_code == 204
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_private_targets_and_other_ports_are_allowed_when_the_operator_says_so(owner_api, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_ALLOWED_PORTS = [443, 8443, 9443]
+    for url in ("https://10.0.0.5/x", "https://[fd12:3456::1]:9443/x"):
+        assert owner_api.post("/api/v1/webhooks", {"url": url}, format="json").status_code == 201
+
+
+def test_a_denied_range_is_refused_even_when_private_targets_are_allowed(owner_api, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_TARGET_DENY_CIDRS = ["10.20.0.0/16"]
+    response = owner_api.post("/api/v1/webhooks", {"url": "https://10.20.3.4/x"}, format="json")
+    assert response.status_code == 400
+    assert "denied range" in response.json()["message"]
+
+
+def test_rotating_again_during_the_overlap_is_refused_unless_forced(owner_api, org):
+    endpoint = _endpoint(org)
+    url = f"/api/v1/webhooks/{endpoint.pk}/rotate-secret"
+    assert owner_api.post(url, {"overlap_seconds": 600}, format="json").status_code == 200
+
+    refused = owner_api.post(url, {"overlap_seconds": 600}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "rotation_in_progress"
+    endpoint.refresh_from_db()
+    original = endpoint.previous_secret
+
+    forced = owner_api.post(url, {"overlap_seconds": 600, "force": True}, format="json")
+    assert forced.status_code == 200
+    endpoint.refresh_from_db()
+    assert endpoint.previous_secret != original
+
+
+def test_the_url_token_stays_out_of_the_audit_log_and_headers_do_not_follow_a_new_host(
+    owner_api, org
+):
+    from apps.audit.models import AuditEntry
+
+    created = owner_api.post(
+        "/api/v1/webhooks",
+        {"url": "https://hooks.example.com/h/TOKEN-CANARY-1", "headers": {"X-Auth": "k"}},
+        format="json",
+    )
+    pk = created.json()["id"]
+    moved = owner_api.patch(
+        f"/api/v1/webhooks/{pk}",
+        {"url": "https://other.example.net/h?t=TOKEN-CANARY-2"},
+        format="json",
+    )
+    assert moved.status_code == 200
+
+    entries = AuditEntry.objects.filter(object_id=pk)
+    logged = json.dumps([[e.object_repr, e.changes] for e in entries], ensure_ascii=False)
+    assert entries.count() == 2
+    assert "TOKEN-CANARY" not in logged
+    assert "https://other.example.net/…" in logged
+    endpoint = WebhookEndpoint.objects.get(pk=pk)
+    assert services.webhook_endpoint_headers(endpoint) == {}
+
+
+def test_an_organization_cannot_have_more_endpoints_than_the_limit(owner_api, org, settings):
+    settings.WEBHOOK_MAX_ENDPOINTS_PER_ORG = 2
+    for index in range(2):
+        url = f"https://hooks.example.com/{index}"
+        assert owner_api.post("/api/v1/webhooks", {"url": url}, format="json").status_code == 201
+
+    refused = owner_api.post(
+        "/api/v1/webhooks", {"url": "https://hooks.example.com/3"}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert "2 webhook endpoints" in refused.json()["message"]
+    assert WebhookEndpoint.objects.filter(organization=org).count() == 2

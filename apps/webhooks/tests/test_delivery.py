@@ -98,7 +98,7 @@ def test_a_500_is_retried_later_with_the_body_logged_bounded_then_recovers(
 
 @pytest.mark.parametrize(
     ("mode", "error"),
-    [("hang", "timed out"), ("slow_body", "timed out")],
+    [("hang", "timed out"), ("slow_body", "timed out"), ("slow_headers", "timed out")],
 )
 def test_a_receiver_too_slow_to_answer_fails_the_attempt_at_the_timeout(
     org, receiver, endpoint_for, mode, error
@@ -305,3 +305,198 @@ def test_the_connection_goes_to_the_address_that_was_checked(
     assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
     assert len(receiver.requests) == 1
     assert receiver.requests[0]["headers"]["host"] == f"rebind.test:{port}"
+
+
+def test_a_body_with_a_nul_byte_is_recorded_and_the_delivery_finishes(org, receiver, endpoint_for):
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+    receiver.mode = "nul_body"
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+
+    attempt = WebhookAttempt.objects.get(delivery=delivery)
+    assert attempt.response_body.startswith("ok\ufffd")
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded"
+
+
+def test_an_answer_that_cannot_be_saved_fails_the_attempt_instead_of_hanging(
+    org, receiver, endpoint_for, monkeypatch
+):
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+    # Whatever slips past the clean-up: the delivery must not stay `delivering`.
+    monkeypatch.setattr(services, "_db_text", lambda text: text + "\x00")
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "pending"
+
+    attempt = WebhookAttempt.objects.get(delivery=delivery)
+    assert (attempt.outcome, attempt.error) == ("failed", "the answer could not be recorded")
+
+
+def test_a_lease_lost_on_the_last_attempt_fails_the_delivery_instead_of_retrying_forever(
+    org, receiver, endpoint_for
+):
+    endpoint = endpoint_for(receiver)
+    delivery = _member_added(org)
+    past = timezone.now() - timedelta(minutes=5)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status="delivering", attempts=services.MAX_ATTEMPTS, claimed_until=past
+    )
+    WebhookAttempt.objects.create(
+        organization=org, delivery=delivery, number=services.MAX_ATTEMPTS, started_at=past
+    )
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "skipped"
+
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert receiver.requests == []
+    assert list(WebhookAttempt.objects.values_list("outcome", flat=True)) == ["lost"]
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is not None
+
+
+def test_the_lease_outlasts_the_task_hard_time_limit(settings):
+    from apps.webhooks import tasks
+
+    settings.WEBHOOK_TIMEOUT_SECONDS = 10.0
+    soft, hard = services.attempt_time_limits()
+    assert 10 < soft < hard < services._lease().total_seconds()
+    assert tasks.deliver.time_limit == hard and tasks.deliver.soft_time_limit == soft
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_recorded_outside_a_transaction_is_not_left_without_its_deliveries(
+    org, receiver, endpoint_for, monkeypatch
+):
+    endpoint_for(receiver)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the deliveries could not be written")
+
+    monkeypatch.setattr(WebhookDelivery.objects, "bulk_create", broken)
+    with pytest.raises(RuntimeError):
+        services.webhook_event_record(
+            type=MEMBER_ADDED, organization_id=org.pk, data={"user_id": "x"}
+        )
+
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_name_resolving_to_a_private_address_is_refused_when_sending(org, receiver, settings):
+    services.webhook_endpoint_create(
+        organization=org, url=receiver.url.replace("127.0.0.1", "localhost")
+    )
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    delivery = _member_added(org)
+
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    assert receiver.requests == []
+    error = WebhookAttempt.objects.get(delivery=delivery).error
+    assert error == "refused: the host resolves to an address that must not be a private address"
+
+
+def test_a_failed_connection_names_no_exception_class(org, plain_http):
+    services.webhook_endpoint_create(organization=org, url=f"http://127.0.0.1:{closed_port()}/hook")
+    delivery = _member_added(org)
+
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    assert WebhookAttempt.objects.get(delivery=delivery).error == "connection failed"
+
+
+def test_the_dispatcher_republishes_only_what_has_no_message_on_its_way(
+    org, receiver, endpoint_for
+):
+    endpoint_for(receiver)
+    now = timezone.now()
+    fresh, published_retry, lost_first, unpublished_retry = (_member_added(org) for _ in range(4))
+    # A first attempt published 10 minutes ago is waiting in a queue: not lost yet.
+    WebhookDelivery.objects.filter(pk=fresh.pk).update(
+        next_attempt_at=now - timedelta(minutes=10), sent_at=now - timedelta(minutes=10)
+    )
+    # A retry already published for this attempt.
+    WebhookDelivery.objects.filter(pk=published_retry.pk).update(
+        attempts=1, next_attempt_at=now - timedelta(minutes=1), sent_at=now - timedelta(seconds=30)
+    )
+    # Published an hour ago and never claimed, the queue empty: the message was lost.
+    WebhookDelivery.objects.filter(pk=lost_first.pk).update(
+        next_attempt_at=now - timedelta(hours=1), sent_at=now - timedelta(hours=1)
+    )
+    # A retry that came due and was never published.
+    WebhookDelivery.objects.filter(pk=unpublished_retry.pk).update(
+        attempts=1, next_attempt_at=now - timedelta(seconds=5), sent_at=now - timedelta(minutes=2)
+    )
+
+    assert services.webhook_dispatch() == {"published": 2}
+    republished = WebhookDelivery.objects.filter(sent_at__gte=now).values_list("pk", flat=True)
+    assert set(republished) == {lost_first.pk, unpublished_retry.pk}
+
+
+def test_the_dispatcher_runs_on_the_maintenance_queue():
+    from django_celery_beat.models import PeriodicTask
+
+    assert PeriodicTask.objects.get(name="webhooks-dispatch").queue == "maintenance"
+
+
+def test_the_purge_goes_in_batches_and_stops_when_asked(org, receiver, endpoint_for, settings):
+    endpoint_for(receiver)
+    settings.MAINTENANCE_DELETE_BATCH_SIZE = 2
+    deliveries = [_member_added(org) for _ in range(5)]
+    long_ago = timezone.now() - timedelta(days=settings.JOB_RETENTION_DAYS + 1)
+    WebhookDelivery.objects.update(status="succeeded", finished_at=long_ago)
+    WebhookEvent.objects.update(occurred_at=long_ago)
+    asked = []
+
+    def stop_after_two_batches() -> bool:
+        asked.append(1)
+        return len(asked) >= 2
+
+    first = services.webhook_deliveries_purge(should_stop=stop_after_two_batches)
+    assert first == {"deliveries_deleted": 4, "events_deleted": 0}
+    assert services.webhook_deliveries_purge() == {"deliveries_deleted": 1, "events_deleted": 5}
+    assert not WebhookDelivery.objects.filter(pk__in=[d.pk for d in deliveries]).exists()
+
+
+def test_when_the_first_address_refuses_the_next_checked_one_is_tried(
+    org, receiver, endpoint_for, monkeypatch
+):
+    import socket
+
+    endpoint = endpoint_for(receiver)
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"http://two.test:{port}/hook/")
+    real = socket.getaddrinfo
+
+    def two_addresses(host, *args, **kwargs):
+        if host == "two.test":  # nothing listens on 127.0.0.2 at that port: refused
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+                for address in ("127.0.0.2", "127.0.0.1")
+            ]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+    delivery = _member_added(org)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+    assert len(receiver.requests) == 1
+
+
+def test_a_disabled_endpoint_s_deliveries_wait_and_go_once_it_is_enabled(
+    org, receiver, endpoint_for
+):
+    endpoint = endpoint_for(receiver)
+    delivery = _member_added(org)
+    services.webhook_endpoint_update(endpoint=endpoint, enabled=False)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "skipped"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("pending", 0)
+    assert receiver.requests == []
+
+    services.webhook_endpoint_update(endpoint=endpoint, enabled=True)
+    assert services.webhook_dispatch() == {"published": 1}
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"

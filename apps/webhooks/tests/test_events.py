@@ -4,6 +4,7 @@ sweep, the SSH client, the chain check), with a documented payload that holds no
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -177,3 +178,68 @@ def test_every_catalogue_type_but_the_test_event_is_covered_above():
     missing = [kind for kind in EVENT_TYPES if f'"{kind}"' not in source]
     assert missing == []
     assert services.MAX_ATTEMPTS == 10
+
+
+def test_a_fact_reported_again_is_announced_once(org):
+    from apps.audit.services import audit_seal, chain_name
+
+    server = ServerFactory(organization=org)
+    for _ in range(3):
+        event_publish("ssh.host_key_mismatch", server=server, pinned="SHA256:a", offered="SHA256:b")
+    event_publish("ssh.host_key_mismatch", server=server, pinned="SHA256:a", offered="SHA256:c")
+    domain_id = uuid.uuid4()
+    for conflicts in (2, 2, 3):  # three reconciles of one domain
+        job = _job(org, "dns_reconcile", subject_type="domain")
+        job.subject_id = domain_id
+        jobs.job_finish(job=job, status="succeeded", result={"conflict": conflicts})
+    run = _job(org, "cluster_action")
+    event_publish("job.started", job=run)  # claimed again after its lease ran out
+    audit_record(
+        event=audit_events.RESOURCE_UPDATE,
+        organization_id=org.pk,
+        object_type="clusters.label",
+        object_id="1",
+    )
+    audit_seal(chain=chain_name(org.pk))
+    AuditEntry.objects.update(actor_label="someone else")
+    for _ in range(3):
+        audit_verify(organization_id=org.pk)
+
+    assert sorted(_types(org)) == [
+        "audit_chain.verification_failed",
+        "cluster_run.started",
+        "dns_record.conflict",
+        "dns_record.conflict",
+        "server.host_key_changed",
+        "server.host_key_changed",
+    ]
+
+
+def test_every_expiring_org_key_is_announced_in_batches(org, settings, monkeypatch):
+    from apps.accounts.models import APIKey
+
+    settings.MAINTENANCE_DELETE_BATCH_SIZE = 2  # 5 keys in 3 batches, as 5,000 in 3 of 2,000
+    for index in range(5):
+        account_services.api_key_create_for_org(organization=org, name=f"k{index}")
+    APIKey.objects.filter(organization=org).update(expires_at=timezone.now() + timedelta(days=2))
+
+    from apps.core import events as core_events
+
+    batches: list[int] = []
+
+    def count(name, facts):
+        if name == "api_key.expiring":
+            batches.append(len(facts["keys"]))
+
+    monkeypatch.setattr(core_events, "_listeners", [*core_events._listeners, count])
+    api_keys_sweep()
+    api_keys_sweep()
+
+    assert batches == [2, 2, 1, 2, 2, 1]
+    assert sorted(d["name"] for t, d in _events(org) if t == "api_key.expiring") == [
+        "k0",
+        "k1",
+        "k2",
+        "k3",
+        "k4",
+    ]

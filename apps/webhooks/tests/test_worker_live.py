@@ -21,7 +21,14 @@ def test_a_worker_killed_mid_delivery_loses_no_event(org, tmp_path, settings):
     settings.JOBS_PUBLISH = True
     settings.WEBHOOK_ALLOW_HTTP = True
     settings.WEBHOOK_TIMEOUT_SECONDS = 2.0
-    env = live.process_env(WEBHOOK_ALLOW_HTTP="true", WEBHOOK_TIMEOUT_SECONDS="2")
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_ALLOWED_PORTS = []
+    env = live.process_env(
+        WEBHOOK_ALLOW_HTTP="true",
+        WEBHOOK_TIMEOUT_SECONDS="2",
+        WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
+        WEBHOOK_ALLOWED_PORTS="",
+    )
     with receiver_running() as receiver:
         # Each answer takes a second: a worker is always in the middle of one.
         receiver.delay = 1.0
