@@ -33,7 +33,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 WORKERS = 2
 READ_THREADS = 3
-# Per web process: the stream read threads, plus one for whatever else is in flight.
+# Sessions a web process may hold with any number of streams open (docs/jobs.md): its read
+# threads' (a thread keeps its session while reads are queued), plus one for a request session
+# whose backend is still exiting when a slow machine takes both readings of held_connections.
 PER_PROCESS = READ_THREADS + 1
 
 
@@ -87,27 +89,77 @@ async def open_viewer(port: int, path: str, headers: dict[str, str]) -> Viewer:
     return viewer
 
 
-def app_connections(name: str) -> int:
-    """The web role's PostgreSQL sessions (its processes connect with this application_name)."""
+def _admin_query(sql: str, params: list[object]) -> list[tuple[object, ...]]:
+    """A query on a connection of its own (to the `postgres` database, so it is none of the
+    sessions it counts)."""
     db = connection.settings_dict
     with psycopg.connect(
         host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres", autocommit=True
     ) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [name]
-        ).fetchone()
-    return int(row[0]) if row else 0
+        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
-def held_connections(name: str) -> int:
-    """The sessions the web role holds, not the ones it opens for a moment: the least of a few
-    readings over half a second. A waiting stream that kept a connection would be in every
-    reading; a short read on another thread (a stream's re-check, a request in flight) is not."""
-    readings = []
-    for _ in range(5):
-        readings.append(app_connections(name))
-        time.sleep(0.1)
-    return min(readings)
+def app_sessions(name: str) -> set[tuple[int, object]]:
+    """The web role's PostgreSQL sessions listed now (its processes connect with this
+    application_name), each as (backend pid, when it started), so one can be told from a later
+    one on a reused pid."""
+    rows = _admin_query(
+        "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = %s", [name]
+    )
+    return {(int(pid), started) for pid, started in rows}  # type: ignore[call-overload]
+
+
+def app_connections(name: str) -> int:
+    return len(app_sessions(name))
+
+
+def held_connections(name: str, window: float = 0.5) -> int:
+    """The sessions the web role holds: the same sessions listed at both ends of `window`
+    seconds. A waiting stream that kept a connection is in both readings. Opening a stream costs
+    a short session that is not: its request's own (authentication, the organization's
+    membership, the subject), about 50 ms on a thread of the request's own, closed before the
+    stream's first byte, yet listed by PostgreSQL until its backend has exited, which on a
+    loaded machine is tens of milliseconds later, after the client has had its first byte. A
+    single count taken as a batch of opens ends sees those (13 once, with a bound of 8)."""
+    first = app_sessions(name)
+    time.sleep(window)
+    return len(first & app_sessions(name))
+
+
+def database_sessions() -> int:
+    """Sessions ever opened to the test database (PostgreSQL's own count, which every backend
+    adds to by the time it exits): the short ones too, which no reading of pg_stat_activity is
+    sure to catch."""
+    rows = _admin_query(
+        "SELECT sessions FROM pg_stat_database WHERE datname = %s",
+        [connection.settings_dict["NAME"]],
+    )
+    return int(rows[0][0])  # type: ignore[call-overload]
+
+
+def settled_database_sessions(name: str, timeout: float = 10) -> int:
+    """`database_sessions()` once the web role has no session open and the count has stopped
+    moving (a backend adds itself when it exits, a moment after its client closed)."""
+    deadline = time.monotonic() + timeout
+    last = database_sessions()
+    while True:
+        time.sleep(0.3)
+        now = database_sessions()
+        if now == last and app_connections(name) == 0:
+            return now
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the session count did not settle: {last} -> {now}")
+        last = now
+
+
+def flush(writer: LogWriter) -> None:
+    """`writer.flush()` for `asyncio.to_thread`: its connection is closed before the thread is
+    let go, or it would stay open on an idle pool thread and the test database could not be
+    dropped at the end of the session."""
+    try:
+        writer.flush()
+    finally:
+        connection.close()
 
 
 def wait_for(predicate, timeout: float) -> float:  # type: ignore[no-untyped-def]
@@ -199,7 +251,7 @@ def test_five_hundred_open_streams_hold_a_few_database_connections_and_free_them
             # Every viewer follows: a line written reaches all 500, read through the few threads.
             writer = LogWriter(job)
             writer.system("a line for everyone")
-            await asyncio.to_thread(writer.flush)
+            await asyncio.to_thread(flush, writer)
             await asyncio.gather(*(v.read_until(b"a line for everyone") for v in viewers))
             most = await asyncio.to_thread(held_connections, app_name)
             assert most <= bound
@@ -230,6 +282,49 @@ def test_five_hundred_open_streams_hold_a_few_database_connections_and_free_them
     most, connections_back, slots_back = asyncio.run(scenario())
     assert most <= bound
     assert connections_back < 5 and slots_back < 5
+
+
+@pytest.mark.parametrize(
+    "web",
+    # No wake-up or re-check falls in the quiet second below.
+    [{"JOB_LOG_STREAM_RECHECK_SECONDS": "600", "JOB_LOG_STREAM_REAUTHORIZE_SECONDS": "600"}],
+    indirect=True,
+)
+def test_opening_a_stream_costs_one_short_session_and_waiting_streams_open_none(
+    web, org, member, running_server
+):
+    _process, port, app_name = web
+    server, _job = running_server
+    headers = headers_for(member, org)
+    path = f"/api/v1/servers/{server.pk}/logs/stream"
+    opens = 12
+    before = settled_database_sessions(app_name)
+    viewers: list[Viewer] = []
+
+    async def scenario() -> tuple[int, int, int]:
+        try:
+            for _ in range(opens):  # one after another, so no two share a read
+                viewers.append(await open_viewer(port, path, headers))
+            assert [v.status for v in viewers] == [200] * opens
+            opened = await asyncio.to_thread(settled_database_sessions, app_name)
+            await asyncio.sleep(1)
+            quiet = await asyncio.to_thread(settled_database_sessions, app_name)
+            held = await asyncio.to_thread(app_connections, app_name)
+        finally:
+            for v in viewers:
+                v.close()
+        return opened, quiet, held
+
+    opened, quiet, held = asyncio.run(scenario())
+    # Each open: its request's session (authentication, membership, the server), closed before
+    # the stream starts, and its first read's on a read thread that had run out of work; plus,
+    # once per process, the read after its hub subscribes (it wakes every viewer then, since a
+    # line announced before it listened would be missed).
+    assert opens <= opened - before <= 2 * opens + WORKERS
+    # Then the waiting streams open no session at all (no polling, no per-stream connection)...
+    assert quiet == opened
+    # ...and hold none.
+    assert held == 0
 
 
 @pytest.mark.parametrize(
@@ -332,7 +427,7 @@ def test_with_redis_gone_open_streams_keep_following_and_new_ones_get_503(
 
             writer = LogWriter(job)  # written while the bus is gone: found by polling
             writer.system("written without a bus")
-            await asyncio.to_thread(writer.flush)
+            await asyncio.to_thread(flush, writer)
             await following.read_until(b"written without a bus", timeout=10)
             following.close()
 
