@@ -300,7 +300,7 @@ _ATTEMPT_FIELDS = (
 # The part of a stored answer (itself at most 1,024 bytes) the attempt log shows.
 _RESPONSE_SHOWN = 500
 _DELIVERY_FIELDS = (
-    "organization",
+    "owner",
     "endpoint",
     "event_type",
     "event_id",
