@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,7 +35,7 @@ def _too_many(exc: services.TooManyManualSends) -> APIError:
     return APIError(429, "rate_limited", str(exc), retry_after=exc.retry_after)
 
 
-class _WebhookEndpointRoutes:
+class _WebhookEndpointRoutes(viewsets.GenericViewSet):
     """Endpoints (CRUD), rotate-secret, test, and the delivery log with redelivery
     (`POST …/{id}/deliveries/{delivery_id}/attempts`, GitHub's shape), for whoever owns them:
     `self.organization` is the tenant's organization on /webhooks and None (the platform) on
@@ -45,8 +45,9 @@ class _WebhookEndpointRoutes:
     serializer_class = WebhookEndpointSerializer
     invalid_id_code = "invalid_webhook_id"
     not_found_code = "webhook_not_found"
+    # Given by the scoping base (an organization, or None for the platform); an annotation
+    # only, so it does not hide the base's.
     organization: Any
-    get_object: Any
 
     @extend_schema(responses={201: WebhookEndpointCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
