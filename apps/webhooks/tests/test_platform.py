@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from apps.accounts.tests.factories import UserFactory
+from apps.audit.models import PLATFORM_CHAIN, AuditEntry
 from apps.core.crypto.rotation import data_key_rotate, secrets_reencrypt
 from apps.jobs.services import job_enqueue
 from apps.jobs.tests.support import run_queued
@@ -146,6 +147,9 @@ def test_a_platform_admin_manages_platform_endpoints_with_the_org_routes_shapes(
     assert body["secret"].startswith("whsec_")
     endpoint = WebhookEndpoint.objects.get(pk=body["id"])
     assert endpoint.organization_id is None
+    [entry] = AuditEntry.objects.filter(object_id=str(endpoint.pk))
+    assert (entry.organization_id, entry.chain) == (None, PLATFORM_CHAIN)
+    assert body["secret"] not in json.dumps(entry.changes)
     org_endpoint, _ = services.webhook_endpoint_create(
         organization=org, url="https://hooks.example.com/acme"
     )
