@@ -217,10 +217,10 @@ class TooManyManualSends(Exception):
     """Test events and redeliveries past WEBHOOK_MANUAL_SEND_RATE_LIMIT for one organization
     (or the platform); `retry_after` is the seconds until the window resets."""
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, *, platform: bool = False) -> None:
+        owner = "the platform" if platform else "this organization"
         super().__init__(
-            "too many test events and redeliveries for this organization; "
-            f"try again in {retry_after} s"
+            f"too many test events and redeliveries for {owner}; try again in {retry_after} s"
         )
         self.retry_after = retry_after
 
@@ -241,7 +241,7 @@ def webhook_manual_send_check(*, organization_id: Any) -> None:
         return
     for usage in usages:
         if usage.exceeded:
-            raise TooManyManualSends(usage.reset)
+            raise TooManyManualSends(usage.reset, platform=organization_id is None)
 
 
 @transaction.atomic

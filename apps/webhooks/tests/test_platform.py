@@ -298,3 +298,15 @@ def test_an_owner_sees_no_platform_endpoint_or_delivery_in_the_console(org):
     assert action.status_code in (200, 302)
     assert WebhookDelivery.objects.filter(endpoint=platform).count() == 1
     assert WebhookDelivery.objects.get(pk=delivery.pk).updated_at == before
+
+
+def test_the_platform_s_test_events_have_a_budget_of_their_own(root_api, org, settings):
+    settings.WEBHOOK_MANUAL_SEND_RATE_LIMIT = "1/h"
+    platform = _platform_endpoint()
+    assert root_api.post(f"{PLATFORM}/{platform.pk}/test").status_code == 202
+    refused = root_api.post(f"{PLATFORM}/{platform.pk}/test")
+    assert refused.status_code == 429 and "the platform" in refused.json()["message"]
+    mine, _ = services.webhook_endpoint_create(
+        organization=org, url="https://hooks.example.com/acme"
+    )
+    services.webhook_test_send(endpoint=mine)  # the organization's budget is untouched
