@@ -15,7 +15,7 @@ from apps.core.crypto.rotation import data_key_rotate, secrets_reencrypt
 from apps.jobs.services import job_enqueue
 from apps.jobs.tests.support import run_queued
 from apps.maintenance.tests.conftest import backup_bucket  # noqa: F401 - a fixture used below
-from apps.orgs.tests.admin_support import console_for, staff_of
+from apps.orgs.tests.admin_support import console_for, form_data, staff_of
 from apps.orgs.tests.factories import MembershipFactory
 from apps.webhooks import services
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -251,6 +251,24 @@ def test_a_platform_admin_adds_a_platform_endpoint_in_the_console_and_sees_its_l
     assert [d.pk for d in listed.context["cl"].result_list] == [delivery.pk]
     page = console.get(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
     assert page.status_code == 200 and "the platform" in page.content.decode()
+
+
+def test_a_platform_admin_changes_and_rotates_a_platform_endpoint_in_the_console(rita):
+    console = console_for(rita)
+    endpoint = _platform_endpoint()
+    url = reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk])
+    data = form_data(console.get(url))
+    data["description"] = "on-call"
+    assert console.post(url, data).status_code == 302
+    endpoint.refresh_from_db()
+    assert (endpoint.description, endpoint.organization_id) == ("on-call", None)
+
+    old_secret = endpoint.secret
+    rotate = reverse("admin:webhooks_webhookendpoint_rotate", args=[endpoint.pk])
+    shown = console.post(rotate, {"overlap_hours": 1})
+    assert shown.status_code == 200 and shown.context["secret"].startswith("whsec_")
+    endpoint.refresh_from_db()
+    assert endpoint.secret == shown.context["secret"] != old_secret
 
 
 def test_an_owner_cannot_add_a_platform_endpoint_by_leaving_the_organization_empty(org):
