@@ -419,8 +419,12 @@ WEBHOOK_TARGET_DENY_CIDRS = [
     for cidr in env.list("WEBHOOK_TARGET_DENY_CIDRS", default=[])
     if cidr.strip()
 ]
-# Endpoints an organization may have (each event fans out to every one of them).
+# Endpoints an organization may have (each event fans out to every one of them); the platform's
+# own endpoints have the same cap.
 WEBHOOK_MAX_ENDPOINTS_PER_ORG = env.int("WEBHOOK_MAX_ENDPOINTS_PER_ORG", default=20)
+# "Send a test event" and "redeliver" per organization (API and console together; the platform's
+# endpoints share one budget), e.g. 60/h; empty: no limit.
+WEBHOOK_MANUAL_SEND_RATE_LIMIT = env.str("WEBHOOK_MANUAL_SEND_RATE_LIMIT", default="60/h")
 # Ports a webhook URL may name (80 is also allowed for http:// with WEBHOOK_ALLOW_HTTP); empty:
 # any port. Keeps a webhook from probing a host's other services.
 WEBHOOK_ALLOWED_PORTS = [

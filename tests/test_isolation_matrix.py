@@ -184,6 +184,28 @@ def test_every_api_route_has_a_known_access_rule():
     assert unknown == [], "declare these routes in DECLARED"
 
 
+def test_the_platform_s_webhook_routes_are_walked_as_platform_admin_only():
+    """Every route of the platform's own webhook endpoints is in the walk, each one for
+    platform admins alone (so the matrix expects 401/403 from every principal of the cast)."""
+    walked = {
+        route.label: rule_for(route)
+        for route in api_routes()
+        if route.template.startswith(API + "admin/webhooks")
+    }
+    assert set(walked.values()) == {Rule("platform_admin")}
+    assert {
+        "GET /api/v1/admin/webhooks",
+        "POST /api/v1/admin/webhooks",
+        "PATCH /api/v1/admin/webhooks/{pk}",
+        "DELETE /api/v1/admin/webhooks/{pk}",
+        "POST /api/v1/admin/webhooks/{pk}/rotate-secret",
+        "POST /api/v1/admin/webhooks/{pk}/test",
+        "GET /api/v1/admin/webhooks/{pk}/deliveries",
+        "GET /api/v1/admin/webhooks/{pk}/deliveries/{delivery_id}",
+        "POST /api/v1/admin/webhooks/{pk}/deliveries/{delivery_id}/attempts",
+    } <= set(walked)
+
+
 def test_a_view_with_an_access_rule_of_its_own_is_unknown_until_declared():
     from rest_framework.permissions import BasePermission
     from rest_framework.views import APIView

@@ -1,7 +1,9 @@
 """Console pages for webhooks, through the same services as the API: endpoints (the secret is
 shown once, after a create or a rotation; rotating and deleting ask first), "send a test event",
 and the delivery log with its attempts and a redeliver button. Owners and admins only
-(`manage_org`), like the API."""
+(`manage_org`), like the API. Platform admins also manage the platform's own endpoints (no
+organization: they receive platform events) on the same pages; nobody else sees them or their
+deliveries, as the organization filter of every other role never matches a row without one."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from apps.orgs.console_base import (
     OrgScopedAdmin,
     OrgScopedInline,
     adopt,
+    is_platform_admin,
     secret_state,
 )
 from apps.webhooks import services
@@ -65,12 +68,41 @@ class WebhookEndpointForm(ConsoleModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if self.instance._state.adding and data.get("organization") is not None:
-            try:
-                services.webhook_endpoint_limit_check(data["organization"])
-            except ValidationError as exc:
-                raise forms.ValidationError(exc.messages[0]) from None
+        if not self.instance._state.adding or "organization" in self.errors:
+            return data
+        organization = data.get("organization")
+        if organization is None and not is_platform_admin(self.console_request):
+            # Only platform admins own platform endpoints; the field is required for others.
+            self.add_error("organization", "This field is required.")
+            return data
+        try:
+            services.webhook_endpoint_limit_check(organization)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages[0]) from None
         return data
+
+
+class PlatformOrOrganizationFilter(admin.SimpleListFilter):
+    """The platform's own rows or organizations' (only platform admins have the former)."""
+
+    title = "owner"
+    parameter_name = "owner"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        if not is_platform_admin(request):
+            return []
+        return [("platform", "the platform"), ("organizations", "organizations")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "platform":
+            return queryset.filter(organization__isnull=True)
+        if self.value() == "organizations":
+            return queryset.filter(organization__isnull=False)
+        return queryset
+
+
+def _owner(obj: Any) -> str:
+    return str(obj.organization) if obj.organization_id else "the platform"
 
 
 class _OwnersAndAdmins:
@@ -83,8 +115,8 @@ class _OwnersAndAdmins:
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(_OwnersAndAdmins, OrgScopedAdmin):
     form = WebhookEndpointForm
-    list_display = ["url", "organization", "enabled", "disabled_reason", "updated_at"]
-    list_filter = ["enabled", ORG_FILTER]
+    list_display = ["url", "owner", "enabled", "disabled_reason", "updated_at"]
+    list_filter = ["enabled", PlatformOrOrganizationFilter, ORG_FILTER]
     search_fields = ["url", "description"]
     list_select_related = ["organization"]
     readonly_fields = [
@@ -101,6 +133,23 @@ class WebhookEndpointAdmin(_OwnersAndAdmins, OrgScopedAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = ["organization", *_EDITABLE]
         return fields if obj is None else [*fields, *self.readonly_fields]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        field = form.base_fields.get("organization")
+        if field is not None and obj is None:
+            # Required but for platform admins, who may leave it empty for a platform endpoint.
+            field.required = not is_platform_admin(request)
+        if field is not None and obj is None and not field.required:
+            field.help_text = (
+                "Empty: an endpoint of the platform itself, which receives platform events "
+                "(backups, the platform's audit chain) and no organization's."
+            )
+        return form
+
+    @admin.display(description="owner", ordering="organization__name")
+    def owner(self, obj: WebhookEndpoint) -> str:
+        return _owner(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return super().get_readonly_fields(request, obj) if obj is not None else []
@@ -212,7 +261,13 @@ class WebhookEndpointAdmin(_OwnersAndAdmins, OrgScopedAdmin):
 
     def send_test_view(self, request: HttpRequest, endpoint_id: uuid.UUID) -> HttpResponse:
         endpoint = self._endpoint(request, endpoint_id)
-        delivery = services.webhook_test_send(endpoint=endpoint)
+        try:
+            delivery = services.webhook_test_send(endpoint=endpoint)
+        except services.TooManyManualSends as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk])
+            )
         self.message_user(request, "A test event is on its way.", messages.SUCCESS)
         return HttpResponseRedirect(
             reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk])
@@ -245,7 +300,7 @@ _ATTEMPT_FIELDS = (
 # The part of a stored answer (itself at most 1,024 bytes) the attempt log shows.
 _RESPONSE_SHOWN = 500
 _DELIVERY_FIELDS = (
-    "organization",
+    "owner",
     "endpoint",
     "event_type",
     "event_id",
@@ -284,8 +339,16 @@ class WebhookAttemptInline(OrgScopedInline):
 class WebhookDeliveryAdmin(_OwnersAndAdmins, OrgScopedAdmin):
     """The delivery log: read-only, with a redeliver button and action."""
 
-    list_display = ["event_type", "endpoint", "status", "attempts", "response_status", "created_at"]
-    list_filter = ["status", ORG_FILTER]
+    list_display = [
+        "event_type",
+        "endpoint",
+        "owner",
+        "status",
+        "attempts",
+        "response_status",
+        "created_at",
+    ]
+    list_filter = ["status", PlatformOrOrganizationFilter, ORG_FILTER]
     list_select_related = ["event", "endpoint", "organization"]
     fields = _DELIVERY_FIELDS
     readonly_fields = _DELIVERY_FIELDS
@@ -301,6 +364,10 @@ class WebhookDeliveryAdmin(_OwnersAndAdmins, OrgScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="owner", ordering="organization__name")
+    def owner(self, obj: WebhookDelivery) -> str:
+        return _owner(obj)
 
     @admin.display(description="event")
     def event_type(self, obj: WebhookDelivery) -> str:
@@ -325,10 +392,13 @@ class WebhookDeliveryAdmin(_OwnersAndAdmins, OrgScopedAdmin):
 
     @admin.action(description="Redeliver the selected deliveries")
     def redeliver(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = sum(
-            self._redeliver(request, delivery)
-            for delivery in self.each_allowed(request, queryset, Perm.MANAGE_ORG)
-        )
+        done = 0
+        for delivery in self.each_allowed(request, queryset, Perm.MANAGE_ORG):
+            try:
+                done += self._redeliver(request, delivery)
+            except services.TooManyManualSends as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                break
         if done:
             self.message_user(request, f"{done} delivery(ies) sent again.", messages.SUCCESS)
 
@@ -346,8 +416,11 @@ class WebhookDeliveryAdmin(_OwnersAndAdmins, OrgScopedAdmin):
         delivery = self.get_queryset(request).filter(pk=delivery_id).first()
         if delivery is None or not self.has_view_permission(request, delivery):
             raise Http404("delivery not found")
-        if self._redeliver(request, delivery):
-            self.message_user(request, "Sent again.", messages.SUCCESS)
+        try:
+            if self._redeliver(request, delivery):
+                self.message_user(request, "Sent again.", messages.SUCCESS)
+        except services.TooManyManualSends as exc:
+            self.message_user(request, str(exc), messages.ERROR)
         return HttpResponseRedirect(
             reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk])
         )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps as django_apps
+
 from apps.webhooks import services
 from apps.webhooks.catalogue import (
     API_KEY_CREATED,
@@ -92,14 +94,38 @@ def _from_audit(entry: Any) -> list[tuple[str, dict[str, Any]]]:
     if kind == "key.create" and _after(changes, "is_ephemeral"):
         return []  # a cluster run's short-lived bastion key, not a key anyone manages
     if kind in ("key.create", "key.revoke") and obj == "accounts.apikey":
-        data = {"api_key_id": entry.object_id, "name": entry.object_repr}
-        return [(API_KEY_CREATED if kind == "key.create" else API_KEY_REVOKED, data)]
+        key = _api_key(entry.object_id)
+        if key is None:
+            return []
+        if kind == "key.create":
+            return [(API_KEY_CREATED, _key_data(key))]
+        return [(API_KEY_REVOKED, {**_key_data(key), "reason": "revoked"})]
     host_key = _HOST_KEY_FIELDS & set(changes)
     if kind == "resource.update" and obj == "infrastructure.server" and host_key:
         # The pin was cleared or replaced through the API or console.
         data = {"server_id": entry.object_id, "reason": "reset"}
         return [(SERVER_HOST_KEY_CHANGED, data)]
     return []
+
+
+def _api_key(key_id: Any) -> Any:
+    """The key an audit entry names (its entry carries a display text, not the bare name)."""
+    model = django_apps.get_model("accounts", "APIKey")
+    return model.objects.filter(pk=key_id).only("pk", "name", "scope").first()
+
+
+def _key_data(key: Any) -> dict[str, Any]:
+    """How every api_key event names its key: id, the bare name (may be empty) and scope."""
+    return {"api_key_id": str(key.pk), "name": key.name, "scope": key.scope}
+
+
+def _keys_revoked_expired(facts: dict[str, Any]) -> list[tuple[Any, str, dict[str, Any]]]:
+    """Org keys the expiry sweep revoked (a bulk update, with no audit entry of its own)."""
+    return [
+        (key.organization_id, API_KEY_REVOKED, {**_key_data(key), "reason": "expired"})
+        for key in facts["keys"]
+        if key.organization_id
+    ]
 
 
 def _from_verify(reports: list[Any]) -> list[tuple[Any, str, dict[str, Any]]]:
@@ -138,8 +164,7 @@ def _host_key_mismatch(facts: dict[str, Any]) -> list[tuple[Any, str, dict[str, 
 def _keys_expiring(facts: dict[str, Any]) -> list[tuple[Any, str, dict[str, Any]]]:
     found = []
     for key in facts["keys"]:
-        expires_at = key.expires_at.isoformat()
-        data = {"api_key_id": str(key.pk), "name": key.name, "expires_at": expires_at}
+        data = {**_key_data(key), "expires_at": key.expires_at.isoformat()}
         found.append((key.organization_id, API_KEY_EXPIRING, data))
     # The sweep lists a key every hour until it expires: one query finds those announced.
     ids = [
@@ -179,6 +204,8 @@ def webhook_listener(name: str, facts: dict[str, Any]) -> None:
         found = _host_key_mismatch(facts)
     elif name == "api_key.expiring":
         found = _keys_expiring(facts)
+    elif name == "api_key.revoked_expired":
+        found = _keys_revoked_expired(facts)
     elif name == "audit.verify_failed":
         found = _from_verify(facts["reports"])
     else:

@@ -27,8 +27,23 @@ def url_shown(url: str) -> str:
     return f"{parts.scheme}://{host}/… ({digest})"
 
 
+def _platform_or_org() -> models.ForeignKey:
+    """The owner of an endpoint, delivery or attempt: an organization, or none for the
+    platform's own (platform admins' endpoints, which receive platform events such as backups).
+    A row without one is never matched by a tenant's organization filter."""
+    return models.ForeignKey(
+        "orgs.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=True,
+    )
+
+
 class WebhookEndpoint(OrgOwnedModel):
-    """A URL of an organization's that receives signed events.
+    """A URL of an organization's (or, with no organization, of the platform's) that receives
+    signed events.
 
     `secret` signs every request (Standard Webhooks, `whsec_…`); after a rotation the previous
     secret keeps signing beside it until `previous_secret_expires_at`, so receivers can switch
@@ -36,6 +51,7 @@ class WebhookEndpoint(OrgOwnedModel):
     like any other secret (they often carry a token). `event_types` empty means every event.
     """
 
+    organization = _platform_or_org()
     url = models.CharField(max_length=2000)
     description = models.CharField(max_length=255, blank=True, default="")
     event_types = models.JSONField(default=list, blank=True)
@@ -90,6 +106,7 @@ class WebhookDelivery(OrgOwnedModel):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
+    organization = _platform_or_org()
     event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
@@ -126,6 +143,7 @@ class WebhookAttempt(OrgOwnedModel):
         FAILED = "failed"
         LOST = "lost"
 
+    organization = _platform_or_org()
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="log")
     number = models.PositiveIntegerField()
     started_at = models.DateTimeField()

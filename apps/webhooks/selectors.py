@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
 def webhook_deliveries_of(*, endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
     """An endpoint's deliveries, newest first, with their event."""
+    owner = (
+        Q(organization__isnull=True)
+        if endpoint.organization_id is None
+        else Q(organization_id=endpoint.organization_id)
+    )
     return (
-        WebhookDelivery.objects.filter(
-            endpoint_id=endpoint.pk, organization_id=endpoint.organization_id
-        )
+        WebhookDelivery.objects.filter(owner, endpoint_id=endpoint.pk)
         .select_related("event")
         .order_by("-created_at", "-id")
     )

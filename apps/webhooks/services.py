@@ -28,10 +28,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from apps.core.cache import cache_down
+from apps.core.middleware import rate_hit
 from apps.core.validators import UNSAFE_TEXT, validate_hostname
 from apps.webhooks import clients
 from apps.webhooks.catalogue import EVENT_TYPES, VERSION, WEBHOOK_TEST
@@ -190,15 +192,56 @@ def webhook_endpoint_headers(endpoint: WebhookEndpoint) -> dict[str, str]:
     return json.loads(endpoint.headers) if endpoint.headers else {}
 
 
+def webhook_endpoints_owned_by(organization: Any) -> QuerySet[WebhookEndpoint]:
+    """The endpoints of an organization, or the platform's own (`organization` None): never
+    one of the other kind."""
+    if organization is None:
+        return WebhookEndpoint.objects.filter(organization__isnull=True)
+    return WebhookEndpoint.objects.filter(organization_id=getattr(organization, "pk", organization))
+
+
 def webhook_endpoint_limit_check(organization: Any) -> None:
-    """At most WEBHOOK_MAX_ENDPOINTS_PER_ORG endpoints per organization: every event fans out
-    to each, and all organizations share the delivery workers."""
+    """At most WEBHOOK_MAX_ENDPOINTS_PER_ORG endpoints per organization, and as many for the
+    platform (`organization` None): every event fans out to each, and everyone shares the
+    delivery workers."""
     limit = int(settings.WEBHOOK_MAX_ENDPOINTS_PER_ORG)
-    if WebhookEndpoint.objects.filter(organization=organization).count() >= limit:
+    if webhook_endpoints_owned_by(organization).count() >= limit:
+        owner = "the platform" if organization is None else "the organization"
         raise ValidationError(
-            f"the organization already has {limit} webhook endpoints, the most allowed",
+            f"{owner} already has {limit} webhook endpoints, the most allowed",
             code="limit_reached",
         )
+
+
+class TooManyManualSends(Exception):
+    """Test events and redeliveries past WEBHOOK_MANUAL_SEND_RATE_LIMIT for one organization
+    (or the platform); `retry_after` is the seconds until the window resets."""
+
+    def __init__(self, retry_after: int, *, platform: bool = False) -> None:
+        owner = "the platform" if platform else "this organization"
+        super().__init__(
+            f"too many test events and redeliveries for {owner}; try again in {retry_after} s"
+        )
+        self.retry_after = retry_after
+
+
+def webhook_manual_send_check(*, organization_id: Any) -> None:
+    """Count one "send a test event" or "redeliver" against WEBHOOK_MANUAL_SEND_RATE_LIMIT for
+    the organization (the platform's endpoints share one budget): each is a request to a
+    receiver that a person asked for, and a loop of them would crowd the shared delivery
+    workers. Counted in Redis with the other rate limits; with the cache down it fails open,
+    as they do."""
+    if cache_down():
+        return
+    bucket = f"webhook-manual:{organization_id or 'platform'}"
+    try:
+        usages = rate_hit([(bucket, settings.WEBHOOK_MANUAL_SEND_RATE_LIMIT)]).usages
+    except Exception:  # noqa: BLE001 - fail open, as the other rate limits do
+        logger.warning("webhook_manual_send_count_failed")
+        return
+    for usage in usages:
+        if usage.exceeded:
+            raise TooManyManualSends(usage.reset, platform=organization_id is None)
 
 
 @transaction.atomic
@@ -326,11 +369,13 @@ def webhook_event_record(
     nothing: a broken chain verified twice, a job claimed again, the same host key mismatch."""
     if organization_id and str(organization_id) in _deleting():
         return None
-    if endpoints is None and organization_id:
+    if endpoints is None:
+        # An organization's events go to its endpoints, platform events (no organization) to
+        # the platform's: never across.
         endpoints = list(
-            WebhookEndpoint.objects.filter(organization_id=organization_id, enabled=True).filter(
-                Q(event_types=[]) | Q(event_types__contains=[type])
-            )
+            webhook_endpoints_owned_by(organization_id)
+            .filter(enabled=True)
+            .filter(Q(event_types=[]) | Q(event_types__contains=[type]))
         )
         if not endpoints:
             return None  # nobody listens: no row for every audited change of every organization
@@ -352,9 +397,6 @@ def webhook_event_record(
             return None
     else:
         event.save(force_insert=True)
-    if endpoints is None:
-        # Platform events (backups) are kept in the outbox; endpoints are per organization.
-        return event
     now = timezone.now()
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(
@@ -429,7 +471,9 @@ def _publish(delivery_ids: list[str]) -> None:
 
 @transaction.atomic
 def webhook_test_send(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
-    """Send a `webhook.test` event to this endpoint alone (also when it is disabled)."""
+    """Send a `webhook.test` event to this endpoint alone (also when it is disabled), within
+    WEBHOOK_MANUAL_SEND_RATE_LIMIT (raises TooManyManualSends)."""
+    webhook_manual_send_check(organization_id=endpoint.organization_id)
     event = webhook_event_record(
         type=WEBHOOK_TEST,
         organization_id=endpoint.organization_id,
@@ -442,7 +486,9 @@ def webhook_test_send(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
 @transaction.atomic
 def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     """Attempt a delivery again now (GitHub's redeliver): the same event, id and payload, one
-    more attempt in the same log. Refused while an attempt is in flight."""
+    more attempt in the same log. Refused while an attempt is in flight, and past
+    WEBHOOK_MANUAL_SEND_RATE_LIMIT (raises TooManyManualSends)."""
+    webhook_manual_send_check(organization_id=delivery.organization_id)
     now = timezone.now()
     moved = (
         WebhookDelivery.objects.filter(pk=delivery.pk)

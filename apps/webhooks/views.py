@@ -1,20 +1,20 @@
-"""Webhook endpoints and their delivery log, for an organization's owners and admins
-(beyond the original's contract; docs/webhooks.md)."""
+"""Webhook endpoints and their delivery log: an organization's, for its owners and admins, and
+the platform's own, for platform admins (beyond the original's contract; docs/webhooks.md)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.api.errors import conflict, not_found
+from apps.core.api.errors import APIError, conflict, not_found
 from apps.core.api.pagination import list_response
 from apps.core.api.responses import no_store
-from apps.core.api.viewsets import OrgScopedModelViewSet
+from apps.core.api.viewsets import OrgScopedModelViewSet, PlatformScopedModelViewSet
 from apps.core.permissions import Perm
 from apps.core.tenancy import parse_uuid
 from apps.webhooks import selectors, services
@@ -31,30 +31,23 @@ from apps.webhooks.serializers import (
 _DELIVERY = r"deliveries/(?P<delivery_id>[^/]+)"
 
 
-@extend_schema(tags=["Webhooks"])
-class WebhookEndpointViewSet(OrgScopedModelViewSet):
-    """/webhooks: endpoints (CRUD), rotate-secret, test, and the delivery log with redelivery
-    (`POST /webhooks/{id}/deliveries/{delivery_id}/attempts`, GitHub's shape)."""
+def _too_many(exc: services.TooManyManualSends) -> APIError:
+    return APIError(429, "rate_limited", str(exc), retry_after=exc.retry_after)
+
+
+class _WebhookEndpointRoutes(viewsets.GenericViewSet):
+    """Endpoints (CRUD), rotate-secret, test, and the delivery log with redelivery
+    (`POST …/{id}/deliveries/{delivery_id}/attempts`, GitHub's shape), for whoever owns them:
+    `self.organization` is the tenant's organization on /webhooks and None (the platform) on
+    /admin/webhooks. The base viewset scopes `get_object` and `get_queryset` to that owner."""
 
     queryset = WebhookEndpoint.objects.all()
     serializer_class = WebhookEndpointSerializer
     invalid_id_code = "invalid_webhook_id"
     not_found_code = "webhook_not_found"
-    required_permissions: ClassVar[dict[str, Perm]] = dict.fromkeys(
-        (
-            "list",
-            "create",
-            "retrieve",
-            "partial_update",
-            "destroy",
-            "rotate_secret",
-            "test",
-            "deliveries",
-            "delivery",
-            "redeliver",
-        ),
-        Perm.MANAGE_ORG,
-    )
+    # Given by the scoping base (an organization, or None for the platform); an annotation
+    # only, so it does not hide the base's.
+    organization: Any
 
     @extend_schema(responses={201: WebhookEndpointCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -92,7 +85,10 @@ class WebhookEndpointViewSet(OrgScopedModelViewSet):
     @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
     @action(detail=True, methods=["post"], url_path="test")
     def test(self, request: Request, pk: str | None = None) -> Response:
-        delivery = services.webhook_test_send(endpoint=self.get_object())
+        try:
+            delivery = services.webhook_test_send(endpoint=self.get_object())
+        except services.TooManyManualSends as exc:
+            raise _too_many(exc) from None
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: WebhookDeliverySerializer(many=True)})
@@ -126,4 +122,33 @@ class WebhookEndpointViewSet(OrgScopedModelViewSet):
             delivery = services.webhook_delivery_redeliver(delivery=self._delivery(delivery_id))
         except services.DeliveryInProgress as exc:
             raise conflict("delivery_in_progress", str(exc)) from None
+        except services.TooManyManualSends as exc:
+            raise _too_many(exc) from None
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["Webhooks"])
+class WebhookEndpointViewSet(_WebhookEndpointRoutes, OrgScopedModelViewSet):
+    """/webhooks: an organization's endpoints, for its owners and admins."""
+
+    required_permissions: ClassVar[dict[str, Perm]] = dict.fromkeys(
+        (
+            "list",
+            "create",
+            "retrieve",
+            "partial_update",
+            "destroy",
+            "rotate_secret",
+            "test",
+            "deliveries",
+            "delivery",
+            "redeliver",
+        ),
+        Perm.MANAGE_ORG,
+    )
+
+
+@extend_schema(tags=["Webhooks (platform)"])
+class PlatformWebhookEndpointViewSet(_WebhookEndpointRoutes, PlatformScopedModelViewSet):
+    """/admin/webhooks: the platform's own endpoints (platform events: backups, the platform's
+    audit chain), for platform admins; the same shapes and actions as /webhooks."""

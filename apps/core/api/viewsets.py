@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from apps.core.api.errors import APIError, not_found
 from apps.core.api.pagination import LinkHeaderCursorPagination
 from apps.core.api.transactions import AtomicWritesMixin
-from apps.core.permissions import HasOrgPermission, Perm
+from apps.core.permissions import HasOrgPermission, IsPlatformAdmin, Perm
 from apps.core.tenancy import Tenant, get_tenant, parse_uuid, request_key_scope
 
 _M = TypeVar("_M", bound=models.Model)
@@ -242,3 +242,56 @@ class OrgScopedModelViewSet(
     def perform_create(self, serializer: Any) -> None:
         # CreateModelMixin precedes the base in the MRO; new rows must still get the tenant's org.
         OrgScopedViewSet.perform_create(self, serializer)
+
+
+class PlatformScopedModelViewSet(
+    AtomicWritesMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The platform's own rows of a model whose `organization` may be null (e.g. webhook
+    endpoints of the platform): platform admins only, and only the rows with no organization,
+    so an organization's rows are out of reach here as the platform's are from tenant routes.
+    `organization` is None, so code shared with an `OrgScopedModelViewSet` (a mixin reading
+    `self.organization`) acts for the platform. Like the tenant base, subclasses may not
+    override how objects are found."""
+
+    permission_classes = [IsPlatformAdmin]
+    pagination_class = LinkHeaderCursorPagination
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    invalid_id_code: ClassVar[str] = "invalid_id"
+    not_found_code: ClassVar[str] = "not_found"
+    lookup_value_regex = "[^/]+"
+    organization: ClassVar[Any] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _SEALED:
+            if name in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} overrides {name}; platform viewsets must rely on "
+                    "PlatformScopedModelViewSet's scoping"
+                )
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(organization__isnull=True)
+
+    def get_object(self) -> Any:
+        lookup = self.lookup_url_kwarg or self.lookup_field
+        pk = parse_uuid(self.kwargs[lookup], code=self.invalid_id_code)
+        queryset = self.filter_queryset(self.get_queryset()).filter(**{self.lookup_field: pk})
+        if self.request.method == "DELETE":
+            queryset = queryset.select_for_update(of=("self",))
+        obj = queryset.first()
+        if obj is None:
+            name = self.get_queryset().model._meta.verbose_name
+            raise not_found(self.not_found_code, f"{name} not found")
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save(organization=None)

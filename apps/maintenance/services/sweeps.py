@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from psycopg import sql
@@ -115,14 +115,20 @@ def api_keys_sweep(
         is_ephemeral=False, revoked_at__isnull=True, expires_at__lte=now
     )
     while True:
-        batch = list(expired.values_list("pk", "public_id")[: _batch_size()])
-        if not batch:
-            break
-        revoked += APIKey.objects.filter(
-            pk__in=[pk for pk, _ in batch], revoked_at__isnull=True
-        ).update(revoked_at=now, updated_at=now)
-        for _, public_id in batch:
-            api_key_cache_clear(public_id=public_id)
+        with transaction.atomic():
+            # Locked, so a person revoking one of them meanwhile waits and then finds it revoked
+            # (no second event); the revocation and its `api_key.revoked` events commit together.
+            batch = list(
+                expired.select_for_update(skip_locked=True).order_by("pk")[: _batch_size()]
+            )
+            if not batch:
+                break
+            revoked += APIKey.objects.filter(pk__in=[key.pk for key in batch]).update(
+                revoked_at=now, updated_at=now
+            )
+            event_publish("api_key.revoked_expired", keys=batch)
+        for key in batch:
+            api_key_cache_clear(public_id=key.public_id)
         if len(batch) < _batch_size() or should_stop():
             break
     grace = now - timedelta(hours=settings.EPHEMERAL_KEY_GRACE_HOURS)

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from apps.orgs.tests.admin_support import console_for, staff_of
+from apps.orgs.tests.factories import MembershipFactory
 from apps.webhooks import services
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -159,3 +160,28 @@ def test_the_console_refuses_an_endpoint_beyond_the_limit_on_the_form(olivia, or
     assert response.status_code == 200
     assert "1 webhook endpoints, the most allowed" in response.content.decode()
     assert WebhookEndpoint.objects.filter(organization=org).count() == 1
+
+
+def test_the_console_s_test_events_and_redeliveries_count_against_the_api_s_limit(
+    olivia, org, owner_api_for_limit, settings
+):
+    settings.WEBHOOK_MANUAL_SEND_RATE_LIMIT = "2/h"
+    endpoint = _endpoint(org)
+    assert owner_api_for_limit.post(f"/api/v1/webhooks/{endpoint.pk}/test").status_code == 202
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    olivia.post(reverse("admin:webhooks_webhookdelivery_redeliver", args=[delivery.pk]))
+
+    response = olivia.post(
+        reverse("admin:webhooks_webhookendpoint_send_test", args=[endpoint.pk]), follow=True
+    )
+    assert "too many test events and redeliveries" in response.content.decode().lower()
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 1
+    response = olivia.post(
+        reverse("admin:webhooks_webhookdelivery_redeliver", args=[delivery.pk]), follow=True
+    )
+    assert "too many test events and redeliveries" in response.content.decode().lower()
+
+
+@pytest.fixture
+def owner_api_for_limit(client_for, org):
+    return client_for(MembershipFactory(organization=org, role="owner").user, org)

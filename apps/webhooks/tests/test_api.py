@@ -252,3 +252,27 @@ def test_an_organization_cannot_have_more_endpoints_than_the_limit(owner_api, or
     assert refused.status_code == 400
     assert "2 webhook endpoints" in refused.json()["message"]
     assert WebhookEndpoint.objects.filter(organization=org).count() == 2
+
+
+def test_test_events_and_redeliveries_share_a_per_organization_limit(
+    owner_api, org, other_org, settings
+):
+    settings.WEBHOOK_MANUAL_SEND_RATE_LIMIT = "2/h"
+    endpoint = _endpoint(org)
+    first = owner_api.post(f"/api/v1/webhooks/{endpoint.pk}/test")
+    assert first.status_code == 202
+    delivery_id = first.json()["id"]
+    again = owner_api.post(f"/api/v1/webhooks/{endpoint.pk}/deliveries/{delivery_id}/attempts")
+    assert again.status_code == 202
+
+    for path in (
+        f"/api/v1/webhooks/{endpoint.pk}/test",
+        f"/api/v1/webhooks/{endpoint.pk}/deliveries/{delivery_id}/attempts",
+    ):
+        refused = owner_api.post(path)
+        assert refused.status_code == 429, path
+        assert refused.json()["code"] == "rate_limited"
+        assert 0 < int(refused["Retry-After"]) <= 3600
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 1
+    # Another organization has a budget of its own.
+    services.webhook_test_send(endpoint=_endpoint(other_org))

@@ -64,7 +64,37 @@ def test_an_org_key_created_and_revoked_are_events_without_the_secret(org):
     assert _types(org) == ["api_key.created", "api_key.revoked"]
     dumped = json.dumps(_events(org))
     assert created.secret not in dumped and created.plain not in dumped
-    assert _events(org)[0][1]["api_key_id"] == str(created.key.pk)
+    key = {"api_key_id": str(created.key.pk), "name": "ci", "scope": "org"}
+    assert [data for _, data in _events(org)] == [key, {**key, "reason": "revoked"}]
+
+
+def test_every_api_key_event_names_the_key_the_same_way(org):
+    created = account_services.api_key_create_for_org(organization=org, name="deploy bot")
+    type(created.key).objects.filter(pk=created.key.pk).update(
+        expires_at=timezone.now() + timedelta(days=2)
+    )
+    api_keys_sweep()
+    account_services.api_key_revoke(key=created.key)
+
+    named = {kind: (d["api_key_id"], d["name"], d["scope"]) for kind, d in _events(org)}
+    assert set(named) == {"api_key.created", "api_key.expiring", "api_key.revoked"}
+    assert set(named.values()) == {(str(created.key.pk), "deploy bot", "org")}
+
+
+def test_a_key_the_sweep_revokes_at_expiry_is_a_revoked_event_once(org):
+    from apps.accounts.models import APIKey
+
+    created = account_services.api_key_create_for_org(organization=org, name="old")
+    APIKey.objects.filter(pk=created.key.pk).update(expires_at=timezone.now())
+    api_keys_sweep()
+    api_keys_sweep()
+    account_services.api_key_revoke(key=APIKey.objects.get(pk=created.key.pk))
+
+    revoked = [d for kind, d in _events(org) if kind == "api_key.revoked"]
+    assert revoked == [
+        {"api_key_id": str(created.key.pk), "name": "old", "scope": "org", "reason": "expired"}
+    ]
+    assert APIKey.objects.get(pk=created.key.pk).revoked_at is not None
 
 
 def test_a_key_about_to_expire_is_announced_once_however_often_the_sweep_runs(org):
@@ -125,10 +155,44 @@ def test_a_canceled_queued_cluster_run_is_an_event(org):
 @pytest.mark.parametrize(
     ("status", "expected"), [("succeeded", "backup.succeeded"), ("failed", "backup.failed")]
 )
-def test_backups_are_platform_events_kept_in_the_outbox(db, status, expected):
+def test_backups_are_platform_events_for_the_platform_s_endpoints_only(db, status, expected):
+    platform, _ = services.webhook_endpoint_create(
+        organization=None, url="https://hooks.example.com/platform"
+    )
     job = _job(None, "backup")
     jobs.job_finish(job=job, status=status)
-    assert [(e.type, e.organization_id) for e in WebhookEvent.objects.all()] == [(expected, None)]
+
+    [event] = WebhookEvent.objects.all()
+    assert (event.type, event.organization_id) == (expected, None)
+    # The organization's endpoint (the autouse one, wanting every event) gets nothing.
+    assert [d.endpoint_id for d in event.deliveries.all()] == [platform.pk]
+    assert event.deliveries.get().organization_id is None
+
+
+def test_a_platform_event_nobody_listens_to_writes_nothing(db):
+    jobs.job_finish(job=_job(None, "backup"), status="succeeded")
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_broken_platform_audit_chain_goes_to_the_platform_s_endpoints(org):
+    from apps.audit.models import PLATFORM_CHAIN
+    from apps.audit.services import audit_seal
+
+    platform, _ = services.webhook_endpoint_create(
+        organization=None, url="https://hooks.example.com/platform"
+    )
+    entries = [
+        audit_record(event=audit_events.AUTH_SIGN_IN, object_type="accounts.user", object_id=str(i))
+        for i in range(3)
+    ]
+    audit_seal(chain=PLATFORM_CHAIN)
+    AuditEntry.objects.filter(pk=entries[1].pk).update(actor_label="someone else")
+
+    audit_verify(platform_only=True)
+
+    [event] = WebhookEvent.objects.filter(type="audit_chain.verification_failed")
+    assert event.organization_id is None and event.data["chain"] == PLATFORM_CHAIN
+    assert [d.endpoint_id for d in event.deliveries.all()] == [platform.pk]
 
 
 def test_a_host_key_reset_and_a_host_key_mismatch_are_host_key_events(org):
