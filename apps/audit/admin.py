@@ -4,11 +4,12 @@ never edited, so the admin offers no add, change or delete."""
 from django.contrib import admin
 
 from apps.audit.models import AuditEntry
+from apps.core.console_admin import ConsoleAdmin
 from apps.orgs.console_base import badged_list_display
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ConsoleAdmin):
     """Browse and search every chain's entries."""
 
     list_display = [
@@ -34,7 +35,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
     date_hierarchy = "occurred_at"
     ordering = ["-occurred_at"]
     readonly_fields = [field.name for field in AuditEntry._meta.fields]
-    show_full_result_count = False
 
     def get_list_display(self, request):  # type: ignore[no-untyped-def]
         # Moments in the viewer's zone (static/console/localtime.js), as on the other lists.

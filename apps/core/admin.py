@@ -2,11 +2,12 @@
 
 from django.contrib import admin
 
+from apps.core.console_admin import ConsoleAdmin
 from apps.core.models import DataKey
 
 
 @admin.register(DataKey)
-class DataKeyAdmin(admin.ModelAdmin):
+class DataKeyAdmin(ConsoleAdmin):
     """Which master key wraps which organization's data key versions. Keys are created and
     rotated by `manage.py encrypt` only, so nothing here is editable."""
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, cast
+from datetime import UTC
+from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import display_for_field
 from django.core.exceptions import PermissionDenied
-from django.db import models
 from django.db.models import QuerySet
 from django.http import (
     Http404,
@@ -70,10 +69,10 @@ LOG_LINE_CAP = 20_000
 
 
 def _shown(job: JobRun, name: str) -> str:
-    """A time of the run as its page's field shows it (the active time zone, the console's
-    format), so the page updated by the status poll reads the same as after a reload."""
-    field = cast(models.Field, JobRun._meta.get_field(name))
-    return str(display_for_field(getattr(job, name), field, "-"))
+    """A time of the run as its page's `<time>` element says it before localtime.js rewrites
+    it (UTC), for the status poll to draw the same element (joblog.js)."""
+    moment = getattr(job, name)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
 @admin.register(JobRun)

@@ -145,3 +145,18 @@ class ScheduleSuccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.succeeded_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ScheduleFirstRun(models.Model):
+    """When each periodic schedule first ran to an end on this installation, whatever the outcome.
+
+    Written once per schedule and never moved: with no `ScheduleSuccess` row it says how long a
+    schedule has been running without ever succeeding (a backup failing since the first day).
+    django-celery-beat's `PeriodicTask.date_changed` cannot say it: beat saves the row each time
+    it sends the task, so that date follows the last attempt."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    ran_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} first ran @ {self.ran_at:%Y-%m-%d %H:%M:%S}"

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
-from apps.jobs.models import JobLog, JobRun, ScheduleSuccess
+from apps.jobs.models import JobLog, JobRun, ScheduleFirstRun, ScheduleSuccess
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,11 @@ def queues_with_waiting_runs(queues: list[str], *, timeout_ms: int = 500) -> set
 def schedule_successes() -> dict[str, datetime]:
     """When each periodic schedule last finished successfully."""
     return dict(ScheduleSuccess.objects.values_list("name", "succeeded_at"))
+
+
+def schedule_first_runs() -> dict[str, datetime]:
+    """When each periodic schedule first ran to an end (any outcome)."""
+    return dict(ScheduleFirstRun.objects.values_list("name", "ran_at"))
 
 
 def job_transcript_lines(*, job: JobRun) -> Iterator[str]:

@@ -24,7 +24,7 @@ from apps.core import events as core_events
 from apps.core import metrics
 from apps.jobs import broker, bus, registry
 from apps.jobs.logs import one_line
-from apps.jobs.models import JobLog, JobRun, ScheduleSuccess
+from apps.jobs.models import JobLog, JobRun, ScheduleFirstRun, ScheduleSuccess
 from autoglue import tracing
 
 # JobRun.Meta's unique constraint on (kind, subject) among active runs.
@@ -213,9 +213,21 @@ def job_finish(
         # cannot claim freshness for a schedule it does not belong to, and a manual backup
         # that succeeds is a fresh backup all the same.
         schedule = registry.schedule_of(job.kind)
+        if schedule:
+            schedule_run_record(name=schedule, at=now)
         if status == JobRun.Status.SUCCEEDED and schedule:
             schedule_success_record(name=schedule, at=now)
     return bool(ended)
+
+
+def schedule_run_record(*, name: str, at: Any = None) -> None:
+    """Note that the periodic schedule `name` ran to an end (any outcome), if it is its first
+    time: the metric `autoglue_schedule_first_run_timestamp_seconds` and the alert
+    AutoglueScheduleNeverSucceeded read it. One statement that changes nothing after the first
+    run, so it is cheap on the reaper's every tick."""
+    ScheduleFirstRun.objects.bulk_create(
+        [ScheduleFirstRun(name=name[:200], ran_at=at or timezone.now())], ignore_conflicts=True
+    )
 
 
 def schedule_success_record(*, name: str, at: Any = None) -> None:

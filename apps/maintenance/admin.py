@@ -13,13 +13,14 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from apps.core.api.errors import APIError
+from apps.core.console_admin import ConsoleAdmin
 from apps.maintenance import services
 from apps.maintenance.models import Backup
 from apps.orgs.console_base import badged_list_display
 
 
 @admin.register(Backup)
-class BackupAdmin(admin.ModelAdmin):
+class BackupAdmin(ConsoleAdmin):
     list_display = ("object_key", "status", "size_bytes", "duration_seconds", "started_at")
     list_filter = ("status",)
     search_fields = ("object_key", "sha256")

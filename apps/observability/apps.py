@@ -12,13 +12,14 @@ class ObservabilityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from celery.signals import task_success
+        from celery.signals import task_postrun, task_success
 
         from apps.core import health
         from apps.observability import selectors
 
         health.register_check("queues", selectors.queues_check)
         task_success.connect(_schedule_task_succeeded, weak=False)
+        task_postrun.connect(_schedule_task_ran, weak=False)
 
 
 # The schedule each beat task's success counts for, held here rather than read from the message
@@ -61,3 +62,16 @@ def _schedule_task_succeeded(sender: Any = None, result: Any = None, **kwargs: A
     from apps.jobs.services import schedule_success_record
 
     schedule_success_record(name=schedule)
+
+
+def _schedule_task_ran(sender: Any = None, **kwargs: Any) -> None:
+    """A beat task ended, however: the first time is when its schedule started running here
+    (AutoglueScheduleNeverSucceeded measures from it). A task that only queues work counts too:
+    the work it queued runs for the same schedule."""
+    name = getattr(sender, "name", "")
+    schedule = _WORKING_TASKS.get(name) or _QUEUEING_TASKS.get(name)
+    if not schedule:
+        return
+    from apps.jobs.services import schedule_run_record
+
+    schedule_run_record(name=schedule)

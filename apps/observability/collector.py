@@ -3,7 +3,8 @@
 Beside the multiprocess collector (the per-process samples). Workers do not serve these: each
 web pod computes the same installation-wide figures, so Prometheus rules aggregate them with
 `max`, never `sum`. One scrape costs two queries for the queues (apps.observability.selectors),
-one for the schedules, one for their intervals, and two Redis round trips.
+two for the schedules (last successes, first runs), one for their intervals, and two Redis
+round trips.
 """
 
 from __future__ import annotations
@@ -106,28 +107,43 @@ class DatabaseCollector(Collector):
         yield oldest
         yield length
         yield consumers
-        success = GaugeMetricFamily(
-            "autoglue_schedule_last_success_timestamp_seconds",
-            "When each periodic schedule last finished successfully (Unix time).",
-            labels=["schedule"],
-        )
-        # Label values only from the schedules the code knows: an admin may add beat rows of
-        # any name, and none of them may become a series.
-        known = schedule_names()
-        for name, at in sorted(job_selectors.schedule_successes().items()):
-            if name in known:
-                success.add_metric([name], _timestamp(at))
-        yield success
-        interval = GaugeMetricFamily(
-            "autoglue_schedule_interval_seconds",
-            "Seconds between runs of each enabled interval schedule.",
-            labels=["schedule"],
-        )
-        for name, seconds in sorted(schedule_intervals().items()):
-            if name in known:
-                interval.add_metric([name], seconds)
-        yield interval
+        yield from _schedule_families()
         yield from _audit_families()
+
+
+def _schedule_families() -> Iterator[Any]:
+    """Each schedule's last success, first run and interval, for the staleness alerts."""
+    success = GaugeMetricFamily(
+        "autoglue_schedule_last_success_timestamp_seconds",
+        "When each periodic schedule last finished successfully (Unix time).",
+        labels=["schedule"],
+    )
+    # Label values only from the schedules the code knows: an admin may add beat rows of
+    # any name, and none of them may become a series.
+    known = schedule_names()
+    for name, at in sorted(job_selectors.schedule_successes().items()):
+        if name in known:
+            success.add_metric([name], _timestamp(at))
+    yield success
+    first = GaugeMetricFamily(
+        "autoglue_schedule_first_run_timestamp_seconds",
+        "When each periodic schedule first ran to an end here, whatever the outcome (Unix "
+        "time); with no last success, how long it has run without ever succeeding.",
+        labels=["schedule"],
+    )
+    for name, at in sorted(job_selectors.schedule_first_runs().items()):
+        if name in known:
+            first.add_metric([name], _timestamp(at))
+    yield first
+    interval = GaugeMetricFamily(
+        "autoglue_schedule_interval_seconds",
+        "Seconds between runs of each enabled interval schedule.",
+        labels=["schedule"],
+    )
+    for name, seconds in sorted(schedule_intervals().items()):
+        if name in known:
+            interval.add_metric([name], seconds)
+    yield interval
 
 
 def _audit_families() -> Iterator[Any]:

@@ -27,7 +27,6 @@ import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
@@ -46,6 +45,7 @@ from rest_framework import serializers
 
 from apps.accounts import tokens
 from apps.core.api.errors import APIError
+from apps.core.console_admin import ConsoleAdmin, time_element
 from apps.core.permissions import Perm, role_allows
 from apps.orgs.models import Membership, Organization
 
@@ -416,7 +416,7 @@ HISTORY_SOURCE: list[Callable[[models.Model], list[Any]]] = []
 # --- the base admin ----------------------------------------------------------------------------
 
 
-class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):
+class OrgScopedAdmin(_ScopedChoices, ConsoleAdmin):
     """Admin of a model with an `organization` foreign key (or, with `org_field = None` and
     `platform_only = True`, a platform-wide model only platform admins reach)."""
 
@@ -766,19 +766,6 @@ def status_badge(status: Any) -> str:
         " ag-badge-active" if value in ACTIVE_STATUSES else "",
         value,
         value.replace("_", " "),
-    )
-
-
-def time_element(value: Any) -> str:
-    """A moment as `<time datetime>`: UTC to the second for readers without scripts;
-    `static/console/localtime.js` shows it in the viewer's time zone, with the zone."""
-    if value is None:
-        return "—"
-    utc = value.astimezone(UTC)
-    return format_html(
-        '<time datetime="{}">{}</time>',
-        utc.isoformat().replace("+00:00", "Z"),
-        utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
 
 

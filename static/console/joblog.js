@@ -60,10 +60,24 @@
       const cell = document.querySelector(".field-" + name + " .readonly");
       if (cell) cell.textContent = text || "-";
     };
+    // Times as the page's other times: a <time> element (UTC text from the server), shown in
+    // the viewer's zone by localtime.js.
+    const timeField = (name, iso, text) => {
+      const cell = document.querySelector(".field-" + name + " .readonly");
+      if (!cell) return;
+      if (!iso) {
+        cell.textContent = "-";
+        return;
+      }
+      const element = document.createElement("time");
+      element.dateTime = iso;
+      element.textContent = text || iso;
+      cell.replaceChildren(element);
+      if (window.autoglueLocalTime) window.autoglueLocalTime(cell);
+    };
     field("status", LABELS[state.status] || state.status);
-    // As the server renders them (the viewer's active zone, the console's format), not ISO.
-    field("started_at", state.started_at_text);
-    field("finished_at", state.finished_at_text);
+    timeField("started_at", state.started_at, state.started_at_text);
+    timeField("finished_at", state.finished_at, state.finished_at_text);
     field("duration", state.duration);
     field("error", state.error);
     document.title = document.title.replace(/\([a-z]+\)/, "(" + state.status + ")");

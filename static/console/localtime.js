@@ -38,4 +38,6 @@
     });
   };
   show(document);
+  // For parts of a page drawn later (the job page's fields, kept with the run as it goes).
+  window.autoglueLocalTime = show;
 })();

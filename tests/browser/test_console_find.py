@@ -139,6 +139,12 @@ def test_times_show_in_the_viewers_zone_with_the_zone_named(browser, console_url
         expect(moment).to_have_attribute("data-local", "Asia/Tokyo")
         expect(moment).to_have_text(re.compile(r"^2026-12-06 00:05:09 (GMT\+9|JST)$"))
         tab.screenshot(path=str(live.ROOT / ".artifacts" / "browser" / "local-time.png"))
+        # A change page's read-only moments read the same, under the production CSP.
+        tab.goto(f"/admin/orgs/organization/{org.pk}/change/")
+        created = tab.locator(".field-created_at .readonly time[datetime]")
+        expect(created).to_have_attribute("datetime", "2026-12-05T15:05:09Z")
+        expect(created).to_have_attribute("data-local", "Asia/Tokyo")
+        expect(created).to_have_text(re.compile(r"^2026-12-06 00:05:09 (GMT\+9|JST)$"))
     finally:
         context.close()
 

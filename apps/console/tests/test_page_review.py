@@ -197,13 +197,15 @@ def test_times_on_history_and_job_pages_name_the_zone_and_read_the_same_after_th
     page = console.get(f"/admin/jobs/jobrun/{job.pk}/change/").content.decode()
     assert '<span id="job-zone">CET</span>' in page
     state = console.get(f"/admin/jobs/jobrun/{job.pk}/status/").json()
-    # What the poll writes into the fields is what the page itself shows: local time, no ISO.
+    # What the poll writes into the fields is what the page itself shows: the same <time>
+    # element (ISO moment, UTC text), which localtime.js shows in the viewer's zone.
     for name in ("started_at", "finished_at"):
-        text = state[f"{name}_text"]
-        assert "10:3" in text and "T" not in text
+        text, iso = state[f"{name}_text"], state[name]
+        assert text.startswith("2026-12-05 09:3") and text.endswith(" UTC")
+        element = f'<time datetime="{iso}">{text}</time>'
         assert re.search(
-            rf'field-{name}.*?<div class="readonly">{re.escape(text)}</div>', page, re.DOTALL
-        ), (name, text)
+            rf'field-{name}.*?<div class="readonly">{re.escape(element)}</div>', page, re.DOTALL
+        ), (name, element)
 
 
 def test_cluster_and_server_history_include_pool_attachments_and_metadata_changes(console, org):

@@ -375,3 +375,55 @@ def test_workers_gone_for_an_hour_are_forgotten_and_recent_ones_judged_by_redis_
     assert counts == {"ssh": 0, "default": 1}
     assert set(client.hkeys(broker.CONSUMERS_KEY)) == {b"ssh ssh@quiet", b"default worker@alive"}
     client.close()
+
+
+def _first_run(client, schedule: str) -> float | None:
+    return _value(
+        _scrape(client), "autoglue_schedule_first_run_timestamp_seconds", schedule=schedule
+    )
+
+
+def test_a_backup_that_fails_from_the_first_day_shows_when_it_first_ran_and_no_success(
+    client, metrics_on, settings
+):
+    settings.JOBS_PUBLISH = False
+    before = timezone.now().timestamp()
+    _finish("backup", JobRun.Status.FAILED, {"scheduled": True})
+    first = _first_run(client, "maintenance-backup")
+    assert first is not None and before - 1 <= first <= timezone.now().timestamp()
+    assert _success(client, "maintenance-backup") is None
+
+    # Later runs, failed or not, leave the first run where it was: it is what "never
+    # succeeded for two intervals" is measured from.
+    from apps.jobs.models import ScheduleFirstRun
+
+    ScheduleFirstRun.objects.filter(name="maintenance-backup").update(
+        ran_at=timezone.now() - timedelta(days=3)
+    )
+    _finish("backup", JobRun.Status.FAILED, {"scheduled": True})
+    _finish("backup", JobRun.Status.SUCCEEDED, {"scheduled": True})
+    three_days_ago = (timezone.now() - timedelta(days=3)).timestamp()
+    assert abs(_first_run(client, "maintenance-backup") - three_days_ago) < 60
+    assert _success(client, "maintenance-backup") is not None
+
+
+def test_a_beat_task_that_raises_marks_its_schedules_first_run_and_no_success(client, metrics_on):
+    from apps.observability.apps import _schedule_task_ran
+
+    # task_postrun is sent however the task ended; task_success only when it returned.
+    _schedule_task_ran(sender=_Task("audit.seal", "CANARY-renamed-row"), state="FAILURE")
+    _schedule_task_ran(sender=_Task("dns.reconcile_tick"), state="SUCCESS")
+    _schedule_task_ran(sender=_Task("CANARY.unknown_task"), state="FAILURE")
+
+    assert _first_run(client, "audit-seal") is not None
+    assert _first_run(client, "dns-reconcile") is not None
+    assert _success(client, "audit-seal") is None
+    assert _first_run(client, "CANARY-renamed-row") is None
+
+
+def test_a_first_run_under_a_name_the_code_does_not_know_never_becomes_a_label(client, metrics_on):
+    services.schedule_run_record(name="CANARY-admin-first-row")
+
+    scraped = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    assert "autoglue_schedule_first_run_timestamp_seconds" in scraped
+    assert "CANARY-admin-first-row" not in scraped

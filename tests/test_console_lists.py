@@ -1,0 +1,156 @@
+"""Console pages at scale and in the viewer's zone (apps/core/console_admin.py): no list page
+counts a whole table, a list longer than the count's cap says so and still pages, and read-only
+moments on change pages are `<time>` elements that localtime.js shows in the viewer's zone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib import admin
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from apps.accounts.tests.factories import UserFactory
+from apps.core.console_admin import BoundedPaginator, ConsoleAdmin
+from apps.infrastructure.models import Server
+from apps.jobs.models import JobRun
+from apps.orgs.tests.admin_support import build_world, console_for
+
+pytestmark = pytest.mark.django_db
+
+# A bounded count: COUNT over a subquery that stops at a LIMIT.
+BOUNDED_COUNT = re.compile(r"SELECT COUNT\(\*\) FROM \(SELECT .* LIMIT (\d+)\) subquery", re.S)
+
+
+def _changelist(model) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+def _ours() -> list:
+    return sorted(
+        (
+            (model, model_admin)
+            for model, model_admin in admin.site._registry.items()
+            if type(model_admin).__module__.startswith("apps.")
+        ),
+        key=lambda item: item[0]._meta.label,
+    )
+
+
+@pytest.fixture
+def rita():
+    return console_for(UserFactory(primary_email="rita@autoglue.example", is_admin=True))
+
+
+def test_every_console_page_of_ours_is_built_on_the_bounded_console_base():
+    pages = _ours()
+    assert len(pages) > 20
+    for model, model_admin in pages:
+        assert isinstance(model_admin, ConsoleAdmin), model
+        assert model_admin.show_full_result_count is False, model
+        assert issubclass(model_admin.paginator, BoundedPaginator), model
+        # "Show all" (every row in one page, unlimited) only for lists counted exactly.
+        assert model_admin.list_max_show_all < BoundedPaginator.cap, model
+
+
+def test_no_list_page_counts_a_whole_table(org, rita):
+    build_world(org, "acme")
+    checked = 0
+    for model, _ in _ours():
+        for query in ("", "?q=acme"):
+            with CaptureQueriesContext(connection) as captured:
+                response = rita.get(_changelist(model) + query)
+            assert response.status_code == 200, model
+            counts = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"]]
+            for sql in counts:
+                bounded = BOUNDED_COUNT.search(sql)
+                assert bounded, f"{model._meta.label}: unbounded count {sql}"
+                assert int(bounded.group(1)) == BoundedPaginator.cap + 1
+            checked += bool(counts)
+    # Every list counted its rows (boundedly): the assertion above saw real queries.
+    assert checked >= 2 * 20
+
+
+def test_a_list_longer_than_the_cap_says_so_and_still_pages_to_its_end(monkeypatch, rita):
+    monkeypatch.setattr(BoundedPaginator, "cap", 5)
+    monkeypatch.setattr(admin.site._registry[JobRun], "list_per_page", 2)
+    # As with the real cap: "show all" is offered only below it (list_max_show_all < cap).
+    monkeypatch.setattr(admin.site._registry[JobRun], "list_max_show_all", 4)
+    runs = [JobRun.objects.create(kind="backup", queue="default") for _ in range(9)]
+    url = _changelist(JobRun)
+
+    first = rita.get(url)
+    assert first.status_code == 200
+    text = first.content.decode()
+    assert "5+ job runs" in text
+    assert "?p=2" in text
+    # No "Show all" link under the list: all rows of an uncounted table in one page.
+    assert 'class="showall"' not in text
+
+    seen = []
+    # Pages past the cap (5 rows counted, 2 a page) are still served, each with a next link
+    # while rows remain.
+    for page in range(1, 6):
+        response = rita.get(f"{url}?p={page}")
+        assert response.status_code == 200, page
+        rows = [obj.pk for obj in response.context["cl"].result_list]
+        seen += rows
+        body = response.content.decode()
+        assert (f"?p={page + 1}" in body) == (page < 5), page
+        if page > 1:
+            assert f"?p={page - 1}" in body, page
+    assert sorted(seen) == sorted(run.pk for run in runs)
+    assert len(seen) == len(set(seen)) == 9
+
+    beyond = rita.get(f"{url}?p=6")
+    assert beyond.status_code == 302
+    assert beyond["Location"].endswith("?e=1")
+
+
+def test_a_short_list_still_gives_its_exact_count(rita):
+    for _ in range(3):
+        JobRun.objects.create(kind="backup", queue="default")
+    response = rita.get(_changelist(JobRun))
+    assert response.context["cl"].result_count == 3
+    assert "3 job runs" in response.content.decode()
+
+
+def test_a_change_pages_read_only_created_at_is_a_time_element_in_utc(org, rita):
+    server = build_world(org, "acme")["server"]
+    response = rita.get(reverse("admin:infrastructure_server_change", args=[server.pk]))
+    assert response.status_code == 200
+    body = response.content.decode()
+    cell = re.search(r'field-created_at.*?<div class="readonly">(.*?)</div>', body, re.S)
+    assert cell, "no read-only created_at on the page"
+    created = Server.objects.get(pk=server.pk).created_at
+    element = re.fullmatch(r'\s*<time datetime="([^"]+)">([^<]+)</time>\s*', cell.group(1))
+    assert element, cell.group(1)
+    assert element.group(1).endswith("Z")
+    assert element.group(1) == created.isoformat().replace("+00:00", "Z")
+    assert element.group(2) == created.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def test_a_view_only_page_shows_its_editable_moments_as_time_elements_too(org, rita):
+    # A run's page is read-only throughout: `queued_at` and `finished_at` are fields there.
+    run = JobRun.objects.create(kind="backup", queue="default")
+    response = rita.get(reverse("admin:jobs_jobrun_change", args=[run.pk]))
+    body = response.content.decode()
+    queued = re.search(r'field-queued_at.*?<div class="readonly">(.*?)</div>', body, re.S)
+    assert queued and queued.group(1).strip().startswith("<time datetime="), body[:200]
+    finished = re.search(r'field-finished_at.*?<div class="readonly">(.*?)</div>', body, re.S)
+    # No moment yet: the console's empty mark, not an empty <time>.
+    assert finished and "<time" not in finished.group(1)
+
+
+def test_the_job_pages_status_poll_gives_its_times_as_the_pages_time_elements_say_them(rita):
+    run = JobRun.objects.create(kind="backup", queue="default")
+    JobRun.objects.filter(pk=run.pk).update(status=JobRun.Status.RUNNING)
+    run.refresh_from_db()
+    run.started_at = run.queued_at
+    run.save(update_fields=["started_at"])
+    status = rita.get(reverse("admin:jobs_jobrun_status", args=[run.pk])).json()
+    assert status["started_at"] == run.started_at.isoformat().replace("+00:00", "Z")
+    assert status["started_at_text"] == run.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert status["finished_at_text"] == ""
