@@ -421,6 +421,11 @@ WEBHOOK_TARGET_DENY_CIDRS = [
 ]
 # Endpoints an organization may have (each event fans out to every one of them).
 WEBHOOK_MAX_ENDPOINTS_PER_ORG = env.int("WEBHOOK_MAX_ENDPOINTS_PER_ORG", default=20)
+# Attempts one endpoint may have running at once (0: no limit). A claim past it leaves the
+# delivery pending for WEBHOOK_BUSY_POSTPONE_SECONDS (no attempt used): a slow or hanging
+# receiver holds at most this many of the webhooks worker's threads (docs/webhooks.md).
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=4)
+WEBHOOK_BUSY_POSTPONE_SECONDS = env.float("WEBHOOK_BUSY_POSTPONE_SECONDS", default=2.0)
 # Ports a webhook URL may name (80 is also allowed for http:// with WEBHOOK_ALLOW_HTTP); empty:
 # any port. Keeps a webhook from probing a host's other services.
 WEBHOOK_ALLOWED_PORTS = [
