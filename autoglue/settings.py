@@ -299,6 +299,9 @@ JOB_LOG_STREAMS_PER_ORG = env.int("JOB_LOG_STREAMS_PER_ORG", default=200)
 JOBS_PUBLISH = env.bool("JOBS_PUBLISH", default=True)
 # Threads of the worker that serves the `ssh` queue: how many SSH jobs run at once per worker.
 SSH_WORKER_CONCURRENCY = env.int("SSH_WORKER_CONCURRENCY", default=16)
+# Threads of the worker that serves the `webhooks` queue: deliveries in flight at once per worker
+# (each holds a database connection while the worker runs; docs/webhooks.md "Workers").
+WEBHOOK_WORKER_CONCURRENCY = env.int("WEBHOOK_WORKER_CONCURRENCY", default=16)
 # Servers may not point at loopback (or link-local, multicast, ...) addresses; tests and
 # single-machine demos allow loopback targets.
 AUTOGLUE_ALLOW_LOOPBACK_TARGETS = env.bool("AUTOGLUE_ALLOW_LOOPBACK_TARGETS", default=False)
