@@ -504,27 +504,33 @@ def _under_in_flight_limit(limit: int, now: datetime) -> Q:
 
 
 def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAttempt] | None:
+    """Claim a delivery for one attempt (its row `delivering` under a lease, the attempt's row
+    `running`), or None when it is not claimable now."""
     limit = _in_flight_limit()
     with transaction.atomic():
-        if limit:
-            # Claims of one endpoint take turns here, so its count of live claims cannot be
-            # read by two at once. NO KEY: recording new events (their FK checks) is not blocked.
-            list(
-                WebhookEndpoint.objects.select_for_update(no_key=True)
-                .filter(deliveries__pk=delivery_id)
-                .values_list("pk", flat=True)
-            )
+        # The delivery with its event and endpoint, the endpoint's row locked: claims of one
+        # endpoint take turns, so two cannot both count its live claims below the limit, and
+        # no other claim can change the delivery's attempts until this one commits. NO KEY:
+        # recording new events (their foreign key checks) is not blocked.
+        delivery = (
+            WebhookDelivery.objects.select_related("event", "endpoint")
+            .select_for_update(no_key=True, of=("endpoint",))
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None:
+            return None
+        # A disabled endpoint's deliveries wait for it (test events go regardless).
+        wanted = delivery.endpoint.enabled or delivery.event.type == WEBHOOK_TEST
         claimable = WebhookDelivery.objects.filter(pk=delivery_id).filter(_claimable(now))
         if limit:
             claimable = claimable.filter(_under_in_flight_limit(limit, now))
-        claimed = (
-            # A disabled endpoint's deliveries wait for it (test events go regardless).
-            claimable.filter(Q(endpoint__enabled=True) | Q(event__type=WEBHOOK_TEST)).update(
-                status=WebhookDelivery.Status.DELIVERING,
-                claimed_until=now + _lease(),
-                attempts=F("attempts") + 1,
-                updated_at=now,
-            )
+        lease = now + _lease()
+        claimed = wanted and claimable.update(
+            status=WebhookDelivery.Status.DELIVERING,
+            claimed_until=lease,
+            attempts=F("attempts") + 1,
+            updated_at=now,
         )
         if not claimed:
             _fail_exhausted_lease(delivery_id, now)
@@ -532,7 +538,11 @@ def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAtt
             if limit:
                 _postpone_while_busy(delivery_id, now)
             return None
-        delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+        # What the UPDATE wrote (the lock kept `attempts` as read).
+        delivery.status = WebhookDelivery.Status.DELIVERING
+        delivery.claimed_until = lease
+        delivery.attempts += 1
+        delivery.updated_at = now
         if delivery.attempts > 1:  # only an earlier attempt can have been left running
             _mark_lost(delivery, now)
         attempt = WebhookAttempt.objects.create(
