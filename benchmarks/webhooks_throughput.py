@@ -157,10 +157,10 @@ def _delays(event_type: str) -> list[float]:
 
 def _seen(receivers: list[Any], marks: list[tuple[int, int, int]]) -> dict[str, float]:
     """What the receivers saw since `marks` (their counts when the phase began)."""
+    now = _marks(receivers)
     return {
-        "unique": float(sum(len(r.unique_ids) - m[0] for r, m in zip(receivers, marks))),
-        "requests": float(sum(len(r.seen_ids) - m[1] for r, m in zip(receivers, marks))),
-        "bad": float(sum(r.bad_signatures - m[2] for r, m in zip(receivers, marks))),
+        name: float(sum(after[i] - before[i] for after, before in zip(now, marks, strict=True)))
+        for i, name in enumerate(("unique", "requests", "bad"))
     }
 
 

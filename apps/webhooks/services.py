@@ -737,10 +737,9 @@ def _record_outcome(delivery: WebhookDelivery, ok: bool, status: int | None, now
     common = {"response_status": status, "claimed_until": None, "updated_at": now}
     if ok:
         current.update(status=WebhookDelivery.Status.SUCCEEDED, finished_at=now, **common)
-        # As read at the claim: an endpoint that was answering needs no write. One that began
-        # failing since is cleared by its next success (auto-disable needs a day of failures).
-        if delivery.endpoint.failing_since is not None:
-            endpoints.exclude(failing_since=None).update(failing_since=None)
+        # Not skipped on the claim's reading: a failure recorded since must be cleared by this
+        # success, or auto-disable could count it as a day without one.
+        endpoints.exclude(failing_since=None).update(failing_since=None)
         return WebhookDelivery.Status.SUCCEEDED
     endpoints.filter(failing_since=None).update(failing_since=now)
     # An endpoint turned off mid-attempt: the retry waits for it (see _postpone_while_disabled).
