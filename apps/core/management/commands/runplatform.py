@@ -49,9 +49,10 @@ CHILD_ENV_DEFAULTS = {"webhooks-worker": {"DATABASE_CONN_MAX_AGE": "300"}}
 
 
 def child_metrics_env(name: str) -> dict[str, str]:
-    """A child's environment: its own sample folder under PROMETHEUS_MULTIPROC_DIR (or the data
-    folder), which it empties when it starts, and its own metrics port, since all of them run
-    on this one machine (docs/observability.md)."""
+    """A child's environment: its role's defaults (CHILD_ENV_DEFAULTS, which the environment
+    overrides), its own sample folder under PROMETHEUS_MULTIPROC_DIR (or the data folder),
+    which it empties when it starts, and its own metrics port, since all of them run on this
+    one machine (docs/observability.md)."""
     env = {**CHILD_ENV_DEFAULTS.get(name, {}), **os.environ}
     if not settings.METRICS_TOKEN:
         return env
