@@ -12,20 +12,20 @@ Two phases:
 
 1. **Burst**: `--events` events written as fast as they go (100 per transaction). Reported:
    deliveries per second (first event written to last delivery done) and the p50 / p95 delay
-   from an event to its first attempt. A burst's delay is mostly the queue draining: p95 is
-   about 0.95 x deliveries / throughput.
+   from an event to its first attempt. A burst's delay is mostly the queue behind the writer:
+   with the events all written at once, p95 would be about 0.95 x deliveries / throughput.
 2. **Steady**: events written at an even pace for `--steady-seconds`, at `--steady-share` (50 %)
    of the throughput phase 1 measured, as events arrive in production. Reported: p50 / p95 /
    max event -> first attempt, which is what a receiver notices.
 
 Goals (two cores shared with other work; the figures in docs/webhooks.md): burst throughput at
-least GOAL_PER_SECOND; burst p95 within what that throughput drains (0.95 x deliveries /
-GOAL_PER_SECOND); steady p95 under GOAL_STEADY_P95_SECONDS; every delivery succeeded, each
-receiver saw every event's id, no bad signature. Exit status 0 if every goal is met, 1 otherwise
-(MISSED).
+least GOAL_PER_SECOND; burst p95 under half the time that throughput takes to drain the burst
+(0.5 x deliveries / GOAL_PER_SECOND); steady p95 under GOAL_STEADY_P95_SECONDS; every delivery
+succeeded, each receiver saw every event's id, no bad signature. Exit status 0 if every goal is
+met, 1 otherwise (MISSED).
 
     .venv/bin/python benchmarks/webhooks_throughput.py                 # the issue's size:
-                                                                        # 10,000 x 10, ~15 min
+                                                                        # 10,000 x 10, ~17 min
     .venv/bin/python benchmarks/webhooks_throughput.py --events 1000   # `make benchmark`
 """
 
@@ -44,9 +44,10 @@ PG = "postgresql://postgres@127.0.0.1:5432"
 DB_NAME = f"bench_webhooks_{os.getpid()}"
 REDIS_URL = os.environ.get("BENCH_WEBHOOKS_REDIS_URL", "redis://127.0.0.1:6379/15")
 SERVICE = "webhooks-worker"
-# Measured 2026-12-05 on 2 shared cores: see docs/webhooks.md "Throughput". Each goal is about
-# half of what was measured, so a loaded machine passes and a regression of 2x does not.
-GOAL_PER_SECOND = 100.0
+# Measured 2026-12-05 on 2 cores shared with other work (load 7-20): 105 deliveries/s, burst
+# p95 152 s, steady p95 0.07 s (docs/webhooks.md "Throughput"). The throughput goal is about 0.6x
+# that, so a loaded machine passes and the prefork worker's 34/s does not.
+GOAL_PER_SECOND = 60.0
 GOAL_STEADY_P95_SECONDS = 2.0
 BATCH = 100
 STEADY_TYPE = "member.role_changed"
@@ -78,9 +79,11 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def burst_p95_goal(deliveries: float) -> float:
-    """The p95 event -> first attempt a burst of `deliveries` meets when it drains at the goal
-    throughput (the 95th percentile delivery waits for 95 % of the queue ahead of it)."""
-    return 0.95 * deliveries / GOAL_PER_SECOND
+    """The p95 event -> first attempt a burst of `deliveries` must beat: half the time the burst
+    takes to drain at the goal throughput. Events are written over a while (about 0.75 of that
+    drain time here), so a worker that keeps close behind the writer stays well under it; one
+    that drains only at the goal rate or slower does not."""
+    return 0.5 * deliveries / GOAL_PER_SECOND
 
 
 def report(args: argparse.Namespace, burst: dict[str, float], steady: dict[str, float]) -> bool:
