@@ -468,7 +468,9 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
 
 def attempt_time_limits() -> tuple[float, float]:
     """(soft, hard) Celery time limits of one attempt: a little above the request's deadline,
-    so only a stuck recording (not a slow receiver) reaches them."""
+    so only a stuck recording (not a slow receiver) reaches them. A threads pool (the webhooks
+    worker) does not enforce them; the lease is still sized from them, so it outlasts the
+    request's deadline with room for the recording."""
     timeout = float(settings.WEBHOOK_TIMEOUT_SECONDS)
     return timeout + 5, timeout + 10
 
