@@ -299,6 +299,9 @@ JOB_LOG_STREAMS_PER_ORG = env.int("JOB_LOG_STREAMS_PER_ORG", default=200)
 JOBS_PUBLISH = env.bool("JOBS_PUBLISH", default=True)
 # Threads of the worker that serves the `ssh` queue: how many SSH jobs run at once per worker.
 SSH_WORKER_CONCURRENCY = env.int("SSH_WORKER_CONCURRENCY", default=16)
+# Threads of the worker that serves the `webhooks` queue: deliveries in flight at once per worker
+# (each holds a database connection while the worker runs; docs/webhooks.md "Workers").
+WEBHOOK_WORKER_CONCURRENCY = env.int("WEBHOOK_WORKER_CONCURRENCY", default=16)
 # Servers may not point at loopback (or link-local, multicast, ...) addresses; tests and
 # single-machine demos allow loopback targets.
 AUTOGLUE_ALLOW_LOOPBACK_TARGETS = env.bool("AUTOGLUE_ALLOW_LOOPBACK_TARGETS", default=False)
@@ -425,6 +428,11 @@ WEBHOOK_MAX_ENDPOINTS_PER_ORG = env.int("WEBHOOK_MAX_ENDPOINTS_PER_ORG", default
 # "Send a test event" and "redeliver" per organization (API and console together; the platform's
 # endpoints share one budget), e.g. 60/h; empty: no limit.
 WEBHOOK_MANUAL_SEND_RATE_LIMIT = env.str("WEBHOOK_MANUAL_SEND_RATE_LIMIT", default="60/h")
+# Attempts one endpoint may have running at once (0: no limit). A claim past it leaves the
+# delivery pending for WEBHOOK_BUSY_POSTPONE_SECONDS (no attempt used): a slow or hanging
+# receiver holds at most this many of the webhooks worker's threads (docs/webhooks.md).
+WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=4)
+WEBHOOK_BUSY_POSTPONE_SECONDS = env.float("WEBHOOK_BUSY_POSTPONE_SECONDS", default=2.0)
 # Ports a webhook URL may name (80 is also allowed for http:// with WEBHOOK_ALLOW_HTTP); empty:
 # any port. Keeps a webhook from probing a host's other services.
 WEBHOOK_ALLOWED_PORTS = [

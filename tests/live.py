@@ -174,21 +174,29 @@ def tcp_connections(pids: list[int], port: int) -> int:
 
 
 def start_compose_worker(
-    tmp: Path, env: dict[str, str], *, service: str, concurrency: int = 4
+    tmp: Path, env: dict[str, str], *, service: str, concurrency: int | None = 4
 ) -> Process:
-    """A worker started with the command line docker-compose.yml gives `service`, so a test
-    about the deployed worker fails when the deployment changes (only the concurrency and a
-    node name of its own are set here)."""
+    """A worker started with the command line docker-compose.yml gives `service`, and the
+    variables the service sets beyond the shared ones (its role's own, e.g. the webhooks
+    worker's DATABASE_CONN_MAX_AGE), so a test about the deployed worker fails when the
+    deployment changes (only the concurrency, unless None, and a node name of its own are set
+    here; `env` wins over the service's variables)."""
     import yaml
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    shared = compose["x-app"]["environment"]
+    own = {
+        name: str(value)
+        for name, value in compose["services"][service].get("environment", {}).items()
+        if name not in shared
+    }
     argv = list(compose["services"][service]["command"])
     assert argv[:2] == ["celery", "-A"], argv
     argv[0] = str(BIN / "celery")
-    if "--concurrency" in argv:
+    if "--concurrency" in argv and concurrency is not None:
         argv[argv.index("--concurrency") + 1] = str(concurrency)
     argv += ["--hostname", f"{service}-{free_port()}@%h"]
-    return Process(argv, env, tmp / f"worker-{service}.log")
+    return Process(argv, {**own, **env}, tmp / f"worker-{service}.log")
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import jobs_parallelism  # noqa: E402
 import log_viewers  # noqa: E402
 import metrics_overhead  # noqa: E402
+import webhooks_throughput  # noqa: E402
 
 
 def _api(ratio: float) -> dict[str, float]:
@@ -65,4 +66,38 @@ def test_log_viewers_fails_on_any_missed_goal(p50, pg, back, met, capsys):
 def test_metrics_overhead_fails_past_5_percent_or_a_slow_scrape(on, scrape, met, capsys):
     args = argparse.Namespace(scrapes=30)
     assert metrics_overhead.report(args, on, 0.010, scrape) is met
+    assert ("MISSED" in capsys.readouterr().out) is not met
+
+
+def _phase(events: int, per_second: float, p95: float, *, lost: int = 0) -> dict[str, float]:
+    done = events * 10 - lost
+    return {
+        "events": events,
+        "succeeded": done,
+        "unique": done,
+        "requests": done,
+        "bad": 0,
+        "seconds": 60,
+        "per_second": per_second,
+        "p50": p95 / 2,
+        "p95": p95,
+        "max": p95 * 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("burst", "steady", "met"),
+    [
+        (_phase(10_000, 250, 300), _phase(600, 100, 0.5), True),
+        # The figures of the last prefork run: 34 deliveries/s.
+        (_phase(10_000, 34, 2800), _phase(600, 17, 0.5), False),
+        # Fast enough, but the steady phase waits behind something.
+        (_phase(10_000, 250, 300), _phase(600, 100, 3.0), False),
+        # One delivery lost.
+        (_phase(10_000, 250, 300, lost=1), _phase(600, 100, 0.5), False),
+    ],
+)
+def test_webhooks_throughput_fails_on_any_missed_goal(burst, steady, met, capsys):
+    args = argparse.Namespace(endpoints=10)
+    assert webhooks_throughput.report(args, burst, steady) is met
     assert ("MISSED" in capsys.readouterr().out) is not met

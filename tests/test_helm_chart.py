@@ -191,6 +191,7 @@ def test_every_long_running_container_has_probes_for_its_role(rendered):
         "autoglue-web",
         "autoglue-worker",
         "autoglue-ssh-worker",
+        "autoglue-webhooks-worker",
         "autoglue-beat",
     }
     web = deployments["autoglue-web"]["spec"]["template"]["spec"]["containers"][0]
@@ -204,7 +205,7 @@ def test_every_long_running_container_has_probes_for_its_role(rendered):
     assert pod_ip["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert names.index("POD_IP") < names.index("DJANGO_ALLOWED_HOSTS")
     assert hosts["value"].split(",")[0] == "$(POD_IP)"
-    for role in ("worker", "ssh-worker", "beat"):
+    for role in ("worker", "ssh-worker", "webhooks-worker", "beat"):
         container = deployments[f"autoglue-{role}"]["spec"]["template"]["spec"]["containers"][0]
         probe = container["livenessProbe"]["exec"]["command"]
         # Liveness is local (a heartbeat or tick file's age), never a round trip to the broker.
@@ -219,9 +220,15 @@ def test_every_long_running_container_has_probes_for_its_role(rendered):
 def test_the_roles_run_the_same_commands_as_the_compose_stack_and_the_image():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     deployments = _by_kind(_render(_values("defaults")), "Deployment")
-    for role in ("worker", "ssh-worker", "beat"):
+    for role in ("worker", "ssh-worker", "webhooks-worker", "beat"):
         container = deployments[f"autoglue-{role}"]["spec"]["template"]["spec"]["containers"][0]
         assert container["command"] == compose[role]["command"], role
+        # The role's own variables, as compose gives them (the webhooks worker's connections).
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        shared = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-app"]["environment"]
+        for name, value in compose[role]["environment"].items():
+            if name not in shared:
+                assert env[name] == str(value), (role, name)
     web = deployments["autoglue-web"]["spec"]["template"]["spec"]["containers"][0]
     assert "command" not in web and "args" not in web  # the image's CMD, as in compose
     assert "command" not in compose["web"]
@@ -279,7 +286,7 @@ def test_the_image_and_its_tag_come_from_values():
 def test_autoscaled_roles_leave_replicas_to_the_hpa_and_keep_a_disruption_budget():
     objects = _render(_values("production-values.yaml"))
     hpas = _by_kind(objects, "HorizontalPodAutoscaler")
-    assert set(hpas) == {"autoglue-web", "autoglue-worker"}
+    assert set(hpas) == {"autoglue-web", "autoglue-worker", "autoglue-webhooks-worker"}
     for name, hpa in hpas.items():
         assert hpa["spec"]["scaleTargetRef"]["name"] == name
         assert "replicas" not in _by_kind(objects, "Deployment")[name]["spec"]
@@ -288,7 +295,7 @@ def test_autoscaled_roles_leave_replicas_to_the_hpa_and_keep_a_disruption_budget
 
 def test_the_network_policy_allows_only_database_redis_dns_ssh_and_https_out():
     objects = _render(_values("production-values.yaml"))
-    policy = next(iter(_by_kind(objects, "NetworkPolicy").values()))
+    policy = _by_kind(objects, "NetworkPolicy")["autoglue"]
     ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
     # 2222: the values' extraEgress rule, added as given.
     assert ports == {53, 5432, 6379, 22, 443, 2222}
@@ -302,7 +309,8 @@ def test_the_network_policy_allows_only_database_redis_dns_ssh_and_https_out():
 def test_metrics_are_scraped_with_the_bearer_token_from_its_secret():
     objects = _render(_values("production-values.yaml"))
     monitors = _by_kind(objects, "ServiceMonitor")
-    assert set(monitors) == {f"autoglue-{r}" for r in ("web", "worker", "ssh-worker", "beat")}
+    roles = ("web", "worker", "ssh-worker", "webhooks-worker", "beat")
+    assert set(monitors) == {f"autoglue-{r}" for r in roles}
     for name, monitor in monitors.items():
         endpoint = monitor["spec"]["endpoints"][0]
         assert endpoint["path"] == "/metrics"
@@ -492,3 +500,34 @@ def test_the_values_schema_accepts_the_forms_kubernetes_does():
             "fullnameOverride": "autoglue-prod",
         }
     )
+
+
+def test_only_the_webhooks_worker_may_reach_receivers_on_the_webhook_ports():
+    objects = _render(_values("production-values.yaml"))
+    policies = _by_kind(objects, "NetworkPolicy")
+    extra = policies["autoglue-webhooks-worker"]["spec"]
+    assert extra["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "webhooks-worker"
+    assert extra["policyTypes"] == ["Egress"]
+    assert [p["port"] for rule in extra["egress"] for p in rule["ports"]] == [443, 8443]
+    assert "to" not in extra["egress"][0]  # receivers are anywhere; Autoglue checks addresses
+    # The ports follow WEBHOOK_ALLOWED_PORTS' default.
+    from django.conf import settings
+
+    assert settings.WEBHOOK_ALLOWED_PORTS == [443, 8443]
+    shared = policies["autoglue"]["spec"]
+    assert 8443 not in {p["port"] for rule in shared["egress"] for p in rule["ports"]}
+
+
+def test_the_webhooks_worker_is_a_threads_pool_off_the_default_worker_s_queues():
+    deployments = _by_kind(_render(_values("defaults")), "Deployment")
+    hooks = deployments["autoglue-webhooks-worker"]["spec"]["template"]["spec"]
+    command = hooks["containers"][0]["command"]
+    assert command[command.index("-Q") + 1] == "webhooks"
+    assert command[command.index("--pool") + 1] == "threads"
+    assert command[command.index("--concurrency") + 1] == "16"
+    default = deployments["autoglue-worker"]["spec"]["template"]["spec"]["containers"][0]
+    assert default["command"][default["command"].index("-Q") + 1] == "default,maintenance"
+    # A stopping pod finishes the requests it has in flight (each bounded by its deadline).
+    from django.conf import settings
+
+    assert hooks["terminationGracePeriodSeconds"] > settings.WEBHOOK_TIMEOUT_SECONDS + 30

@@ -334,9 +334,12 @@ def test_containers_run_as_a_non_root_user_on_a_read_only_root(web):
     assert left.returncode != 0 and not left.stdout.strip()
 
 
-@pytest.mark.parametrize("role", ["worker", "ssh-worker"])
+@pytest.mark.parametrize("role", ["worker", "ssh-worker", "webhooks-worker"])
 def test_each_worker_consumes_its_queue(role, migrated, stack, compose):
-    name = stack.start(role, *compose[role]["command"], AUTOGLUE_ROLE="worker")
+    shared = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-app"]["environment"]
+    own = {k: str(v) for k, v in compose[role]["environment"].items() if k not in shared}
+    assert own["AUTOGLUE_ROLE"] == "worker"
+    name = stack.start(role, *compose[role]["command"], **own)
     # Celery's ping of exactly this worker: the chart's startup probe.
     _wait(
         lambda: stack.health(name, "startup").returncode == 0,
@@ -348,7 +351,7 @@ def test_each_worker_consumes_its_queue(role, migrated, stack, compose):
     alive = stack.health(name)
     assert alive.returncode == 0, alive.stderr
     # A task through the broker, on this worker's own queue (only it consumes that queue).
-    queue = "ssh" if role == "ssh-worker" else "default"
+    queue = {"ssh-worker": "ssh", "webhooks-worker": "webhooks"}.get(role, "default")
     ping = stack.run_once(
         f"ping-{role}", "python", "manage.py", "celery_ping", "--queue", queue, "--timeout", "60"
     )

@@ -4,15 +4,18 @@ The host is resolved here, every address it resolves to must pass `webhook_targe
 SSH target rules, and by default public addresses only), and the connection is opened to the checked
 address itself, so a second resolution cannot swap in another (DNS rebinding). TLS still
 verifies the certificate for the host name. Each checked address is tried in turn. Redirects are
-never followed (http.client does not), the whole exchange (connect, TLS, send, headers, body)
-has one wall-clock deadline, and at most `body_limit` bytes of the answer are read.
+never followed (http.client does not), the whole exchange (the name lookup, connect, TLS, send,
+headers, body) has one wall-clock deadline (the webhooks worker's threads pool enforces no Celery
+time limit: this deadline is the bound), and at most `body_limit` bytes of the answer are read.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import http.client
 import ipaddress
+import os
 import socket
 import ssl
 import threading
@@ -56,10 +59,43 @@ class Answer:
     body: bytes
 
 
-def resolve_checked(host: str, port: int) -> list[str]:
-    """Every address of `host` (in resolver order), after checking every one of them."""
+# Name lookups run here so a resolver that never answers cannot hold a delivery past its
+# deadline: the webhooks worker is a threads pool, where Celery's time limits do not apply.
+_resolver: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
+_resolver_lock = threading.Lock()
+RESOLVER_THREADS = 8
+
+
+def _resolver_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """This process's lookup threads (made after a fork, never inherited from the parent)."""
+    global _resolver
+    with _resolver_lock:
+        if _resolver is None or _resolver[0] != os.getpid():
+            pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=RESOLVER_THREADS, thread_name_prefix="webhook-dns"
+            )
+            _resolver = (os.getpid(), pool)
+        return _resolver[1]
+
+
+def _lookup(host: str, port: int, timeout: float | None) -> list:
+    if timeout is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    future = _resolver_pool().submit(
+        lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    )
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()  # a lookup still queued is dropped; a running one ends on its own
+        raise TimeoutError("the host name did not resolve in time") from None
+
+
+def resolve_checked(host: str, port: int, timeout: float | None = None) -> list[str]:
+    """Every address of `host` (in resolver order), after checking every one of them; with a
+    `timeout` the lookup must answer within it (TimeoutError)."""
+    try:
+        infos = _lookup(host, port, timeout)
     except (socket.gaierror, UnicodeError):
         raise TargetRefused("the host name does not resolve") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -163,7 +199,7 @@ def post(
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     deadline = _Deadline(timeout)
-    addresses = resolve_checked(host, port)
+    addresses = resolve_checked(host, port, deadline.left())
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(host, port, addresses, deadline)
 

@@ -127,7 +127,15 @@ class WebhookDelivery(OrgOwnedModel):
                 fields=["event", "endpoint"], name="%(app_label)s_%(class)s_unique_event_endpoint"
             )
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            # An endpoint's attempts in flight, counted at every claim (the in-flight limit).
+            models.Index(
+                fields=["endpoint", "claimed_until"],
+                condition=models.Q(status="delivering"),
+                name="webhooks_delivery_in_flight",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"delivery {self.pk}"

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -514,7 +514,9 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
 
 def attempt_time_limits() -> tuple[float, float]:
     """(soft, hard) Celery time limits of one attempt: a little above the request's deadline,
-    so only a stuck recording (not a slow receiver) reaches them."""
+    so only a stuck recording (not a slow receiver) reaches them. A threads pool (the webhooks
+    worker) does not enforce them; the lease is still sized from them, so it outlasts the
+    request's deadline with room for the recording."""
     timeout = float(settings.WEBHOOK_TIMEOUT_SECONDS)
     return timeout + 5, timeout + 10
 
@@ -525,34 +527,72 @@ def _lease() -> timedelta:
     return timedelta(seconds=attempt_time_limits()[1] + 10)
 
 
+def _claimable(now: datetime) -> Q:
+    """Due and pending, or a lost lease with attempts left."""
+    return Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now) | Q(
+        status=WebhookDelivery.Status.DELIVERING, claimed_until__lt=now, attempts__lt=MAX_ATTEMPTS
+    )
+
+
+def _in_flight_limit() -> int:
+    """Attempts one endpoint may have running at once (0: no limit)."""
+    return max(int(settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT), 0)
+
+
+def _under_in_flight_limit(limit: int, now: datetime) -> Q:
+    """The delivery's endpoint has fewer than `limit` live claims: no `limit`-th one exists (an
+    expired lease is a dead worker, not a request in flight). Checked inside the claim's UPDATE
+    while the claim holds the endpoint's row lock, so concurrent claims count one another."""
+    live = WebhookDelivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"),
+        status=WebhookDelivery.Status.DELIVERING,
+        claimed_until__gte=now,
+    )
+    return ~Q(Exists(live[limit - 1 : limit]))
+
+
 def _claim(delivery_id: Any, now: datetime) -> tuple[WebhookDelivery, WebhookAttempt] | None:
+    """Claim a delivery for one attempt (its row `delivering` under a lease, the attempt's row
+    `running`), or None when it is not claimable now."""
+    limit = _in_flight_limit()
     with transaction.atomic():
-        claimed = (
-            WebhookDelivery.objects.filter(pk=delivery_id)
-            .filter(
-                Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
-                # A lost lease is attempted again only while attempts are left.
-                | Q(
-                    status=WebhookDelivery.Status.DELIVERING,
-                    claimed_until__lt=now,
-                    attempts__lt=MAX_ATTEMPTS,
-                )
-            )
-            # A disabled endpoint's deliveries wait for it (test events go regardless).
-            .filter(Q(endpoint__enabled=True) | Q(event__type=WEBHOOK_TEST))
-            .update(
-                status=WebhookDelivery.Status.DELIVERING,
-                claimed_until=now + _lease(),
-                attempts=F("attempts") + 1,
-                updated_at=now,
-            )
+        # The delivery with its event and endpoint, the endpoint's row locked: claims of one
+        # endpoint take turns, so two cannot both count its live claims below the limit, and
+        # no other claim can change the delivery's attempts until this one commits. NO KEY:
+        # recording new events (their foreign key checks) is not blocked.
+        delivery = (
+            WebhookDelivery.objects.select_related("event", "endpoint")
+            .select_for_update(no_key=True, of=("endpoint",))
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None:
+            return None
+        # A disabled endpoint's deliveries wait for it (test events go regardless).
+        wanted = delivery.endpoint.enabled or delivery.event.type == WEBHOOK_TEST
+        claimable = WebhookDelivery.objects.filter(pk=delivery_id).filter(_claimable(now))
+        if limit:
+            claimable = claimable.filter(_under_in_flight_limit(limit, now))
+        lease = now + _lease()
+        claimed = wanted and claimable.update(
+            status=WebhookDelivery.Status.DELIVERING,
+            claimed_until=lease,
+            attempts=F("attempts") + 1,
+            updated_at=now,
         )
         if not claimed:
             _fail_exhausted_lease(delivery_id, now)
             _postpone_while_disabled(delivery_id, now)
+            if limit:
+                _postpone_while_busy(delivery_id, now)
             return None
-        delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
-        _mark_lost(delivery, now)
+        # What the UPDATE wrote (the lock kept `attempts` as read).
+        delivery.status = WebhookDelivery.Status.DELIVERING
+        delivery.claimed_until = lease
+        delivery.attempts += 1
+        delivery.updated_at = now
+        if delivery.attempts > 1:  # only an earlier attempt can have been left running
+            _mark_lost(delivery, now)
         attempt = WebhookAttempt.objects.create(
             organization_id=delivery.organization_id,
             delivery=delivery,
@@ -572,6 +612,21 @@ def _postpone_while_disabled(delivery_id: Any, now: datetime) -> None:
         endpoint__enabled=False,
     ).exclude(event__type=WEBHOOK_TEST).update(
         next_attempt_at=now + DISABLED_RECHECK, updated_at=now
+    )
+
+
+def _postpone_while_busy(delivery_id: Any, now: datetime) -> None:
+    """A claimable delivery whose endpoint has WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT attempts
+    running waits a moment (no attempt used, no failure counted): one slow endpoint must not
+    take every delivery slot. The dispatcher publishes it again once it is due. A lost lease
+    becomes pending again; the next claim marks its attempt lost."""
+    WebhookDelivery.objects.filter(pk=delivery_id).filter(_claimable(now)).filter(
+        Q(endpoint__enabled=True) | Q(event__type=WEBHOOK_TEST)
+    ).update(
+        status=WebhookDelivery.Status.PENDING,
+        next_attempt_at=now + timedelta(seconds=float(settings.WEBHOOK_BUSY_POSTPONE_SECONDS)),
+        claimed_until=None,
+        updated_at=now,
     )
 
 
@@ -730,6 +785,8 @@ def _record_outcome(delivery: WebhookDelivery, ok: bool, status: int | None, now
     common = {"response_status": status, "claimed_until": None, "updated_at": now}
     if ok:
         current.update(status=WebhookDelivery.Status.SUCCEEDED, finished_at=now, **common)
+        # Not skipped on the claim's reading: a failure recorded since must be cleared by this
+        # success, or auto-disable could count it as a day without one.
         endpoints.exclude(failing_since=None).update(failing_since=None)
         return WebhookDelivery.Status.SUCCEEDED
     endpoints.filter(failing_since=None).update(failing_since=now)

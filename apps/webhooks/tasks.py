@@ -14,6 +14,8 @@ _SOFT_LIMIT, _HARD_LIMIT = services.attempt_time_limits()
     acks_late=True,
     ignore_result=True,
     # Just above the request's own deadline; the claim's lease is longer than the hard limit.
+    # Only a prefork pool enforces them: in the webhooks worker's threads pool the request's
+    # deadline (clients.post, the name lookup included) is the bound.
     soft_time_limit=_SOFT_LIMIT,
     time_limit=_HARD_LIMIT,
 )

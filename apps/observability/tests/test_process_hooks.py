@@ -89,15 +89,23 @@ def test_runplatform_gives_each_child_its_own_folder_and_port(settings, tmp_path
     settings.METRICS_TOKEN = "CANARY-hooks"
     settings.METRICS_PORT = "9300"
     settings.PROMETHEUS_MULTIPROC_DIR = str(tmp_path)
-    envs = {name: child_metrics_env(name) for name in ("web", "worker", "ssh-worker", "beat")}
+    names = ("web", "worker", "ssh-worker", "beat", "webhooks-worker")
+    envs = {name: child_metrics_env(name) for name in names}
     assert {name: env["PROMETHEUS_MULTIPROC_DIR"] for name, env in envs.items()} == {
         name: str(tmp_path / name) for name in envs
     }
     assert "METRICS_PORT" not in envs["web"]
-    assert [envs[n]["METRICS_PORT"] for n in ("worker", "ssh-worker", "beat")] == [
-        "9300",
-        "9301",
-        "9302",
-    ]
+    assert [envs[n]["METRICS_PORT"] for n in names[1:]] == ["9300", "9301", "9302", "9303"]
     settings.METRICS_TOKEN = ""
     assert child_metrics_env("worker").get("PROMETHEUS_MULTIPROC_DIR") != str(tmp_path / "worker")
+
+
+def test_runplatform_s_webhooks_worker_keeps_its_connections_unless_told_otherwise(
+    settings, monkeypatch
+):
+    settings.METRICS_TOKEN = ""
+    monkeypatch.delenv("DATABASE_CONN_MAX_AGE", raising=False)
+    assert child_metrics_env("webhooks-worker")["DATABASE_CONN_MAX_AGE"] == "300"
+    assert "DATABASE_CONN_MAX_AGE" not in child_metrics_env("worker")
+    monkeypatch.setenv("DATABASE_CONN_MAX_AGE", "0")
+    assert child_metrics_env("webhooks-worker")["DATABASE_CONN_MAX_AGE"] == "0"

@@ -500,3 +500,30 @@ def test_a_disabled_endpoint_s_deliveries_wait_and_go_once_it_is_enabled(
     services.webhook_endpoint_update(endpoint=endpoint, enabled=True)
     assert services.webhook_dispatch() == {"published": 1}
     assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+
+
+def test_a_name_lookup_that_never_answers_fails_the_attempt_at_the_timeout(
+    org, receiver, endpoint_for, monkeypatch
+):
+    """The threads pool enforces no Celery time limit: the request's deadline covers DNS too."""
+    import socket
+    import time
+
+    endpoint = endpoint_for(receiver)
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"http://stuck.test:{port}/hook/")
+    real = socket.getaddrinfo
+
+    def stuck(host, *args, **kwargs):
+        if host == "stuck.test":
+            time.sleep(3)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", stuck)
+    delivery = _member_added(org)
+
+    started = time.monotonic()
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "pending"
+    assert time.monotonic() - started < 2.5  # WEBHOOK_TIMEOUT_SECONDS is 1 here
+    assert WebhookAttempt.objects.get(delivery=delivery).error == "timed out"
+    assert receiver.requests == []

@@ -77,3 +77,72 @@ def test_a_worker_killed_mid_delivery_loses_no_event(org, tmp_path, settings):
         assert receiver.unique_ids == event_ids
         assert len(receiver.seen_ids) >= len(event_ids)
         assert WebhookAttempt.objects.filter(outcome="lost").count() >= 1
+
+
+def test_a_hanging_endpoint_holds_only_its_share_of_the_webhooks_worker(
+    org, other_org, tmp_path, settings
+):
+    """The webhooks worker as compose runs it (threads), a receiver that never answers in time
+    queued ahead of another organization's healthy one: the hanging endpoint gets at most
+    WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT attempts at once, the rest wait without using an attempt,
+    and the healthy endpoint's deliveries go through meanwhile instead of after the backlog."""
+    limit = 2
+    settings.JOBS_PUBLISH = True
+    settings.WEBHOOK_ALLOW_HTTP = True
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_ALLOWED_PORTS = []
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = limit
+    env = live.process_env(
+        WEBHOOK_ALLOW_HTTP="true",
+        WEBHOOK_TIMEOUT_SECONDS="2",
+        WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
+        WEBHOOK_ALLOWED_PORTS="",
+        WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT=str(limit),
+        WEBHOOK_BUSY_POSTPONE_SECONDS="1",
+    )
+    with receiver_running() as hanging, receiver_running() as healthy:
+        hanging.mode = "hang"
+        slow, secret = services.webhook_endpoint_create(organization=org, url=hanging.url)
+        hanging.secrets.append(secret)
+        fine, secret = services.webhook_endpoint_create(organization=other_org, url=healthy.url)
+        healthy.secrets.append(secret)
+        # Queued first: without the limit, 6 threads would work through these 30 (2 s each)
+        # before reaching the healthy endpoint's.
+        for index in range(30):
+            services.webhook_event_record(
+                type="member.added", organization_id=org.pk, data={"index": index}
+            )
+        for index in range(10):
+            services.webhook_event_record(
+                type="member.added", organization_id=other_org.pk, data={"index": index}
+            )
+        worker = live.start_compose_worker(tmp_path, env, service="webhooks-worker", concurrency=6)
+        most_at_once = 0
+        try:
+
+            def healthy_done() -> bool:
+                nonlocal most_at_once
+                running = WebhookAttempt.objects.filter(
+                    delivery__endpoint=slow, outcome="running"
+                ).count()
+                most_at_once = max(most_at_once, running)
+                services.webhook_dispatch()  # beat's job in production
+                return (
+                    WebhookDelivery.objects.filter(endpoint=fine, status="succeeded").count() == 10
+                )
+
+            try:
+                live.wait_until(healthy_done, 90, "the healthy endpoint's deliveries", 0.1)
+            except AssertionError:
+                raise AssertionError(worker.output()) from None
+            slow_attempts = WebhookAttempt.objects.filter(delivery__endpoint=slow).count()
+            waiting = WebhookDelivery.objects.filter(endpoint=slow, status="pending", attempts=0)
+            waiting_count = waiting.count()
+        finally:
+            worker.stop()
+
+    assert healthy.bad_signatures == 0 and len(healthy.unique_ids) == 10
+    assert 1 <= most_at_once <= limit
+    # Far fewer than the 24 a first-come worker would have started before the healthy ones.
+    assert slow_attempts <= 3 * limit
+    assert waiting_count >= 30 - 3 * limit

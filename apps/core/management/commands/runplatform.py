@@ -1,6 +1,7 @@
 """`manage.py runplatform`: web, Celery worker and beat together, for one machine.
 
-Prepares the database (migrate, cache table), then runs gunicorn, one worker and one beat as
+Prepares the database (migrate, cache table), then runs gunicorn, the workers (jobs, SSH jobs,
+webhook deliveries) and one beat as
 child processes in their own sessions, so Ctrl-C reaches only this supervisor, which stops them
 in order and waits. If any child dies, the others are stopped and the command fails: a half-up
 platform is worse than a stopped one.
@@ -41,14 +42,18 @@ def manage_command(*args: str) -> str:
 
 
 # Workers and beat serve metrics on METRICS_PORT plus this offset (the web on its own port).
-METRICS_PORT_OFFSETS = {"worker": 0, "ssh-worker": 1, "beat": 2}
+METRICS_PORT_OFFSETS = {"worker": 0, "ssh-worker": 1, "beat": 2, "webhooks-worker": 3}
+# Set on a child unless the environment sets it: the webhooks worker's threads keep their
+# database connections between deliveries (docs/webhooks.md "Workers"), as in the compose file.
+CHILD_ENV_DEFAULTS = {"webhooks-worker": {"DATABASE_CONN_MAX_AGE": "300"}}
 
 
 def child_metrics_env(name: str) -> dict[str, str]:
-    """A child's environment: its own sample folder under PROMETHEUS_MULTIPROC_DIR (or the data
-    folder), which it empties when it starts, and its own metrics port, since all of them run
-    on this one machine (docs/observability.md)."""
-    env = dict(os.environ)
+    """A child's environment: its role's defaults (CHILD_ENV_DEFAULTS, which the environment
+    overrides), its own sample folder under PROMETHEUS_MULTIPROC_DIR (or the data folder),
+    which it empties when it starts, and its own metrics port, since all of them run on this
+    one machine (docs/observability.md)."""
+    env = {**CHILD_ENV_DEFAULTS.get(name, {}), **os.environ}
     if not settings.METRICS_TOKEN:
         return env
     base = settings.PROMETHEUS_MULTIPROC_DIR or str(settings.DATA_DIR / "metrics")
@@ -61,7 +66,7 @@ def child_metrics_env(name: str) -> dict[str, str]:
 
 
 class Command(BaseCommand):
-    help = "Run the web server, a Celery worker and Celery beat until interrupted."
+    help = "Run the web server, the Celery workers and Celery beat until interrupted."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default=os.environ.get("AUTOGLUE_HOST", "127.0.0.1"))
@@ -103,7 +108,7 @@ class Command(BaseCommand):
                 "--loglevel",
                 "INFO",
                 "--queues",
-                "default,maintenance,webhooks",
+                "default,maintenance",
                 "--hostname",
                 "worker@%h",
                 "--concurrency",
@@ -128,6 +133,26 @@ class Command(BaseCommand):
                 "threads",
                 "--concurrency",
                 str(settings.SSH_WORKER_CONCURRENCY),
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            # Webhook deliveries wait on receivers: threads too, on their own so a backlog of
+            # deliveries never queues ahead of jobs (and jobs never ahead of deliveries).
+            "webhooks-worker": [
+                os.path.join(bin_dir, "celery"),
+                "-A",
+                "autoglue",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--queues",
+                "webhooks",
+                "--hostname",
+                "webhooks@%h",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(settings.WEBHOOK_WORKER_CONCURRENCY),
                 "--without-mingle",
                 "--without-gossip",
             ],
@@ -232,7 +257,7 @@ class Command(BaseCommand):
 
     def _stop(self, processes: dict[str, subprocess.Popen]) -> None:
         # Beat first (no new work), then the web, then the worker, which finishes its tasks.
-        for name in ("beat", "web", "worker", "ssh-worker"):
+        for name in ("beat", "web", "worker", "ssh-worker", "webhooks-worker"):
             proc = processes.get(name)
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
