@@ -6,6 +6,7 @@ again, with no broken pooled connection served."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -17,8 +18,10 @@ from django.db import connection
 
 from apps.accounts.services import api_key_create_for_user
 from apps.infrastructure.models import Server
+from apps.jobs.tests.support import server_being_bootstrapped
 from tests import live
 from tests.postgres import OwnPostgres
+from tests.test_log_streams_live import Viewer, open_viewer
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -26,6 +29,7 @@ WORKERS = 2
 POOL = 3
 POOL_TIMEOUT = 2.0
 REQUESTS = 20
+DEFAULT_POOL = 8  # the web role's DATABASE_POOL_MAX_SIZE when it is not set
 
 
 def headers_for(user, org) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -175,5 +179,49 @@ def test_with_a_pool_a_database_restart_gives_503s_then_answers_again_without_a_
         # Then every request is served: no pooled connection from before the restart is handed
         # out again (the pool checks each one as it leaves).
         assert [get().status_code for _ in range(10)] == [200] * 10
+    finally:
+        web.stop()
+
+
+def test_five_hundred_log_streams_opening_in_bursts_all_start_within_the_default_pool(
+    tmp_path, org, member
+):
+    """The burst the pool is for (viewers reconnecting after a restart), with the web role's
+    default pool: every stream starts, and no process ever holds more than the pool."""
+    server, _job = server_being_bootstrapped(org)
+    headers = headers_for(member, org)
+    env = live.process_env(
+        RATE_LIMIT="100000/m",
+        RATE_LIMIT_USER="100000/m",
+        RATE_LIMIT_KEY="100000/m",
+        JOB_LOG_STREAMS_PER_PRINCIPAL="1000",
+        JOB_LOG_STREAMS_PER_ORG="1000",
+    )
+    env.pop("DATABASE_POOL_MAX_SIZE", None)
+    env.pop("DATABASE_POOL_TIMEOUT", None)
+    web, url = live.start_web(tmp_path, env, workers=WORKERS)
+    workers = live.process_tree(web.proc.pid)[1:]
+    port = int(url.rsplit(":", 1)[1])
+    pg_port = int(connection.settings_dict["PORT"] or 5432)
+    path = f"/api/v1/servers/{server.pk}/logs/stream"
+    viewers: list[Viewer] = []
+    most: list[int] = []
+
+    async def scenario() -> None:
+        try:
+            for _ in range(20):
+                batch = await asyncio.gather(
+                    *(open_viewer(port, path, headers) for _ in range(25))
+                )
+                viewers.extend(batch)
+                most.append(max(live.tcp_connections([pid], pg_port) for pid in workers))
+                assert [v.status for v in batch] == [200] * 25, [v.body for v in batch]
+        finally:
+            for viewer in viewers:
+                viewer.close()
+
+    try:
+        asyncio.run(scenario())
+        assert max(most) <= DEFAULT_POOL, most
     finally:
         web.stop()
