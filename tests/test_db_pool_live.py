@@ -210,9 +210,7 @@ def test_five_hundred_log_streams_opening_in_bursts_all_start_within_the_default
     async def scenario() -> None:
         try:
             for _ in range(20):
-                batch = await asyncio.gather(
-                    *(open_viewer(port, path, headers) for _ in range(25))
-                )
+                batch = await asyncio.gather(*(open_viewer(port, path, headers) for _ in range(25)))
                 viewers.extend(batch)
                 most.append(max(live.tcp_connections([pid], pg_port) for pid in workers))
                 assert [v.status for v in batch] == [200] * 25, [v.body for v in batch]

@@ -1,5 +1,6 @@
 """The per-process pool of PostgreSQL connections (Django's own, on psycopg's pool): its options,
-and what a forked child does with a pool its parent opened (docs/architecture.md#database-connections).
+and what a forked child does with a pool its parent opened
+(docs/architecture.md#database-connections).
 
 Read by the settings, so it imports nothing from Django's database layer at module level."""
 
