@@ -19,6 +19,11 @@ from autoglue.tracing import setup as tracing_setup  # noqa: E402
 # reads the same variable), so a container on the host's network can be given a free port.
 bind = [f"0.0.0.0:{os.environ.get('AUTOGLUE_PORT', '8080')}"]
 
+# Tells the settings, read by each worker after the fork, that this process is the web role:
+# its requests each run on a thread of their own, so its database connections go through a
+# bounded pool by default (DATABASE_POOL_MAX_SIZE; docs/architecture.md#database-connections).
+os.environ["AUTOGLUE_WEB_PROCESS"] = "true"
+
 
 def on_starting(server: Any) -> None:
     metrics_process.gunicorn_on_starting(server)

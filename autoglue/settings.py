@@ -153,8 +153,43 @@ DATABASES = {"default": env.db("DATABASE_URL")}
 # 0: under ASGI every request runs its view on a thread of its own, so a connection kept past
 # the request would be stranded with that thread (Django's advice for ASGI). The live log
 # streams keep their own few connections on the shared thread pool (apps.jobs.stream).
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+_conn_max_age = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_MAX_AGE"] = _conn_max_age
+# With a pool, Django hands this to psycopg's pool as its `check`: a connection is tested as it
+# leaves the pool, so one left broken by a database restart is replaced, never served.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# A bounded pool of PostgreSQL connections per process (docs/architecture.md#database-connections).
+# A web process runs every in-flight request on a thread of its own, each with its own
+# connection, so without a bound a burst of K requests opens K sessions at once and can use up
+# the server's max_connections for every process. With a pool of N, the (N+1)-th request waits
+# for a free connection up to DATABASE_POOL_TIMEOUT seconds, then is answered 503 with
+# Retry-After (the timeout is an OperationalError like any outage). On by default in the web
+# role only (autoglue/gunicorn_conf.py says which process is one): Celery workers use at most a
+# connection or two per task slot already, and a pool smaller than that would fail their jobs.
+# 0 turns the pool off. Persistent connections (DATABASE_CONN_MAX_AGE > 0) are the other way
+# to reuse connections, and Django refuses both at once.
+_web_process = env.bool("AUTOGLUE_WEB_PROCESS", default=False)
+DATABASE_POOL_MAX_SIZE = env.int(
+    "DATABASE_POOL_MAX_SIZE", default=8 if _web_process and not _conn_max_age else 0
+)
+DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=5.0)
+if DATABASE_POOL_MAX_SIZE < 0 or DATABASE_POOL_TIMEOUT <= 0:
+    raise ImproperlyConfigured(
+        "DATABASE_POOL_MAX_SIZE must be 0 (no pool) or more, DATABASE_POOL_TIMEOUT above 0."
+    )
+if DATABASE_POOL_MAX_SIZE and _conn_max_age:
+    raise ImproperlyConfigured(
+        "DATABASE_POOL_MAX_SIZE and DATABASE_CONN_MAX_AGE cannot both be set: a pooled "
+        "connection goes back to the pool at the end of each request (set one to 0)."
+    )
+if DATABASE_POOL_MAX_SIZE:
+    from apps.core import db_pool
+
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = db_pool.pool_options(
+        max_size=DATABASE_POOL_MAX_SIZE, timeout=DATABASE_POOL_TIMEOUT
+    )
+    db_pool.forget_pools_after_fork()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Secrets at rest -------------------------------------------------------------------------

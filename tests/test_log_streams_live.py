@@ -197,6 +197,10 @@ def web(tmp_path, request) -> Iterator[tuple[live.Process, int, str]]:
         "RATE_LIMIT": "100000/m",
         "RATE_LIMIT_USER": "100000/m",
         "RATE_LIMIT_KEY": "100000/m",
+        # No pool: these tests count the sessions streams open and hold, which a pool would
+        # hide (it keeps idle connections and reuses them). The pool's own bound, with 500
+        # streams opening through it, is tests/test_db_pool_live.py's.
+        "DATABASE_POOL_MAX_SIZE": "0",
         **getattr(request, "param", {}),
     }
     process, url = live.start_web(tmp_path, live.process_env(**extra), workers=WORKERS)

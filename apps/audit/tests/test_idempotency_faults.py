@@ -37,8 +37,15 @@ def own_postgres():
     server.destroy()
 
 
+# Connections kept per thread, or the web role's pool (docs/architecture.md#database-connections):
+# either way the connection the restart broke is never used again.
+@pytest.mark.parametrize(
+    "connections",
+    [{"DATABASE_CONN_MAX_AGE": "60"}, {"DATABASE_POOL_MAX_SIZE": "2"}],
+    ids=["persistent", "pool"],
+)
 def test_a_retry_after_the_database_restarted_around_the_commit_creates_one_cluster(
-    tmp_path, own_postgres, org, member
+    tmp_path, own_postgres, org, member, connections
 ):
     created = account_services.api_key_create_for_user(user=member, name="tf")
     # Every commit is local except the held one (the trigger asks for the standby).
@@ -46,7 +53,7 @@ def test_a_retry_after_the_database_restarted_around_the_commit_creates_one_clus
     own_postgres.copy_database(connection.settings_dict, "autoglue")
     with own_postgres.connect("autoglue") as db:
         db.execute(HOLD_AT_COMMIT)
-    env = process_env(DATABASE_URL=own_postgres.url("autoglue"), DATABASE_CONN_MAX_AGE="60")
+    env = process_env(DATABASE_URL=own_postgres.url("autoglue"), **connections)
     web, url = start_web(tmp_path, env, workers=1)
     headers = {
         "X-API-KEY": created.plain,

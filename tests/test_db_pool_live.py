@@ -1,0 +1,224 @@
+"""The web role's bounded pool of PostgreSQL connections, through gunicorn + uvicorn as deployed
+(docs/architecture.md#database-connections): a burst of requests that all wait on the database
+holds at most the pool's size per process, and the requests past it wait, then get a 503 with
+Retry-After, never a 500; a database that goes away and comes back gives 503s, then answers
+again, with no broken pooled connection served."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+import requests
+from django.db import connection
+
+from apps.accounts.services import api_key_create_for_user
+from apps.infrastructure.models import Server
+from apps.jobs.tests.support import server_being_bootstrapped
+from tests import live
+from tests.postgres import OwnPostgres
+from tests.test_log_streams_live import Viewer, open_viewer
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+WORKERS = 2
+POOL = 3
+POOL_TIMEOUT = 2.0
+REQUESTS = 20
+DEFAULT_POOL = 8  # the web role's DATABASE_POOL_MAX_SIZE when it is not set
+
+
+def headers_for(user, org) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"X-API-KEY": api_key_create_for_user(user=user).plain, "X-Org-ID": str(org.pk)}
+
+
+def sessions_named(name: str) -> int:
+    """PostgreSQL's list of sessions open under this application_name, read on a connection to
+    the `postgres` database (so it is none of them)."""
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres", autocommit=True
+    ) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [name]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_burst_of_requests_waiting_on_the_database_holds_at_most_the_pool_per_process_and_the_rest_get_503(  # noqa: E501
+    tmp_path, org, member
+):
+    headers = headers_for(member, org)
+    app_name = f"autoglue-pool-{uuid.uuid4().hex[:8]}"
+    env = live.process_env(
+        PGAPPNAME=app_name,
+        DATABASE_POOL_MAX_SIZE=str(POOL),
+        DATABASE_POOL_TIMEOUT=str(POOL_TIMEOUT),
+        RATE_LIMIT="100000/m",
+        RATE_LIMIT_USER="100000/m",
+        RATE_LIMIT_KEY="100000/m",
+    )
+    web, url = live.start_web(tmp_path, env, workers=WORKERS)
+    workers = live.process_tree(web.proc.pid)[1:]
+    assert len(workers) == WORKERS
+    pg_port = int(connection.settings_dict["PORT"] or 5432)
+    db = connection.settings_dict
+    answers: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def get() -> None:
+        answer = requests.get(f"{url}/api/v1/servers", headers=headers, timeout=60)
+        with lock:
+            answers.append(answer)
+
+    try:
+        # Every request's list query waits behind this lock, holding its connection meanwhile.
+        with psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
+        ) as holder:
+            holder.execute(f'LOCK TABLE "{Server._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+            senders = [threading.Thread(target=get) for _ in range(REQUESTS)]
+            for sender in senders:
+                sender.start()
+            per_process: list[int] = []
+            total: list[int] = []
+            # Past the pool's timeout, so the requests that found no free connection are answered
+            # (with room for a loaded machine, where a request may reach the pool late).
+            deadline = time.monotonic() + POOL_TIMEOUT + 4
+            while time.monotonic() < deadline:
+                per_process.extend(live.tcp_connections([pid], pg_port) for pid in workers)
+                total.append(sessions_named(app_name))
+                time.sleep(0.1)
+            holder.rollback()
+        for sender in senders:
+            sender.join(timeout=60)
+
+        # Bounded in each process, and the bound was reached (the test could have failed).
+        assert max(per_process) == POOL, per_process
+        assert max(total) <= WORKERS * POOL, total
+        statuses = sorted(a.status_code for a in answers)
+        assert len(statuses) == REQUESTS
+        assert set(statuses) <= {200, 503}, statuses
+        # The requests holding a connection finish once the lock goes; the others were told to
+        # come back, with the contract's body, after waiting the pool's timeout.
+        refused = [a for a in answers if a.status_code == 503]
+        assert statuses.count(200) <= WORKERS * POOL
+        assert len(refused) >= REQUESTS - WORKERS * POOL
+        for answer in refused:
+            assert answer.headers["Retry-After"].isdigit()
+            assert answer.json()["code"] == "service_unavailable"
+            assert answer.elapsed.total_seconds() >= POOL_TIMEOUT * 0.9
+        # And the pool serves the next request at once.
+        again = requests.get(f"{url}/api/v1/servers", headers=headers, timeout=30)
+        assert again.status_code == 200, again.text
+        assert "Traceback" not in web.output()
+    finally:
+        web.stop()
+
+
+@pytest.fixture
+def own_postgres():
+    server = OwnPostgres()
+    yield server
+    server.destroy()
+
+
+def test_with_a_pool_a_database_restart_gives_503s_then_answers_again_without_a_broken_connection(
+    tmp_path, own_postgres, org, member
+):
+    headers = headers_for(member, org)
+    own_postgres.start()
+    own_postgres.copy_database(connection.settings_dict, "autoglue")
+    env = live.process_env(
+        DATABASE_URL=own_postgres.url("autoglue"),
+        DATABASE_POOL_MAX_SIZE="2",
+        DATABASE_POOL_TIMEOUT="1",
+    )
+    web, url = live.start_web(tmp_path, env, workers=1)
+
+    def get() -> requests.Response:
+        return requests.get(f"{url}/api/v1/servers", headers=headers, timeout=30)
+
+    try:
+        # Both pooled connections opened and back in the pool, idle, when the server goes.
+        barrier = threading.Barrier(2)
+        firsts: list[int] = []
+
+        def warm() -> None:
+            barrier.wait()
+            firsts.append(get().status_code)
+
+        warmers = [threading.Thread(target=warm) for _ in range(2)]
+        for warmer in warmers:
+            warmer.start()
+        for warmer in warmers:
+            warmer.join(timeout=30)
+        assert firsts == [200] * 2
+
+        own_postgres.stop("fast")
+        down = [get() for _ in range(3)]
+        assert [a.status_code for a in down] == [503] * 3, [a.text for a in down]
+        assert all(a.headers.get("Retry-After") for a in down)
+
+        own_postgres.start()
+        back_at = time.monotonic()
+        seen: list[int] = []
+        while True:
+            status = get().status_code
+            seen.append(status)
+            if status == 200:
+                break
+            assert time.monotonic() - back_at < 20, seen
+            time.sleep(0.25)
+        assert set(seen) <= {200, 503}, seen
+        # Then every request is served: no pooled connection from before the restart is handed
+        # out again (the pool checks each one as it leaves).
+        assert [get().status_code for _ in range(10)] == [200] * 10
+    finally:
+        web.stop()
+
+
+def test_five_hundred_log_streams_opening_in_bursts_all_start_within_the_default_pool(
+    tmp_path, org, member
+):
+    """The burst the pool is for (viewers reconnecting after a restart), with the web role's
+    default pool: every stream starts, and no process ever holds more than the pool."""
+    server, _job = server_being_bootstrapped(org)
+    headers = headers_for(member, org)
+    env = live.process_env(
+        RATE_LIMIT="100000/m",
+        RATE_LIMIT_USER="100000/m",
+        RATE_LIMIT_KEY="100000/m",
+        JOB_LOG_STREAMS_PER_PRINCIPAL="1000",
+        JOB_LOG_STREAMS_PER_ORG="1000",
+    )
+    env.pop("DATABASE_POOL_MAX_SIZE", None)
+    env.pop("DATABASE_POOL_TIMEOUT", None)
+    web, url = live.start_web(tmp_path, env, workers=WORKERS)
+    workers = live.process_tree(web.proc.pid)[1:]
+    port = int(url.rsplit(":", 1)[1])
+    pg_port = int(connection.settings_dict["PORT"] or 5432)
+    path = f"/api/v1/servers/{server.pk}/logs/stream"
+    viewers: list[Viewer] = []
+    most: list[int] = []
+
+    async def scenario() -> None:
+        try:
+            for _ in range(20):
+                batch = await asyncio.gather(*(open_viewer(port, path, headers) for _ in range(25)))
+                viewers.extend(batch)
+                most.append(max(live.tcp_connections([pid], pg_port) for pid in workers))
+                assert [v.status for v in batch] == [200] * 25, [v.body for v in batch]
+        finally:
+            for viewer in viewers:
+                viewer.close()
+
+    try:
+        asyncio.run(scenario())
+        assert max(most) <= DEFAULT_POOL, most
+    finally:
+        web.stop()
