@@ -230,9 +230,10 @@ def _first_run_record(job: JobRun, now: Any) -> None:
 
 def schedule_run_record(*, name: str, at: Any = None) -> None:
     """Note that the periodic schedule `name` ran to an end (any outcome), if it is its first
-    time: the metric `autoglue_schedule_first_run_timestamp_seconds` and the alert
-    AutoglueScheduleNeverSucceeded read it. One statement that changes nothing after the first
-    run, written once per finished scheduled run and per finished beat task.
+    time: the metric `autoglue_schedule_first_run_timestamp_seconds` and the alerts
+    AutoglueBackupNeverSucceeded and AutoglueScheduleNeverSucceeded read it. One statement
+    that changes nothing after the first run, written once per finished scheduled run and per
+    finished beat task.
 
     Best effort: it is bookkeeping for an alert, so a database error here is logged (the
     schedule's name only) and swallowed, inside a savepoint so a caller's transaction goes on;
