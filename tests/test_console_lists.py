@@ -154,3 +154,58 @@ def test_the_job_pages_status_poll_gives_its_times_as_the_pages_time_elements_sa
     assert status["started_at"] == run.started_at.isoformat().replace("+00:00", "Z")
     assert status["started_at_text"] == run.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     assert status["finished_at_text"] == ""
+
+
+def _long_job_list(monkeypatch, rows: int = 9) -> list[JobRun]:
+    """A job list past the count's cap: 5 rows counted, 2 a page."""
+    monkeypatch.setattr(BoundedPaginator, "cap", 5)
+    monkeypatch.setattr(admin.site._registry[JobRun], "list_per_page", 2)
+    monkeypatch.setattr(admin.site._registry[JobRun], "list_max_show_all", 4)
+    return [JobRun.objects.create(kind="backup", queue="default") for _ in range(rows)]
+
+
+def test_a_twenty_digit_page_number_past_the_cap_is_djangos_usual_redirect_not_a_500(
+    monkeypatch, rita
+):
+    _long_job_list(monkeypatch)
+    response = rita.get(_changelist(JobRun) + "?p=99999999999999999999")
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+
+
+def test_a_page_deeper_than_the_bound_is_refused_without_reading_its_rows(monkeypatch, rita):
+    _long_job_list(monkeypatch)
+    deepest = BoundedPaginator.deepest_page_for(per_page=2)
+    url = _changelist(JobRun)
+    with CaptureQueriesContext(connection) as captured:
+        response = rita.get(f"{url}?p={deepest + 1}")
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+    offsets = [q["sql"] for q in captured.captured_queries if "OFFSET" in q["sql"]]
+    assert offsets == []
+    # A big but valid number too: PostgreSQL is never asked to skip that many rows.
+    assert rita.get(f"{url}?p=4000000000").status_code == 302
+
+
+def _act_across(client, action: str, pk) -> object:
+    return client.post(
+        _changelist(JobRun),
+        {"action": action, "select_across": "1", "index": "0", "_selected_action": [str(pk)]},
+        follow=True,
+    )
+
+
+def test_select_all_on_a_list_past_the_cap_is_refused_and_changes_no_row(monkeypatch, rita):
+    runs = _long_job_list(monkeypatch)
+    response = _act_across(rita, "cancel_selected", runs[0].pk)
+
+    assert response.status_code == 200
+    assert JobRun.objects.filter(status="canceled").count() == 0
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "narrow" in text and "5" in text
+
+
+def test_select_all_below_the_cap_still_acts_on_every_matching_row(monkeypatch, rita):
+    runs = _long_job_list(monkeypatch, rows=4)
+    _act_across(rita, "cancel_selected", runs[0].pk)
+    assert JobRun.objects.filter(status="canceled").count() == 4

@@ -22,12 +22,12 @@ from datetime import UTC
 from functools import cached_property
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 from django.utils.html import format_html
 
 # --- moments -------------------------------------------------------------------------------
@@ -141,6 +141,20 @@ class BoundedPaginator(Paginator):
     page links are the first ones, those around the current page and its next one."""
 
     cap = 10_000
+    # How deep past the cap pages are served, in caps: page links and hand-typed `?p=` alike stop
+    # at the page holding row `depth * cap` (100,000 rows at the defaults). Deeper, each page
+    # would make PostgreSQL skip that many rows (OFFSET), so the page is refused like one past
+    # the end (Django's redirect to `?e=1`); a filter or search gets there instead.
+    depth = 10
+
+    @classmethod
+    def deepest_page_for(cls, *, per_page: int) -> int:
+        """The last page number served for a list past the cap, `per_page` rows a page."""
+        return max(math.ceil(cls.cap * cls.depth / max(per_page, 1)), 1)
+
+    @property
+    def deepest_page(self) -> int:
+        return self.deepest_page_for(per_page=self.per_page)
 
     @cached_property
     def count(self) -> int:  # type: ignore[override]
@@ -171,6 +185,8 @@ class BoundedPaginator(Paginator):
             raise EmptyPage("That page number is not an integer") from exc
         if number < 1:
             raise EmptyPage("That page number is less than 1")
+        if number > self.deepest_page:
+            raise EmptyPage("That page is too deep; narrow the list with a filter or search")
         return number
 
     def page(self, number: Any) -> Page:
@@ -182,7 +198,7 @@ class BoundedPaginator(Paginator):
             rows = list(self.object_list[bottom : bottom + self.per_page + 1])
             if not rows:
                 raise EmptyPage("That page contains no results")
-            more = len(rows) > self.per_page
+            more = len(rows) > self.per_page and number < self.deepest_page
             self._pages[number] = BoundedPage(rows[: self.per_page], number, self, more=more)
         return self._pages[number]
 
@@ -225,6 +241,27 @@ class ConsoleAdmin(admin.ModelAdmin):
     show_full_result_count = False
     # Facets count every choice of every filter over the whole list on each view.
     show_facets = admin.ShowFacets.NEVER
+
+    def response_action(self, request: HttpRequest, queryset: models.QuerySet) -> Any:
+        """Run a list action, except "select all" on a list whose count stopped at the cap: the
+        page says only "10,000+", so the operator cannot know how many rows the action would
+        change, and it would loop over all of them in one request. Refused, with no row
+        changed, until a filter or search brings the list under the cap; a selection of
+        rows on the page is not affected."""
+        if request.POST.get("select_across") in ("1", "True", "true") and request.POST.get(
+            "action"
+        ):
+            cap = self.paginator.cap if issubclass(self.paginator, BoundedPaginator) else None
+            if cap is not None and queryset.order_by()[: cap + 1].count() > cap:
+                self.message_user(
+                    request,
+                    f"More than {cap:,} rows match: narrow the list with a filter or search "
+                    f"below {cap:,} rows to act on all of them, or select rows on the page. "
+                    "No row was changed.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
 
     def render_change_form(
         self,
