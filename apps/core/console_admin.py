@@ -4,7 +4,12 @@
   otherwise, the unfiltered table too) on every page view; with millions of job runs, audit
   entries or webhook deliveries that is seconds per view. `BoundedPaginator` counts at most
   `cap + 1` rows with a LIMITed subquery, says "10,000+" past the cap, and still pages on
-  (each page past the cap reads one row more than it shows, to know whether a next one exists).
+  (each page past the cap reads one row more than it shows, to know whether a next one exists)
+  down to row `depth * cap`; deeper page numbers are refused like a page past the end.
+- "Select all" past the cap is refused (`ConsoleAdmin.response_action`): the page cannot say
+  how many rows the action would change.
+- Big tables' lists use `recent_filter` and `choices_filter` instead of the date hierarchy and
+  all-values filters, which read the whole table on each view (docs/console.md).
 - Moments read in the viewer's zone: every read-only date-time field on a change page renders as
   the same `<time datetime>` element as the lists (`time_element`), which
   `static/console/localtime.js` (loaded by `admin/base_site.html`) shows in the viewer's zone
@@ -17,7 +22,7 @@ org-scoped inherit `ConsoleAdmin` directly (tests/test_console_lists.py walks th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, timedelta
 from functools import cached_property
 from typing import Any
@@ -263,7 +268,7 @@ def recent_filter(field: str, title: str) -> type[admin.SimpleListFilter]:
 
 
 def choices_filter(
-    field: str, title: str, choices: Callable[[], Sequence[str]]
+    field: str, title: str, choices: Callable[[], Iterable[str]]
 ) -> type[admin.SimpleListFilter]:
     """A list filter on the free-text column `field` offering the values the code knows
     (`choices()`, e.g. the audit event registry), instead of Django's all-values filter, which
