@@ -4,7 +4,12 @@
   otherwise, the unfiltered table too) on every page view; with millions of job runs, audit
   entries or webhook deliveries that is seconds per view. `BoundedPaginator` counts at most
   `cap + 1` rows with a LIMITed subquery, says "10,000+" past the cap, and still pages on
-  (each page past the cap reads one row more than it shows, to know whether a next one exists).
+  (each page past the cap reads one row more than it shows, to know whether a next one exists)
+  down to row `depth * cap`; deeper page numbers are refused like a page past the end.
+- "Select all" past the cap is refused (`ConsoleAdmin.response_action`): the page cannot say
+  how many rows the action would change.
+- Big tables' lists use `recent_filter` and `choices_filter` instead of the date hierarchy and
+  all-values filters, which read the whole table on each view (docs/console.md).
 - Moments read in the viewer's zone: every read-only date-time field on a change page renders as
   the same `<time datetime>` element as the lists (`time_element`), which
   `static/console/localtime.js` (loaded by `admin/base_site.html`) shows in the viewer's zone
@@ -17,17 +22,18 @@ org-scoped inherit `ConsoleAdmin` directly (tests/test_console_lists.py walks th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, timedelta
 from functools import cached_property
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.utils import timezone
 from django.utils.html import format_html
 
 # --- moments -------------------------------------------------------------------------------
@@ -141,6 +147,20 @@ class BoundedPaginator(Paginator):
     page links are the first ones, those around the current page and its next one."""
 
     cap = 10_000
+    # How deep past the cap pages are served, in caps: page links and hand-typed `?p=` alike stop
+    # at the page holding row `depth * cap` (100,000 rows at the defaults). Deeper, each page
+    # would make PostgreSQL skip that many rows (OFFSET), so the page is refused like one past
+    # the end (Django's redirect to `?e=1`); a filter or search gets there instead.
+    depth = 10
+
+    @classmethod
+    def deepest_page_for(cls, *, per_page: int) -> int:
+        """The last page number served for a list past the cap, `per_page` rows a page."""
+        return max(math.ceil(cls.cap * cls.depth / max(per_page, 1)), 1)
+
+    @property
+    def deepest_page(self) -> int:
+        return self.deepest_page_for(per_page=self.per_page)
 
     @cached_property
     def count(self) -> int:  # type: ignore[override]
@@ -171,6 +191,8 @@ class BoundedPaginator(Paginator):
             raise EmptyPage("That page number is not an integer") from exc
         if number < 1:
             raise EmptyPage("That page number is less than 1")
+        if number > self.deepest_page:
+            raise EmptyPage("That page is too deep; narrow the list with a filter or search")
         return number
 
     def page(self, number: Any) -> Page:
@@ -182,7 +204,7 @@ class BoundedPaginator(Paginator):
             rows = list(self.object_list[bottom : bottom + self.per_page + 1])
             if not rows:
                 raise EmptyPage("That page contains no results")
-            more = len(rows) > self.per_page
+            more = len(rows) > self.per_page and number < self.deepest_page
             self._pages[number] = BoundedPage(rows[: self.per_page], number, self, more=more)
         return self._pages[number]
 
@@ -214,6 +236,59 @@ class BoundedPaginator(Paginator):
             yield self.ELLIPSIS
 
 
+# --- filters for big tables ----------------------------------------------------------------
+
+
+def recent_filter(field: str, title: str) -> type[admin.SimpleListFilter]:
+    """A list filter "last hour / 24 h / 7 days / 30 days" on the date-time column `field`, for
+    tables that grow without bound (audit entries, job runs). Django's date hierarchy reads
+    `SELECT DISTINCT DATE_TRUNC(…)` over the whole table on every view to draw its links; these
+    choices are fixed and each is a range on an indexed column."""
+
+    windows = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+    windows["30d"] = timedelta(days=30)
+    labels = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days"}
+    labels["30d"] = "Last 30 days"
+
+    class RecentFilter(admin.SimpleListFilter):
+        parameter_name = f"{field}_within"
+
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            return list(labels.items())
+
+        def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
+            window = windows.get(self.value() or "")
+            if window is None:
+                return queryset
+            return queryset.filter(**{f"{field}__gte": timezone.now() - window})
+
+    RecentFilter.title = title
+    RecentFilter.__name__ = f"Recent_{field}_Filter"
+    return RecentFilter
+
+
+def choices_filter(
+    field: str, title: str, choices: Callable[[], Iterable[str]]
+) -> type[admin.SimpleListFilter]:
+    """A list filter on the free-text column `field` offering the values the code knows
+    (`choices()`, e.g. the audit event registry), instead of Django's all-values filter, which
+    reads `SELECT DISTINCT field` over the whole table on every view."""
+
+    class ChoicesFilter(admin.SimpleListFilter):
+        parameter_name = field
+
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            return [(value, value) for value in sorted(choices())]
+
+        def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
+            value = self.value()
+            return queryset.filter(**{field: value}) if value else queryset
+
+    ChoicesFilter.title = title
+    ChoicesFilter.__name__ = f"{field.title()}ChoicesFilter"
+    return ChoicesFilter
+
+
 # --- the base admin ------------------------------------------------------------------------
 
 
@@ -225,6 +300,27 @@ class ConsoleAdmin(admin.ModelAdmin):
     show_full_result_count = False
     # Facets count every choice of every filter over the whole list on each view.
     show_facets = admin.ShowFacets.NEVER
+
+    def response_action(self, request: HttpRequest, queryset: models.QuerySet) -> Any:
+        """Run a list action, except "select all" on a list whose count stopped at the cap: the
+        page says only "10,000+", so the operator cannot know how many rows the action would
+        change, and it would loop over all of them in one request. Refused, with no row
+        changed, until a filter or search brings the list under the cap; a selection of
+        rows on the page is not affected."""
+        if request.POST.get("select_across") in ("1", "True", "true") and request.POST.get(
+            "action"
+        ):
+            cap = self.paginator.cap if issubclass(self.paginator, BoundedPaginator) else None
+            if cap is not None and queryset.order_by()[: cap + 1].count() > cap:
+                self.message_user(
+                    request,
+                    f"More than {cap:,} rows match: narrow the list with a filter or search "
+                    f"below {cap:,} rows to act on all of them, or select rows on the page. "
+                    "No row was changed.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
 
     def render_change_form(
         self,

@@ -148,7 +148,8 @@ class ScheduleSuccess(models.Model):
 
 
 class ScheduleFirstRun(models.Model):
-    """When each periodic schedule first ran to an end on this installation, whatever the outcome.
+    """When each periodic schedule first ran to an end on this installation, whatever the outcome
+    (runs beat started only: a run started by hand does not count; see `schedule_run_record`).
 
     Written once per schedule and never moved: with no `ScheduleSuccess` row it says how long a
     schedule has been running without ever succeeding (a backup failing since the first day).

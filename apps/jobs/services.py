@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -213,21 +213,48 @@ def job_finish(
         # cannot claim freshness for a schedule it does not belong to, and a manual backup
         # that succeeds is a fresh backup all the same.
         schedule = registry.schedule_of(job.kind)
-        if schedule:
-            schedule_run_record(name=schedule, at=now)
         if status == JobRun.Status.SUCCEEDED and schedule:
             schedule_success_record(name=schedule, at=now)
+        _first_run_record(job, now)
     return bool(ended)
+
+
+def _first_run_record(job: JobRun, now: Any) -> None:
+    """Start a schedule's "never succeeded" clock from a run of it that ended, however it
+    ended. Only runs beat queued (payload `scheduled`): a hand-started run says nothing about
+    whether the schedule itself works, and an operator's one failed try must not page."""
+    schedule = registry.schedule_of(job.kind)
+    if schedule and (job.payload or {}).get("scheduled") is True:
+        schedule_run_record(name=schedule, at=now)
 
 
 def schedule_run_record(*, name: str, at: Any = None) -> None:
     """Note that the periodic schedule `name` ran to an end (any outcome), if it is its first
-    time: the metric `autoglue_schedule_first_run_timestamp_seconds` and the alert
-    AutoglueScheduleNeverSucceeded read it. One statement that changes nothing after the first
-    run, so it is cheap on the reaper's every tick."""
-    ScheduleFirstRun.objects.bulk_create(
-        [ScheduleFirstRun(name=name[:200], ran_at=at or timezone.now())], ignore_conflicts=True
-    )
+    time: the metric `autoglue_schedule_first_run_timestamp_seconds` and the alerts
+    AutoglueBackupNeverSucceeded and AutoglueScheduleNeverSucceeded read it. One statement
+    that changes nothing after the first run, written once per finished scheduled run and per
+    finished beat task.
+
+    Best effort: it is bookkeeping for an alert, so a database error here is logged (the
+    schedule's name only) and swallowed, inside a savepoint so a caller's transaction goes on;
+    the run's outcome and success record never depend on it."""
+    try:
+        with transaction.atomic():
+            ScheduleFirstRun.objects.bulk_create(
+                [ScheduleFirstRun(name=name[:200], ran_at=at or timezone.now())],
+                ignore_conflicts=True,
+            )
+    except DatabaseError as exc:
+        logger.warning(
+            "first run of schedule %s not recorded (%s)",
+            name[:200],
+            type(exc).__name__,
+            extra={
+                "event": "schedule_first_run_failed",
+                "schedule": name[:200],
+                "error_type": type(exc).__name__,
+            },
+        )
 
 
 def schedule_success_record(*, name: str, at: Any = None) -> None:
@@ -289,6 +316,9 @@ def _abandon(job: JobRun, status: str, error: str) -> None:
     core_events.event_publish("job.ended", job=job)
     _count_end(job, status, now)
     _log_system(job, error)
+    if job.started_at:
+        # A scheduled run whose worker dies every time never reaches job_finish.
+        _first_run_record(job, now)
     with contextlib.suppress(LookupError):
         registry.get(job.kind).fail_subject(job, status, error)
     transaction.on_commit(lambda: _announce_end(job))

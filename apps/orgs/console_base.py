@@ -89,9 +89,23 @@ def is_saved(obj: models.Model) -> bool:
     return not obj._state.adding
 
 
-# The organization filter of a changelist: only the organizations among the rows the user may
-# see (Django's plain related filter would list every organization's name).
-ORG_FILTER = ("organization", admin.RelatedOnlyFieldListFilter)
+class OrganizationListFilter(admin.RelatedFieldListFilter):
+    """A changelist's organization filter: the organizations the user may see the page's rows
+    in (every one for platform admins). Django's plain related filter would list every
+    organization's name; its related-only filter reads `SELECT DISTINCT organization_id` over
+    the whole listed table on each view (job runs, webhook deliveries: millions of rows). This
+    one reads the organizations table only."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list:
+        orgs = Organization.objects.order_by("name")
+        if not is_platform_admin(request):
+            perm = getattr(model_admin, "view_perm", Perm.READ)
+            orgs = orgs.filter(pk__in=orgs_allowing(request, perm))
+        return [(org.pk, str(org)) for org in orgs]
+
+
+# The organization filter of a changelist (see OrganizationListFilter).
+ORG_FILTER = ("organization", OrganizationListFilter)
 
 
 def secret_state(value: Any) -> str:

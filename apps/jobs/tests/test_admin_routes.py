@@ -117,3 +117,20 @@ def test_odd_numbers_in_query_parameters_are_400_not_500(root, api, org):
     assert root.get("/api/v1/admin/archer/jobs?page=" + "9" * 5000).status_code == 400
     assert api.get(f"/api/v1/servers/{server.pk}/logs?after=%C2%B2").status_code == 400
     assert api.get(f"/api/v1/servers/{server.pk}/logs?limit=0").status_code == 400
+
+
+def test_a_backup_started_through_the_admin_api_cannot_pass_itself_off_as_scheduled(root, settings):
+    from apps.jobs.models import ScheduleFirstRun
+
+    settings.JOBS_PUBLISH = False
+    created = root.post(
+        "/api/v1/admin/archer/jobs",
+        {"type": "backup", "payload": {"scheduled": True, "schedule": "maintenance-backup"}},
+        format="json",
+    )
+    assert created.status_code == 200
+    job = JobRun.objects.get(pk=created.json()["id"])
+    assert "scheduled" not in job.payload and "schedule" not in job.payload
+
+    services.job_finish(job=services.job_claim(job_id=job.pk), status="failed", error="boom")
+    assert not ScheduleFirstRun.objects.filter(name="maintenance-backup").exists()

@@ -300,3 +300,66 @@ def test_an_integrity_error_that_is_not_an_active_run_is_not_answered_as_one(org
             subject_id=server.pk,
             payload={"x": 1},
         )
+
+
+# --- a schedule's first run (AutoglueScheduleNeverSucceeded measures from it) ---------------
+
+
+def _backup_run(*, scheduled: bool) -> JobRun:
+    """A claimed backup run on its last attempt (the reaper fails it rather than requeue it)."""
+    job = services.job_enqueue(kind="backup", payload={"scheduled": scheduled})
+    JobRun.objects.filter(pk=job.pk).update(max_attempts=1)
+    return services.job_claim(job_id=job.pk)
+
+
+def test_a_scheduled_backup_whose_worker_dies_every_time_still_starts_the_never_succeeded_clock(
+    settings,
+):
+    from apps.jobs.models import ScheduleFirstRun
+
+    settings.JOBS_PUBLISH = False
+    job = _backup_run(scheduled=True)
+
+    assert services.job_reap(now=timezone.now() + timedelta(hours=1))["failed"] == 1
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert ScheduleFirstRun.objects.filter(name="maintenance-backup").exists()
+
+
+def test_a_hand_started_backup_does_not_start_the_never_succeeded_clock(settings):
+    from apps.jobs.models import ScheduleFirstRun
+
+    settings.JOBS_PUBLISH = False
+    services.job_finish(job=_backup_run(scheduled=False), status="failed", error="boom")
+    reaped = _backup_run(scheduled=False)
+    services.job_reap(now=timezone.now() + timedelta(hours=1))
+    reaped.refresh_from_db()
+
+    assert reaped.status == "failed"
+    assert not ScheduleFirstRun.objects.filter(name="maintenance-backup").exists()
+    # Its success is a fresh backup all the same (the staleness alerts read it).
+    services.job_finish(job=_backup_run(scheduled=False), status="succeeded")
+    assert services.ScheduleSuccess.objects.filter(name="maintenance-backup").exists()
+
+
+def test_a_database_error_recording_the_first_run_loses_neither_the_success_nor_the_task(
+    settings, monkeypatch, caplog
+):
+    from django.db import DatabaseError
+
+    from apps.jobs.models import ScheduleFirstRun
+
+    settings.JOBS_PUBLISH = False
+    job = _backup_run(scheduled=True)
+
+    def broken(*args, **kwargs):
+        raise DatabaseError("CANARY-connection-string password=hunter2")
+
+    monkeypatch.setattr(ScheduleFirstRun.objects, "bulk_create", broken)
+    assert services.job_finish(job=job, status="succeeded") is True
+
+    job.refresh_from_db()
+    assert job.status == "succeeded"
+    assert services.ScheduleSuccess.objects.filter(name="maintenance-backup").exists()
+    assert "maintenance-backup" in caplog.text
+    assert "CANARY" not in caplog.text and "hunter2" not in caplog.text
