@@ -328,3 +328,36 @@ def test_the_platform_s_test_events_have_a_budget_of_their_own(root_api, org, se
         organization=org, url="https://hooks.example.com/acme"
     )
     services.webhook_test_send(endpoint=mine)  # the organization's budget is untouched
+
+
+# --- optimistic concurrency, as on /webhooks ---------------------------------------------------
+
+
+def test_a_platform_endpoint_s_read_and_create_carry_the_etag_its_writes_check(root_api):
+    created = root_api.post(PLATFORM, {"url": "https://hooks.example.com/p"}, format="json")
+    url = f"{PLATFORM}/{created.json()['id']}"
+
+    read = root_api.get(url)
+
+    assert created["ETag"] == read["ETag"]
+    assert read["ETag"].startswith('"') and read["ETag"].endswith('"')
+    changed = root_api.patch(url, {"description": "a"}, format="json", HTTP_IF_MATCH=read["ETag"])
+    assert changed.status_code == 200
+    assert changed["ETag"] == root_api.get(url)["ETag"] != read["ETag"]
+
+
+def test_a_stale_if_match_on_a_platform_endpoint_is_412_and_changes_nothing(root_api):
+    endpoint = _platform_endpoint()
+    url = f"{PLATFORM}/{endpoint.pk}"
+    stale = root_api.get(url)["ETag"]
+    assert root_api.patch(url, {"description": "a"}, format="json").status_code == 200
+
+    patched = root_api.patch(url, {"description": "b"}, format="json", HTTP_IF_MATCH=stale)
+    deleted = root_api.delete(url, HTTP_IF_MATCH=stale)
+
+    assert (patched.status_code, deleted.status_code) == (412, 412)
+    assert patched.json()["code"] == deleted.json()["code"] == "precondition_failed"
+    endpoint.refresh_from_db()
+    assert endpoint.description == "a"
+    assert root_api.delete(url, HTTP_IF_MATCH=root_api.get(url)["ETag"]).status_code == 204
+    assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
