@@ -5,6 +5,7 @@ organization's, and organizations' endpoints receive none of theirs; nobody else
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -361,3 +362,19 @@ def test_a_stale_if_match_on_a_platform_endpoint_is_412_and_changes_nothing(root
     assert endpoint.description == "a"
     assert root_api.delete(url, HTTP_IF_MATCH=root_api.get(url)["ETag"]).status_code == 204
     assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+
+
+def test_the_console_s_refusal_past_the_limit_reads_as_the_docs_quote_it(rita, settings):
+    settings.WEBHOOK_MANUAL_SEND_RATE_LIMIT = "1/h"
+    console = console_for(rita)
+    endpoint = _platform_endpoint()
+    send = reverse("admin:webhooks_webhookendpoint_send_test", args=[endpoint.pk])
+    console.post(send)
+
+    page = console.post(send, follow=True).content.decode()
+
+    # The API's message, its first letter capitalised as the console shows every message.
+    assert re.search(
+        r"Too many test events and redeliveries for the platform; try again in \d+ s", page
+    )
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 1
