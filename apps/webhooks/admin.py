@@ -393,12 +393,24 @@ class WebhookDeliveryAdmin(_OwnersAndAdmins, OrgScopedAdmin):
     @admin.action(description="Redeliver the selected deliveries")
     def redeliver(self, request: HttpRequest, queryset: QuerySet) -> None:
         done = 0
+        # Owner (organization id, None for the platform) over its limit -> its refusal and the
+        # deliveries left unsent. Budgets are per owner, so one owner's refusal says nothing
+        # about another's deliveries, which still go.
+        refused: dict[Any, tuple[str, list[WebhookDelivery]]] = {}
         for delivery in self.each_allowed(request, queryset, Perm.MANAGE_ORG):
+            owner = delivery.organization_id
+            if owner in refused:
+                refused[owner][1].append(delivery)
+                continue
             try:
                 done += self._redeliver(request, delivery)
             except services.TooManyManualSends as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                break
+                refused[owner] = (str(exc), [delivery])
+        for message, skipped in refused.values():
+            names = ", ".join(str(delivery) for delivery in skipped)
+            self.message_user(
+                request, f"{_owner(skipped[0])}: {message}; not sent: {names}", messages.ERROR
+            )
         if done:
             self.message_user(request, f"{done} delivery(ies) sent again.", messages.SUCCESS)
 

@@ -487,8 +487,12 @@ def webhook_test_send(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
 def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     """Attempt a delivery again now (GitHub's redeliver): the same event, id and payload, one
     more attempt in the same log. Refused while an attempt is in flight, and past
-    WEBHOOK_MANUAL_SEND_RATE_LIMIT (raises TooManyManualSends)."""
-    webhook_manual_send_check(organization_id=delivery.organization_id)
+    WEBHOOK_MANUAL_SEND_RATE_LIMIT (raises TooManyManualSends).
+
+    Only a redelivery that is going to happen counts against the limit: the in-flight refusal
+    comes first. The move below holds the row until commit, and the count after it is one
+    atomic increment per caller, so concurrent callers are still bounded; one over the limit
+    raises here, which rolls the move back."""
     now = timezone.now()
     moved = (
         WebhookDelivery.objects.filter(pk=delivery.pk)
@@ -503,6 +507,7 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     )
     if not moved:
         raise DeliveryInProgress("an attempt of this delivery is in progress")
+    webhook_manual_send_check(organization_id=delivery.organization_id)
     ids = [str(delivery.pk)]
     transaction.on_commit(lambda: _publish(ids))
     delivery.refresh_from_db()

@@ -1,10 +1,15 @@
-"""The one base viewset for tenant resources. Tenancy is enforced here and nowhere else.
+"""The base viewsets for scoped resources. Tenancy is enforced here and nowhere else.
+
+`OrgScopedViewSet` answers an organization's rows (the request's tenant) and
+`PlatformScopedModelViewSet` the platform's own (rows with no organization, for platform admins);
+both share `_ScopedViewSet`: finding one object, ETag/If-Match, one transaction per write.
 
 Concrete viewsets declare `queryset`, `serializer_class`, optionally `filterset_class`,
 `required_permissions` (action -> Perm, see apps.core.permissions), `invalid_id_code` and
 `not_found_code` (the original's codes for the route, docs/compatibility.md), plus `@action`s
-that call services. They may not override `get_queryset` or `get_object`: the class refuses to
-be subclassed that way, so a new endpoint cannot forget to scope by organization.
+that call services. They may not override `get_queryset` or `get_object`, themselves or through a
+mixin listed ahead of the base: the class refuses to be subclassed that way, so a new endpoint
+cannot forget to scope by owner.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ from apps.core.tenancy import Tenant, get_tenant, parse_uuid, request_key_scope
 
 _M = TypeVar("_M", bound=models.Model)
 
-_SEALED = ("get_queryset", "get_object")
+# How a viewset finds its objects: only the scoping bases below define these.
+_SEALED = ("get_queryset", "get_object", "_find_object")
+# The classes that define whose rows a request reaches (filled as they are declared).
+_SCOPING_BASES: set[type] = set()
 # Actions that answer one object, and so carry its ETag.
 _SINGLE_OBJECT_ACTIONS = frozenset({"retrieve", "create", "partial_update", "update"})
 _IF_MATCH_METHODS = frozenset({"PATCH", "DELETE"})
@@ -49,11 +57,15 @@ def _if_match_tags(value: str) -> list[str]:
     return [tag.strip().removeprefix("W/") for tag in value.split(",") if tag.strip()]
 
 
-class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
-    permission_classes = [IsAuthenticated, HasOrgPermission]
+class _ScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
+    """What every scoping base shares, whoever owns the rows: finding one object (a malformed id
+    is 400, an absent one 404), ETag/If-Match on it, one transaction per write, paging, and the
+    seal. A scoping base (declared `scoping_base=True`, in this module only) says whose rows a
+    request may reach by defining `get_queryset` and `_scope_filter`; nothing below it may change
+    how objects are found, neither a subclass nor a mixin placed ahead of the base."""
+
     # Lists answer every row unless the client asks for `?limit=` (apps.core.api.pagination).
     pagination_class = LinkHeaderCursorPagination
-    required_permissions: ClassVar[dict[str, Perm]] = {}
     # Machine codes of the 400 for a malformed id in the path and of the 404 for an unknown one.
     # They differ per resource in the original (`id_invalid`/`server_not_found` on servers,
     # `bad_cluster_id`/`not_found` on clusters), and its clients branch on them.
@@ -61,37 +73,30 @@ class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
     not_found_code: ClassVar[str] = "not_found"
     # Any string reaches the view, so a malformed id is a 400 rather than an unmatched route.
     lookup_value_regex = "[^/]+"
-    # For keys limited to clusters (apps.core.permissions.key_scope_check): the URL argument
-    # naming the route's cluster, and the field of this queryset's rows holding it, which
-    # narrows lists to the key's clusters. Routes without them refuse such keys.
-    cluster_kwarg: ClassVar[str | None] = None
-    cluster_field: ClassVar[str | None] = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, scoping_base: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name in _SEALED:
-            if name in cls.__dict__:
-                raise TypeError(
-                    f"{cls.__name__} overrides {name}; tenant viewsets must rely on "
-                    "OrgScopedViewSet's scoping (declare `queryset`, or use get_parent)"
-                )
+        if scoping_base:
+            if cls.__module__ != __name__:
+                raise TypeError(f"{cls.__name__}: only {__name__} declares a scoping base")
+            _SCOPING_BASES.add(cls)
+            return
+        # Everything ahead of the nearest scoping base in the MRO is the subclass's own code
+        # (its class and the mixins listed before the base); none of it may define a sealed
+        # name, or a mixin could unscope a route that looks like a plain subclass.
+        for klass in cls.__mro__:
+            if klass in _SCOPING_BASES:
+                return
+            for name in _SEALED:
+                if name in klass.__dict__:
+                    raise TypeError(
+                        f"{cls.__name__}: {klass.__name__} overrides {name}; scoped viewsets "
+                        "must rely on their base's scoping (declare `queryset`, or use get_parent)"
+                    )
 
-    @property
-    def tenant(self) -> Tenant:
-        return get_tenant(self.request)
-
-    @property
-    def organization(self) -> Any:
-        # apps.orgs.models.Organization; core imports no app, so the type stays open here, as
-        # on Tenant.organization.
-        return self.tenant.organization
-
-    def get_queryset(self) -> models.QuerySet:
-        queryset = super().get_queryset().filter(organization_id=self.organization.pk)
-        scope = request_key_scope(self.request)
-        if scope is not None and scope.cluster_ids is not None and self.cluster_field:
-            queryset = queryset.filter(**{f"{self.cluster_field}__in": scope.cluster_ids})
-        return queryset
+    def _scope_filter(self) -> dict[str, Any]:
+        """The filter naming the rows of this request's owner (defined by each scoping base)."""
+        raise NotImplementedError
 
     def get_object(self) -> Any:
         obj = self._find_object()
@@ -168,10 +173,10 @@ class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
             pk = uuid.UUID(str(data.get("id")))
         except ValueError:
             return None
-        return model._base_manager.filter(pk=pk, organization_id=self.organization.pk).first()
+        return model._base_manager.filter(pk=pk, **self._scope_filter()).first()
 
     def _find_object(self) -> Any:
-        """The object the URL names within the organization, or None (a malformed id is 400)."""
+        """The object the URL names within the owner's rows, or None (a malformed id is 400)."""
         lookup = self.lookup_url_kwarg or self.lookup_field
         pk = parse_uuid(self.kwargs[lookup], code=self.invalid_id_code)
         queryset = self.filter_queryset(self.get_queryset())
@@ -187,6 +192,43 @@ class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
             self._check_if_match(obj)
             self._etag_object = obj
         return obj
+
+    def _resource_name(self) -> str:
+        model = self.get_queryset().model
+        return str(model._meta.verbose_name)
+
+
+class OrgScopedViewSet(_ScopedViewSet, scoping_base=True):
+    """An organization's rows: the request's tenant (apps.core.tenancy), and for keys limited to
+    clusters, only those clusters' rows."""
+
+    permission_classes = [IsAuthenticated, HasOrgPermission]
+    required_permissions: ClassVar[dict[str, Perm]] = {}
+    # For keys limited to clusters (apps.core.permissions.key_scope_check): the URL argument
+    # naming the route's cluster, and the field of this queryset's rows holding it, which
+    # narrows lists to the key's clusters. Routes without them refuse such keys.
+    cluster_kwarg: ClassVar[str | None] = None
+    cluster_field: ClassVar[str | None] = None
+
+    @property
+    def tenant(self) -> Tenant:
+        return get_tenant(self.request)
+
+    @property
+    def organization(self) -> Any:
+        # apps.orgs.models.Organization; core imports no app, so the type stays open here, as
+        # on Tenant.organization.
+        return self.tenant.organization
+
+    def _scope_filter(self) -> dict[str, Any]:
+        return {"organization_id": self.organization.pk}
+
+    def get_queryset(self) -> models.QuerySet:
+        queryset = super().get_queryset().filter(**self._scope_filter())
+        scope = request_key_scope(self.request)
+        if scope is not None and scope.cluster_ids is not None and self.cluster_field:
+            queryset = queryset.filter(**{f"{self.cluster_field}__in": scope.cluster_ids})
+        return queryset
 
     def get_parent(self, model: type[_M], kwarg: str) -> _M:
         """A parent object from the URL (e.g. the cluster of /clusters/{clusterID}/runs), found
@@ -208,10 +250,6 @@ class OrgScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
     def perform_create(self, serializer: Any) -> None:
         serializer.save(organization=self.organization)
         self._etag_object = serializer.instance
-
-    def _resource_name(self) -> str:
-        model = self.get_queryset().model
-        return str(model._meta.verbose_name)
 
 
 class OrgScopedModelViewSet(
@@ -245,53 +283,32 @@ class OrgScopedModelViewSet(
 
 
 class PlatformScopedModelViewSet(
-    AtomicWritesMixin,
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    _ScopedViewSet,
+    scoping_base=True,
 ):
     """The platform's own rows of a model whose `organization` may be null (e.g. webhook
     endpoints of the platform): platform admins only, and only the rows with no organization,
     so an organization's rows are out of reach here as the platform's are from tenant routes.
     `organization` is None, so code shared with an `OrgScopedModelViewSet` (a mixin reading
-    `self.organization`) acts for the platform. Like the tenant base, subclasses may not
-    override how objects are found."""
+    `self.organization`) acts for the platform. Everything else (lookup, ETag/If-Match, the
+    seal) is the tenant routes' own code, in `_ScopedViewSet`."""
 
     permission_classes = [IsPlatformAdmin]
-    pagination_class = LinkHeaderCursorPagination
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    invalid_id_code: ClassVar[str] = "invalid_id"
-    not_found_code: ClassVar[str] = "not_found"
-    lookup_value_regex = "[^/]+"
     organization: ClassVar[Any] = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        for name in _SEALED:
-            if name in cls.__dict__:
-                raise TypeError(
-                    f"{cls.__name__} overrides {name}; platform viewsets must rely on "
-                    "PlatformScopedModelViewSet's scoping"
-                )
+    def _scope_filter(self) -> dict[str, Any]:
+        return {"organization__isnull": True}
 
     def get_queryset(self) -> models.QuerySet:
-        return super().get_queryset().filter(organization__isnull=True)
-
-    def get_object(self) -> Any:
-        lookup = self.lookup_url_kwarg or self.lookup_field
-        pk = parse_uuid(self.kwargs[lookup], code=self.invalid_id_code)
-        queryset = self.filter_queryset(self.get_queryset()).filter(**{self.lookup_field: pk})
-        if self.request.method == "DELETE":
-            queryset = queryset.select_for_update(of=("self",))
-        obj = queryset.first()
-        if obj is None:
-            name = self.get_queryset().model._meta.verbose_name
-            raise not_found(self.not_found_code, f"{name} not found")
-        self.check_object_permissions(self.request, obj)
-        return obj
+        return super().get_queryset().filter(**self._scope_filter())
 
     def perform_create(self, serializer: Any) -> None:
+        # CreateModelMixin's would save whatever organization the body named.
         serializer.save(organization=None)
+        self._etag_object = serializer.instance

@@ -3,6 +3,24 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+# Rows deleted per statement when going back, so a long delivery log is removed in bounded
+# steps rather than by one statement the size of the table.
+_BATCH = 1000
+
+
+def drop_platform_rows(apps, schema_editor):
+    """Going back: the schema before this migration has no room for the platform's endpoints
+    (organization NOT NULL), so they go, with their deliveries and attempts; an organization's
+    rows are untouched. Events stay: their organization was nullable before."""
+    for model_name in ("WebhookAttempt", "WebhookDelivery", "WebhookEndpoint"):
+        model = apps.get_model("webhooks", model_name)
+        rows = model._base_manager.filter(organization__isnull=True)
+        while batch := list(rows.values_list("pk", flat=True)[:_BATCH]):
+            model._base_manager.filter(pk__in=batch).delete()
+    # The deletes leave deferred foreign-key checks pending, and PostgreSQL refuses to alter a
+    # table with pending trigger events: run them now, before the columns go back to NOT NULL.
+    schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -44,4 +62,6 @@ class Migration(migrations.Migration):
                 to="orgs.organization",
             ),
         ),
+        # Last, so that going back runs it first, before the columns are NOT NULL again.
+        migrations.RunPython(migrations.RunPython.noop, drop_platform_rows),
     ]

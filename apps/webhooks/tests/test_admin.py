@@ -185,3 +185,46 @@ def test_the_console_s_test_events_and_redeliveries_count_against_the_api_s_limi
 @pytest.fixture
 def owner_api_for_limit(client_for, org):
     return client_for(MembershipFactory(organization=org, role="owner").user, org)
+
+
+def test_bulk_redeliver_skips_only_the_owner_over_its_limit_and_says_which(
+    org, other_org, settings
+):
+    settings.WEBHOOK_MANUAL_SEND_RATE_LIMIT = "2/h"
+    person = staff_of(org, "owner", "olga@acme.example")
+    MembershipFactory(user=person, organization=other_org, role="owner")
+    console = console_for(person)
+    globex = _endpoint(other_org)
+    for _ in range(2):
+        services.webhook_event_record(
+            type="webhook.test", organization_id=other_org.pk, data={}, endpoints=[globex]
+        )
+    acme = _endpoint(org)
+    for _ in range(2):  # Acme's budget, spent; its deliveries are the newest, so listed first
+        services.webhook_test_send(endpoint=acme)
+    WebhookDelivery.objects.update(status=WebhookDelivery.Status.FAILED)
+    acme_ids = sorted(str(pk) for pk in acme.deliveries.values_list("pk", flat=True))
+
+    response = console.post(
+        reverse("admin:webhooks_webhookdelivery_changelist"),
+        {
+            "action": "redeliver",
+            "_selected_action": [
+                str(pk) for pk in WebhookDelivery.objects.values_list("pk", flat=True)
+            ],
+        },
+        follow=True,
+    )
+
+    statuses: dict = {}
+    for delivery in WebhookDelivery.objects.all():
+        statuses.setdefault(delivery.endpoint_id, set()).add(delivery.status)
+    assert statuses == {
+        acme.pk: {WebhookDelivery.Status.FAILED},
+        globex.pk: {WebhookDelivery.Status.PENDING},
+    }
+    page = response.content.decode()
+    assert "2 delivery(ies) sent again." in page
+    [refusal] = [m for m in page.splitlines() if "too many test events" in m]
+    assert "Acme" in refusal and "Globex" not in refusal
+    assert all(pk in refusal for pk in acme_ids)  # each skipped delivery named

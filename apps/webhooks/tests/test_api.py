@@ -276,3 +276,25 @@ def test_test_events_and_redeliveries_share_a_per_organization_limit(
     assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 1
     # Another organization has a budget of its own.
     services.webhook_test_send(endpoint=_endpoint(other_org))
+
+
+def test_a_redelivery_refused_as_in_progress_uses_none_of_the_budget(owner_api, org, settings):
+    settings.WEBHOOK_MANUAL_SEND_RATE_LIMIT = "2/h"
+    endpoint = _endpoint(org)
+    delivery_id = owner_api.post(f"/api/v1/webhooks/{endpoint.pk}/test").json()["id"]
+    path = f"/api/v1/webhooks/{endpoint.pk}/deliveries/{delivery_id}/attempts"
+    WebhookDelivery.objects.filter(pk=delivery_id).update(status=WebhookDelivery.Status.DELIVERING)
+
+    busy = [owner_api.post(path).status_code for _ in range(3)]
+
+    assert busy == [409, 409, 409]
+    WebhookDelivery.objects.filter(pk=delivery_id).update(status=WebhookDelivery.Status.FAILED)
+    assert owner_api.post(path).status_code == 202  # the second of two
+    refused = owner_api.post(path)
+    assert refused.status_code == 429
+    # The refused one moved nothing: the delivery waits as the accepted redelivery left it.
+    delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    assert delivery.status == WebhookDelivery.Status.PENDING
+    WebhookDelivery.objects.filter(pk=delivery_id).update(status=WebhookDelivery.Status.FAILED)
+    assert owner_api.post(path).status_code == 429
+    assert WebhookDelivery.objects.get(pk=delivery_id).status == WebhookDelivery.Status.FAILED

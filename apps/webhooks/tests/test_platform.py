@@ -5,6 +5,7 @@ organization's, and organizations' endpoints receive none of theirs; nobody else
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -328,3 +329,52 @@ def test_the_platform_s_test_events_have_a_budget_of_their_own(root_api, org, se
         organization=org, url="https://hooks.example.com/acme"
     )
     services.webhook_test_send(endpoint=mine)  # the organization's budget is untouched
+
+
+# --- optimistic concurrency, as on /webhooks ---------------------------------------------------
+
+
+def test_a_platform_endpoint_s_read_and_create_carry_the_etag_its_writes_check(root_api):
+    created = root_api.post(PLATFORM, {"url": "https://hooks.example.com/p"}, format="json")
+    url = f"{PLATFORM}/{created.json()['id']}"
+
+    read = root_api.get(url)
+
+    assert created["ETag"] == read["ETag"]
+    assert read["ETag"].startswith('"') and read["ETag"].endswith('"')
+    changed = root_api.patch(url, {"description": "a"}, format="json", HTTP_IF_MATCH=read["ETag"])
+    assert changed.status_code == 200
+    assert changed["ETag"] == root_api.get(url)["ETag"] != read["ETag"]
+
+
+def test_a_stale_if_match_on_a_platform_endpoint_is_412_and_changes_nothing(root_api):
+    endpoint = _platform_endpoint()
+    url = f"{PLATFORM}/{endpoint.pk}"
+    stale = root_api.get(url)["ETag"]
+    assert root_api.patch(url, {"description": "a"}, format="json").status_code == 200
+
+    patched = root_api.patch(url, {"description": "b"}, format="json", HTTP_IF_MATCH=stale)
+    deleted = root_api.delete(url, HTTP_IF_MATCH=stale)
+
+    assert (patched.status_code, deleted.status_code) == (412, 412)
+    assert patched.json()["code"] == deleted.json()["code"] == "precondition_failed"
+    endpoint.refresh_from_db()
+    assert endpoint.description == "a"
+    assert root_api.delete(url, HTTP_IF_MATCH=root_api.get(url)["ETag"]).status_code == 204
+    assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+
+
+def test_the_console_s_refusal_past_the_limit_reads_as_the_docs_quote_it(rita, settings):
+    settings.WEBHOOK_MANUAL_SEND_RATE_LIMIT = "1/h"
+    console = console_for(rita)
+    endpoint = _platform_endpoint()
+    send = reverse("admin:webhooks_webhookendpoint_send_test", args=[endpoint.pk])
+    console.post(send)
+
+    page = console.post(send, follow=True).content.decode()
+
+    # The API's message, its first letter capitalised as the console shows every message.
+    assert re.search(
+        r"Too many test events and redeliveries for the platform; try again in \d+ s", page
+    )
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 1
