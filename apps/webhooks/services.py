@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -57,6 +58,10 @@ JITTER = 0.2
 # long, and only while the queue is short: a backlog is slow, not lost, and republishing it
 # would double it.
 LOST_AFTER = timedelta(minutes=30)
+# A message published this long ago whose delivery is still due and unclaimed is taken for lost
+# while the queue is short (a worker killed after taking it, before claiming); see
+# webhook_dispatch. Several leases: a message waiting behind a slow claim is not lost.
+UNCLAIMED_AFTER = timedelta(minutes=2)
 # How often a disabled endpoint's waiting deliveries are looked at again.
 DISABLED_RECHECK = timedelta(hours=1)
 QUEUE_SHORT = 100
@@ -624,10 +629,14 @@ def _postpone_while_busy(delivery_id: Any, now: datetime) -> None:
         Q(endpoint__enabled=True) | Q(event__type=WEBHOOK_TEST)
     ).update(
         status=WebhookDelivery.Status.PENDING,
-        next_attempt_at=now + timedelta(seconds=float(settings.WEBHOOK_BUSY_POSTPONE_SECONDS)),
+        next_attempt_at=now + _busy_postpone(),
         claimed_until=None,
         updated_at=now,
     )
+
+
+def _busy_postpone() -> timedelta:
+    return timedelta(seconds=float(settings.WEBHOOK_BUSY_POSTPONE_SECONDS))
 
 
 def _mark_lost(delivery: WebhookDelivery, now: datetime) -> None:
@@ -749,14 +758,17 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
         with transaction.atomic():
             text = _db_text(body.decode("utf-8", "replace"))
             _attempt_finish(attempt, ms, ok, status, text, _db_text(error))
-            return _record_outcome(delivery, ok, status, ended)
+            outcome = _record_outcome(delivery, ok, status, ended)
     except DatabaseError:
         # Whatever the receiver answered must not leave the delivery `delivering` (and resent
         # forever): the attempt is recorded as failed, without the part that did not save.
         logger.warning("webhook_attempt_record_failed", extra={"delivery_id": str(delivery.pk)})
         with transaction.atomic():
             _attempt_finish(attempt, ms, False, None, "", "the answer could not be recorded")
-            return _record_outcome(delivery, False, None, ended)
+            outcome = _record_outcome(delivery, False, None, ended)
+    if _in_flight_limit():
+        _hand_on(delivery.endpoint_id, timezone.now())
+    return outcome
 
 
 def _db_text(text: str) -> str:
@@ -861,11 +873,15 @@ def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
     length = _queue_length() if settings.JOBS_PUBLISH else 0
     if length is not None and length < QUEUE_SHORT:
         wanted |= (due | lost_lease) & Q(sent_at__lt=now - LOST_AFTER)
+    limit = _in_flight_limit()
+    candidates = WebhookDelivery.objects.filter(wanted)
+    if limit:
+        candidates = WebhookDelivery.objects.filter(pk__in=_within_free_slots(wanted, limit, now))
     with transaction.atomic():
         ids = [
             str(pk)
             for pk in WebhookDelivery.objects.select_for_update(skip_locked=True)
-            .filter(wanted)
+            .filter(pk__in=candidates.values("pk"))
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:DISPATCH_BATCH]
         ]
@@ -873,6 +889,63 @@ def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
             WebhookDelivery.objects.filter(pk__in=ids).update(sent_at=now)
             transaction.on_commit(lambda: _publish(ids))
     return {"published": len(ids)}
+
+
+def _within_free_slots(wanted: Q, limit: int, now: datetime) -> Any:
+    """The ids of `wanted` deliveries, per endpoint at most its free slots (`limit` less its live
+    claims and its messages on their way), earliest due first: a message past the limit would
+    only be refused and postponed again, and a busy endpoint's backlog republished every run
+    would flood the queue. Each attempt that ends hands its slot on (`_hand_on`)."""
+    occupied = (
+        WebhookDelivery.objects.filter(endpoint_id=OuterRef("endpoint_id"))
+        .filter(
+            Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__gte=now)
+            | (
+                Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+                & Q(sent_at__gte=F("next_attempt_at"))
+                & Q(sent_at__gte=now - UNCLAIMED_AFTER)
+            )
+        )
+        .order_by()
+        .values("endpoint_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    ranked = (
+        WebhookDelivery.objects.filter(wanted)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("endpoint_id")],
+                order_by=[F("next_attempt_at").asc(), F("pk").asc()],
+            ),
+            occupied=Coalesce(Subquery(occupied), 0),
+        )
+        .filter(rank__lte=limit - F("occupied"))
+    )
+    return ranked.values("pk")
+
+
+def _hand_on(endpoint_id: Any, now: datetime) -> None:
+    """Publish the endpoint's earliest delivery that was refused for its in-flight limit and has
+    no message on its way, now that an attempt of it ended: a busy endpoint's backlog moves as
+    fast as its receiver answers, not at the dispatcher's pace."""
+    with transaction.atomic():
+        ids = [
+            str(pk)
+            for pk in WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(
+                endpoint_id=endpoint_id,
+                status=WebhookDelivery.Status.PENDING,
+                next_attempt_at__lte=now + _busy_postpone(),
+                sent_at__lt=F("next_attempt_at"),
+            )
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:1]
+        ]
+        if ids:
+            WebhookDelivery.objects.filter(pk__in=ids).update(next_attempt_at=now, sent_at=now)
+            transaction.on_commit(lambda: _publish(ids))
 
 
 # --- retention -----------------------------------------------------------------------------------
