@@ -54,14 +54,6 @@ RESPONSE_BODY_BYTES = 1024
 RETRY_SCHEDULE: tuple[int, ...] = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 JITTER = 0.2
-# A message published but never claimed is taken for lost (a broker restart) only after this
-# long, and only while the queue is short: a backlog is slow, not lost, and republishing it
-# would double it.
-LOST_AFTER = timedelta(minutes=30)
-# A message published this long ago whose delivery is still due and unclaimed is taken for lost
-# while the queue is short (a worker killed after taking it, before claiming); see
-# webhook_dispatch. Several leases: a message waiting behind a slow claim is not lost.
-UNCLAIMED_AFTER = timedelta(minutes=2)
 # How often a disabled endpoint's waiting deliveries are looked at again.
 DISABLED_RECHECK = timedelta(hours=1)
 QUEUE_SHORT = 100
@@ -635,6 +627,11 @@ def _postpone_while_busy(delivery_id: Any, now: datetime) -> None:
     )
 
 
+def _unclaimed_after() -> timedelta:
+    """How long a published message may go unclaimed before it is taken for lost."""
+    return timedelta(seconds=float(settings.WEBHOOK_UNCLAIMED_AFTER_SECONDS))
+
+
 def _busy_postpone() -> timedelta:
     return timedelta(seconds=float(settings.WEBHOOK_BUSY_POSTPONE_SECONDS))
 
@@ -840,12 +837,18 @@ def _auto_disable_check(delivery: WebhookDelivery) -> None:
 
 def _queue_length() -> int | None:
     """Messages waiting on the `webhooks` queue (None: unknown, the broker is unreachable)."""
+    from kombu.exceptions import ChannelError
+
     from autoglue.celery import app
 
     try:
         with app.connection_for_write() as conn:
             declared = conn.default_channel.queue_declare(queue=QUEUE, passive=True)
             return int(declared.message_count)
+    except ChannelError:
+        # The broker answered that the queue does not exist: Redis drops a list once it is
+        # empty, which is exactly when a worker killed mid-claim has taken the last message.
+        return 0
     except Exception:  # noqa: BLE001 - unknown means "do not republish what may be queued"
         return None
 
@@ -858,7 +861,12 @@ def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
     - deliveries whose lease ran out (the worker died mid-request), once per lease;
     - messages that failed to publish (`sent_at` cleared);
     - and, only while the queue is short (`QUEUE_SHORT`), messages published more than
-      `LOST_AFTER` ago and never claimed (lost with a broker restart).
+      WEBHOOK_UNCLAIMED_AFTER_SECONDS ago and never claimed: a worker killed between taking
+      the message and claiming it (Redis gives an unacknowledged message back only after its
+      visibility timeout, hours), or a broker restart. A backlog is slow, not lost, and
+      republishing it would double it, hence the queue's length first. A message that was not
+      lost after all (a worker holding it still) finds the delivery claimed or no longer due:
+      the claim is conditional, so it cannot be sent twice.
 
     Runs on the maintenance queue, so a backlog on `webhooks` does not delay it."""
     now = now or timezone.now()
@@ -872,7 +880,7 @@ def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
     wanted = (due | lost_lease) & unsent
     length = _queue_length() if settings.JOBS_PUBLISH else 0
     if length is not None and length < QUEUE_SHORT:
-        wanted |= (due | lost_lease) & Q(sent_at__lt=now - LOST_AFTER)
+        wanted |= (due | lost_lease) & Q(sent_at__lt=now - _unclaimed_after())
     limit = _in_flight_limit()
     candidates = WebhookDelivery.objects.filter(wanted)
     if limit:
@@ -903,7 +911,7 @@ def _within_free_slots(wanted: Q, limit: int, now: datetime) -> Any:
             | (
                 Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
                 & Q(sent_at__gte=F("next_attempt_at"))
-                & Q(sent_at__gte=now - UNCLAIMED_AFTER)
+                & Q(sent_at__gte=now - _unclaimed_after())
             )
         )
         .order_by()
