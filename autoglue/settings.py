@@ -468,6 +468,11 @@ WEBHOOK_MANUAL_SEND_RATE_LIMIT = env.str("WEBHOOK_MANUAL_SEND_RATE_LIMIT", defau
 # receiver holds at most this many of the webhooks worker's threads (docs/webhooks.md).
 WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=4)
 WEBHOOK_BUSY_POSTPONE_SECONDS = env.float("WEBHOOK_BUSY_POSTPONE_SECONDS", default=2.0)
+# A delivery still due and unclaimed this long after its message was published is published
+# again while the `webhooks` queue is short (a worker killed after taking the message, before
+# claiming it; Redis would give the message back only after its visibility timeout, hours).
+# Several leases: a message waiting behind a slow claim is not lost (docs/webhooks.md).
+WEBHOOK_UNCLAIMED_AFTER_SECONDS = env.float("WEBHOOK_UNCLAIMED_AFTER_SECONDS", default=120.0)
 # Ports a webhook URL may name (80 is also allowed for http:// with WEBHOOK_ALLOW_HTTP); empty:
 # any port. Keeps a webhook from probing a host's other services.
 WEBHOOK_ALLOWED_PORTS = [

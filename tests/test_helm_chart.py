@@ -306,6 +306,25 @@ def test_the_network_policy_allows_only_database_redis_dns_ssh_and_https_out():
     ]
 
 
+def test_the_webhooks_worker_reaches_receivers_but_not_the_metadata_service_or_private_ranges():
+    values = _values("production-values.yaml")
+    values["networkPolicy"].pop("webhookDeniedCIDRs", None)  # the chart's defaults
+    policy = _by_kind(_render(values), "NetworkPolicy")["autoglue-webhooks-worker"]
+    [rule] = policy["spec"]["egress"]
+    assert {p["port"] for p in rule["ports"]} == {443, 8443}
+    v4, v6 = (peer["ipBlock"] for peer in rule["to"])
+    assert (v4["cidr"], v6["cidr"]) == ("0.0.0.0/0", "::/0")
+    assert "169.254.0.0/16" in v4["except"]  # 169.254.169.254, the metadata service
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"} <= set(v4["except"])
+    assert {"fe80::/10", "fc00::/7", "::1/128"} <= set(v6["except"])
+
+    # An operator with receivers on a private network keeps only the link-local ranges out.
+    values["networkPolicy"]["webhookDeniedCIDRs"] = ["169.254.0.0/16", "fe80::/10"]
+    policy = _by_kind(_render(values), "NetworkPolicy")["autoglue-webhooks-worker"]
+    v4, v6 = (peer["ipBlock"] for peer in policy["spec"]["egress"][0]["to"])
+    assert (v4["except"], v6["except"]) == (["169.254.0.0/16"], ["fe80::/10"])
+
+
 def test_metrics_are_scraped_with_the_bearer_token_from_its_secret():
     objects = _render(_values("production-values.yaml"))
     monitors = _by_kind(objects, "ServiceMonitor")
@@ -509,7 +528,8 @@ def test_only_the_webhooks_worker_may_reach_receivers_on_the_webhook_ports():
     assert extra["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "webhooks-worker"
     assert extra["policyTypes"] == ["Egress"]
     assert [p["port"] for rule in extra["egress"] for p in rule["ports"]] == [443, 8443]
-    assert "to" not in extra["egress"][0]  # receivers are anywhere; Autoglue checks addresses
+    # Receivers are anywhere but the denied ranges (see the test on the metadata service).
+    assert [peer["ipBlock"]["cidr"] for peer in extra["egress"][0]["to"]] == ["0.0.0.0/0", "::/0"]
     # The ports follow WEBHOOK_ALLOWED_PORTS' default.
     from django.conf import settings
 

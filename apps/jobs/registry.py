@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 QUEUE_SSH = "ssh"
 QUEUE_MAINTENANCE = "maintenance"
 QUEUE_DEFAULT = "default"
+# Webhook deliveries (apps.webhooks): not job runs, but a queue a worker must consume all the same.
+QUEUE_WEBHOOKS = "webhooks"
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,13 @@ def names() -> list[str]:
 
 
 def queues() -> list[str]:
-    """Every queue a registered kind runs on, and the three every installation has."""
+    """Every queue a registered kind runs on, and the four every installation has."""
     return sorted(
-        {QUEUE_DEFAULT, QUEUE_MAINTENANCE, QUEUE_SSH, *(k.queue for k in _KINDS.values())}
+        {
+            QUEUE_DEFAULT,
+            QUEUE_MAINTENANCE,
+            QUEUE_SSH,
+            QUEUE_WEBHOOKS,
+            *(k.queue for k in _KINDS.values()),
+        }
     )

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.jobs import broker, registry, selectors
 from apps.jobs.models import JobRun
+from apps.webhooks import selectors as webhook_selectors
 
 _WAITING = (JobRun.Status.QUEUED, JobRun.Status.RETRYING)
 
@@ -117,4 +118,8 @@ def _queues_verdict() -> str:
         return "ok"
     lengths = broker.queue_lengths(idle) or {}
     stuck = selectors.queues_with_waiting_runs(idle) | {q for q in idle if lengths.get(q)}
+    if registry.QUEUE_WEBHOOKS in idle and webhook_selectors.webhook_deliveries_due_exist():
+        # Deliveries are not job runs: their waiting work is a due delivery, whether or not its
+        # message is still in the broker.
+        stuck.add(registry.QUEUE_WEBHOOKS)
     return f"no consumer: {', '.join(sorted(stuck))}" if stuck else "ok"

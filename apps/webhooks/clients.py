@@ -60,30 +60,56 @@ class Answer:
 
 
 # Name lookups run here so a resolver that never answers cannot hold a delivery past its
-# deadline: the webhooks worker is a threads pool, where Celery's time limits do not apply.
-_resolver: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
+# deadline: the webhooks worker is a threads pool, where Celery's time limits do not apply. A
+# lookup that times out still holds its thread until the system resolver gives up, so one host
+# may hold at most RESOLVER_STUCK_PER_HOST of them (those left by earlier attempts included):
+# a further lookup of that host fails at once as timed out, and a tenant whose DNS hangs cannot
+# take the threads every other endpoint's lookups need. Threads are made only when needed, so
+# the pool's size is a ceiling, sized well above the worker's concurrency.
+_resolver: tuple[int, concurrent.futures.ThreadPoolExecutor, dict[str, int]] | None = None
 _resolver_lock = threading.Lock()
-RESOLVER_THREADS = 8
+RESOLVER_STUCK_PER_HOST = 2
 
 
-def _resolver_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """This process's lookup threads (made after a fork, never inherited from the parent)."""
+def _resolver_threads() -> int:
+    """The lookup threads' ceiling: each delivery in flight needs one, and hosts that hang keep
+    at most RESOLVER_STUCK_PER_HOST each beside them."""
+    return max(4 * int(settings.WEBHOOK_WORKER_CONCURRENCY), 16)
+
+
+def _resolver_state() -> tuple[concurrent.futures.ThreadPoolExecutor, dict[str, int]]:
+    """This process's lookup threads and its count of unfinished lookups per host (made after a
+    fork, never inherited from the parent). Call with `_resolver_lock` held."""
     global _resolver
-    with _resolver_lock:
-        if _resolver is None or _resolver[0] != os.getpid():
-            pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=RESOLVER_THREADS, thread_name_prefix="webhook-dns"
-            )
-            _resolver = (os.getpid(), pool)
-        return _resolver[1]
+    if _resolver is None or _resolver[0] != os.getpid():
+        pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=_resolver_threads(), thread_name_prefix="webhook-dns"
+        )
+        _resolver = (os.getpid(), pool, {})
+    return _resolver[1], _resolver[2]
 
 
 def _lookup(host: str, port: int, timeout: float | None) -> list:
     if timeout is None:
         return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    future = _resolver_pool().submit(
-        lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    )
+    key = host.lower().rstrip(".")
+    with _resolver_lock:
+        pool, unfinished = _resolver_state()
+        if unfinished.get(key, 0) >= RESOLVER_STUCK_PER_HOST:
+            raise TimeoutError("the host name did not resolve in time")
+        unfinished[key] = unfinished.get(key, 0) + 1
+
+        def finished(_: concurrent.futures.Future) -> None:
+            with _resolver_lock:
+                left = unfinished.get(key, 1) - 1
+                if left > 0:
+                    unfinished[key] = left
+                else:
+                    unfinished.pop(key, None)
+
+        future = pool.submit(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    # Outside the lock: a lookup that ended already runs its callback at once, in this thread.
+    future.add_done_callback(finished)
     try:
         return future.result(timeout=timeout)
     except concurrent.futures.TimeoutError:

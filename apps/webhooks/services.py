@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -53,10 +54,6 @@ RESPONSE_BODY_BYTES = 1024
 RETRY_SCHEDULE: tuple[int, ...] = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 JITTER = 0.2
-# A message published but never claimed is taken for lost (a broker restart) only after this
-# long, and only while the queue is short: a backlog is slow, not lost, and republishing it
-# would double it.
-LOST_AFTER = timedelta(minutes=30)
 # How often a disabled endpoint's waiting deliveries are looked at again.
 DISABLED_RECHECK = timedelta(hours=1)
 QUEUE_SHORT = 100
@@ -629,10 +626,19 @@ def _postpone_while_busy(delivery_id: Any, now: datetime) -> None:
         Q(endpoint__enabled=True) | Q(event__type=WEBHOOK_TEST)
     ).update(
         status=WebhookDelivery.Status.PENDING,
-        next_attempt_at=now + timedelta(seconds=float(settings.WEBHOOK_BUSY_POSTPONE_SECONDS)),
+        next_attempt_at=now + _busy_postpone(),
         claimed_until=None,
         updated_at=now,
     )
+
+
+def _unclaimed_after() -> timedelta:
+    """How long a published message may go unclaimed before it is taken for lost."""
+    return timedelta(seconds=float(settings.WEBHOOK_UNCLAIMED_AFTER_SECONDS))
+
+
+def _busy_postpone() -> timedelta:
+    return timedelta(seconds=float(settings.WEBHOOK_BUSY_POSTPONE_SECONDS))
 
 
 def _mark_lost(delivery: WebhookDelivery, now: datetime) -> None:
@@ -754,14 +760,17 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
         with transaction.atomic():
             text = _db_text(body.decode("utf-8", "replace"))
             _attempt_finish(attempt, ms, ok, status, text, _db_text(error))
-            return _record_outcome(delivery, ok, status, ended)
+            outcome = _record_outcome(delivery, ok, status, ended)
     except DatabaseError:
         # Whatever the receiver answered must not leave the delivery `delivering` (and resent
         # forever): the attempt is recorded as failed, without the part that did not save.
         logger.warning("webhook_attempt_record_failed", extra={"delivery_id": str(delivery.pk)})
         with transaction.atomic():
             _attempt_finish(attempt, ms, False, None, "", "the answer could not be recorded")
-            return _record_outcome(delivery, False, None, ended)
+            outcome = _record_outcome(delivery, False, None, ended)
+    if _in_flight_limit():
+        _hand_on(delivery.endpoint_id, timezone.now())
+    return outcome
 
 
 def _db_text(text: str) -> str:
@@ -833,12 +842,18 @@ def _auto_disable_check(delivery: WebhookDelivery) -> None:
 
 def _queue_length() -> int | None:
     """Messages waiting on the `webhooks` queue (None: unknown, the broker is unreachable)."""
+    from kombu.exceptions import ChannelError
+
     from autoglue.celery import app
 
     try:
         with app.connection_for_write() as conn:
             declared = conn.default_channel.queue_declare(queue=QUEUE, passive=True)
             return int(declared.message_count)
+    except ChannelError:
+        # The broker answered that the queue does not exist: Redis drops a list once it is
+        # empty, which is exactly when a worker killed mid-claim has taken the last message.
+        return 0
     except Exception:  # noqa: BLE001 - unknown means "do not republish what may be queued"
         return None
 
@@ -851,7 +866,12 @@ def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
     - deliveries whose lease ran out (the worker died mid-request), once per lease;
     - messages that failed to publish (`sent_at` cleared);
     - and, only while the queue is short (`QUEUE_SHORT`), messages published more than
-      `LOST_AFTER` ago and never claimed (lost with a broker restart).
+      WEBHOOK_UNCLAIMED_AFTER_SECONDS ago and never claimed: a worker killed between taking
+      the message and claiming it (Redis gives an unacknowledged message back only after its
+      visibility timeout, hours), or a broker restart. A backlog is slow, not lost, and
+      republishing it would double it, hence the queue's length first. A message that was not
+      lost after all (a worker holding it still) finds the delivery claimed or no longer due:
+      the claim is conditional, so it cannot be sent twice.
 
     Runs on the maintenance queue, so a backlog on `webhooks` does not delay it."""
     now = now or timezone.now()
@@ -865,12 +885,16 @@ def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
     wanted = (due | lost_lease) & unsent
     length = _queue_length() if settings.JOBS_PUBLISH else 0
     if length is not None and length < QUEUE_SHORT:
-        wanted |= (due | lost_lease) & Q(sent_at__lt=now - LOST_AFTER)
+        wanted |= (due | lost_lease) & Q(sent_at__lt=now - _unclaimed_after())
+    limit = _in_flight_limit()
+    candidates = WebhookDelivery.objects.filter(wanted)
+    if limit:
+        candidates = WebhookDelivery.objects.filter(pk__in=_within_free_slots(wanted, limit, now))
     with transaction.atomic():
         ids = [
             str(pk)
             for pk in WebhookDelivery.objects.select_for_update(skip_locked=True)
-            .filter(wanted)
+            .filter(pk__in=candidates.values("pk"))
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:DISPATCH_BATCH]
         ]
@@ -878,6 +902,63 @@ def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
             WebhookDelivery.objects.filter(pk__in=ids).update(sent_at=now)
             transaction.on_commit(lambda: _publish(ids))
     return {"published": len(ids)}
+
+
+def _within_free_slots(wanted: Q, limit: int, now: datetime) -> Any:
+    """The ids of `wanted` deliveries, per endpoint at most its free slots (`limit` less its live
+    claims and its messages on their way), earliest due first: a message past the limit would
+    only be refused and postponed again, and a busy endpoint's backlog republished every run
+    would flood the queue. Each attempt that ends hands its slot on (`_hand_on`)."""
+    occupied = (
+        WebhookDelivery.objects.filter(endpoint_id=OuterRef("endpoint_id"))
+        .filter(
+            Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__gte=now)
+            | (
+                Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+                & Q(sent_at__gte=F("next_attempt_at"))
+                & Q(sent_at__gte=now - _unclaimed_after())
+            )
+        )
+        .order_by()
+        .values("endpoint_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    ranked = (
+        WebhookDelivery.objects.filter(wanted)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("endpoint_id")],
+                order_by=[F("next_attempt_at").asc(), F("pk").asc()],
+            ),
+            occupied=Coalesce(Subquery(occupied), 0),
+        )
+        .filter(rank__lte=limit - F("occupied"))
+    )
+    return ranked.values("pk")
+
+
+def _hand_on(endpoint_id: Any, now: datetime) -> None:
+    """Publish the endpoint's earliest delivery that was refused for its in-flight limit and has
+    no message on its way, now that an attempt of it ended: a busy endpoint's backlog moves as
+    fast as its receiver answers, not at the dispatcher's pace."""
+    with transaction.atomic():
+        ids = [
+            str(pk)
+            for pk in WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(
+                endpoint_id=endpoint_id,
+                status=WebhookDelivery.Status.PENDING,
+                next_attempt_at__lte=now + _busy_postpone(),
+                sent_at__lt=F("next_attempt_at"),
+            )
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:1]
+        ]
+        if ids:
+            WebhookDelivery.objects.filter(pk__in=ids).update(next_attempt_at=now, sent_at=now)
+            transaction.on_commit(lambda: _publish(ids))
 
 
 # --- retention -----------------------------------------------------------------------------------

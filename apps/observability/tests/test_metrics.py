@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from apps.jobs import broker, services
 from apps.jobs.models import JobRun
 from apps.maintenance.tests.factories import JobRunFactory
+from apps.observability.selectors import queues_check_forget
 
 pytestmark = pytest.mark.django_db
 
@@ -270,6 +271,29 @@ def test_readyz_names_a_queue_with_work_and_no_consumer(operator, consumers, cli
     assert body["checks"]["queues"] == "no consumer: ssh"
     assert _value(families, "autoglue_queue_consumers", queue="ssh") == 0
     assert _value(families, "autoglue_queue_consumers", queue="default") == 1
+
+
+def test_readyz_names_the_webhooks_queue_when_a_due_delivery_has_no_worker(
+    operator, consumers, org, settings
+):
+    from apps.orgs.tests.factories import MembershipFactory
+    from apps.webhooks import services as webhook_services
+    from apps.webhooks.models import WebhookDelivery
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    webhook_services.webhook_endpoint_create(organization=org, url="https://hooks.example.com/")
+    MembershipFactory(organization=org)  # member.added: a delivery, due now
+    assert WebhookDelivery.objects.filter(status="pending").exists()
+    broker.consumer_beat(queues=["default", "maintenance", "ssh"], hostname="worker@a")
+
+    body = operator.get("/api/v1/readyz").json()
+
+    assert body["status"] == "degraded"
+    assert body["checks"]["queues"] == "no consumer: webhooks"
+
+    queues_check_forget()
+    broker.consumer_beat(queues=["webhooks"], hostname="webhooks@a")
+    assert operator.get("/api/v1/readyz").json()["checks"]["queues"] == "ok"
 
 
 def test_readyz_is_ok_once_a_worker_consumes_the_queue(anon, consumers):

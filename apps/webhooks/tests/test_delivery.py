@@ -413,9 +413,9 @@ def test_the_dispatcher_republishes_only_what_has_no_message_on_its_way(
     endpoint_for(receiver)
     now = timezone.now()
     fresh, published_retry, lost_first, unpublished_retry = (_member_added(org) for _ in range(4))
-    # A first attempt published 10 minutes ago is waiting in a queue: not lost yet.
+    # A first attempt published a minute ago is waiting in a queue: not lost yet.
     WebhookDelivery.objects.filter(pk=fresh.pk).update(
-        next_attempt_at=now - timedelta(minutes=10), sent_at=now - timedelta(minutes=10)
+        next_attempt_at=now - timedelta(minutes=1), sent_at=now - timedelta(minutes=1)
     )
     # A retry already published for this attempt.
     WebhookDelivery.objects.filter(pk=published_retry.pk).update(
@@ -433,6 +433,34 @@ def test_the_dispatcher_republishes_only_what_has_no_message_on_its_way(
     assert services.webhook_dispatch() == {"published": 2}
     republished = WebhookDelivery.objects.filter(sent_at__gte=now).values_list("pk", flat=True)
     assert set(republished) == {lost_first.pk, unpublished_retry.pk}
+
+
+def test_a_message_taken_by_a_worker_killed_before_its_claim_is_sent_again_within_minutes(
+    org, receiver, endpoint_for, settings, django_capture_on_commit_callbacks
+):
+    import redis
+
+    settings.JOBS_PUBLISH = True
+    endpoint_for(receiver)
+    delivery = _member_added(org)
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    services._publish([str(delivery.pk)])
+    assert broker.lpop("webhooks")  # a worker took the message, and died before claiming
+    taken = timezone.now() - timedelta(seconds=settings.WEBHOOK_UNCLAIMED_AFTER_SECONDS + 5)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=taken, sent_at=taken)
+
+    # A long queue is a backlog, not a loss: nothing is doubled.
+    broker.rpush("webhooks", *[b"{}"] * services.QUEUE_SHORT)
+    assert services.webhook_dispatch() == {"published": 0}
+    broker.delete("webhooks")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.webhook_dispatch() == {"published": 1}
+    assert broker.llen("webhooks") == 1
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "succeeded"
+    # The lost message, had it come back after all, cannot send it twice.
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == "skipped"
+    assert len(receiver.requests) == 1
 
 
 def test_the_dispatcher_runs_on_the_maintenance_queue():

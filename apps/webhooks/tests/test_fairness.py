@@ -139,16 +139,58 @@ def test_concurrent_claims_of_one_endpoint_never_pass_its_limit(
 
 
 @pytest.mark.django_db(transaction=True)  # committed, so the org's data key is cached
-def test_a_first_attempt_that_succeeds_costs_ten_sql_statements(
+def test_a_first_attempt_that_succeeds_costs_thirteen_sql_statements(
     org, receiver, endpoint_for, django_assert_num_queries
 ):
     # BEGIN, the delivery with its event and endpoint (the endpoint's row locked), the claim,
     # the attempt's row, COMMIT; then BEGIN, the attempt's outcome, the delivery's, clearing
-    # the endpoint's failing mark (a no-op here), COMMIT. The org's data key comes from the
-    # process cache (warmed by the first delivery).
+    # the endpoint's failing mark (a no-op here), COMMIT; then BEGIN, the endpoint's next
+    # delivery refused for its in-flight limit (none here), COMMIT. The org's data key comes
+    # from the process cache (warmed by the first delivery).
     endpoint_for(receiver)
     warm, measured = _deliveries(org, 2)
     services.webhook_delivery_attempt(delivery_id=warm.pk)
 
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(13):
         assert services.webhook_delivery_attempt(delivery_id=measured.pk) == "succeeded"
+
+
+def test_the_dispatcher_publishes_a_busy_endpoint_s_backlog_only_into_free_slots(
+    org, receiver, endpoint_for, settings
+):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 4
+    endpoint_for(receiver)
+    deliveries = _deliveries(org, 40)
+    for delivery in deliveries[:4]:
+        _in_flight(delivery)
+    # The other 36 were refused for the limit: pending, postponed, no message on its way.
+    later = timezone.now() - timedelta(seconds=1)
+    WebhookDelivery.objects.filter(pk__in=[d.pk for d in deliveries[4:]]).update(
+        next_attempt_at=later, sent_at=later - timedelta(seconds=5)
+    )
+
+    rounds = [services.webhook_dispatch()["published"] for _ in range(5)]
+    assert rounds == [0, 0, 0, 0, 0]
+
+    WebhookDelivery.objects.filter(pk=deliveries[0].pk).update(status="succeeded")
+    assert services.webhook_dispatch() == {"published": 1}  # the one slot that came free
+    assert services.webhook_dispatch() == {"published": 0}
+
+
+def test_an_attempt_that_ends_hands_its_slot_to_the_endpoint_s_next_waiting_delivery(
+    org, receiver, endpoint_for, settings
+):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 1
+    endpoint_for(receiver)
+    first, second = _deliveries(org, 2)
+    _in_flight(second)
+    assert services.webhook_delivery_attempt(delivery_id=first.pk) == "skipped"  # refused: busy
+    WebhookDelivery.objects.filter(pk=second.pk).update(status="pending", attempts=0)
+    first.refresh_from_db()
+    assert first.sent_at < first.next_attempt_at  # waiting, no message on its way
+
+    assert services.webhook_delivery_attempt(delivery_id=second.pk) == "succeeded"
+
+    first.refresh_from_db()
+    assert first.sent_at >= first.next_attempt_at  # published again without the dispatcher
+    assert services.webhook_delivery_attempt(delivery_id=first.pk) == "succeeded"

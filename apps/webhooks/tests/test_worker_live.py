@@ -4,13 +4,16 @@ once and, de-duplicating by `webhook-id`, every event exactly once."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
+from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.orgs.tests.factories import MembershipFactory
 from apps.webhooks import services
-from apps.webhooks.models import WebhookAttempt, WebhookDelivery
+from apps.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from apps.webhooks.tests.receiver import receiver_running
 from tests import live
 
@@ -18,45 +21,78 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_worker_killed_mid_delivery_loses_no_event(org, tmp_path, settings):
+    """Both ways a kill can catch a delivery, each made to happen: one child mid-request (its
+    lease runs out) and the other holding a message it has not claimed yet (blocked on a second
+    endpoint's row lock, which the test holds): the second is sent again once
+    WEBHOOK_UNCLAIMED_AFTER_SECONDS have passed, not after Redis's visibility timeout."""
     settings.JOBS_PUBLISH = True
     settings.WEBHOOK_ALLOW_HTTP = True
-    settings.WEBHOOK_TIMEOUT_SECONDS = 2.0
+    settings.WEBHOOK_TIMEOUT_SECONDS = 6.0
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
     settings.WEBHOOK_ALLOWED_PORTS = []
+    settings.WEBHOOK_UNCLAIMED_AFTER_SECONDS = 5.0  # the dispatcher runs here, in the test
     env = live.process_env(
         WEBHOOK_ALLOW_HTTP="true",
-        WEBHOOK_TIMEOUT_SECONDS="2",
+        WEBHOOK_TIMEOUT_SECONDS="6",
         WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
         WEBHOOK_ALLOWED_PORTS="",
     )
     with receiver_running() as receiver:
-        # Each answer takes a second: a worker is always in the middle of one.
-        receiver.delay = 1.0
+        # Each answer takes 3 s: the kill lands while one child is in the middle of one.
+        receiver.delay = 3.0
         endpoint, secret = services.webhook_endpoint_create(organization=org, url=receiver.url)
+        receiver.secrets.append(secret)
+        locked_endpoint, secret = services.webhook_endpoint_create(
+            organization=org, url=receiver.url
+        )
         receiver.secrets.append(secret)
         first = live.start_worker(
             tmp_path, env, name="first", queues="webhooks", pool="prefork", concurrency=2
         )
         second = None
+        locked, release = threading.Event(), threading.Event()
+
+        def hold_endpoint_lock() -> None:
+            try:
+                with transaction.atomic():
+                    WebhookEndpoint.objects.select_for_update(no_key=True).get(
+                        pk=locked_endpoint.pk
+                    )
+                    locked.set()
+                    release.wait(60)
+            finally:
+                connection.close()
+
+        holder = threading.Thread(target=hold_endpoint_lock)
         try:
+            holder.start()
+            assert locked.wait(10)
             for _ in range(12):
                 MembershipFactory(organization=org)
-            try:
-                live.wait_until(
-                    lambda: WebhookAttempt.objects.filter(outcome="running").exists(),
-                    60,
-                    "an attempt in flight",
-                )
-            except AssertionError:
-                import redis
-
-                queued = redis.Redis.from_url(settings.REDIS_URL).llen("webhooks")
-                counts = list(WebhookDelivery.objects.values_list("status", "attempts"))
-                raise AssertionError(f"{queued} {counts}\n{first.output()}") from None
+            live.wait_until(
+                lambda: (
+                    WebhookAttempt.objects.filter(outcome="running").exists()
+                    and _a_claim_waits_on_a_lock()
+                ),
+                60,
+                "one child mid-request while the other waits to claim",
+                interval=0.05,
+            )
             first.kill()  # kill -9 the whole worker: main process and pool
+            killed_at = timezone.now()
+            release.set()
+            holder.join()
             killed_in_flight = WebhookAttempt.objects.filter(outcome="running").count()
             second = live.start_worker(
                 tmp_path, env, name="second", queues="webhooks", pool="prefork", concurrency=2
+            )
+            # Nothing of the first worker's is on the queue any more: what it had taken (the
+            # blocked claim's message, and what it had prefetched) is back only through the
+            # dispatcher.
+            unclaimed = list(
+                WebhookDelivery.objects.filter(
+                    status="pending", attempts=0, sent_at__lt=killed_at
+                ).values_list("pk", flat=True)
             )
 
             def all_delivered() -> bool:
@@ -64,7 +100,9 @@ def test_a_worker_killed_mid_delivery_loses_no_event(org, tmp_path, settings):
                 return not WebhookDelivery.objects.exclude(status="succeeded").exists()
 
             live.wait_until(all_delivered, 120, "every delivery to succeed", interval=1)
+            recovered_in = (timezone.now() - killed_at).total_seconds()
         finally:
+            release.set()
             first.stop()
             if second is not None:
                 second.stop()
@@ -72,11 +110,25 @@ def test_a_worker_killed_mid_delivery_loses_no_event(org, tmp_path, settings):
         event_ids = {str(pk) for pk in WebhookDelivery.objects.values_list("event_id", flat=True)}
 
         assert killed_in_flight >= 1
+        assert unclaimed  # the case the fix is about did happen
+        # Within the killed attempt's lease plus the deliveries' own time (3 s each on two
+        # children), far below Redis's visibility timeout or the old half hour.
+        lease = services._lease().total_seconds()
+        assert recovered_in < lease + 3 * WebhookDelivery.objects.count() / 2 + 20
         assert len(event_ids) == 12
         assert receiver.bad_signatures == 0
         assert receiver.unique_ids == event_ids
         assert len(receiver.seen_ids) >= len(event_ids)
         assert WebhookAttempt.objects.filter(outcome="lost").count() >= 1
+
+
+def _a_claim_waits_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0
 
 
 def test_a_hanging_endpoint_holds_only_its_share_of_the_webhooks_worker(
