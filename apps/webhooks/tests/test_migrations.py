@@ -11,7 +11,9 @@ from django.db.migrations.executor import MigrationExecutor
 from apps.webhooks import services
 from apps.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
-pytestmark = pytest.mark.django_db
+# Migration 0005 builds its index CONCURRENTLY, which PostgreSQL refuses inside a transaction:
+# the test runs outside one, as `migrate` does.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = ("webhooks", "0003_dispatch_on_maintenance")
 
