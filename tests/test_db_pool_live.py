@@ -120,6 +120,69 @@ def test_a_burst_of_requests_waiting_on_the_database_holds_at_most_the_pool_per_
         web.stop()
 
 
+PROBE_TIMEOUT = 4.0  # the chart's readinessProbe and livenessProbe timeoutSeconds
+
+
+def test_with_every_pooled_connection_busy_readyz_and_healthz_still_answer_200_within_the_probe_timeout(  # noqa: E501
+    tmp_path, org, member
+):
+    """A full pool means PostgreSQL is reachable: a busy pod must stay ready (taking it out of
+    service moves its load onto the others until every pod is unready), and its liveness never
+    depends on the database."""
+    headers = headers_for(member, org)
+    env = live.process_env(
+        DATABASE_POOL_MAX_SIZE="2",
+        # The chart's default, longer than the probes' timeout.
+        DATABASE_POOL_TIMEOUT="5",
+        RATE_LIMIT="100000/m",
+        RATE_LIMIT_USER="100000/m",
+        RATE_LIMIT_KEY="100000/m",
+    )
+    web, url = live.start_web(tmp_path, env, workers=1)
+    worker = live.process_tree(web.proc.pid)[1]
+    pg_port = int(connection.settings_dict["PORT"] or 5432)
+    db = connection.settings_dict
+    try:
+        with psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
+        ) as holder:
+            holder.execute(f'LOCK TABLE "{Server._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+            servers = f"{url}/api/v1/servers"
+            senders = [
+                threading.Thread(target=requests.get, args=(servers,), kwargs={"headers": headers})
+                for _ in range(4)
+            ]
+            for sender in senders:
+                sender.start()
+            # Both pooled connections taken by requests waiting on the lock, two more waiting
+            # for the pool.
+            deadline = time.monotonic() + 10
+            while live.tcp_connections([worker], pg_port) < 2:
+                assert time.monotonic() < deadline, "the pool never filled"
+                time.sleep(0.05)
+            time.sleep(0.3)
+            ready = requests.get(f"{url}/api/v1/readyz", timeout=30)
+            alive = requests.get(f"{url}/api/v1/healthz", timeout=30)
+            holder.rollback()
+        for sender in senders:
+            sender.join(timeout=60)
+        assert ready.status_code == 200, ready.text
+        assert ready.elapsed.total_seconds() < PROBE_TIMEOUT, ready.elapsed
+        assert ready.json()["checks"]["database"] == "ok", ready.json()
+        # Said, for whoever reads it: busy, not gone.
+        assert ready.json()["checks"]["database_pool"] == "exhausted", ready.json()
+        assert ready.json()["status"] == "degraded"
+        assert alive.status_code == 200, alive.text
+        assert alive.elapsed.total_seconds() < 1, alive.elapsed
+        # Once the lock is gone the pool is back: ready with no word about it.
+        after = requests.get(f"{url}/api/v1/readyz", timeout=30).json()
+        assert after["checks"]["database"] == "ok"
+        assert "database_pool" not in after["checks"], after
+        assert "Traceback" not in web.output()
+    finally:
+        web.stop()
+
+
 @pytest.fixture
 def own_postgres():
     server = OwnPostgres()
