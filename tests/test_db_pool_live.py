@@ -149,7 +149,9 @@ def test_with_every_pooled_connection_busy_readyz_and_healthz_still_answer_200_w
             holder.execute(f'LOCK TABLE "{Server._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
             servers = f"{url}/api/v1/servers"
             senders = [
-                threading.Thread(target=requests.get, args=(servers,), kwargs={"headers": headers})
+                threading.Thread(
+                    target=requests.get, args=(servers,), kwargs={"headers": headers, "timeout": 60}
+                )
                 for _ in range(4)
             ]
             for sender in senders:
