@@ -81,6 +81,20 @@ def database_answers(alias: str = "default", *, connect_timeout: int = 2) -> Non
         conn.execute("SELECT 1")
 
 
+def is_pool_timeout(exc: BaseException | None) -> bool:
+    """Whether this error (or one it was raised from: Django wraps the driver's errors) is the
+    pool's timeout: every connection busy, the database itself reachable."""
+    from psycopg_pool import PoolTimeout
+
+    for _ in range(8):  # a chain of causes, never a cycle
+        if exc is None:
+            return False
+        if isinstance(exc, PoolTimeout):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 _registered = False
 
 
