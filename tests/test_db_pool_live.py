@@ -120,6 +120,71 @@ def test_a_burst_of_requests_waiting_on_the_database_holds_at_most_the_pool_per_
         web.stop()
 
 
+PROBE_TIMEOUT = 4.0  # the chart's readinessProbe and livenessProbe timeoutSeconds
+
+
+def test_with_every_pooled_connection_busy_readyz_and_healthz_still_answer_200_within_the_probe_timeout(  # noqa: E501
+    tmp_path, org, member
+):
+    """A full pool means PostgreSQL is reachable: a busy pod must stay ready (taking it out of
+    service moves its load onto the others until every pod is unready), and its liveness never
+    depends on the database."""
+    headers = headers_for(member, org)
+    env = live.process_env(
+        DATABASE_POOL_MAX_SIZE="2",
+        # The chart's default, longer than the probes' timeout.
+        DATABASE_POOL_TIMEOUT="5",
+        RATE_LIMIT="100000/m",
+        RATE_LIMIT_USER="100000/m",
+        RATE_LIMIT_KEY="100000/m",
+    )
+    web, url = live.start_web(tmp_path, env, workers=1)
+    worker = live.process_tree(web.proc.pid)[1]
+    pg_port = int(connection.settings_dict["PORT"] or 5432)
+    db = connection.settings_dict
+    try:
+        with psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
+        ) as holder:
+            holder.execute(f'LOCK TABLE "{Server._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+            servers = f"{url}/api/v1/servers"
+            senders = [
+                threading.Thread(
+                    target=requests.get, args=(servers,), kwargs={"headers": headers, "timeout": 60}
+                )
+                for _ in range(4)
+            ]
+            for sender in senders:
+                sender.start()
+            # Both pooled connections taken by requests waiting on the lock, two more waiting
+            # for the pool.
+            deadline = time.monotonic() + 10
+            while live.tcp_connections([worker], pg_port) < 2:
+                assert time.monotonic() < deadline, "the pool never filled"
+                time.sleep(0.05)
+            time.sleep(0.3)
+            ready = requests.get(f"{url}/api/v1/readyz", timeout=30)
+            alive = requests.get(f"{url}/api/v1/healthz", timeout=30)
+            holder.rollback()
+        for sender in senders:
+            sender.join(timeout=60)
+        assert ready.status_code == 200, ready.text
+        assert ready.elapsed.total_seconds() < PROBE_TIMEOUT, ready.elapsed
+        assert ready.json()["checks"]["database"] == "ok", ready.json()
+        # Said, for whoever reads it: busy, not gone.
+        assert ready.json()["checks"]["database_pool"] == "exhausted", ready.json()
+        assert ready.json()["status"] == "degraded"
+        assert alive.status_code == 200, alive.text
+        assert alive.elapsed.total_seconds() < 1, alive.elapsed
+        # Once the lock is gone the pool is back: ready with no word about it.
+        after = requests.get(f"{url}/api/v1/readyz", timeout=30).json()
+        assert after["checks"]["database"] == "ok"
+        assert "database_pool" not in after["checks"], after
+        assert "Traceback" not in web.output()
+    finally:
+        web.stop()
+
+
 @pytest.fixture
 def own_postgres():
     server = OwnPostgres()
@@ -127,7 +192,7 @@ def own_postgres():
     server.destroy()
 
 
-def test_with_a_pool_a_database_restart_gives_503s_then_answers_again_without_a_broken_connection(
+def test_with_a_pool_a_database_outage_gives_503s_then_answers_again_within_seconds(
     tmp_path, own_postgres, org, member
 ):
     headers = headers_for(member, org)
@@ -175,9 +240,61 @@ def test_with_a_pool_a_database_restart_gives_503s_then_answers_again_without_a_
             assert time.monotonic() - back_at < 20, seen
             time.sleep(0.25)
         assert set(seen) <= {200, 503}, seen
-        # Then every request is served: no pooled connection from before the restart is handed
-        # out again (the pool checks each one as it leaves).
+        # Then every request is served. (The requests during the outage found their pooled
+        # connections broken already; the pool's check on a connection that broke while idle is
+        # the next test's.)
         assert [get().status_code for _ in range(10)] == [200] * 10
+    finally:
+        web.stop()
+
+
+def test_after_a_database_restart_with_no_request_meanwhile_the_first_request_is_served(
+    tmp_path, own_postgres, org, member
+):
+    """Two connections idle in the pool when PostgreSQL restarts, and nobody asks while it is
+    down: both are broken when the next request comes. The pool's check (CONN_HEALTH_CHECKS)
+    finds that as the connection leaves the pool and opens a fresh one, so the very first
+    request after the restart is answered, not a 503 for a connection that was dead."""
+    headers = headers_for(member, org)
+    own_postgres.start()
+    own_postgres.copy_database(connection.settings_dict, "autoglue")
+    env = live.process_env(
+        DATABASE_URL=own_postgres.url("autoglue"),
+        DATABASE_POOL_MAX_SIZE="2",
+        DATABASE_POOL_TIMEOUT="5",
+    )
+    web, url = live.start_web(tmp_path, env, workers=1)
+    worker = live.process_tree(web.proc.pid)[1]
+
+    def get() -> requests.Response:
+        return requests.get(f"{url}/api/v1/servers", headers=headers, timeout=30)
+
+    try:
+        # Two requests at once, held behind a lock until both have their connection: the pool
+        # then keeps both, idle (min_size 0, closed only after a minute unused).
+        with own_postgres.connect("autoglue") as holder, holder.transaction(force_rollback=True):
+            holder.execute(f'LOCK TABLE "{Server._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+            firsts: list[int] = []
+            warmers = [threading.Thread(target=lambda: firsts.append(get().status_code))]
+            warmers.append(threading.Thread(target=lambda: firsts.append(get().status_code)))
+            for warmer in warmers:
+                warmer.start()
+            deadline = time.monotonic() + 15
+            while live.tcp_connections([worker], own_postgres.port) < 2:
+                assert time.monotonic() < deadline, "the two requests never both held one"
+                time.sleep(0.05)
+        for warmer in warmers:
+            warmer.join(timeout=30)
+        assert firsts == [200, 200]
+        assert live.tcp_connections([worker], own_postgres.port) == 2
+
+        own_postgres.stop("fast")
+        own_postgres.start()
+
+        first = get()
+        assert first.status_code == 200, first.text
+        assert [get().status_code for _ in range(5)] == [200] * 5
+        assert "Traceback" not in web.output()
     finally:
         web.stop()
 
@@ -186,7 +303,11 @@ def test_five_hundred_log_streams_opening_in_bursts_all_start_within_the_default
     tmp_path, org, member
 ):
     """The burst the pool is for (viewers reconnecting after a restart), with the web role's
-    default pool: every stream starts, and no process ever holds more than the pool."""
+    default pool: every stream starts, and no process ever holds more than the pool. The
+    streams' read threads take their connections from the same pool as the requests
+    (apps.jobs.stream), so the pool alone is the bound. The count is sampled from a thread of
+    its own all through the bursts, while the requests still hold their connections (read after
+    a batch's headers, it would only see connections already given back)."""
     server, _job = server_being_bootstrapped(org)
     headers = headers_for(member, org)
     env = live.process_env(
@@ -204,21 +325,32 @@ def test_five_hundred_log_streams_opening_in_bursts_all_start_within_the_default
     pg_port = int(connection.settings_dict["PORT"] or 5432)
     path = f"/api/v1/servers/{server.pk}/logs/stream"
     viewers: list[Viewer] = []
-    most: list[int] = []
+    samples: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.extend(live.tcp_connections([pid], pg_port) for pid in workers)
 
     async def scenario() -> None:
         try:
             for _ in range(20):
                 batch = await asyncio.gather(*(open_viewer(port, path, headers) for _ in range(25)))
                 viewers.extend(batch)
-                most.append(max(live.tcp_connections([pid], pg_port) for pid in workers))
                 assert [v.status for v in batch] == [200] * 25, [v.body for v in batch]
         finally:
             for viewer in viewers:
                 viewer.close()
 
+    sampler = threading.Thread(target=sample)
     try:
+        sampler.start()
         asyncio.run(scenario())
-        assert max(most) <= DEFAULT_POOL, most
     finally:
+        done.set()
+        sampler.join(timeout=30)
         web.stop()
+    # Sampled often enough to see the bursts, and the bound held in every sample.
+    assert len(samples) >= 100, len(samples)
+    assert max(samples) <= DEFAULT_POOL, sorted(samples)[-20:]
+    assert max(samples) > 0, "no connection was ever seen: the sampler saw nothing"

@@ -551,3 +551,57 @@ def test_the_webhooks_worker_is_a_threads_pool_off_the_default_worker_s_queues()
     from django.conf import settings
 
     assert hooks["terminationGracePeriodSeconds"] > settings.WEBHOOK_TIMEOUT_SECONDS + 30
+
+
+def _web_env(objects: list[dict[str, Any]]) -> dict[str, str | None]:
+    return {e["name"]: e.get("value") for e in _container(objects, "autoglue-web")["env"]}
+
+
+def test_persistent_connections_for_the_web_are_a_render_error_unless_its_pool_is_turned_off():
+    # Both at once would crash-loop every web pod (the settings refuse them): refused at render.
+    values = _values("defaults")
+    values["config"] = {"extra": {"DATABASE_CONN_MAX_AGE": "60"}}
+    with pytest.raises(helm.HelmError, match=r"set web\.databasePool\.maxSize: 0"):
+        _render(values)
+    # With the pool off, the web pods get the persistent connections and no pool variable.
+    values["web"] = {"databasePool": {"maxSize": 0}}
+    env = _web_env(_render(values))
+    assert env["DATABASE_CONN_MAX_AGE"] == "60"
+    assert "DATABASE_POOL_MAX_SIZE" not in env
+    assert "DATABASE_POOL_TIMEOUT" not in env
+
+
+def test_the_web_pool_is_rendered_by_default_and_a_pool_of_zero_means_a_connection_per_request():
+    env = _web_env(_render(_values("defaults")))
+    assert env["DATABASE_POOL_MAX_SIZE"] == "8"
+    assert env["DATABASE_POOL_TIMEOUT"] == "5"
+    assert "DATABASE_CONN_MAX_AGE" not in env
+    values = _values("defaults")
+    values["web"] = {"databasePool": {"maxSize": 0}}
+    env = _web_env(_render(values))
+    assert env["DATABASE_POOL_MAX_SIZE"] == "0"
+    assert "DATABASE_POOL_TIMEOUT" not in env
+
+
+def test_the_documented_postgresql_connection_budget_is_the_one_the_chart_defaults_need():
+    """docs/kubernetes.md's example, recomputed from what the default render runs."""
+    objects = _render(_values("defaults"))
+    deployments = _by_kind(objects, "Deployment")
+
+    def per_pod(name: str) -> int:
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        if name == "autoglue-web":
+            return int(env["WEB_CONCURRENCY"]) * int(env["DATABASE_POOL_MAX_SIZE"])
+        if name == "autoglue-beat":
+            return 1
+        argv = container["command"] + container.get("args", [])
+        slots = int(argv[argv.index("--concurrency") + 1])
+        # A job thread and its heartbeat thread per slot, a delivery thread per webhooks slot,
+        # and the main process.
+        return slots + 1 if name == "autoglue-webhooks-worker" else slots * 2 + 1
+
+    steady = sum(d["spec"]["replicas"] * per_pod(n) for n, d in deployments.items()) + 2
+    surge = sum(per_pod(n) for n in deployments if n != "autoglue-beat")
+    text = (ROOT / "docs" / "kubernetes.md").read_text()
+    assert f"**{steady}**" in text and f"**{steady + surge}**" in text, (steady, steady + surge)

@@ -53,6 +53,48 @@ def _forget_inherited_pools() -> None:
     pools.clear()
 
 
+def pool_exhausted(alias: str = "default") -> bool:
+    """Whether this process's pool for `alias` has every connection it may open in use, so the
+    next request for one waits. False with no pool, or one not opened yet (looking never opens
+    it: that would take a connection)."""
+    backend = sys.modules.get("django.db.backends.postgresql.base")
+    if backend is None:
+        return False
+    pool = backend.DatabaseWrapper._connection_pools.get(alias)
+    if pool is None:
+        return False
+    stats = pool.get_stats()
+    return bool(stats.get("pool_size", 0) >= pool.max_size and not stats.get("pool_available", 0))
+
+
+def database_answers(alias: str = "default", *, connect_timeout: int = 2) -> None:
+    """Connects to the database on a session of its own, outside the pool, runs `SELECT 1` and
+    closes it; raises when PostgreSQL cannot be reached in time. For readiness: a busy pool
+    means every connection is at work, not that the database is gone, and waiting for one
+    would take the pool's timeout, longer than a probe waits."""
+    import psycopg
+    from django.db import connections
+
+    params = connections[alias].get_connection_params()
+    params["connect_timeout"] = connect_timeout
+    with psycopg.connect(**params, autocommit=True) as conn:
+        conn.execute("SELECT 1")
+
+
+def is_pool_timeout(exc: BaseException | None) -> bool:
+    """Whether this error (or one it was raised from: Django wraps the driver's errors) is the
+    pool's timeout: every connection busy, the database itself reachable."""
+    from psycopg_pool import PoolTimeout
+
+    for _ in range(8):  # a chain of causes, never a cycle
+        if exc is None:
+            return False
+        if isinstance(exc, PoolTimeout):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 _registered = False
 
 

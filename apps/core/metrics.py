@@ -89,6 +89,11 @@ failed_credentials = Counter(
     "Requests whose credentials were refused (answered 401), by the kind of credential.",
     ["credential"],
 )
+db_pool_timeouts = Counter(
+    "autoglue_db_pool_timeouts",
+    "Requests answered 503 because every pooled PostgreSQL connection stayed busy for "
+    "DATABASE_POOL_TIMEOUT (an outage is not counted here).",
+)
 log_streams_open = Gauge(
     "autoglue_log_streams_open",
     "Live job log streams (Server-Sent Events) open right now.",

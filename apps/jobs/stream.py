@@ -42,7 +42,7 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from django.http import HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
-from apps.core import metrics
+from apps.core import db_pool, metrics
 from apps.core.api.errors import error_response
 from apps.core.tenancy import OrgKeyPrincipal
 from apps.jobs import bus, stream_slots
@@ -57,10 +57,14 @@ _RETRY_UNAVAILABLE = 5
 
 
 def _page(scope: LogScope, after: int) -> dict[str, Any]:
-    """One read; a connection that died is closed and the read tried once more."""
+    """One read; a connection that died is closed and the read tried once more. A pool with no
+    free connection is not retried: the read already waited the pool's timeout, and a second
+    wait would hold this read thread (and the viewers queued behind it) as long again."""
     try:
         return job_logs_page(scope=scope, after=after, limit=_BATCH)
-    except (OperationalError, InterfaceError):
+    except (OperationalError, InterfaceError) as exc:
+        if db_pool.is_pool_timeout(exc):
+            raise
         connection.close()
         return job_logs_page(scope=scope, after=after, limit=_BATCH)
 

@@ -15,6 +15,8 @@ from django.http import HttpResponse, JsonResponse
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
+from apps.core import db_pool, metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -91,16 +93,28 @@ def dependency_down(exc: BaseException | None) -> str | None:
     return None
 
 
+def dependency_down_reason(exc: BaseException) -> str:
+    """`pool_exhausted` when every pooled database connection stayed busy (the database is up:
+    the answer is more capacity, not an incident), `unavailable` otherwise. Counted too."""
+    if db_pool.is_pool_timeout(exc):
+        metrics.db_pool_timeouts.inc()
+        return "pool_exhausted"
+    return "unavailable"
+
+
 def log_dependency_down(dependency: str, exc: BaseException) -> None:
-    """One warning line per request: which dependency and the exception's type. The exception's
-    text is left out (a driver may quote its connection parameters); no traceback, since it is
-    an outage and not a bug."""
+    """One warning line per request: which dependency, why, and the exception's type. The
+    exception's text is left out (a driver may quote its connection parameters); no traceback,
+    since it is an outage and not a bug."""
+    reason = dependency_down_reason(exc)
     logger.warning(
-        "%s unavailable",
+        "%s %s",
         dependency,
+        reason,
         extra={
             "event": "dependency_unavailable",
             "dependency": dependency,
+            "reason": reason,
             "error": type(exc).__name__,
         },
     )

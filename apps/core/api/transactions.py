@@ -31,7 +31,7 @@ from psycopg import errors, pq
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
-from apps.core.api.errors import error_body
+from apps.core.api.errors import dependency_down_reason, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,11 @@ class AtomicWritesMixin:
         # a clean run). Logged by type only: the error text can quote the request's values.
         logger.warning(
             "database unavailable during a write",
-            extra={"event": "database_unavailable", "error": type(exc).__name__},
+            extra={
+                "event": "database_unavailable",
+                "reason": dependency_down_reason(exc),
+                "error": type(exc).__name__,
+            },
         )
         return _database_unavailable()
 

@@ -3,6 +3,7 @@
 import json
 import logging
 import socket
+import time
 from urllib.parse import urlparse
 
 import pytest
@@ -58,6 +59,29 @@ def test_readyz_is_503_naming_the_broker_when_it_is_unreachable(anon, settings):
         app.conf.broker_url = original
     assert response.status_code == 503
     assert response.json()["checks"] == {"database": "ok", "broker": "unavailable"}
+
+
+def test_readyz_is_503_naming_the_database_within_the_probe_timeout_when_it_never_answers(anon):
+    """readyz connects on a session of its own with a short connect timeout: a PostgreSQL that
+    accepts the TCP connection and then says nothing fails the check before the probe (4 s)
+    gives up."""
+    from django.db import connection
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        original = connection.settings_dict["HOST"], connection.settings_dict["PORT"]
+        connection.settings_dict["HOST"] = "127.0.0.1"
+        connection.settings_dict["PORT"] = str(silent.getsockname()[1])
+        started = time.monotonic()
+        try:
+            response = anon.get("/api/v1/readyz")
+        finally:
+            connection.settings_dict["HOST"], connection.settings_dict["PORT"] = original
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "unavailable", "broker": "ok"}
+    assert 1.5 < elapsed < 4, elapsed
 
 
 def test_version_has_every_contract_field(anon):

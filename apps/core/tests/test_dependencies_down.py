@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from django.test import Client
+from prometheus_client import REGISTRY
 
 from apps.core.tests.urls import DEAD_DB_PASSWORD
 
@@ -54,3 +55,23 @@ def test_an_unexpected_error_is_still_a_500(client):
     response = client.get("/api/v1/test/boom")
     assert response.status_code == 500
     assert "Retry-After" not in response
+
+
+def _pool_timeouts() -> float:
+    return REGISTRY.get_sample_value("autoglue_db_pool_timeouts_total") or 0.0
+
+
+@pytest.mark.parametrize(
+    ("dependency", "reason"), [("pool", "pool_exhausted"), ("database", "unavailable")]
+)
+def test_a_full_pool_is_logged_and_counted_apart_from_a_database_outage(
+    client, caplog, dependency, reason
+):
+    before = _pool_timeouts()
+    with caplog.at_level(logging.INFO):
+        response = client.get(f"/api/v1/test/down/{dependency}")
+    assert response.status_code == 503
+    assert response.json()["code"] == "service_unavailable"
+    outages = [r for r in caplog.records if getattr(r, "event", "") == "dependency_unavailable"]
+    assert [(r.dependency, r.reason) for r in outages] == [("database", reason)]
+    assert _pool_timeouts() - before == (1 if reason == "pool_exhausted" else 0)

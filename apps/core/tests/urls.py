@@ -78,17 +78,45 @@ def _database_down() -> None:
         dead.close()
 
 
+def _pool_full() -> None:
+    """A real pool of one connection, taken: the next request for one times out (PoolTimeout,
+    wrapped by Django as an OperationalError, as in a web process under a burst)."""
+    from django.db import connections
+
+    default = connections["default"]
+    settings_dict = {
+        **default.settings_dict,
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {
+            **default.settings_dict["OPTIONS"],
+            "pool": {"min_size": 0, "max_size": 1, "timeout": 0.2},
+        },
+    }
+    holder = type(default)(settings_dict, alias="full-pool")
+    waiter = type(default)(settings_dict, alias="full-pool")
+    holder.ensure_connection()
+    try:
+        waiter.ensure_connection()
+    finally:
+        waiter.close()
+        holder.close()
+        holder.close_pool()
+
+
+DOWN = {"redis": _redis_down, "database": _database_down, "pool": _pool_full}
+
+
 class DependencyView(APIView):
     authentication_classes: list = []
     permission_classes: list = []
 
     def get(self, request, dependency):
-        {"redis": _redis_down, "database": _database_down}[dependency]()
+        DOWN[dependency]()
         return Response({})
 
 
 def plain_dependency(request, dependency):
-    {"redis": _redis_down, "database": _database_down}[dependency]()
+    DOWN[dependency]()
 
 
 test_api = [
@@ -96,12 +124,12 @@ test_api = [
     re_path(r"^boom/?$", BoomView.as_view()),
     re_path(r"^search/?$", SearchView.as_view()),
     re_path(r"^plain-boom/?$", plain_boom),
-    re_path(r"^down/(?P<dependency>redis|database)/?$", DependencyView.as_view()),
+    re_path(r"^down/(?P<dependency>redis|database|pool)/?$", DependencyView.as_view()),
 ]
 
 urlpatterns = [
     path("api/v1/test/", include(test_api)),
-    re_path(r"^test-page/down/(?P<dependency>redis|database)/?$", plain_dependency),
+    re_path(r"^test-page/down/(?P<dependency>redis|database|pool)/?$", plain_dependency),
     *project_urlpatterns,
 ]
 

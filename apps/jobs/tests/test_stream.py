@@ -141,3 +141,48 @@ def test_under_wsgi_a_stream_ends_with_denied_once_its_viewer_loses_access(org, 
     rest = b"".join(chunks)
     assert b"event: denied" in rest
     assert time.monotonic() - started < 2
+
+
+POOL_WAIT = 0.5
+
+
+def test_a_read_that_finds_the_pool_full_fails_after_one_wait_not_two(org):
+    """A log read thread whose read timed out on a full pool gives up at once: waiting the
+    pool's timeout a second time would stall every viewer queued behind that thread."""
+    from django.db import OperationalError, connections
+
+    _job, scope = _run_scope(org)
+    default = connections["default"]
+    pooled = {
+        **default.settings_dict,
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {
+            **default.settings_dict["OPTIONS"],
+            "pool": {"min_size": 0, "max_size": 1, "timeout": POOL_WAIT},
+        },
+    }
+    holder = type(default)(pooled, alias="default")
+    holder.ensure_connection()  # the pool's only connection, taken
+    outcome: list[object] = []
+
+    def read() -> None:
+        # This thread's connection comes from that pool, as a web process's read thread's does.
+        connections["default"] = type(default)(pooled, alias="default")
+        started = time.monotonic()
+        try:
+            stream._page(scope, 0)
+        except OperationalError as exc:
+            outcome.append(exc)
+        finally:
+            connections["default"].close()
+        outcome.append(time.monotonic() - started)
+
+    reader = threading.Thread(target=read)
+    try:
+        reader.start()
+        reader.join(timeout=10)
+    finally:
+        holder.close()
+        holder.close_pool()
+    assert isinstance(outcome[0], OperationalError), outcome
+    assert POOL_WAIT * 0.9 <= outcome[1] < POOL_WAIT * 1.8, outcome
