@@ -6,7 +6,7 @@ the bastion and same-organization rules), metadata, runs."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -66,7 +66,21 @@ from apps.orgs.console_base import (
 )
 
 
-class KeyValueAdmin(OrgScopedAdmin):
+class NodePoolItemAdmin(OrgScopedAdmin):
+    """Labels, annotations and taints: deleting goes through the service, which detaches the item
+    from its node pools under their locks, as DELETE /labels/{id} etc. do."""
+
+    attachable_kind: ClassVar[str]
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.node_pool_item_delete(kind=self.attachable_kind, item=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for item in queryset:
+            services.node_pool_item_delete(kind=self.attachable_kind, item=item)
+
+
+class KeyValueAdmin(NodePoolItemAdmin):
     list_display = ("key", "value", "organization", "created_at")
     list_filter = (ORG_FILTER,)
     search_fields = ("key", "value")
@@ -75,16 +89,19 @@ class KeyValueAdmin(OrgScopedAdmin):
 
 @admin.register(Label)
 class LabelAdmin(KeyValueAdmin):
+    attachable_kind = "labels"
     api_rules = APIRules(create=LabelSerializer)
 
 
 @admin.register(Annotation)
 class AnnotationAdmin(KeyValueAdmin):
+    attachable_kind = "annotations"
     api_rules = APIRules(create=AnnotationSerializer)
 
 
 @admin.register(Taint)
-class TaintAdmin(OrgScopedAdmin):
+class TaintAdmin(NodePoolItemAdmin):
+    attachable_kind = "taints"
     list_display = ("key", "value", "effect", "organization", "created_at")
     list_filter = ("effect", ORG_FILTER)
     search_fields = ("key", "value")

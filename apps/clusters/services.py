@@ -171,6 +171,34 @@ def node_pool_detach(*, node_pool: NodePool, kind: str, item_id: str) -> None:
     ).delete()
 
 
+@transaction.atomic
+def node_pool_item_delete(*, kind: str, item: Label | Annotation | Taint) -> None:
+    """Delete a label, annotation or taint, detaching it from every node pool first under the
+    pools' locks, so a concurrent detach or pool delete and this delete record each membership's
+    removal once between them. `kind` is its ATTACHABLES key."""
+    _memberships_release(kind, item)
+    # The full row lock last: it waits for attaches already inserting a row that refers to the
+    # item (they hold other pools' locks and wait on nothing of ours) and stops new ones, so the
+    # memberships they made are seen and go too, rather than failing the delete at commit.
+    list(type(item)._default_manager.select_for_update().filter(pk=item.pk).values_list("pk"))
+    item.delete()
+
+
+def label_delete(*, label: Label) -> None:
+    """Delete a label and its node-pool memberships (see node_pool_item_delete)."""
+    node_pool_item_delete(kind="labels", item=label)
+
+
+def annotation_delete(*, annotation: Annotation) -> None:
+    """Delete an annotation and its node-pool memberships (see node_pool_item_delete)."""
+    node_pool_item_delete(kind="annotations", item=annotation)
+
+
+def taint_delete(*, taint: Taint) -> None:
+    """Delete a taint and its node-pool memberships (see node_pool_item_delete)."""
+    node_pool_item_delete(kind="taints", item=taint)
+
+
 # ---------------------------------------------------------------------------------------------
 # Clusters
 
@@ -324,13 +352,16 @@ def cluster_detach(*, organization: Organization, cluster_id: uuid.UUID, column:
     _cluster_write(organization=organization, cluster_id=cluster_id, **{column: None})
 
 
-def _server_memberships_release(server: Server) -> None:
-    """Remove a server's node-pool memberships under each pool's lock (pk order, as attach and
-    detach take them), before the server row goes. A pool deleted at the same moment takes the
-    same membership rows with it; holding its lock first means only one of the two deletes finds
-    (and so records the detach of) each row."""
-    memberships = NodePoolServer.objects.filter(
-        organization_id=server.organization_id, server_id=server.pk
+def _memberships_release(kind: str, target: models.Model) -> None:
+    """Remove a server's, label's, annotation's or taint's node-pool memberships under each
+    pool's lock (pk order, as attach and detach take them), before the target row goes. A pool
+    deleted or a detach of the same row at the same moment removes the same membership rows;
+    holding the pool's lock first means only one of them finds (and so records the detach of)
+    each row."""
+    spec = ATTACHABLES[kind]
+    memberships = spec.through._default_manager.filter(
+        organization_id=target.organization_id,  # type: ignore[attr-defined]
+        **{f"{spec.fk}_id": target.pk},
     )
     pool_ids = sorted(set(memberships.values_list("node_pool_id", flat=True)))
     if not pool_ids:
@@ -383,7 +414,7 @@ def cluster_release_references(
             )
         )
     if server is not None:
-        _server_memberships_release(server)
+        _memberships_release("servers", server)
     released = 0
     for column, target, lookup in targets:
         released += Cluster.objects.filter(organization_id=target.organization_id, **lookup).update(

@@ -92,6 +92,9 @@ class LabelViewSet(OrgScopedModelViewSet):
     not_found_code = "label_not_found"
     idempotent_delete = True
 
+    def perform_destroy(self, instance: Any) -> None:
+        services.label_delete(label=instance)
+
 
 class AnnotationViewSet(OrgScopedModelViewSet):
     lookup_url_kwarg = "id"
@@ -102,6 +105,9 @@ class AnnotationViewSet(OrgScopedModelViewSet):
     not_found_code = "not_found"
     idempotent_delete = True
 
+    def perform_destroy(self, instance: Any) -> None:
+        services.annotation_delete(annotation=instance)
+
 
 class TaintViewSet(OrgScopedModelViewSet):
     lookup_url_kwarg = "id"
@@ -111,6 +117,9 @@ class TaintViewSet(OrgScopedModelViewSet):
     invalid_id_code = "bad_request"
     not_found_code = "not_found"
     idempotent_delete = True
+
+    def perform_destroy(self, instance: Any) -> None:
+        services.taint_delete(taint=instance)
 
 
 ATTACHED_SERIALIZERS = {

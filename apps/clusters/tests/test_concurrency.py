@@ -324,3 +324,96 @@ def test_deleting_a_pool_and_one_of_its_servers_at_once_records_each_membership_
             changes__node_pool_id__before=str(pool.pk),
         )
         assert detaches.count() == 3
+
+
+def _membership_detaches(kind, item):
+    from apps.audit import events
+    from apps.audit.models import AuditEntry
+
+    return AuditEntry.objects.filter(
+        event=events.RESOURCE_DETACH,
+        object_type=f"clusters.nodepool{kind}",
+        **{f"changes__{kind}_id__before": str(item.pk)},
+    ).count()
+
+
+@pytest.mark.parametrize(
+    ("kind", "factory_name"),
+    [("label", "LabelFactory"), ("annotation", "AnnotationFactory"), ("taint", "TaintFactory")],
+)
+def test_deleting_a_label_while_it_is_detached_records_its_membership_removal_once(
+    client_for, member, org, kind, factory_name
+):
+    """Found by benchmarks/load_faults.py: a label membership "gone with 1 create and 2 delete
+    entries" when DELETE /labels/{id} and a detach of it removed the row at the same moment."""
+    from apps.clusters import models
+    from apps.clusters.tests import factories
+
+    through = getattr(models, f"NodePool{kind.capitalize()}")
+    for _ in range(5):
+        pools = [NodePoolFactory(organization=org) for _ in range(3)]
+        item = getattr(factories, factory_name)(organization=org)
+        for pool in pools:
+            through.objects.create(organization=org, node_pool=pool, **{kind: item})
+        delete_client, detach_client = client_for(member, org), client_for(member, org)
+        results = run_together(
+            partial(delete_client.delete, f"/api/v1/{kind}s/{item.pk}"),
+            partial(detach_client.delete, f"/api/v1/node-pools/{pools[1].pk}/{kind}s/{item.pk}"),
+        )
+
+        assert [r.status_code for r in results] == [204, 204]
+        assert not through.objects.filter(**{f"{kind}_id": item.pk}).exists()
+        assert _membership_detaches(kind, item) == 3
+
+
+def test_deleting_a_label_and_a_pool_holding_it_at_once_records_each_membership_once(
+    client_for, member, org
+):
+    from apps.clusters.models import NodePoolLabel
+    from apps.clusters.tests.factories import LabelFactory
+
+    for _ in range(5):
+        pools = [NodePoolFactory(organization=org) for _ in range(3)]
+        label = LabelFactory(organization=org)
+        for pool in pools:
+            NodePoolLabel.objects.create(organization=org, node_pool=pool, label=label)
+        label_client, pool_client = client_for(member, org), client_for(member, org)
+        results = run_together(
+            partial(label_client.delete, f"/api/v1/labels/{label.pk}"),
+            partial(pool_client.delete, f"/api/v1/node-pools/{pools[0].pk}"),
+        )
+
+        assert [r.status_code for r in results] == [204, 204]
+        assert _membership_detaches("label", label) == 3
+
+
+def test_deleting_a_label_while_it_is_attached_to_its_pools_never_deadlocks(
+    client_for, member, org
+):
+    """The label delete holds the label's row and then waits for the pools; an attach holds a
+    pool and then inserts a row referring to the label. Neither may wait on the other."""
+    from apps.clusters.models import Label, NodePoolLabel
+    from apps.clusters.tests.factories import LabelFactory
+
+    for _ in range(5):
+        pools = [NodePoolFactory(organization=org) for _ in range(2)]
+        label = LabelFactory(organization=org)
+        NodePoolLabel.objects.create(organization=org, node_pool=pools[0], label=label)
+        c = [client_for(member, org) for _ in range(3)]
+        results = run_together(
+            partial(c[0].delete, f"/api/v1/labels/{label.pk}"),
+            partial(
+                c[1].post,
+                f"/api/v1/node-pools/{pools[0].pk}/labels",
+                {"label_ids": [str(label.pk)]},
+                format="json",
+            ),
+            partial(c[2].delete, f"/api/v1/node-pools/{pools[0].pk}/labels/{label.pk}"),
+        )
+
+        deleted, attached, detached = (r.status_code for r in results)
+        assert deleted == 204
+        assert attached in (204, 404)
+        assert detached == 204
+        assert not Label.objects.filter(pk=label.pk).exists()
+        assert not NodePoolLabel.objects.filter(label_id=label.pk).exists()
