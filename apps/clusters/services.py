@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from apps.audit import events as audit_events
@@ -149,8 +149,21 @@ def node_pool_attach(*, node_pool: NodePool, kind: str, ids: Sequence[Any]) -> i
         for pk in wanted
         if pk not in existing
     ]
-    # ignore_conflicts: a concurrent attach of the same id is not an error, it is the same set.
-    spec.through._default_manager.bulk_create(rows, ignore_conflicts=True)
+    try:
+        # ignore_conflicts: a concurrent attach of the same id is not an error, it is the same
+        # set.
+        with transaction.atomic():
+            spec.through._default_manager.bulk_create(rows, ignore_conflicts=True)
+            # The foreign keys are checked at commit; check them now, so a target deleted
+            # since it was read here (its delete committed while this check waited on its row)
+            # fails in this block and answers as if it had been gone before: 404 naming it.
+            connection.check_constraints()
+    except IntegrityError:
+        still = set(spec.model._default_manager.filter(pk__in=wanted).values_list("pk", flat=True))
+        gone = [pk for pk in wanted if pk not in still]
+        if not gone:
+            raise
+        raise not_found(spec.not_found_code, f"{spec.noun} {gone[0]} not found") from None
     audit_rows_attached(rows)
     return len(rows)
 
