@@ -260,3 +260,34 @@ def test_a_bad_label_key_is_refused_in_words_about_the_key(alice, org):
     errors = response.context["adminform"].form.errors
     assert "must consist of alphanumeric characters" in str(errors["key"])
     assert "name" not in str(errors["key"])
+
+
+def test_deleting_labels_and_taints_in_the_console_detaches_them_from_their_pools_once(alice, org):
+    from apps.audit import events
+    from apps.audit.models import AuditEntry
+    from apps.clusters.models import Label, NodePoolLabel, NodePoolTaint, Taint
+    from apps.clusters.tests.factories import LabelFactory, TaintFactory
+
+    pools = NodePoolFactory.create_batch(2, organization=org)
+    label, taint, other = (
+        LabelFactory(organization=org),
+        TaintFactory(organization=org),
+        TaintFactory(organization=org),
+    )
+    for pool in pools:
+        NodePoolLabel.objects.create(organization=org, node_pool=pool, label=label)
+        NodePoolTaint.objects.create(organization=org, node_pool=pool, taint=taint)
+        NodePoolTaint.objects.create(organization=org, node_pool=pool, taint=other)
+
+    alice.post(f"/admin/clusters/label/{label.pk}/delete/", {"post": "yes"})
+    alice.post(
+        "/admin/clusters/taint/",
+        {"action": "delete_selected", "_selected_action": [taint.pk, other.pk], "post": "yes"},
+    )
+
+    assert not Label.objects.filter(pk=label.pk).exists()
+    assert not Taint.objects.filter(pk__in=[taint.pk, other.pk]).exists()
+    assert not NodePoolLabel.objects.exists() and not NodePoolTaint.objects.exists()
+    detaches = AuditEntry.objects.filter(event=events.RESOURCE_DETACH)
+    assert detaches.filter(object_type="clusters.nodepoollabel").count() == 2
+    assert detaches.filter(object_type="clusters.nodepooltaint").count() == 4
