@@ -185,10 +185,7 @@ class _ScopedViewSet(AtomicWritesMixin, viewsets.GenericViewSet):
             # Under the row lock, a conditional write compares and writes at one moment, and of
             # concurrent DELETEs only the first finds the row: the others find it gone (204 or
             # 404) and record nothing, so the log holds one delete, as it happened.
-            # NO KEY UPDATE, the strength of an ordinary UPDATE: a writer inserting a row that
-            # refers to this one (an attach holding its node pool's lock) is not blocked by it,
-            # so a delete that then takes the pools' locks (label_delete) cannot deadlock it.
-            queryset = queryset.select_for_update(of=("self",), no_key=True)
+            queryset = queryset.select_for_update(of=("self",))
         obj = queryset.first()
         if obj is not None:
             self.check_object_permissions(self.request, obj)
