@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -904,14 +904,17 @@ def webhook_dispatch(*, now: datetime | None = None) -> dict[str, int]:
     return {"published": len(ids)}
 
 
-def _within_free_slots(wanted: Q, limit: int, now: datetime) -> Any:
+def _within_free_slots(wanted: Q, limit: int, now: datetime) -> list[Any]:
     """The ids of `wanted` deliveries, per endpoint at most its free slots (`limit` less its live
     claims and its messages on their way), earliest due first: a message past the limit would
     only be refused and postponed again, and a busy endpoint's backlog republished every run
-    would flood the queue. Each attempt that ends hands its slot on (`_hand_on`)."""
+    would flood the queue. Each attempt that ends hands its slot on (`_hand_on`).
+
+    One statement: the wanted rows ranked per endpoint, joined to each endpoint's occupied
+    count computed once (a GROUP BY), not recounted per row: a correlated count made a backlog
+    of 20,000 for one endpoint cost 20 s a run, and the dispatcher serves every organization."""
     occupied = (
-        WebhookDelivery.objects.filter(endpoint_id=OuterRef("endpoint_id"))
-        .filter(
+        WebhookDelivery.objects.filter(
             Q(status=WebhookDelivery.Status.DELIVERING, claimed_until__gte=now)
             | (
                 Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
@@ -921,8 +924,8 @@ def _within_free_slots(wanted: Q, limit: int, now: datetime) -> Any:
         )
         .order_by()
         .values("endpoint_id")
-        .annotate(count=Count("pk"))
-        .values("count")
+        .annotate(busy=Count("pk"))
+        .values("endpoint_id", "busy")
     )
     ranked = (
         WebhookDelivery.objects.filter(wanted)
@@ -931,12 +934,25 @@ def _within_free_slots(wanted: Q, limit: int, now: datetime) -> Any:
                 RowNumber(),
                 partition_by=[F("endpoint_id")],
                 order_by=[F("next_attempt_at").asc(), F("pk").asc()],
-            ),
-            occupied=Coalesce(Subquery(occupied), 0),
+            )
         )
-        .filter(rank__lte=limit - F("occupied"))
+        .order_by()
+        .values("pk", "endpoint_id", "next_attempt_at", "rank")
     )
-    return ranked.values("pk")
+    ranked_sql, ranked_params = ranked.query.sql_with_params()
+    occupied_sql, occupied_params = occupied.query.sql_with_params()
+    # Column names are the aliases `values()` gives: `pk`, `endpoint_id`, `next_attempt_at`, and
+    # the annotations `rank` and `busy`. At most a batch of ids, earliest due first, as the
+    # caller publishes.
+    sql = (
+        f"SELECT ranked.pk FROM ({ranked_sql}) AS ranked "  # noqa: S608 - both compiled by the ORM
+        f"LEFT JOIN ({occupied_sql}) AS occupied ON occupied.endpoint_id = ranked.endpoint_id "
+        "WHERE ranked.rank <= %s - COALESCE(occupied.busy, 0) "
+        "ORDER BY ranked.next_attempt_at LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*ranked_params, *occupied_params, limit, DISPATCH_BATCH])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _hand_on(endpoint_id: Any, now: datetime) -> None:
